@@ -1,0 +1,26 @@
+# One INTERFACE target that carries the project's warnings and strictness defines.
+# Every KeyRelay target links it; third-party code does not.
+add_library(keyrelay_common_config INTERFACE)
+add_library(KeyRelay::CommonConfig ALIAS keyrelay_common_config)
+
+target_compile_options(keyrelay_common_config INTERFACE
+    $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wpedantic -Werror -Wshadow -Wnon-virtual-dtor
+        -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wformat=2>)
+
+target_compile_definitions(keyrelay_common_config INTERFACE
+    QT_NO_CAST_FROM_ASCII
+    QT_NO_CAST_TO_ASCII
+    QT_NO_CAST_FROM_BYTEARRAY
+    QT_NO_URL_CAST_FROM_STRING
+    QT_NO_NARROWING_CONVERSIONS_IN_CONNECT
+    QT_NO_FOREACH
+    QT_STRICT_ITERATORS
+    QT_USE_QSTRINGBUILDER
+    QT_DISABLE_DEPRECATED_BEFORE=0x060400
+    KEYRELAY_VERSION="${PROJECT_VERSION}")
+
+if(KEYRELAY_SANITIZE)
+    target_compile_options(keyrelay_common_config INTERFACE
+        -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    target_link_options(keyrelay_common_config INTERFACE -fsanitize=address,undefined)
+endif()

@@ -1,0 +1,114 @@
+// One client connection of the local HTTP/1.1 server: parses requests, frames responses.
+#pragma once
+
+#include <QBasicTimer>
+#include <QByteArray>
+#include <QElapsedTimer>
+#include <QList>
+#include <QObject>
+#include <QPair>
+#include <QPointer>
+#include <QTcpSocket>
+
+namespace keyrelay {
+
+using HeaderList = QList<QPair<QByteArray, QByteArray>>;
+
+/// Case-insensitive lookup of the first header named @p name.
+QByteArray headerValue(const HeaderList &headers, const QByteArray &name);
+
+struct HttpRequest
+{
+    QByteArray method; ///< upper case as sent, e.g. "POST"
+    QByteArray target; ///< request target as sent, e.g. "/v1/models?limit=5"
+    int minorVersion = 1; ///< HTTP/1.x
+    HeaderList headers; ///< in order, names as sent
+    QByteArray body; ///< de-chunked
+    bool keepAlive = true;
+
+    QByteArray header(const QByteArray &name) const { return headerValue(headers, name); }
+};
+
+struct HttpLimits
+{
+    qint64 maxHeadBytes = 64 * 1024;
+    qint64 maxBodyBytes = qint64(32) * 1024 * 1024;
+    int keepAliveIdleMs = 120 * 1000; ///< an idle connection (no request in flight) is closed after this
+};
+
+class HttpConnection : public QObject
+{
+    Q_OBJECT
+public:
+    HttpConnection(QTcpSocket *socket, const HttpLimits &limits, QObject *parent = nullptr);
+    ~HttpConnection() override;
+
+    QHostAddress peerAddress() const;
+    QHostAddress localAddress() const;
+    bool isOpen() const;
+    /// Bytes handed to the socket that the client has not taken yet.
+    qint64 pendingOutput() const;
+
+    /// Starts a response. @p contentLength -1 means the length is unknown: chunked framing for
+    /// HTTP/1.1 clients, close-delimited for HTTP/1.0. No body is sent for HEAD, 1xx, 204 and 304.
+    void writeHead(int status, const HeaderList &headers, qint64 contentLength = -1);
+    void writeBody(const QByteArray &data);
+    /// Ends the response; the connection then reads the next request (keep-alive) or closes.
+    void finishResponse();
+    /// Drops the connection in the middle of a response so the client sees an incomplete reply.
+    void abortResponse();
+    /// A whole response in one call.
+    void sendResponse(int status, const HeaderList &headers, const QByteArray &body);
+
+    bool headWritten() const { return m_headWritten; }
+    qint64 bodyBytesWritten() const { return m_bodyBytesWritten; }
+
+    static QByteArray reasonPhrase(int status);
+
+Q_SIGNALS:
+    /// A complete request arrived. No further request is read until the response is finished.
+    void requestReceived(keyrelay::HttpConnection *connection, const keyrelay::HttpRequest &request);
+    /// The client went away while a request was being handled.
+    void clientGone();
+    /// The socket's send buffer drained below the low watermark (for back-pressure).
+    void outputDrained();
+    /// The connection is closed and the object will be deleted.
+    void closed();
+
+protected:
+    void timerEvent(QTimerEvent *event) override;
+
+private:
+    enum class State { ReadingHead, ReadingBody, ReadingChunked, Handling, Closing, Closed };
+
+    void onReadyRead();
+    void processInput();
+    bool parseHead(qsizetype headEnd, qsizetype headLength);
+    bool readChunked();
+    void dispatch();
+    void rejectAndClose(int status, const QByteArray &message);
+    void closeNow();
+    void onDisconnected();
+    void onBytesWritten();
+    void restartIdleTimer();
+
+    QPointer<QTcpSocket> m_socket;
+    HttpLimits m_limits;
+    State m_state = State::ReadingHead;
+    QByteArray m_input;
+    HttpRequest m_request;
+    qint64 m_bodyRemaining = 0;
+    bool m_expectContinue = false;
+    QBasicTimer m_idleTimer;
+
+    bool m_headWritten = false;
+    bool m_chunked = false;
+    bool m_noBody = false;
+    bool m_closeAfterResponse = false;
+    bool m_isHeadRequest = false;
+    int m_requestMinorVersion = 1;
+    qint64 m_bodyBytesWritten = 0;
+    bool m_processScheduled = false;
+};
+
+} // namespace keyrelay

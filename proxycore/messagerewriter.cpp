@@ -1,0 +1,249 @@
+#include "messagerewriter.h"
+
+#include "logging.h"
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QList>
+
+namespace keyrelay {
+
+namespace {
+
+struct Span
+{
+    qsizetype begin = 0;
+    qsizetype end = 0; // one past the last byte
+};
+
+bool isJsonSpace(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+// A tiny scanner over text that QJsonDocument has already accepted as valid JSON, so it only needs
+// to find where values begin and end, not to diagnose errors.
+class JsonScanner
+{
+public:
+    explicit JsonScanner(const QByteArray &text)
+        : m_text(text)
+    {
+    }
+
+    void skipSpace(qsizetype &pos) const
+    {
+        while (pos < m_text.size() && isJsonSpace(m_text.at(pos)))
+            ++pos;
+    }
+
+    // pos at the opening quote; returns the position after the closing quote.
+    bool skipString(qsizetype &pos) const
+    {
+        ++pos;
+        while (pos < m_text.size()) {
+            const char c = m_text.at(pos);
+            if (c == '\\') {
+                pos += 2;
+                continue;
+            }
+            ++pos;
+            if (c == '"')
+                return true;
+        }
+        return false;
+    }
+
+    bool skipValue(qsizetype &pos) const
+    {
+        if (pos >= m_text.size())
+            return false;
+        const char first = m_text.at(pos);
+        if (first == '"')
+            return skipString(pos);
+        if (first == '{' || first == '[') {
+            int depth = 0;
+            while (pos < m_text.size()) {
+                const char c = m_text.at(pos);
+                if (c == '"') {
+                    if (!skipString(pos))
+                        return false;
+                    continue;
+                }
+                ++pos;
+                if (c == '{' || c == '[') {
+                    ++depth;
+                } else if (c == '}' || c == ']') {
+                    if (--depth == 0)
+                        return true;
+                }
+            }
+            return false;
+        }
+        while (pos < m_text.size()) {
+            const char c = m_text.at(pos);
+            if (c == ',' || c == ']' || c == '}' || isJsonSpace(c))
+                break;
+            ++pos;
+        }
+        return true;
+    }
+
+    // Finds the value of a top-level member whose raw key is @p key. Returns false if absent.
+    bool findMember(const QByteArray &key, Span *value) const
+    {
+        qsizetype pos = 0;
+        skipSpace(pos);
+        if (pos >= m_text.size() || m_text.at(pos) != '{')
+            return false;
+        ++pos;
+        bool found = false;
+        while (true) {
+            skipSpace(pos);
+            if (pos >= m_text.size() || m_text.at(pos) == '}')
+                return found;
+            const qsizetype keyBegin = pos;
+            if (!skipString(pos))
+                return false;
+            const bool matches = m_text.mid(keyBegin + 1, pos - keyBegin - 2) == key;
+            skipSpace(pos);
+            if (pos >= m_text.size() || m_text.at(pos) != ':')
+                return false;
+            ++pos;
+            skipSpace(pos);
+            const qsizetype valueBegin = pos;
+            if (!skipValue(pos))
+                return false;
+            if (matches) { // a duplicate key: like QJsonDocument, the last one wins
+                *value = {valueBegin, pos};
+                found = true;
+            }
+            skipSpace(pos);
+            if (pos < m_text.size() && m_text.at(pos) == ',')
+                ++pos;
+        }
+    }
+
+    // The elements of the array that starts at @p array.begin.
+    bool elements(const Span &array, QList<Span> *result) const
+    {
+        qsizetype pos = array.begin;
+        if (m_text.at(pos) != '[')
+            return false;
+        ++pos;
+        while (true) {
+            skipSpace(pos);
+            if (pos >= array.end)
+                return false;
+            if (m_text.at(pos) == ']')
+                return true;
+            const qsizetype begin = pos;
+            if (!skipValue(pos))
+                return false;
+            result->append({begin, pos});
+            skipSpace(pos);
+            if (pos < array.end && m_text.at(pos) == ',')
+                ++pos;
+        }
+    }
+
+private:
+    const QByteArray &m_text;
+};
+
+} // namespace
+
+bool MessageRewriter::appliesTo(const QByteArray &method, const QString &path)
+{
+    if (method != "POST")
+        return false;
+    QString pathOnly = path.section(QLatin1Char('?'), 0, 0);
+    while (pathOnly.endsWith(QLatin1Char('/')))
+        pathOnly.chop(1);
+    return pathOnly.endsWith(QLatin1String("/chat/completions"));
+}
+
+QString MessageRewriter::modelOf(const QByteArray &body)
+{
+    const QJsonDocument document = QJsonDocument::fromJson(body);
+    return document.isObject() ? document.object().value(QLatin1String("model")).toString() : QString();
+}
+
+MessageRewriter::Result MessageRewriter::rewrite(const QByteArray &body, const RewriteOptions &options)
+{
+    Result result;
+    QJsonParseError parseError{};
+    const QJsonDocument document = QJsonDocument::fromJson(body, &parseError);
+    if (parseError.error != QJsonParseError::NoError) {
+        result.outcome = Outcome::InvalidJson;
+        result.error = QStringLiteral("request body is not valid JSON: %1 at offset %2")
+                           .arg(parseError.errorString())
+                           .arg(parseError.offset);
+        return result;
+    }
+    if (!document.isObject())
+        return result;
+    const QJsonObject root = document.object();
+    result.model = root.value(QLatin1String("model")).toString();
+    if (!options.enabled)
+        return result;
+    const QJsonValue messagesValue = root.value(QLatin1String("messages"));
+    if (!messagesValue.isArray())
+        return result;
+    const QJsonArray messages = messagesValue.toArray();
+    const qsizetype count = messages.size();
+    if (count <= options.threshold || count - 1 <= options.depth)
+        return result;
+    const QJsonValue first = messages.at(0);
+    if (!first.isObject()
+        || first.toObject().value(QLatin1String("role")).toString().compare(QLatin1String("system"),
+                                                                             Qt::CaseInsensitive)
+            != 0) {
+        return result;
+    }
+
+    // The new order: everything before the last `depth` messages, the system message, then those.
+    const qsizetype movedTo = count - options.depth; // index of the first message that stays after S
+    QList<qsizetype> order;
+    order.reserve(count);
+    for (qsizetype i = 1; i < movedTo; ++i)
+        order.append(i);
+    order.append(0);
+    for (qsizetype i = movedTo; i < count; ++i)
+        order.append(i);
+
+    const JsonScanner scanner(body);
+    Span array;
+    QList<Span> elements;
+    if (scanner.findMember("messages", &array) && scanner.elements(array, &elements)
+        && elements.size() == count) {
+        QByteArray out;
+        out.reserve(body.size());
+        out.append(body.constData(), elements.first().begin);
+        for (qsizetype slot = 0; slot < count; ++slot) {
+            const Span &source = elements.at(order.at(slot));
+            out.append(body.constData() + source.begin, source.end - source.begin);
+            // keep the original separator that followed this slot
+            const qsizetype gapBegin = elements.at(slot).end;
+            const qsizetype gapEnd = slot + 1 < count ? elements.at(slot + 1).begin : elements.last().end;
+            out.append(body.constData() + gapBegin, gapEnd - gapBegin);
+        }
+        out.append(body.constData() + elements.last().end, body.size() - elements.last().end);
+        result.body = out;
+    } else {
+        // Unusual spelling (e.g. an escaped key): fall back to re-serialising the document.
+        qCDebug(lcRewrite) << "byte-level rewrite not possible, re-serialising the body";
+        QJsonArray reordered;
+        for (const qsizetype index : std::as_const(order))
+            reordered.append(messages.at(index));
+        QJsonObject copy = root;
+        copy.insert(QLatin1String("messages"), reordered);
+        result.body = QJsonDocument(copy).toJson(QJsonDocument::Compact);
+    }
+    result.outcome = Outcome::Rewritten;
+    qCDebug(lcRewrite) << "moved the system message of" << count << "messages to index" << (movedTo - 1);
+    return result;
+}
+
+} // namespace keyrelay

@@ -1,0 +1,47 @@
+// Everything the proxy needs to know to run, as plain values.
+#pragma once
+
+#include <QHostAddress>
+#include <QNetworkProxy>
+#include <QString>
+#include <QStringList>
+#include <QUrl>
+
+namespace keyrelay {
+
+struct ProxyConfig
+{
+    static constexpr quint16 DefaultPort = 9000;
+
+    QString listenHost = QStringLiteral("127.0.0.1");
+    quint16 listenPort = DefaultPort; ///< 0 picks a free port (tests)
+    bool allowRemoteClients = false; ///< listening on a non-loopback address needs this
+    QUrl upstream = QUrl(QStringLiteral("https://api.openai.com"));
+    QString upstreamProxy; ///< "" = none, "system", or http://[user:pass@]host:port, socks5://...
+    bool reorderEnabled = true;
+    int reorderThreshold = 4; ///< rewrite when there are more messages than this
+    int reorderDepth = 3; ///< messages that follow the system message after the rewrite
+    QStringList stripPrefixes; ///< path prefixes removed before forwarding, e.g. "/release"
+    int connectTimeoutSec = 15;
+    int idleTimeoutSec = 300; ///< no bytes in either direction for this long ends the request
+    qint64 maxBodyBytes = qint64(32) * 1024 * 1024;
+    QString corsAllowOrigin = QStringLiteral("*");
+    int shutdownGraceSec = 10; ///< how long a stop waits for in-flight responses
+
+    /// Human-readable problems; empty when the configuration can be used.
+    QStringList validate() const;
+
+    /// Parses "HOST:PORT", "[v6]:PORT", "PORT" or "HOST". Returns false with an error message on bad input.
+    static bool parseListen(const QString &text, QString *host, quint16 *port, QString *error);
+    /// Parses an upstream base URL; accepts http and https, with or without a path.
+    static bool parseUpstream(const QString &text, QUrl *url, QString *error);
+    /// Parses the upstream proxy setting into a QNetworkProxy.
+    static bool parseUpstreamProxy(const QString &text, QNetworkProxy *proxy, bool *useSystem, QString *error);
+
+    /// The addresses to listen on: both loopbacks for "localhost", else the one address.
+    QList<QHostAddress> listenAddresses() const;
+    /// "http://127.0.0.1:9000" style base of the local endpoint (with the actual port when given).
+    QString endpointUrl(quint16 actualPort = 0) const;
+};
+
+} // namespace keyrelay

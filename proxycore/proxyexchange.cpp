@@ -1,0 +1,537 @@
+#include "proxyexchange.h"
+
+#include "logging.h"
+#include "messagerewriter.h"
+#include "openaierror.h"
+#include "upstreampool.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QNetworkAccessManager>
+#include <QTimerEvent>
+
+namespace keyrelay {
+
+namespace {
+
+constexpr qint64 ClientBacklogLimit = 1024 * 1024; ///< stop reading upstream while the client lags this much
+constexpr qint64 UpstreamReadBuffer = 256 * 1024;
+constexpr qint64 MaxCapturedJson = 4 * 1024 * 1024;
+constexpr qint64 CapturedStreamTail = 64 * 1024;
+constexpr qint64 MaxModelScanBytes = 4 * 1024 * 1024;
+
+bool isHopByHop(const QByteArray &lowerName)
+{
+    return lowerName == "connection" || lowerName == "keep-alive" || lowerName == "proxy-connection"
+        || lowerName == "proxy-authenticate" || lowerName == "proxy-authorization" || lowerName == "te"
+        || lowerName == "trailer" || lowerName == "trailers" || lowerName == "transfer-encoding"
+        || lowerName == "upgrade";
+}
+
+QSet<QByteArray> namedInConnection(const QByteArray &connectionHeader)
+{
+    QSet<QByteArray> names;
+    const QList<QByteArray> parts = connectionHeader.split(',');
+    for (const QByteArray &part : parts) {
+        const QByteArray name = part.trimmed().toLower();
+        if (!name.isEmpty() && name != "close" && name != "keep-alive")
+            names.insert(name);
+    }
+    return names;
+}
+
+QByteArray defaultUserAgent()
+{
+    return QByteArrayLiteral("KeyRelay/" KEYRELAY_VERSION);
+}
+
+const QByteArray ExposedHeaders = QByteArrayLiteral(
+    "x-request-id, openai-organization, openai-processing-ms, openai-version, openai-model, retry-after, "
+    "x-ratelimit-limit-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-requests, "
+    "x-ratelimit-remaining-tokens, x-ratelimit-reset-requests, x-ratelimit-reset-tokens");
+
+} // namespace
+
+ProxyExchange::ProxyExchange(quint64 id, HttpConnection *client, const HttpRequest &request,
+                             std::shared_ptr<const ProxyConfig> config, KeyPool *keys, UpstreamPool *upstream,
+                             QObject *parent)
+    : QObject(parent)
+    , m_client(client)
+    , m_request(request)
+    , m_config(std::move(config))
+    , m_keys(keys)
+    , m_upstream(upstream)
+{
+    m_clock.start();
+    m_record.id = id;
+    m_record.startedAt = QDateTime::currentDateTime();
+    m_record.method = QString::fromLatin1(request.method);
+    m_record.path = QString::fromUtf8(request.target);
+    m_record.requestBytes = request.body.size();
+    connect(client, &HttpConnection::clientGone, this, &ProxyExchange::onClientGone);
+    connect(client, &HttpConnection::outputDrained, this, &ProxyExchange::pump);
+}
+
+ProxyExchange::~ProxyExchange()
+{
+    dropReply();
+}
+
+QString ProxyExchange::upstreamPath(const QString &basePath, const QString &clientPath,
+                                    const QStringList &stripPrefixes)
+{
+    QString path = clientPath;
+    for (const QString &prefix : stripPrefixes) {
+        if (path == prefix) {
+            path = QStringLiteral("/");
+            break;
+        }
+        if (path.startsWith(prefix + QLatin1Char('/'))) {
+            path = path.mid(prefix.size());
+            break;
+        }
+    }
+    while (path.startsWith(QLatin1String("/v1/v1/")) || path == QLatin1String("/v1/v1"))
+        path.remove(0, 3);
+    QString base = basePath;
+    while (base.endsWith(QLatin1Char('/')))
+        base.chop(1);
+    // A base URL pasted with its version ("https://host/v1") and a client that adds "/v1" itself.
+    if (base.endsWith(QLatin1String("/v1")) && (path.startsWith(QLatin1String("/v1/")) || path == QLatin1String("/v1")))
+        path.remove(0, 3);
+    return base + path;
+}
+
+void ProxyExchange::start()
+{
+    const ProxyConfig &config = *m_config;
+
+    // Which key: the pool's, or in pass-through mode the client's own.
+    QByteArray authorization = m_request.header("Authorization").trimmed();
+    if (authorization.toLower().startsWith("bearer "))
+        m_clientKey = QString::fromUtf8(authorization.mid(7).trimmed());
+    else if (!authorization.isEmpty())
+        m_clientKey = QString::fromUtf8(authorization);
+    const QByteArray apiKeyHeader = m_request.header("api-key").trimmed();
+    if (m_clientKey.isEmpty() && !apiKeyHeader.isEmpty()) {
+        m_clientKey = QString::fromUtf8(apiKeyHeader);
+        m_clientUsedApiKeyHeader = true;
+    }
+
+    // The body: rewrite chat conversations, read the model for the log.
+    m_body = m_request.body;
+    const QString pathOnly = m_record.path.section(QLatin1Char('?'), 0, 0);
+    const bool isChat = MessageRewriter::appliesTo(m_request.method, pathOnly);
+    if (isChat) {
+        const RewriteOptions options{config.reorderEnabled, config.reorderThreshold, config.reorderDepth};
+        const MessageRewriter::Result result = MessageRewriter::rewrite(m_body, options);
+        m_record.model = result.model;
+        if (result.outcome == MessageRewriter::Outcome::InvalidJson && config.reorderEnabled) {
+            respondWithError(400, result.error, QStringLiteral("invalid_request_error"), QStringLiteral("invalid_json"));
+            return;
+        }
+        if (result.outcome == MessageRewriter::Outcome::Rewritten) {
+            m_body = result.body;
+            m_record.rewritten = true;
+        }
+    } else if (!m_body.isEmpty() && m_body.size() <= MaxModelScanBytes
+               && m_request.header("Content-Type").toLower().contains("json")) {
+        m_record.model = MessageRewriter::modelOf(m_body);
+    }
+
+    // Where it goes.
+    if (!m_request.target.startsWith('/')) {
+        respondWithError(400, QStringLiteral("request target must be a path"), QStringLiteral("invalid_request_error"),
+                         QStringLiteral("bad_request"));
+        return;
+    }
+    const QByteArray target = m_request.target;
+    const qsizetype queryAt = target.indexOf('?');
+    const QString clientPath = QUrl::fromPercentEncoding(queryAt < 0 ? target : target.left(queryAt));
+    m_upstreamUrl = config.upstream;
+    m_upstreamUrl.setPath(upstreamPath(config.upstream.path(), clientPath, config.stripPrefixes));
+    if (queryAt >= 0)
+        m_upstreamUrl.setQuery(QString::fromUtf8(target.mid(queryAt + 1)), QUrl::StrictMode);
+    if (!m_upstreamUrl.isValid()) {
+        respondWithError(400, QStringLiteral("request path is not a valid URL path"),
+                         QStringLiteral("invalid_request_error"), QStringLiteral("bad_request"));
+        return;
+    }
+
+    if (!m_keys->isEmpty()) {
+        m_lease = m_keys->acquire(m_triedKeys);
+        if (!m_lease.isValid()) {
+            respondWithError(503, QStringLiteral("KeyRelay has no usable API key: every key is disabled or was "
+                                                 "rejected by the upstream. Check the keys in KeyRelay."),
+                             QStringLiteral("keyrelay_error"), QStringLiteral("no_usable_key"));
+            return;
+        }
+    } else if (!m_clientKey.isEmpty()) {
+        m_lease = m_keys->passThrough(m_clientKey);
+    }
+    m_record.keyLabel = m_lease.label;
+    sendUpstream();
+}
+
+QNetworkRequest ProxyExchange::buildUpstreamRequest() const
+{
+    QNetworkRequest request(m_upstreamUrl);
+    const QSet<QByteArray> connectionNamed = namedInConnection(m_request.header("Connection"));
+    bool hasUserAgent = false;
+    for (const auto &header : m_request.headers) {
+        const QByteArray name = header.first.toLower();
+        if (isHopByHop(name) || connectionNamed.contains(name) || name == "host" || name == "expect"
+            || name == "content-length" || name == "authorization" || name == "api-key"
+            || name == "accept-encoding") {
+            continue;
+        }
+        if (name == "user-agent")
+            hasUserAgent = !header.second.isEmpty();
+        // Repeated headers are joined, as HTTP allows for list-valued fields.
+        const QByteArray existing = request.rawHeader(header.first);
+        request.setRawHeader(header.first, existing.isEmpty() ? header.second : existing + ", " + header.second);
+    }
+    if (!hasUserAgent)
+        request.setRawHeader("User-Agent", defaultUserAgent());
+    if (m_lease.isValid()) {
+        if (m_clientUsedApiKeyHeader)
+            request.setRawHeader("api-key", m_lease.secret.toUtf8());
+        else
+            request.setRawHeader("Authorization", "Bearer " + m_lease.secret.toUtf8());
+    }
+    request.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
+    request.setAttribute(QNetworkRequest::CookieLoadControlAttribute, QNetworkRequest::Manual);
+    request.setAttribute(QNetworkRequest::CookieSaveControlAttribute, QNetworkRequest::Manual);
+    request.setAttribute(QNetworkRequest::CacheLoadControlAttribute, QNetworkRequest::AlwaysNetwork);
+    request.setAttribute(QNetworkRequest::CacheSaveControlAttribute, false);
+    request.setTransferTimeout(0);
+    return request;
+}
+
+void ProxyExchange::sendUpstream()
+{
+    const QNetworkRequest request = buildUpstreamRequest();
+    m_manager = m_upstream->acquire();
+    if (m_request.method == "HEAD")
+        m_reply = m_manager->head(request);
+    else
+        m_reply = m_manager->sendCustomRequest(request, m_request.method, m_body);
+    m_reply->setReadBufferSize(UpstreamReadBuffer);
+    connect(m_reply, &QNetworkReply::metaDataChanged, this, &ProxyExchange::onUpstreamHeaders);
+    connect(m_reply, &QNetworkReply::readyRead, this, &ProxyExchange::onUpstreamData);
+    connect(m_reply, &QNetworkReply::finished, this, &ProxyExchange::onUpstreamFinished);
+    connect(m_reply, &QNetworkReply::requestSent, this, &ProxyExchange::onConnectionProgress);
+    connect(m_reply, &QNetworkReply::uploadProgress, this, [this](qint64 sent, qint64) {
+        if (sent > 0)
+            onConnectionProgress();
+    });
+#ifndef QT_NO_SSL
+    connect(m_reply, &QNetworkReply::encrypted, this, &ProxyExchange::onConnectionProgress);
+#endif
+    m_timeout = Timeout::None;
+    m_connectTimer.start(m_config->connectTimeoutSec * 1000, this);
+    m_idleTimer.start(m_config->idleTimeoutSec * 1000, this);
+}
+
+void ProxyExchange::onConnectionProgress()
+{
+    m_connectTimer.stop();
+    m_idleTimer.start(m_config->idleTimeoutSec * 1000, this);
+}
+
+void ProxyExchange::timerEvent(QTimerEvent *event)
+{
+    if (event->timerId() == m_connectTimer.timerId()) {
+        m_connectTimer.stop();
+        m_timeout = Timeout::Connect;
+    } else if (event->timerId() == m_idleTimer.timerId()) {
+        m_idleTimer.stop();
+        m_timeout = Timeout::Idle;
+    } else {
+        return QObject::timerEvent(event);
+    }
+    if (m_reply)
+        m_reply->abort(); // finished() follows with OperationCanceledError
+}
+
+HeaderList ProxyExchange::responseHeaders() const
+{
+    HeaderList headers;
+    const QSet<QByteArray> connectionNamed = namedInConnection(m_reply->rawHeader("Connection"));
+    const auto pairs = m_reply->rawHeaderPairs();
+    headers.reserve(pairs.size() + 2);
+    for (const auto &pair : pairs) {
+        const QByteArray name = pair.first.toLower();
+        if (isHopByHop(name) || connectionNamed.contains(name) || name == "content-length"
+            || name == "content-encoding" || name.startsWith("access-control-")) {
+            continue;
+        }
+        if (name == "set-cookie") { // QNetworkReply joins repeated Set-Cookie headers with newlines
+            const QList<QByteArray> cookies = pair.second.split('\n');
+            for (const QByteArray &cookie : cookies)
+                headers.append({pair.first, cookie});
+            continue;
+        }
+        headers.append(pair);
+    }
+    headers.append({"Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8()});
+    headers.append({"Access-Control-Expose-Headers", ExposedHeaders});
+    return headers;
+}
+
+void ProxyExchange::onUpstreamHeaders()
+{
+    if (m_headSent || !m_reply || m_completed)
+        return;
+    const QVariant statusAttribute = m_reply->attribute(QNetworkRequest::HttpStatusCodeAttribute);
+    if (!statusAttribute.isValid())
+        return; // not an HTTP response yet (connection error follows in finished())
+    m_connectTimer.stop();
+    m_idleTimer.start(m_config->idleTimeoutSec * 1000, this);
+    const int status = statusAttribute.toInt();
+
+    if (m_lease.index >= 0) {
+        const int retryAfter = m_reply->rawHeader("Retry-After").trimmed().toInt();
+        m_keys->reportResult(m_lease.index, status, retryAfter,
+                             status >= 400 ? QStringLiteral("upstream answered %1").arg(status) : QString());
+        // A key the upstream refuses is skipped: try the next one while the client has seen nothing.
+        if ((status == 401 || status == 403 || status == 429)) {
+            m_triedKeys.insert(m_lease.index);
+            if (m_keys->hasUsableKey(m_triedKeys)) {
+                qCInfo(lcForward).noquote() << "key" << m_lease.label << "got" << status << "- retrying with the next key";
+                dropReply();
+                m_lease = m_keys->acquire(m_triedKeys);
+                if (m_lease.isValid()) {
+                    ++m_record.attempts;
+                    m_record.keyLabel = m_lease.label;
+                    sendUpstream();
+                    return;
+                }
+            }
+        }
+    }
+
+    m_headSent = true;
+    m_record.status = status;
+    m_record.latencyMs = m_clock.elapsed();
+    const QByteArray contentType = m_reply->rawHeader("Content-Type").toLower();
+    m_record.streamed = contentType.startsWith("text/event-stream");
+    if (m_client)
+        m_client->writeHead(status, responseHeaders());
+}
+
+void ProxyExchange::capture(const QByteArray &data)
+{
+    if (m_record.streamed) {
+        m_captured.append(data);
+        if (m_captured.size() > 2 * CapturedStreamTail)
+            m_captured.remove(0, m_captured.size() - CapturedStreamTail);
+    } else if (m_captured.size() + data.size() <= MaxCapturedJson) {
+        m_captured.append(data);
+    }
+}
+
+void ProxyExchange::onUpstreamData()
+{
+    if (!m_headSent)
+        onUpstreamHeaders();
+    if (!m_headSent)
+        return;
+    m_idleTimer.start(m_config->idleTimeoutSec * 1000, this);
+    pump();
+}
+
+void ProxyExchange::pump()
+{
+    if (!m_reply || !m_headSent || m_completed)
+        return;
+    if (!m_client) {
+        onClientGone();
+        return;
+    }
+    // Back-pressure: leave data in the reply (QNAM then stops reading the upstream) while the client lags.
+    while (m_reply->bytesAvailable() > 0 && m_client->pendingOutput() < ClientBacklogLimit) {
+        const QByteArray data = m_reply->read(UpstreamReadBuffer);
+        if (data.isEmpty())
+            break;
+        capture(data);
+        m_client->writeBody(data);
+    }
+    if (m_upstreamDone && m_reply->bytesAvailable() == 0)
+        complete();
+}
+
+void ProxyExchange::onUpstreamFinished()
+{
+    if (!m_reply || m_completed)
+        return;
+    m_connectTimer.stop();
+    m_idleTimer.stop();
+    const QNetworkReply::NetworkError error = m_reply->error();
+    const bool httpResponse = m_reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).isValid();
+
+    if (!m_headSent && httpResponse && (error == QNetworkReply::NoError || error >= QNetworkReply::ContentAccessDenied)) {
+        // An HTTP error status (4xx/5xx) is a normal response to pass on.
+        onUpstreamHeaders();
+        if (!m_headSent)
+            return; // retried with another key
+    }
+
+    if (!m_headSent) {
+        QString reason = m_reply->errorString();
+        if (m_timeout == Timeout::Connect) {
+            respondWithError(504, QStringLiteral("could not connect to the upstream %1 within %2 s")
+                                      .arg(m_config->upstream.toString()).arg(m_config->connectTimeoutSec),
+                             QStringLiteral("upstream_error"), QStringLiteral("upstream_connect_timeout"));
+        } else if (m_timeout == Timeout::Idle) {
+            respondWithError(504, QStringLiteral("the upstream sent nothing for %1 s").arg(m_config->idleTimeoutSec),
+                             QStringLiteral("upstream_error"), QStringLiteral("upstream_idle_timeout"));
+        } else {
+            if (m_lease.index >= 0)
+                m_keys->reportResult(m_lease.index, 0, -1, reason);
+            respondWithError(502, QStringLiteral("upstream %1 unreachable: %2").arg(m_config->upstream.toString(), reason),
+                             QStringLiteral("upstream_error"), QStringLiteral("upstream_unreachable"));
+        }
+        return;
+    }
+
+    const bool transportFailed = error != QNetworkReply::NoError && error < QNetworkReply::ContentAccessDenied;
+    if (transportFailed || m_timeout != Timeout::None) {
+        // Mid-response failure: the status is already sent, so cut the connection; the client sees an
+        // incomplete reply instead of a silently truncated one.
+        const QString reason = m_timeout == Timeout::Idle
+            ? QStringLiteral("upstream idle for %1 s").arg(m_config->idleTimeoutSec)
+            : m_reply->errorString();
+        if (m_client) {
+            const QByteArray rest = m_reply->readAll();
+            capture(rest);
+            m_client->writeBody(rest);
+            m_record.responseBytes = m_client->bodyBytesWritten();
+            m_client->abortResponse();
+        }
+        complete(QStringLiteral("response cut off: %1").arg(reason));
+        return;
+    }
+    m_upstreamDone = true;
+    pump();
+}
+
+void ProxyExchange::respondWithError(int status, const QString &message, const QString &type, const QString &code)
+{
+    qCInfo(lcForward).noquote() << m_record.method << m_record.path << "->" << status << message;
+    m_record.status = status;
+    m_record.latencyMs = m_clock.elapsed();
+    if (m_client) {
+        m_client->sendResponse(status,
+                               {{"Content-Type", "application/json"},
+                                {"Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8()}},
+                               openAiErrorBody(message, type, code));
+        m_record.responseBytes = m_client ? m_client->bodyBytesWritten() : 0;
+    }
+    m_headSent = true;
+    dropReply();
+    complete(message);
+}
+
+void ProxyExchange::onClientGone()
+{
+    if (m_completed)
+        return;
+    qCInfo(lcForward).noquote() << m_record.method << m_record.path << "client closed the connection";
+    dropReply();
+    complete(QStringLiteral("client closed the connection"));
+}
+
+void ProxyExchange::abort(const QString &reason)
+{
+    if (m_completed)
+        return;
+    if (!m_headSent) {
+        respondWithError(503, reason, QStringLiteral("keyrelay_error"), QStringLiteral("shutting_down"));
+        return;
+    }
+    dropReply();
+    if (m_client)
+        m_client->abortResponse();
+    complete(reason);
+}
+
+void ProxyExchange::dropReply()
+{
+    m_connectTimer.stop();
+    m_idleTimer.stop();
+    if (m_reply) {
+        QNetworkReply *reply = m_reply;
+        m_reply = nullptr;
+        reply->disconnect(this);
+        reply->abort();
+        reply->deleteLater();
+    }
+    if (m_manager) {
+        m_upstream->release(m_manager);
+        m_manager = nullptr;
+    }
+}
+
+void ProxyExchange::complete(const QString &error)
+{
+    if (m_completed)
+        return;
+    m_completed = true;
+    if (error.isEmpty() && m_client) {
+        m_record.responseBytes = m_client->bodyBytesWritten();
+        m_client->finishResponse();
+    }
+    if (m_client)
+        m_record.responseBytes = qMax(m_record.responseBytes, m_client->bodyBytesWritten());
+    dropReply();
+    if (m_record.error.isEmpty())
+        m_record.error = error;
+    m_record.durationMs = m_clock.elapsed();
+    if (!m_captured.isEmpty()) {
+        parseUsage(m_captured, m_record.streamed, &m_record.promptTokens, &m_record.completionTokens,
+                   &m_record.totalTokens);
+    }
+    Q_EMIT finished(m_record);
+    deleteLater();
+}
+
+bool ProxyExchange::parseUsage(const QByteArray &data, bool eventStream, qint64 *prompt, qint64 *completion,
+                               qint64 *total)
+{
+    const auto fromObject = [&](const QJsonObject &root) {
+        QJsonObject usage = root.value(QLatin1String("usage")).toObject();
+        if (usage.isEmpty()) // Responses API streams: {"type":"response.completed","response":{"usage":...}}
+            usage = root.value(QLatin1String("response")).toObject().value(QLatin1String("usage")).toObject();
+        if (usage.isEmpty())
+            return false;
+        const auto number = [&](const char *a, const char *b) {
+            QJsonValue value = usage.value(QLatin1String(a));
+            if (value.isUndefined())
+                value = usage.value(QLatin1String(b));
+            return value.isDouble() ? qint64(value.toDouble()) : qint64(-1);
+        };
+        *prompt = number("prompt_tokens", "input_tokens");
+        *completion = number("completion_tokens", "output_tokens");
+        *total = usage.value(QLatin1String("total_tokens")).isDouble()
+            ? qint64(usage.value(QLatin1String("total_tokens")).toDouble())
+            : (*prompt >= 0 && *completion >= 0 ? *prompt + *completion : -1);
+        return *total >= 0 || *prompt >= 0;
+    };
+    if (!eventStream) {
+        const QJsonDocument document = QJsonDocument::fromJson(data);
+        return document.isObject() && fromObject(document.object());
+    }
+    const QList<QByteArray> lines = data.split('\n');
+    for (qsizetype i = lines.size() - 1; i >= 0; --i) {
+        const QByteArray line = lines.at(i).trimmed();
+        if (!line.startsWith("data:") || !line.contains("usage"))
+            continue;
+        const QJsonDocument document = QJsonDocument::fromJson(line.mid(5).trimmed());
+        if (document.isObject() && fromObject(document.object()))
+            return true;
+    }
+    return false;
+}
+
+} // namespace keyrelay

@@ -1,0 +1,93 @@
+// One client request forwarded upstream, and its response streamed back.
+#pragma once
+
+#include "httpconnection.h"
+#include "keypool.h"
+#include "proxyconfig.h"
+#include "requestrecord.h"
+
+#include <QBasicTimer>
+#include <QElapsedTimer>
+#include <QNetworkReply>
+#include <QObject>
+#include <QPointer>
+#include <QSet>
+
+#include <memory>
+
+class QNetworkAccessManager;
+
+namespace keyrelay {
+
+class UpstreamPool;
+
+class ProxyExchange : public QObject
+{
+    Q_OBJECT
+public:
+    ProxyExchange(quint64 id, HttpConnection *client, const HttpRequest &request,
+                  std::shared_ptr<const ProxyConfig> config, KeyPool *keys, UpstreamPool *upstream,
+                  QObject *parent = nullptr);
+    ~ProxyExchange() override;
+
+    /// Validates, rewrites and sends the request. Emits finished() exactly once, possibly from here.
+    void start();
+    /// Ends the exchange now (shutdown): the client gets an error or a cut-off stream.
+    void abort(const QString &reason);
+
+    /// The path that goes upstream for a client path: prefixes stripped, "/v1/v1" collapsed, and a
+    /// base URL that already ends in "/v1" not doubled. @p clientPath must start with "/".
+    static QString upstreamPath(const QString &basePath, const QString &clientPath, const QStringList &stripPrefixes);
+    /// Reads "usage" token counts from a JSON body or the tail of an event stream.
+    static bool parseUsage(const QByteArray &data, bool eventStream, qint64 *prompt, qint64 *completion, qint64 *total);
+
+Q_SIGNALS:
+    void finished(const keyrelay::RequestRecord &record);
+
+protected:
+    void timerEvent(QTimerEvent *event) override;
+
+private:
+    enum class Timeout { None, Connect, Idle };
+
+    void sendUpstream();
+    QNetworkRequest buildUpstreamRequest() const;
+    void onUpstreamHeaders();
+    void onUpstreamData();
+    void onUpstreamFinished();
+    void onConnectionProgress();
+    void onClientGone();
+    void pump();
+    void respondWithError(int status, const QString &message, const QString &type, const QString &code);
+    void complete(const QString &error = QString());
+    void dropReply();
+    HeaderList responseHeaders() const;
+    void capture(const QByteArray &data);
+
+    QPointer<HttpConnection> m_client;
+    HttpRequest m_request;
+    std::shared_ptr<const ProxyConfig> m_config;
+    KeyPool *m_keys;
+    UpstreamPool *m_upstream;
+
+    QByteArray m_body; ///< what goes upstream (rewritten or original)
+    QString m_clientKey;
+    bool m_clientUsedApiKeyHeader = false;
+    KeyLease m_lease;
+    QSet<int> m_triedKeys;
+    QUrl m_upstreamUrl;
+
+    QNetworkAccessManager *m_manager = nullptr;
+    QPointer<QNetworkReply> m_reply;
+    QBasicTimer m_connectTimer;
+    QBasicTimer m_idleTimer;
+    Timeout m_timeout = Timeout::None;
+    bool m_headSent = false;
+    bool m_upstreamDone = false;
+    bool m_completed = false;
+    QByteArray m_captured; ///< response bytes kept for the usage counts (bounded)
+    QElapsedTimer m_clock;
+    RequestRecord m_record;
+};
+
+} // namespace keyrelay

@@ -1,0 +1,284 @@
+#include "proxyserver.h"
+
+#include "keypool.h"
+#include "logging.h"
+#include "openaierror.h"
+#include "proxyexchange.h"
+#include "upstreampool.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QTcpServer>
+#include <QTimer>
+
+namespace keyrelay {
+
+namespace {
+const QByteArray AllowedHeaders = QByteArrayLiteral(
+    "authorization, content-type, api-key, openai-organization, openai-project, openai-beta, "
+    "x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-retry-count, "
+    "x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout, x-stainless-helper-method, "
+    "x-stainless-async, x-stainless-poll-helper, x-stainless-raw-response, x-request-id, accept, "
+    "accept-language, cache-control, user-agent, x-requested-with");
+const QByteArray AllowedMethods = QByteArrayLiteral("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+
+bool isLoopbackHostName(QByteArray host)
+{
+    host = host.trimmed().toLower();
+    if (host.startsWith('[')) {
+        const qsizetype close = host.indexOf(']');
+        host = close > 0 ? host.mid(1, close - 1) : host;
+    } else if (host.count(':') == 1) {
+        host = host.left(host.indexOf(':'));
+    }
+    if (host == "localhost" || host.endsWith(".localhost"))
+        return true;
+    const QHostAddress address(QString::fromLatin1(host));
+    return !address.isNull() && address.isLoopback();
+}
+} // namespace
+
+ProxyServer::ProxyServer(KeyPool *keys, QObject *parent)
+    : QObject(parent)
+    , m_keys(keys)
+    , m_upstream(new UpstreamPool(128, this))
+    , m_config(std::make_shared<const ProxyConfig>())
+{
+}
+
+ProxyServer::~ProxyServer()
+{
+    // Exchanges refer to connections and the pool: delete them first, quietly.
+    const auto exchanges = m_exchanges;
+    for (ProxyExchange *exchange : exchanges) {
+        exchange->disconnect(this);
+        delete exchange;
+    }
+    const auto connections = m_connections;
+    for (HttpConnection *connection : connections) {
+        connection->disconnect(this);
+        delete connection;
+    }
+}
+
+void ProxyServer::setConfig(const ProxyConfig &config)
+{
+    m_config = std::make_shared<const ProxyConfig>(config);
+    QNetworkProxy proxy;
+    bool useSystem = false;
+    QString error;
+    if (ProxyConfig::parseUpstreamProxy(config.upstreamProxy, &proxy, &useSystem, &error))
+        m_upstream->setProxy(proxy, useSystem);
+}
+
+bool ProxyServer::listen(const ProxyConfig &config, QString *error)
+{
+    close();
+    const QStringList problems = config.validate();
+    if (!problems.isEmpty()) {
+        *error = problems.join(QStringLiteral("; "));
+        return false;
+    }
+    setConfig(config);
+    m_shuttingDown = false;
+    const QList<QHostAddress> addresses = config.listenAddresses();
+    quint16 port = config.listenPort;
+    for (const QHostAddress &address : addresses) {
+        auto *server = new QTcpServer(this);
+        server->setListenBacklogSize(1024);
+        server->setMaxPendingConnections(1024);
+        if (!server->listen(address, port)) {
+            const bool optional = addresses.size() > 1 && address.protocol() == QAbstractSocket::IPv6Protocol;
+            if (optional) { // "localhost" on a machine without IPv6: IPv4 alone is fine
+                qCInfo(lcServer).noquote() << "not listening on" << address.toString() << ":" << server->errorString();
+                delete server;
+                continue;
+            }
+            const bool inUse = server->serverError() == QAbstractSocket::AddressInUseError;
+            *error = inUse ? QStringLiteral("port %1 on %2 is already in use by another program; choose another "
+                                            "port or stop that program")
+                                 .arg(port)
+                                 .arg(address.toString())
+                           : QStringLiteral("cannot listen on %1 port %2: %3")
+                                 .arg(address.toString())
+                                 .arg(port)
+                                 .arg(server->errorString());
+            delete server;
+            close();
+            return false;
+        }
+        port = server->serverPort(); // port 0: the second listener takes the same port as the first
+        connect(server, &QTcpServer::newConnection, this, &ProxyServer::onNewConnection);
+        m_listeners.append(server);
+    }
+    qCInfo(lcServer).noquote() << "listening on" << config.endpointUrl(port) << "forwarding to"
+                               << config.upstream.toString();
+    return true;
+}
+
+void ProxyServer::close()
+{
+    for (QTcpServer *server : std::as_const(m_listeners)) {
+        server->close();
+        server->deleteLater();
+    }
+    m_listeners.clear();
+}
+
+bool ProxyServer::isListening() const
+{
+    return !m_listeners.isEmpty();
+}
+
+quint16 ProxyServer::port() const
+{
+    return m_listeners.isEmpty() ? 0 : m_listeners.first()->serverPort();
+}
+
+void ProxyServer::onNewConnection()
+{
+    auto *server = qobject_cast<QTcpServer *>(sender());
+    if (!server)
+        return;
+    HttpLimits limits;
+    limits.maxBodyBytes = m_config->maxBodyBytes;
+    while (QTcpSocket *socket = server->nextPendingConnection()) {
+        if (!m_config->allowRemoteClients && !socket->peerAddress().isLoopback()) {
+            qCWarning(lcServer).noquote() << "refused a connection from" << socket->peerAddress().toString();
+            socket->abort();
+            socket->deleteLater();
+            continue;
+        }
+        auto *connection = new HttpConnection(socket, limits, this);
+        m_connections.insert(connection);
+        connect(connection, &HttpConnection::requestReceived, this, &ProxyServer::onRequest);
+        connect(connection, &HttpConnection::closed, this, [this, connection] {
+            m_connections.remove(connection);
+            checkDrained();
+        });
+    }
+}
+
+bool ProxyServer::hostAllowed(const HttpRequest &request, const HttpConnection *connection) const
+{
+    if (m_config->allowRemoteClients || !connection->localAddress().isLoopback())
+        return true;
+    // A page on another site must not reach the keys through DNS rebinding: on loopback, the Host
+    // header has to name this machine.
+    const QByteArray host = request.header("Host");
+    return host.isEmpty() || isLoopbackHostName(host);
+}
+
+void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &request)
+{
+    if (m_shuttingDown) {
+        connection->sendResponse(503, {{"Content-Type", "application/json"}, {"Connection", "close"}},
+                                 openAiErrorBody(QStringLiteral("KeyRelay is shutting down"),
+                                                 QStringLiteral("keyrelay_error"), QStringLiteral("shutting_down")));
+        return;
+    }
+    if (!hostAllowed(request, connection)) {
+        const QString message = QStringLiteral("Host \"%1\" is not this machine; KeyRelay only serves local clients")
+                                    .arg(QString::fromUtf8(request.header("Host")));
+        const QByteArray body = openAiErrorBody(message, QStringLiteral("keyrelay_error"), QStringLiteral("host_not_allowed"));
+        connection->sendResponse(403, {{"Content-Type", "application/json"}}, body);
+        recordLocal(request, 403, body.size(), message);
+        return;
+    }
+    if (request.method == "OPTIONS") {
+        answerPreflight(connection, request);
+        return;
+    }
+    if (request.method == "CONNECT" || request.method == "TRACE") {
+        const QByteArray body = openAiErrorBody(QStringLiteral("method not supported by KeyRelay"),
+                                                QStringLiteral("invalid_request_error"),
+                                                QStringLiteral("method_not_allowed"));
+        connection->sendResponse(405, {{"Content-Type", "application/json"}, {"Allow", AllowedMethods}}, body);
+        recordLocal(request, 405, body.size(), QStringLiteral("method not allowed"));
+        return;
+    }
+    if (request.target == "/_keyrelay/health") {
+        QJsonObject health;
+        health.insert(QLatin1String("status"), QLatin1String("ok"));
+        health.insert(QLatin1String("version"), QLatin1String(KEYRELAY_VERSION));
+        health.insert(QLatin1String("upstream"), m_config->upstream.toString());
+        health.insert(QLatin1String("keys"), m_keys->size());
+        health.insert(QLatin1String("active_requests"), activeRequests());
+        connection->sendResponse(200, {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}},
+                                 QJsonDocument(health).toJson(QJsonDocument::Compact));
+        return;
+    }
+    auto *exchange = new ProxyExchange(m_nextId++, connection, request, m_config, m_keys, m_upstream, this);
+    m_exchanges.insert(exchange);
+    connect(exchange, &ProxyExchange::finished, this, &ProxyServer::onExchangeFinished);
+    connect(exchange, &QObject::destroyed, this, [this, exchange] {
+        m_exchanges.remove(exchange);
+        checkDrained();
+    });
+    exchange->start();
+}
+
+void ProxyServer::answerPreflight(HttpConnection *connection, const HttpRequest &request)
+{
+    HeaderList headers{
+        {"Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8()},
+        {"Access-Control-Allow-Methods", AllowedMethods},
+        {"Access-Control-Allow-Headers", AllowedHeaders},
+        {"Access-Control-Max-Age", "86400"},
+        {"Vary", "Origin, Access-Control-Request-Headers"},
+    };
+    // Chrome's Private Network Access: a public web app asking for a loopback endpoint.
+    if (request.header("Access-Control-Request-Private-Network").toLower() == "true")
+        headers.append(qMakePair(QByteArray("Access-Control-Allow-Private-Network"), QByteArray("true")));
+    connection->sendResponse(204, headers, QByteArray());
+}
+
+void ProxyServer::recordLocal(const HttpRequest &request, int status, qint64 bytes, const QString &error)
+{
+    RequestRecord record;
+    record.id = m_nextId++;
+    record.startedAt = QDateTime::currentDateTime();
+    record.method = QString::fromLatin1(request.method);
+    record.path = QString::fromUtf8(request.target);
+    record.status = status;
+    record.latencyMs = 0;
+    record.requestBytes = request.body.size();
+    record.responseBytes = bytes;
+    record.error = error;
+    Q_EMIT requestFinished(record);
+}
+
+void ProxyServer::onExchangeFinished(const RequestRecord &record)
+{
+    Q_EMIT requestFinished(record);
+}
+
+void ProxyServer::shutdown(int graceMs)
+{
+    m_shuttingDown = true;
+    close();
+    if (m_exchanges.isEmpty()) {
+        checkDrained();
+        return;
+    }
+    qCInfo(lcServer) << "waiting up to" << graceMs << "ms for" << m_exchanges.size() << "request(s) in flight";
+    QTimer::singleShot(graceMs, this, [this] {
+        const auto exchanges = m_exchanges;
+        for (ProxyExchange *exchange : exchanges)
+            exchange->abort(QStringLiteral("KeyRelay is shutting down"));
+    });
+}
+
+void ProxyServer::checkDrained()
+{
+    if (m_shuttingDown && m_exchanges.isEmpty()) {
+        m_shuttingDown = false; // emit once
+        // Idle keep-alive connections are closed now; nothing is in flight on them.
+        const auto connections = m_connections;
+        for (HttpConnection *connection : connections)
+            connection->abortResponse();
+        Q_EMIT drained();
+    }
+}
+
+} // namespace keyrelay

@@ -1,0 +1,70 @@
+// The local endpoint: listens on loopback, answers CORS preflights, hands requests to ProxyExchange.
+#pragma once
+
+#include "httpconnection.h"
+#include "proxyconfig.h"
+#include "requestrecord.h"
+
+#include <QList>
+#include <QObject>
+#include <QPointer>
+#include <QSet>
+
+#include <memory>
+
+class QTcpServer;
+
+namespace keyrelay {
+
+class KeyPool;
+class ProxyExchange;
+class UpstreamPool;
+
+/// Lives in one thread (ProxyService's); all its methods must be called from that thread.
+class ProxyServer : public QObject
+{
+    Q_OBJECT
+public:
+    explicit ProxyServer(KeyPool *keys, QObject *parent = nullptr);
+    ~ProxyServer() override;
+
+    /// Starts listening. On failure returns false and a message fit for the user (e.g. port in use).
+    bool listen(const ProxyConfig &config, QString *error);
+    /// Stops accepting connections; requests in flight go on.
+    void close();
+    bool isListening() const;
+    quint16 port() const;
+
+    /// Replaces the settings for new requests (listen address changes need close() + listen()).
+    void setConfig(const ProxyConfig &config);
+    ProxyConfig config() const { return *m_config; }
+
+    int activeRequests() const { return int(m_exchanges.size()); }
+    /// Closes the listeners, lets requests in flight finish for @p graceMs, then cuts them off.
+    /// Emits drained() when no request is left (at once if none is in flight).
+    void shutdown(int graceMs);
+
+Q_SIGNALS:
+    void requestFinished(const keyrelay::RequestRecord &record);
+    void drained();
+
+private:
+    void onNewConnection();
+    void onRequest(HttpConnection *connection, const HttpRequest &request);
+    bool hostAllowed(const HttpRequest &request, const HttpConnection *connection) const;
+    void answerPreflight(HttpConnection *connection, const HttpRequest &request);
+    void onExchangeFinished(const RequestRecord &record);
+    void recordLocal(const HttpRequest &request, int status, qint64 bytes, const QString &error);
+    void checkDrained();
+
+    KeyPool *m_keys;
+    UpstreamPool *m_upstream;
+    std::shared_ptr<const ProxyConfig> m_config;
+    QList<QTcpServer *> m_listeners;
+    QSet<ProxyExchange *> m_exchanges;
+    QSet<HttpConnection *> m_connections;
+    quint64 m_nextId = 1;
+    bool m_shuttingDown = false;
+};
+
+} // namespace keyrelay

@@ -1,0 +1,119 @@
+#include "proxyservice.h"
+
+#include "keypool.h"
+#include "proxyserver.h"
+
+namespace keyrelay {
+
+ProxyService::ProxyService(KeyPool *keys, QObject *parent)
+    : QObject(parent)
+{
+    qRegisterMetaType<keyrelay::RequestRecord>();
+    m_thread.setObjectName(QStringLiteral("KeyRelay proxy"));
+    m_server = new ProxyServer(keys);
+    m_server->moveToThread(&m_thread);
+    connect(&m_thread, &QThread::finished, m_server, &QObject::deleteLater);
+    connect(m_server, &ProxyServer::requestFinished, this, &ProxyService::requestFinished);
+    connect(m_server, &ProxyServer::drained, this, [this] {
+        setState(State::Stopped);
+        Q_EMIT stopped();
+        Q_EMIT shutdownComplete();
+    });
+    m_thread.start();
+}
+
+ProxyService::~ProxyService()
+{
+    m_thread.quit();
+    m_thread.wait();
+}
+
+bool ProxyService::start(const ProxyConfig &config, QString *error)
+{
+    bool ok = false;
+    QString message;
+    quint16 port = 0;
+    QMetaObject::invokeMethod(
+        m_server,
+        [&] {
+            ok = m_server->listen(config, &message);
+            port = m_server->port();
+        },
+        Qt::BlockingQueuedConnection);
+    m_config = config;
+    if (!ok) {
+        m_lastError = message;
+        m_port = 0;
+        if (error)
+            *error = message;
+        setState(State::Failed);
+        Q_EMIT failed(message);
+        return false;
+    }
+    m_lastError.clear();
+    m_port = port;
+    setState(State::Running);
+    Q_EMIT started(endpointUrl());
+    return true;
+}
+
+void ProxyService::stop()
+{
+    QMetaObject::invokeMethod(m_server, [this] { m_server->close(); }, Qt::BlockingQueuedConnection);
+    m_port = 0;
+    if (m_state != State::Stopped) {
+        setState(State::Stopped);
+        Q_EMIT stopped();
+    }
+}
+
+bool ProxyService::applyConfig(const ProxyConfig &config, QString *error)
+{
+    const bool listenChanged = config.listenHost != m_config.listenHost || config.listenPort != m_config.listenPort
+        || config.allowRemoteClients != m_config.allowRemoteClients;
+    if (m_state != State::Running || listenChanged) {
+        if (m_state == State::Stopped && !listenChanged) {
+            m_config = config;
+            QMetaObject::invokeMethod(m_server, [this, config] { m_server->setConfig(config); },
+                                      Qt::BlockingQueuedConnection);
+            return true;
+        }
+        return start(config, error);
+    }
+    const QStringList problems = config.validate();
+    if (!problems.isEmpty()) {
+        if (error)
+            *error = problems.join(QStringLiteral("; "));
+        return false;
+    }
+    m_config = config;
+    QMetaObject::invokeMethod(m_server, [this, config] { m_server->setConfig(config); }, Qt::BlockingQueuedConnection);
+    return true;
+}
+
+void ProxyService::shutdown(int graceMs)
+{
+    QMetaObject::invokeMethod(m_server, [this, graceMs] { m_server->shutdown(graceMs); }, Qt::QueuedConnection);
+}
+
+QString ProxyService::endpointUrl() const
+{
+    return m_config.endpointUrl(m_port);
+}
+
+int ProxyService::activeRequests() const
+{
+    int count = 0;
+    QMetaObject::invokeMethod(m_server, [&] { count = m_server->activeRequests(); }, Qt::BlockingQueuedConnection);
+    return count;
+}
+
+void ProxyService::setState(State state)
+{
+    if (m_state == state)
+        return;
+    m_state = state;
+    Q_EMIT stateChanged(state);
+}
+
+} // namespace keyrelay

@@ -1,0 +1,63 @@
+// The proxy on its own thread, driven from the GUI or the headless main thread.
+#pragma once
+
+#include "proxyconfig.h"
+#include "requestrecord.h"
+
+#include <QObject>
+#include <QThread>
+
+namespace keyrelay {
+
+class KeyPool;
+class ProxyServer;
+
+/// Owns the proxy thread. Methods are called from the thread that created the service; results come
+/// back as signals in that thread, so a UI only ever receives events.
+class ProxyService : public QObject
+{
+    Q_OBJECT
+public:
+    enum class State { Stopped, Running, Failed };
+    Q_ENUM(State)
+
+    explicit ProxyService(KeyPool *keys, QObject *parent = nullptr);
+    ~ProxyService() override;
+
+    /// Starts (or restarts) listening with @p config. Returns false with a user-facing message on
+    /// failure (port in use, bad address...); state() is then Failed. Also emits started()/failed().
+    bool start(const ProxyConfig &config, QString *error = nullptr);
+    /// Stops listening; requests in flight are cut off.
+    void stop();
+    /// Applies new settings: restarts the listener only when the listen address or port changed.
+    bool applyConfig(const ProxyConfig &config, QString *error = nullptr);
+    /// Stops listening and lets requests in flight finish for up to @p graceMs; emits shutdownComplete().
+    void shutdown(int graceMs);
+
+    State state() const { return m_state; }
+    QString lastError() const { return m_lastError; }
+    quint16 port() const { return m_port; }
+    QString endpointUrl() const;
+    ProxyConfig config() const { return m_config; }
+    int activeRequests() const;
+
+Q_SIGNALS:
+    void started(const QString &endpointUrl);
+    void stopped();
+    void failed(const QString &error);
+    void stateChanged(keyrelay::ProxyService::State state);
+    void requestFinished(const keyrelay::RequestRecord &record);
+    void shutdownComplete();
+
+private:
+    void setState(State state);
+
+    QThread m_thread;
+    ProxyServer *m_server = nullptr;
+    ProxyConfig m_config;
+    State m_state = State::Stopped;
+    QString m_lastError;
+    quint16 m_port = 0;
+};
+
+} // namespace keyrelay

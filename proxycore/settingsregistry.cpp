@@ -1,0 +1,260 @@
+#include "settingsregistry.h"
+
+#include "logging.h"
+
+#include <QDateTime>
+#include <QFile>
+#include <QFileInfo>
+
+namespace keyrelay {
+
+namespace {
+
+std::function<bool(QVariant &)> intRange(int low, int high)
+{
+    return [low, high](QVariant &value) {
+        bool ok = false;
+        const int number = value.toString().trimmed().toInt(&ok);
+        if (!ok || number < low || number > high)
+            return false;
+        value = number;
+        return true;
+    };
+}
+
+bool toBool(QVariant &value)
+{
+    const QString text = value.toString().trimmed().toLower();
+    if (text == QLatin1String("true") || text == QLatin1String("1") || text == QLatin1String("yes")
+        || text == QLatin1String("on")) {
+        value = true;
+        return true;
+    }
+    if (text == QLatin1String("false") || text == QLatin1String("0") || text == QLatin1String("no")
+        || text == QLatin1String("off")) {
+        value = false;
+        return true;
+    }
+    return false;
+}
+
+const std::array<SettingSpec, size_t(Setting::Count)> &specs()
+{
+    static const std::array<SettingSpec, size_t(Setting::Count)> table{{
+        {Setting::ListenHost, "proxy/listenHost", QStringLiteral("127.0.0.1"),
+         [](QVariant &value) {
+             const QString host = value.toString().trimmed();
+             value = host;
+             return host.compare(QLatin1String("localhost"), Qt::CaseInsensitive) == 0 || !QHostAddress(host).isNull();
+         }},
+        {Setting::ListenPort, "proxy/listenPort", int(ProxyConfig::DefaultPort), intRange(0, 65535)},
+        {Setting::AllowRemoteClients, "security/allowRemoteClients", false, toBool},
+        {Setting::Upstream, "proxy/upstream", QStringLiteral("https://api.openai.com"),
+         [](QVariant &value) {
+             QUrl url;
+             QString error;
+             if (!ProxyConfig::parseUpstream(value.toString(), &url, &error))
+                 return false;
+             value = url.toString();
+             return true;
+         }},
+        {Setting::UpstreamProxy, "proxy/upstreamProxy", QString(),
+         [](QVariant &value) {
+             QNetworkProxy proxy;
+             bool useSystem = false;
+             QString error;
+             value = value.toString().trimmed();
+             return ProxyConfig::parseUpstreamProxy(value.toString(), &proxy, &useSystem, &error);
+         }},
+        {Setting::ReorderEnabled, "rewrite/reorderSystemMessage", true, toBool},
+        {Setting::ReorderThreshold, "rewrite/threshold", 4, intRange(1, 1000)},
+        {Setting::ReorderDepth, "rewrite/depth", 3, intRange(1, 1000)},
+        {Setting::StripPrefixes, "proxy/stripPrefixes", QStringList(),
+         [](QVariant &value) {
+             QStringList prefixes = value.toStringList();
+             if (value.typeId() == QMetaType::QString)
+                 prefixes = value.toString().split(QLatin1Char(','), Qt::SkipEmptyParts);
+             QStringList cleaned;
+             for (const QString &prefix : std::as_const(prefixes)) {
+                 QString trimmed = prefix.trimmed();
+                 while (trimmed.endsWith(QLatin1Char('/')))
+                     trimmed.chop(1);
+                 if (trimmed.isEmpty())
+                     continue;
+                 if (!trimmed.startsWith(QLatin1Char('/')))
+                     return false;
+                 cleaned.append(trimmed);
+             }
+             value = cleaned;
+             return true;
+         }},
+        {Setting::ConnectTimeoutSec, "proxy/connectTimeoutSec", 15, intRange(1, 3600)},
+        {Setting::IdleTimeoutSec, "proxy/idleTimeoutSec", 300, intRange(1, 86400)},
+        {Setting::MaxBodyMiB, "proxy/maxBodyMiB", 32, intRange(1, 1024)},
+        {Setting::CorsAllowOrigin, "security/corsAllowOrigin", QStringLiteral("*"),
+         [](QVariant &value) {
+             const QString origin = value.toString().trimmed();
+             value = origin;
+             return !origin.isEmpty() && !origin.contains(QLatin1Char('\n')) && !origin.contains(QLatin1Char('\r'));
+         }},
+        {Setting::StartMinimized, "ui/startMinimized", false, toBool},
+        {Setting::StartAtLogin, "ui/startAtLogin", false, toBool},
+    }};
+    return table;
+}
+
+} // namespace
+
+SettingsRegistry::SettingsRegistry(std::unique_ptr<QSettings> storage, QObject *parent)
+    : QObject(parent)
+    , m_storage(std::move(storage))
+{
+    load();
+}
+
+std::unique_ptr<SettingsRegistry> SettingsRegistry::openIni(const QString &path)
+{
+    return std::make_unique<SettingsRegistry>(std::make_unique<QSettings>(path, QSettings::IniFormat));
+}
+
+SettingsRegistry::~SettingsRegistry()
+{
+    m_storage->sync();
+}
+
+const SettingSpec &SettingsRegistry::spec(Setting setting)
+{
+    return specs().at(size_t(setting));
+}
+
+QString SettingsRegistry::name(Setting setting)
+{
+    return QString::fromLatin1(spec(setting).name);
+}
+
+QString SettingsRegistry::fileName() const
+{
+    return m_storage->fileName();
+}
+
+void SettingsRegistry::load()
+{
+    m_problems.clear();
+    const QString file = m_storage->fileName();
+    const bool fileExists = QFileInfo::exists(file);
+    if (fileExists && !QFileInfo(file).isReadable())
+        m_problems << QStringLiteral("settings file %1 is not readable; using defaults").arg(file);
+    if (m_storage->status() == QSettings::FormatError)
+        m_problems << QStringLiteral("settings file %1 is malformed; unreadable parts use defaults").arg(file);
+
+    for (const SettingSpec &entry : specs()) {
+        QVariant value = entry.defaultValue;
+        if (m_storage->contains(QLatin1String(entry.name))) {
+            QVariant stored = m_storage->value(QLatin1String(entry.name));
+            if (entry.validate(stored)) {
+                value = stored;
+            } else {
+                m_problems << QStringLiteral("setting %1 = \"%2\" is not valid; using the default \"%3\"")
+                                  .arg(QLatin1String(entry.name),
+                                       stored.toStringList().join(QLatin1Char(',')).left(80),
+                                       entry.defaultValue.toStringList().join(QLatin1Char(',')));
+            }
+        }
+        m_values.at(size_t(entry.id)) = value;
+    }
+
+    bool versionOk = false;
+    m_fileVersion = m_storage->value(QStringLiteral("general/settingsVersion")).toInt(&versionOk);
+    if (!versionOk)
+        m_fileVersion = 0;
+    if (m_fileVersion > CurrentVersion) {
+        m_problems << QStringLiteral("settings file %1 was written by a newer KeyRelay (version %2)")
+                          .arg(file)
+                          .arg(m_fileVersion);
+    }
+    // Migrations from older versions go here, one step at a time.
+
+    if (!m_problems.isEmpty() && fileExists) {
+        const QString backup = file + QStringLiteral(".bak");
+        QFile::remove(backup);
+        if (QFile::copy(file, backup))
+            m_problems << QStringLiteral("the original file was kept as %1").arg(backup);
+    }
+    for (const QString &problem : std::as_const(m_problems))
+        qCWarning(lcSettings).noquote() << problem;
+}
+
+QVariant SettingsRegistry::value(Setting setting) const
+{
+    return m_values.at(size_t(setting));
+}
+
+bool SettingsRegistry::setValue(Setting setting, const QVariant &value)
+{
+    const SettingSpec &entry = spec(setting);
+    QVariant candidate = value;
+    if (!entry.validate(candidate))
+        return false;
+    QVariant &current = m_values.at(size_t(setting));
+    if (current == candidate && m_storage->contains(QLatin1String(entry.name)))
+        return true;
+    const bool changedValue = current != candidate;
+    current = candidate;
+    m_storage->setValue(QLatin1String(entry.name), candidate);
+    if (m_fileVersion < CurrentVersion) {
+        m_fileVersion = CurrentVersion;
+        m_storage->setValue(QStringLiteral("general/settingsVersion"), CurrentVersion);
+    }
+    if (changedValue)
+        Q_EMIT changed(setting, candidate);
+    return true;
+}
+
+void SettingsRegistry::resetToDefault(Setting setting)
+{
+    setValue(setting, spec(setting).defaultValue);
+}
+
+bool SettingsRegistry::sync()
+{
+    m_storage->sync();
+    return m_storage->status() == QSettings::NoError;
+}
+
+ProxyConfig SettingsRegistry::proxyConfig() const
+{
+    ProxyConfig config;
+    config.listenHost = value(Setting::ListenHost).toString();
+    config.listenPort = quint16(value(Setting::ListenPort).toInt());
+    config.allowRemoteClients = value(Setting::AllowRemoteClients).toBool();
+    config.upstream = QUrl(value(Setting::Upstream).toString());
+    config.upstreamProxy = value(Setting::UpstreamProxy).toString();
+    config.reorderEnabled = value(Setting::ReorderEnabled).toBool();
+    config.reorderThreshold = value(Setting::ReorderThreshold).toInt();
+    config.reorderDepth = value(Setting::ReorderDepth).toInt();
+    config.stripPrefixes = value(Setting::StripPrefixes).toStringList();
+    config.connectTimeoutSec = value(Setting::ConnectTimeoutSec).toInt();
+    config.idleTimeoutSec = value(Setting::IdleTimeoutSec).toInt();
+    config.maxBodyBytes = qint64(value(Setting::MaxBodyMiB).toInt()) * 1024 * 1024;
+    config.corsAllowOrigin = value(Setting::CorsAllowOrigin).toString();
+    return config;
+}
+
+void SettingsRegistry::setProxyConfig(const ProxyConfig &config)
+{
+    setValue(Setting::ListenHost, config.listenHost);
+    setValue(Setting::ListenPort, int(config.listenPort));
+    setValue(Setting::AllowRemoteClients, config.allowRemoteClients);
+    setValue(Setting::Upstream, config.upstream.toString());
+    setValue(Setting::UpstreamProxy, config.upstreamProxy);
+    setValue(Setting::ReorderEnabled, config.reorderEnabled);
+    setValue(Setting::ReorderThreshold, config.reorderThreshold);
+    setValue(Setting::ReorderDepth, config.reorderDepth);
+    setValue(Setting::StripPrefixes, config.stripPrefixes);
+    setValue(Setting::ConnectTimeoutSec, config.connectTimeoutSec);
+    setValue(Setting::IdleTimeoutSec, config.idleTimeoutSec);
+    setValue(Setting::MaxBodyMiB, int(qMax<qint64>(1, config.maxBodyBytes / (1024 * 1024))));
+    setValue(Setting::CorsAllowOrigin, config.corsAllowOrigin);
+}
+
+} // namespace keyrelay

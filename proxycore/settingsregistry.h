@@ -1,0 +1,91 @@
+// One typed registry of every persistent setting: name, default, validation, change signal.
+#pragma once
+
+#include "proxyconfig.h"
+
+#include <QObject>
+#include <QSettings>
+#include <QStringList>
+#include <QVariant>
+
+#include <array>
+#include <functional>
+#include <memory>
+
+namespace keyrelay {
+
+enum class Setting {
+    ListenHost,
+    ListenPort,
+    AllowRemoteClients,
+    Upstream,
+    UpstreamProxy,
+    ReorderEnabled,
+    ReorderThreshold,
+    ReorderDepth,
+    StripPrefixes,
+    ConnectTimeoutSec,
+    IdleTimeoutSec,
+    MaxBodyMiB,
+    CorsAllowOrigin,
+    StartMinimized,
+    StartAtLogin,
+    Count
+};
+
+struct SettingSpec
+{
+    Setting id;
+    const char *name; ///< QSettings key, e.g. "proxy/listenPort"
+    QVariant defaultValue;
+    /// Checks (and may normalise) a value read from the file or set by the UI.
+    std::function<bool(QVariant &value)> validate;
+};
+
+/// Reads and writes the settings file (the GUI's QSettings, or an INI file given with --config).
+/// A hand-edited or corrupt file never stops the app: bad values fall back to their defaults, the
+/// problems are reported by problems(), and the original file is kept as a ".bak" copy.
+class SettingsRegistry : public QObject
+{
+    Q_OBJECT
+public:
+    static constexpr int CurrentVersion = 1;
+
+    /// Takes ownership of @p storage.
+    explicit SettingsRegistry(std::unique_ptr<QSettings> storage, QObject *parent = nullptr);
+    /// An INI file at @p path.
+    static std::unique_ptr<SettingsRegistry> openIni(const QString &path);
+    ~SettingsRegistry() override;
+
+    static const SettingSpec &spec(Setting setting);
+    static QString name(Setting setting);
+
+    QVariant value(Setting setting) const;
+    /// Validates and stores. Returns false (and stores nothing) for an invalid value. Emits
+    /// changed() only when the stored value really changes.
+    bool setValue(Setting setting, const QVariant &value);
+    void resetToDefault(Setting setting);
+
+    /// Problems found while loading (bad values replaced by defaults, unreadable file...).
+    QStringList problems() const { return m_problems; }
+    int fileVersion() const { return m_fileVersion; }
+    QString fileName() const;
+    /// Writes pending changes; returns false if the file could not be written.
+    bool sync();
+
+    ProxyConfig proxyConfig() const;
+    void setProxyConfig(const ProxyConfig &config);
+
+Q_SIGNALS:
+    void changed(keyrelay::Setting setting, const QVariant &value);
+
+private:
+    void load();
+
+    std::unique_ptr<QSettings> m_storage;
+    std::array<QVariant, size_t(Setting::Count)> m_values;
+    QStringList m_problems;
+    int m_fileVersion = 0;
+};
+
+} // namespace keyrelay

@@ -1,0 +1,49 @@
+// A set of QNetworkAccessManagers so that many concurrent requests to one upstream host do not queue.
+#pragma once
+
+#include <QNetworkProxy>
+#include <QObject>
+
+#include <vector>
+
+class QNetworkAccessManager;
+
+namespace keyrelay {
+
+/// One QNetworkAccessManager keeps at most 6 HTTP/1.1 connections per host and queues the rest, which
+/// would serialize long streams. The pool hands out the least-loaded manager and adds managers while
+/// every existing one has 6 or more requests in flight, up to a cap.
+class UpstreamPool : public QObject
+{
+    Q_OBJECT
+public:
+    static constexpr int ConnectionsPerManager = 6;
+
+    explicit UpstreamPool(int maxManagers = 128, QObject *parent = nullptr);
+    ~UpstreamPool() override;
+
+    /// Applies to managers created from now on and to the existing ones.
+    void setProxy(const QNetworkProxy &proxy, bool useSystemProxy);
+
+    QNetworkAccessManager *acquire();
+    void release(QNetworkAccessManager *manager);
+
+    int managerCount() const { return int(m_slots.size()); }
+    int inFlight() const;
+
+private:
+    struct Slot
+    {
+        QNetworkAccessManager *manager = nullptr;
+        int inFlight = 0;
+    };
+    QNetworkAccessManager *createManager();
+    void configure(QNetworkAccessManager *manager) const;
+
+    std::vector<Slot> m_slots;
+    int m_maxManagers;
+    QNetworkProxy m_proxy{QNetworkProxy::NoProxy};
+    bool m_useSystemProxy = false;
+};
+
+} // namespace keyrelay

@@ -5,7 +5,7 @@ add_library(KeyRelay::CommonConfig ALIAS keyrelay_common_config)
 
 target_compile_options(keyrelay_common_config INTERFACE
     $<$<CXX_COMPILER_ID:GNU,Clang>:-Wall -Wextra -Wpedantic -Werror -Wshadow -Wnon-virtual-dtor
-        -Wcast-align -Woverloaded-virtual -Wnull-dereference -Wformat=2>)
+        -Wcast-align -Woverloaded-virtual -Wformat=2>)
 
 target_compile_definitions(keyrelay_common_config INTERFACE
     QT_NO_CAST_FROM_ASCII

@@ -10,6 +10,8 @@ namespace keyrelay {
 namespace {
 constexpr qint64 OutputLowWatermark = 256 * 1024;
 constexpr qint64 InputWhileHandlingLimit = 1024 * 1024;
+constexpr int DrainIdleMs = 5000; ///< Draining: close when the client sends nothing for this long
+constexpr qint64 MaxDrainBytes = qint64(1024) * 1024 * 1024; ///< Draining: give up (reset) beyond this
 
 bool isToken(const QByteArray &text)
 {
@@ -86,7 +88,9 @@ void HttpConnection::timerEvent(QTimerEvent *event)
     if (event->timerId() != m_idleTimer.timerId())
         return QObject::timerEvent(event);
     m_idleTimer.stop();
-    if (m_state == State::ReadingHead && m_input.isEmpty()) {
+    if (m_state == State::Draining) {
+        startClosing();
+    } else if (m_state == State::ReadingHead && m_input.isEmpty()) {
         closeNow();
     } else if (m_state == State::ReadingHead || m_state == State::ReadingBody || m_state == State::ReadingChunked) {
         rejectAndClose(408, "the request was not completed in time");
@@ -101,6 +105,10 @@ void HttpConnection::onReadyRead()
         // Pipelined input: keep it (bounded) for after the current response.
         if (m_input.size() < InputWhileHandlingLimit)
             m_input.append(m_socket->read(InputWhileHandlingLimit - m_input.size()));
+        return;
+    }
+    if (m_state == State::Draining) {
+        drainInput();
         return;
     }
     if (m_state == State::Closing || m_state == State::Closed) {
@@ -219,9 +227,11 @@ bool HttpConnection::parseHead(qsizetype headEnd, qsizetype terminatorLength)
             return false;
         }
         if (length > m_limits.maxBodyBytes) {
+            // A client that waits for "100 Continue" sends no body; any other one is still uploading it.
             rejectAndClose(413, QByteArray("request body of ") + QByteArray::number(length)
                                     + " bytes is over the limit of " + QByteArray::number(m_limits.maxBodyBytes)
-                                    + " bytes");
+                                    + " bytes",
+                           m_expectContinue ? 0 : length);
             return false;
         }
         m_bodyRemaining = length;
@@ -280,8 +290,9 @@ bool HttpConnection::readChunked()
             return false;
         }
         if (m_request.body.size() + size > m_limits.maxBodyBytes) {
-            rejectAndClose(413, "request body is over the limit of " + QByteArray::number(m_limits.maxBodyBytes)
-                                    + " bytes");
+            rejectAndClose(413,
+                           "request body is over the limit of " + QByteArray::number(m_limits.maxBodyBytes) + " bytes",
+                           m_expectContinue ? 0 : -1);
             return false;
         }
         m_bodyRemaining = size == 0 ? -2 : size;
@@ -425,6 +436,16 @@ void HttpConnection::abortResponse()
     closeNow();
 }
 
+void HttpConnection::closeGracefully()
+{
+    if (m_state == State::Closed || m_state == State::Closing)
+        return;
+    // Unlike abortResponse(), this sends the bytes still buffered (the end of the last response) first.
+    startClosing();
+    if (m_socket && m_socket->state() == QAbstractSocket::UnconnectedState)
+        onDisconnected();
+}
+
 void HttpConnection::sendResponse(int status, const HeaderList &headers, const QByteArray &body)
 {
     writeHead(status, headers, body.size());
@@ -435,7 +456,38 @@ void HttpConnection::sendResponse(int status, const HeaderList &headers, const Q
     finishResponse();
 }
 
-void HttpConnection::rejectAndClose(int status, const QByteArray &message)
+void HttpConnection::startClosing()
+{
+    m_state = State::Closing;
+    m_idleTimer.stop();
+    if (m_socket)
+        m_socket->disconnectFromHost(); // sends what is buffered first
+    else
+        closeNow();
+}
+
+void HttpConnection::drainInput()
+{
+    const qint64 size = m_input.size() + (m_socket ? m_socket->bytesAvailable() : 0);
+    m_input.clear();
+    if (m_socket)
+        m_socket->readAll();
+    m_drained += size;
+    if (m_drained > MaxDrainBytes) {
+        closeNow();
+        return;
+    }
+    if (m_drainRemaining > 0) {
+        m_drainRemaining = qMax<qint64>(0, m_drainRemaining - size);
+        if (m_drainRemaining == 0) {
+            startClosing();
+            return;
+        }
+    }
+    m_idleTimer.start(DrainIdleMs, Qt::CoarseTimer, this);
+}
+
+void HttpConnection::rejectAndClose(int status, const QByteArray &message, qint64 drainBytes)
 {
     qCInfo(lcServer).noquote() << "rejecting request:" << status << QString::fromUtf8(message);
     m_state = State::Handling;
@@ -446,7 +498,20 @@ void HttpConnection::rejectAndClose(int status, const QByteArray &message)
     const QByteArray body = openAiErrorBody(QString::fromUtf8(message), QStringLiteral("invalid_request_error"),
                                             status == 413 ? QStringLiteral("request_too_large")
                                                           : QStringLiteral("bad_request"));
-    sendResponse(status, {{"Content-Type", "application/json"}, {"Access-Control-Allow-Origin", "*"}}, body);
+    const HeaderList headers{{"Content-Type", "application/json"}, {"Access-Control-Allow-Origin", "*"}};
+    if (drainBytes == 0 || !m_socket) {
+        sendResponse(status, headers, body);
+        return;
+    }
+    // Closing now, with the rest of an upload still arriving, would make the kernel reset the
+    // connection, and a client still sending (most send the whole body before reading) would see
+    // "connection reset" instead of this answer. Answer, then read and drop the body, then close.
+    writeHead(status, headers, body.size());
+    m_socket->write(body);
+    m_state = State::Draining;
+    m_drainRemaining = drainBytes;
+    m_drained = 0;
+    drainInput(); // part of the body may already be here, after the head
 }
 
 void HttpConnection::onBytesWritten()

@@ -59,6 +59,9 @@ public:
     void abortResponse();
     /// A whole response in one call.
     void sendResponse(int status, const HeaderList &headers, const QByteArray &body);
+    /// Closes the connection after everything written so far has reached the client (shutdown).
+    /// closed() follows once the socket is gone.
+    void closeGracefully();
 
     bool headWritten() const { return m_headWritten; }
     qint64 bodyBytesWritten() const { return m_bodyBytesWritten; }
@@ -79,14 +82,20 @@ protected:
     void timerEvent(QTimerEvent *event) override;
 
 private:
-    enum class State { ReadingHead, ReadingBody, ReadingChunked, Handling, Closing, Closed };
+    /// Draining: an error answer is sent and the rest of the request body is read and dropped, so that
+    /// closing does not reset the connection before the client has read the answer.
+    enum class State { ReadingHead, ReadingBody, ReadingChunked, Handling, Draining, Closing, Closed };
 
     void onReadyRead();
     void processInput();
     bool parseHead(qsizetype headEnd, qsizetype headLength);
     bool readChunked();
     void dispatch();
-    void rejectAndClose(int status, const QByteArray &message);
+    /// @p drainBytes: request body bytes still to come that are read and dropped before closing
+    /// (-1: unknown, drop until the client stops sending; 0: close at once).
+    void rejectAndClose(int status, const QByteArray &message, qint64 drainBytes = 0);
+    void drainInput();
+    void startClosing();
     void closeNow();
     void onDisconnected();
     void onBytesWritten();
@@ -109,6 +118,8 @@ private:
     int m_requestMinorVersion = 1;
     qint64 m_bodyBytesWritten = 0;
     bool m_processScheduled = false;
+    qint64 m_drainRemaining = 0; ///< Draining: body bytes still expected, -1 unknown
+    qint64 m_drained = 0;
 };
 
 } // namespace keyrelay

@@ -40,7 +40,7 @@ void KeyPool::setKeys(const QList<ApiKey> &keys)
         m_entries = entries;
         if (m_cursor >= m_entries.size())
             m_cursor = 0;
-        qCInfo(lcKeys) << "key pool now holds" << m_entries.size() << "key(s)";
+        qCDebug(lcKeys) << "key pool now holds" << m_entries.size() << "key(s)"; // headless prints the count itself
     }
     Q_EMIT keysChanged();
 }

@@ -147,9 +147,12 @@ void ProxyExchange::start()
     }
     const QByteArray target = m_request.target;
     const qsizetype queryAt = target.indexOf('?');
-    const QString clientPath = QUrl::fromPercentEncoding(queryAt < 0 ? target : target.left(queryAt));
+    // The path stays percent-encoded as the client sent it: decoding would turn "%2F" into a real "/"
+    // and change which resource the upstream sees (e.g. "/v1/models/org%2Fmodel").
+    const QString clientPath = QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt));
     m_upstreamUrl = config.upstream;
-    m_upstreamUrl.setPath(upstreamPath(config.upstream.path(), clientPath, config.stripPrefixes));
+    m_upstreamUrl.setPath(upstreamPath(config.upstream.path(QUrl::FullyEncoded), clientPath, config.stripPrefixes),
+                          QUrl::TolerantMode);
     if (queryAt >= 0)
         m_upstreamUrl.setQuery(QString::fromUtf8(target.mid(queryAt + 1)), QUrl::StrictMode);
     if (!m_upstreamUrl.isValid()) {
@@ -403,7 +406,7 @@ void ProxyExchange::onUpstreamFinished()
             ? QStringLiteral("upstream idle for %1 s").arg(m_config->idleTimeoutSec)
             : m_reply->errorString();
         if (m_client) {
-            const QByteArray rest = m_reply->readAll();
+            const QByteArray rest = m_reply->isOpen() ? m_reply->readAll() : QByteArray(); // closed after abort()
             capture(rest);
             m_client->writeBody(rest);
             m_record.responseBytes = m_client->bodyBytesWritten();

@@ -21,6 +21,7 @@ const QByteArray AllowedHeaders = QByteArrayLiteral(
     "x-stainless-async, x-stainless-poll-helper, x-stainless-raw-response, x-request-id, accept, "
     "accept-language, cache-control, user-agent, x-requested-with");
 const QByteArray AllowedMethods = QByteArrayLiteral("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+constexpr int ConnectionFlushTimeoutMs = 3000; ///< shutdown: how long clients get to take the last bytes
 
 bool isLoopbackHostName(QByteArray host)
 {
@@ -81,6 +82,7 @@ bool ProxyServer::listen(const ProxyConfig &config, QString *error)
     }
     setConfig(config);
     m_shuttingDown = false;
+    m_closingConnections = false;
     const QList<QHostAddress> addresses = config.listenAddresses();
     quint16 port = config.listenPort;
     for (const QHostAddress &address : addresses) {
@@ -271,14 +273,29 @@ void ProxyServer::shutdown(int graceMs)
 
 void ProxyServer::checkDrained()
 {
-    if (m_shuttingDown && m_exchanges.isEmpty()) {
-        m_shuttingDown = false; // emit once
-        // Idle keep-alive connections are closed now; nothing is in flight on them.
+    if (!m_shuttingDown || !m_exchanges.isEmpty())
+        return;
+    if (!m_connections.isEmpty() && !m_closingConnections) {
+        // Nothing is in flight any more, but the last responses may still sit in the sockets' buffers:
+        // close gracefully so that they reach the clients, and report drained once every connection is
+        // gone (closed() calls back here). A client that stops reading must not hold up the exit.
+        m_closingConnections = true;
         const auto connections = m_connections;
         for (HttpConnection *connection : connections)
-            connection->abortResponse();
-        Q_EMIT drained();
+            connection->closeGracefully();
+        QTimer::singleShot(ConnectionFlushTimeoutMs, this, [this] {
+            if (!m_closingConnections)
+                return;
+            const auto remaining = m_connections;
+            for (HttpConnection *connection : remaining)
+                connection->abortResponse();
+        });
     }
+    if (!m_shuttingDown || !m_connections.isEmpty())
+        return;
+    m_shuttingDown = false; // emit once
+    m_closingConnections = false;
+    Q_EMIT drained();
 }
 
 } // namespace keyrelay

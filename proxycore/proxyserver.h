@@ -65,6 +65,7 @@ private:
     QSet<HttpConnection *> m_connections;
     quint64 m_nextId = 1;
     bool m_shuttingDown = false;
+    bool m_closingConnections = false; ///< shutdown: waiting for the connections to flush and close
 };
 
 } // namespace keyrelay

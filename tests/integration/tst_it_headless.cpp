@@ -1,0 +1,325 @@
+// The real `keyrelay --headless` binary (KEYRELAY_BINARY): serving through it, the per-request log line
+// with the masked key, clean exit on SIGTERM (after in-flight requests), and start-up failures.
+#include "mockupstream.h"
+#include "rawclient.h"
+
+#include <QProcess>
+#include <QRegularExpression>
+#include <QTcpServer>
+#include <QTemporaryDir>
+#include <QtTest>
+
+#include <csignal>
+
+using namespace it;
+
+namespace {
+/// The user's environment: the binary's own default logging, not the test runner's QT_LOGGING_RULES.
+QProcessEnvironment userEnvironment()
+{
+    QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
+    environment.remove(QStringLiteral("QT_LOGGING_RULES"));
+    return environment;
+}
+
+const QString Key1 = QStringLiteral("sk-headless-secret-key-1111abcd");
+const QString Key2 = QStringLiteral("sk-headless-secret-key-2222wxyz");
+} // namespace
+
+class HeadlessTest : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase();
+    void init();
+    void cleanup();
+
+    void servesAndLogsMaskedKey();
+    void sigtermFinishesInFlightRequest();
+    void sigintExitsCleanly();
+    void configFile();
+    void portInUse();
+    void badStartup_data();
+    void badStartup();
+    void helpAndVersion_data();
+    void helpAndVersion();
+
+private:
+    /// Starts the binary and waits for its "listening on" line; returns the port or 0.
+    quint16 startProxy(const QStringList &extraArgs, bool withUpstream = true);
+    QString writeKeysFile(const QByteArray &content);
+    int runToExit(const QStringList &args, QByteArray *out, QByteArray *err, int timeoutMs = 15000);
+
+    QString m_binary;
+    QTemporaryDir m_dir;
+    std::unique_ptr<MockUpstream> m_mock;
+    std::unique_ptr<QProcess> m_process;
+    QByteArray m_stdout;
+};
+
+void HeadlessTest::initTestCase()
+{
+    m_binary = QString::fromLocal8Bit(qgetenv("KEYRELAY_BINARY"));
+    QVERIFY2(!m_binary.isEmpty(), "KEYRELAY_BINARY is not set (run through ctest)");
+    QVERIFY2(QFileInfo(m_binary).isExecutable(), qPrintable(m_binary));
+    QVERIFY(m_dir.isValid());
+}
+
+void HeadlessTest::init()
+{
+    m_mock = std::make_unique<MockUpstream>();
+    QVERIFY(m_mock->listen());
+    m_stdout.clear();
+}
+
+void HeadlessTest::cleanup()
+{
+    if (m_process && m_process->state() != QProcess::NotRunning) {
+        m_process->kill();
+        m_process->waitForFinished(5000);
+    }
+    m_process.reset();
+    m_mock.reset();
+}
+
+QString HeadlessTest::writeKeysFile(const QByteArray &content)
+{
+    static int counter = 0;
+    const QString path = m_dir.filePath(QStringLiteral("keys-%1.txt").arg(++counter));
+    QFile file(path);
+    if (!file.open(QIODevice::WriteOnly))
+        return QString();
+    file.write(content);
+    return path;
+}
+
+quint16 HeadlessTest::startProxy(const QStringList &extraArgs, bool withUpstream)
+{
+    m_process = std::make_unique<QProcess>();
+    connect(m_process.get(), &QProcess::readyReadStandardOutput, this,
+            [this] { m_stdout += m_process->readAllStandardOutput(); });
+    QStringList args{QStringLiteral("--headless"), QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0")};
+    if (withUpstream)
+        args << QStringLiteral("--upstream") << m_mock->url().toString();
+    m_process->setProcessEnvironment(userEnvironment());
+    m_process->start(m_binary, args + extraArgs);
+    if (!m_process->waitForStarted(10000))
+        return 0;
+    static const QRegularExpression listening(QStringLiteral("listening on http://127\\.0\\.0\\.1:(\\d+) -> "));
+    quint16 port = 0;
+    [[maybe_unused]] const bool seen = QTest::qWaitFor(
+        [&] {
+            const QRegularExpressionMatch match = listening.match(QString::fromUtf8(m_stdout));
+            if (match.hasMatch())
+                port = quint16(match.captured(1).toUInt());
+            return port != 0 || m_process->state() == QProcess::NotRunning;
+        },
+        15000);
+    if (!port)
+        qWarning() << "no listening line; stdout:" << m_stdout << "stderr:" << m_process->readAllStandardError();
+    return port;
+}
+
+int HeadlessTest::runToExit(const QStringList &args, QByteArray *out, QByteArray *err, int timeoutMs)
+{
+    QProcess process;
+    process.setProcessEnvironment(userEnvironment());
+    process.start(m_binary, args);
+    if (!process.waitForFinished(timeoutMs)) {
+        process.kill();
+        process.waitForFinished();
+        return -1000;
+    }
+    *out = process.readAllStandardOutput();
+    *err = process.readAllStandardError();
+    return process.exitStatus() == QProcess::NormalExit ? process.exitCode() : -2000;
+}
+
+void HeadlessTest::servesAndLogsMaskedKey()
+{
+    const QString keysFile = writeKeysFile("# my keys\n" + Key1.toUtf8() + "\n\n" + Key2.toUtf8() + "\n");
+    const quint16 port = startProxy({QStringLiteral("--keys-file"), keysFile});
+    QVERIFY(port != 0);
+    QVERIFY(m_stdout.contains("2 key(s)"));
+
+    for (const QString &expectedKey : {Key1, Key2}) {
+        RawClient client;
+        client.send(port, buildRequest("POST", "/v1/embeddings", port,
+                                       {{"Authorization", "Bearer sk-client-not-used"},
+                                        {"Content-Type", "application/json"}},
+                                       R"({"model":"text-embedding-3-small","input":"x"})"));
+        QVERIFY(client.waitFinished());
+        QCOMPARE(client.status(), 200);
+        QCOMPARE(client.body(), QByteArray("ok"));
+        QCOMPARE(m_mock->lastRequest().header("Authorization"), "Bearer " + expectedKey.toUtf8());
+    }
+    // One log line per request, naming the key by its masked form only.
+    const QString masked1 = QStringLiteral("sk-") + QChar(0x2026) + Key1.right(4);
+    const QString masked2 = QStringLiteral("sk-") + QChar(0x2026) + Key2.right(4);
+    QTRY_VERIFY_WITH_TIMEOUT(QString::fromUtf8(m_stdout).contains(masked2), 5000);
+    const QString out = QString::fromUtf8(m_stdout);
+    QVERIFY2(out.contains(masked1), qPrintable(out));
+    QVERIFY(out.contains(QStringLiteral("/v1/embeddings")));
+    QVERIFY(out.contains(QStringLiteral("text-embedding-3-small")));
+    QVERIFY(out.contains(QStringLiteral("status=200")));
+    QVERIFY2(!out.contains(Key1) && !out.contains(Key2), qPrintable(out));
+    QVERIFY(!out.contains(QStringLiteral("sk-client-not-used")));
+
+    ::kill(pid_t(m_process->processId()), SIGTERM);
+    QVERIFY(m_process->waitForFinished(10000));
+    QCOMPARE(m_process->exitStatus(), QProcess::NormalExit);
+    QCOMPARE(m_process->exitCode(), 0);
+    const QByteArray err = m_process->readAllStandardError();
+    QVERIFY(!err.contains(Key1.toUtf8()) && !err.contains(Key2.toUtf8()));
+}
+
+void HeadlessTest::sigtermFinishesInFlightRequest()
+{
+    const QString keysFile = writeKeysFile(Key1.toUtf8() + "\n");
+    const quint16 port = startProxy({QStringLiteral("--keys-file"), keysFile, QStringLiteral("--quiet")});
+    QVERIFY(port != 0);
+    m_mock->setHandler([](const RecordedRequest &) {
+        return MockResponse::sse({{0, "data: 1\n\n"}, {1200, "data: 2\n\ndata: [DONE]\n\n"}});
+    });
+    RawClient client;
+    client.send(port, buildRequest("POST", "/v1/chat/completions", port, {{"Content-Type", "application/json"}},
+                                   R"({"model":"m","stream":true,"messages":[]})"));
+    QTRY_VERIFY_WITH_TIMEOUT(client.body().contains("data: 1"), 5000);
+    ::kill(pid_t(m_process->processId()), SIGTERM);
+    // The stream in flight completes, then the process exits 0.
+    QVERIFY2(client.waitFinished(8000),
+             qPrintable(QString::fromUtf8(client.body() + "\nstderr: " + m_process->readAllStandardError())));
+    QCOMPARE(client.body(), QByteArray("data: 1\n\ndata: 2\n\ndata: [DONE]\n\n"));
+    QTRY_VERIFY_WITH_TIMEOUT(m_process->state() == QProcess::NotRunning, 8000);
+    QCOMPARE(m_process->exitStatus(), QProcess::NormalExit);
+    QCOMPARE(m_process->exitCode(), 0);
+    QVERIFY(m_stdout.indexOf("status=") < 0); // --quiet
+}
+
+void HeadlessTest::sigintExitsCleanly()
+{
+    const quint16 port = startProxy({}); // no keys: pass-through
+    QVERIFY(port != 0);
+    QVERIFY(m_stdout.contains("pass through"));
+    RawClient client;
+    client.send(port, buildRequest("GET", "/v1/models", port, {{"Authorization", "Bearer sk-own-client-key-9999"}}));
+    QVERIFY(client.waitFinished());
+    QCOMPARE(client.status(), 200);
+    QCOMPARE(m_mock->lastRequest().header("Authorization"), QByteArray("Bearer sk-own-client-key-9999"));
+    ::kill(pid_t(m_process->processId()), SIGINT);
+    QVERIFY(m_process->waitForFinished(10000));
+    QCOMPARE(m_process->exitStatus(), QProcess::NormalExit);
+    QCOMPARE(m_process->exitCode(), 0);
+}
+
+void HeadlessTest::configFile()
+{
+    // Settings come from the INI file; --listen on the command line wins over the file's port.
+    const QString configPath = m_dir.filePath(QStringLiteral("keyrelay.ini"));
+    {
+        QFile file(configPath);
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        file.write("[proxy]\nupstream=" + m_mock->url().toEncoded()
+                   + "\nstripPrefixes=/release\nlistenPort=1\n"
+                     "[rewrite]\nreorderSystemMessage=false\n"
+                     "[security]\ncorsAllowOrigin=http://localhost:3000\n");
+    }
+    const quint16 port = startProxy({QStringLiteral("--config"), configPath}, false);
+    QVERIFY(port != 0);
+    QVERIFY(m_stdout.contains("reorder off"));
+    const QByteArray body = R"({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"1"},)"
+                            R"({"role":"user","content":"2"},{"role":"user","content":"3"},{"role":"user","content":"4"}]})";
+    RawClient client;
+    client.send(port, buildRequest("POST", "/release/v1/chat/completions", port,
+                                   {{"Authorization", "Bearer sk-own-key-0000000000"}, {"Content-Type", "application/json"}},
+                                   body));
+    QVERIFY(client.waitFinished());
+    QCOMPARE(client.status(), 200);
+    QCOMPARE(client.header("Access-Control-Allow-Origin"), QByteArray("http://localhost:3000"));
+    QCOMPARE(m_mock->lastRequest().target, QByteArray("/v1/chat/completions"));
+    QCOMPARE(m_mock->lastRequest().body, body);
+    ::kill(pid_t(m_process->processId()), SIGTERM);
+    QVERIFY(m_process->waitForFinished(10000));
+    QCOMPARE(m_process->exitCode(), 0);
+}
+
+void HeadlessTest::portInUse()
+{
+    QTcpServer blocker;
+    QVERIFY(blocker.listen(QHostAddress(QHostAddress::LocalHost), 0));
+    const QString port = QString::number(blocker.serverPort());
+    const QString keysFile = writeKeysFile(Key1.toUtf8());
+    QByteArray out;
+    QByteArray err;
+    const int code = runToExit({QStringLiteral("--headless"), QStringLiteral("--listen"),
+                                QStringLiteral("127.0.0.1:") + port, QStringLiteral("--upstream"),
+                                m_mock->url().toString(), QStringLiteral("--keys-file"), keysFile},
+                               &out, &err);
+    QVERIFY2(code > 0, qPrintable(QString::number(code)));
+    const QString message = QString::fromUtf8(err).trimmed();
+    QVERIFY2(message.contains(port), qPrintable(message));
+    QVERIFY2(message.contains(QStringLiteral("in use")), qPrintable(message));
+    QCOMPARE(message.count(QLatin1Char('\n')), 0); // one line
+    QVERIFY(!out.contains("listening on"));
+}
+
+void HeadlessTest::badStartup_data()
+{
+    QTest::addColumn<QStringList>("args");
+    QTest::addColumn<QString>("mentions");
+    const QString missing = QStringLiteral("/nonexistent/dir/keys.txt");
+    QTest::newRow("missing keys file") << QStringList{QStringLiteral("--keys-file"), missing} << missing;
+    QTest::newRow("ftp upstream") << QStringList{QStringLiteral("--upstream"), QStringLiteral("ftp://x")}
+                                  << QStringLiteral("ftp://x");
+    QTest::newRow("upstream not a URL") << QStringList{QStringLiteral("--upstream"), QStringLiteral("not a url")}
+                                        << QStringLiteral("upstream");
+    QTest::newRow("bad listen port") << QStringList{QStringLiteral("--listen"), QStringLiteral("127.0.0.1:99999")}
+                                     << QStringLiteral("port");
+    QTest::newRow("remote listen without opt-in")
+        << QStringList{QStringLiteral("--listen"), QStringLiteral("0.0.0.0:0")} << QStringLiteral("0.0.0.0");
+    QTest::newRow("key on the command line") << QStringList{QStringLiteral("sk-oops-a-key")}
+                                             << QStringLiteral("keys-file");
+}
+
+void HeadlessTest::badStartup()
+{
+    QFETCH(QStringList, args);
+    QFETCH(QString, mentions);
+    QStringList full{QStringLiteral("--headless"), QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"),
+                     QStringLiteral("--upstream"), m_mock->url().toString()};
+    full += args; // later options win
+    QByteArray out;
+    QByteArray err;
+    const int code = runToExit(full, &out, &err);
+    QVERIFY2(code > 0, qPrintable(QString::number(code)));
+    const QString message = QString::fromUtf8(err).trimmed();
+    QVERIFY2(message.startsWith(QStringLiteral("keyrelay: ")), qPrintable(message));
+    QVERIFY2(message.contains(mentions), qPrintable(message));
+    QVERIFY(!out.contains("listening on"));
+    QCOMPARE(message.count(QLatin1Char('\n')), 0); // one line
+    QCOMPARE(m_mock->totalConnections(), 0);
+}
+
+void HeadlessTest::helpAndVersion_data()
+{
+    QTest::addColumn<QString>("option");
+    QTest::addColumn<QString>("expected");
+    QTest::newRow("--help") << QStringLiteral("--help") << QStringLiteral("--keys-file");
+    QTest::newRow("--version") << QStringLiteral("--version") << QStringLiteral(KEYRELAY_VERSION);
+}
+
+void HeadlessTest::helpAndVersion()
+{
+    QFETCH(QString, option);
+    QFETCH(QString, expected);
+    QByteArray out;
+    QByteArray err;
+    const int code = runToExit({option}, &out, &err);
+    QCOMPARE(code, 0);
+    QVERIFY2(QString::fromUtf8(out).contains(expected), out.constData());
+    QCOMPARE(m_mock->totalConnections(), 0);
+}
+
+QTEST_GUILESS_MAIN(HeadlessTest)
+#include "tst_it_headless.moc"

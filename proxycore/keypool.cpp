@@ -237,9 +237,10 @@ QString KeyPool::mask(const QString &secret)
 {
     const QString key = secret.trimmed();
     const QChar ellipsis(0x2026);
-    if (key.size() >= 12)
+    // Real keys are 40+ characters; the shorter a key, the less of it is shown.
+    if (key.size() >= 20)
         return key.left(3) + ellipsis + key.right(4);
-    if (key.size() >= 6)
+    if (key.size() >= 8)
         return ellipsis + key.right(2);
     return QString(ellipsis);
 }
@@ -251,8 +252,11 @@ QStringList KeyPool::parseKeyList(const QString &text)
     QSet<QString> seen;
     const QStringList lines = text.split(QLatin1Char('\n'));
     for (const QString &rawLine : lines) {
-        const QString line = rawLine.trimmed();
-        if (line.isEmpty() || line.startsWith(QLatin1Char('#')))
+        QString line = rawLine;
+        static const QRegularExpression trailingComment(QStringLiteral("(^|\\s)#.*$"));
+        line.remove(trailingComment); // "# note" lines and "key  # note" comments
+        line = line.trimmed();
+        if (line.isEmpty())
             continue;
         const QStringList parts = line.split(separators, Qt::SkipEmptyParts);
         for (const QString &part : parts) {

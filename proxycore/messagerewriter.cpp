@@ -193,7 +193,7 @@ MessageRewriter::Result MessageRewriter::rewrite(const QByteArray &body, const R
         return result;
     const QJsonArray messages = messagesValue.toArray();
     const qsizetype count = messages.size();
-    if (count <= options.threshold || count - 1 <= options.depth)
+    if (options.depth < 1 || count <= options.threshold || count - 1 <= options.depth)
         return result;
     const QJsonValue first = messages.at(0);
     if (!first.isObject()

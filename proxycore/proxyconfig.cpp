@@ -154,8 +154,11 @@ QString ProxyConfig::endpointUrl(quint16 actualPort) const
     const quint16 port = actualPort ? actualPort : listenPort;
     QString host = listenHost;
     const QHostAddress address(listenHost);
-    if (address == QHostAddress(QHostAddress::AnyIPv4) || address == QHostAddress(QHostAddress::Any))
+    if (address.isEqual(QHostAddress(QHostAddress::AnyIPv4), QHostAddress::StrictConversion)
+        || address.isEqual(QHostAddress(QHostAddress::Any), QHostAddress::StrictConversion))
         host = QStringLiteral("127.0.0.1");
+    else if (address.isEqual(QHostAddress(QHostAddress::AnyIPv6), QHostAddress::StrictConversion))
+        host = QStringLiteral("[::1]");
     else if (address.protocol() == QAbstractSocket::IPv6Protocol)
         host = QLatin1Char('[') + host + QLatin1Char(']');
     return QStringLiteral("http://%1:%2").arg(host).arg(port);

@@ -1,35 +1,62 @@
 #include "requestrecord.h"
 
-#include <QStringList>
-
 namespace keyrelay {
+
+namespace {
+// Client-supplied text (path, model, error) goes into a one-line log: control characters must not
+// start a new line or forge one, so they are escaped.
+QString oneLine(const QString &text)
+{
+    QString out;
+    out.reserve(text.size());
+    for (const QChar c : text) {
+        if (c == QLatin1Char('\n'))
+            out += QLatin1String("\\n");
+        else if (c == QLatin1Char('\r'))
+            out += QLatin1String("\\r");
+        else if (c == QLatin1Char('\t'))
+            out += QLatin1String("\\t");
+        else if (c.category() == QChar::Other_Control)
+            out += QStringLiteral("\\x%1").arg(c.unicode(), 2, 16, QLatin1Char('0'));
+        else
+            out += c;
+    }
+    return out;
+}
+
+QString orDash(const QString &text)
+{
+    return text.isEmpty() ? QStringLiteral("-") : oneLine(text);
+}
+
+QString count(qint64 value)
+{
+    return value >= 0 ? QString::number(value) : QStringLiteral("?");
+}
+} // namespace
 
 QString RequestRecord::toLogLine() const
 {
-    const auto orDash = [](const QString &s) { return s.isEmpty() ? QStringLiteral("-") : s; };
-    QString tokens = QStringLiteral("-");
-    if (totalTokens >= 0) {
-        tokens = QStringLiteral("%1+%2=%3")
-                     .arg(promptTokens >= 0 ? QString::number(promptTokens) : QStringLiteral("?"),
-                          completionTokens >= 0 ? QString::number(completionTokens) : QStringLiteral("?"))
-                     .arg(totalTokens);
-    }
-    QString line = QStringLiteral("%1 %2 %3 model=%4 key=%5 status=%6 latency=%7ms time=%8ms in=%9B out=%10B")
-                       .arg(startedAt.toString(Qt::ISODateWithMs), method, path, orDash(model), orDash(keyLabel))
-                       .arg(status)
-                       .arg(latencyMs)
-                       .arg(durationMs)
-                       .arg(requestBytes)
-                       .arg(responseBytes);
-    line += QStringLiteral(" tokens=") + tokens;
+    // Built by concatenation, not chained QString::arg(): a "%1" inside a path or model would be
+    // substituted by a later arg() call.
+    QString line = startedAt.toString(Qt::ISODateWithMs) + QLatin1Char(' ') + oneLine(method) + QLatin1Char(' ')
+        + orDash(path) + QLatin1String(" model=") + orDash(model) + QLatin1String(" key=") + orDash(keyLabel)
+        + QLatin1String(" status=") + QString::number(status) + QLatin1String(" latency=")
+        + QString::number(latencyMs) + QLatin1String("ms time=") + QString::number(durationMs)
+        + QLatin1String("ms in=") + QString::number(requestBytes) + QLatin1String("B out=")
+        + QString::number(responseBytes) + QLatin1String("B tokens=");
+    if (totalTokens >= 0)
+        line += count(promptTokens) + QLatin1Char('+') + count(completionTokens) + QLatin1Char('=') + count(totalTokens);
+    else
+        line += QLatin1Char('-');
     if (streamed)
-        line += QStringLiteral(" stream");
+        line += QLatin1String(" stream");
     if (rewritten)
-        line += QStringLiteral(" reordered");
+        line += QLatin1String(" reordered");
     if (attempts > 1)
-        line += QStringLiteral(" attempts=%1").arg(attempts);
+        line += QLatin1String(" attempts=") + QString::number(attempts);
     if (!error.isEmpty())
-        line += QStringLiteral(" error=\"%1\"").arg(error);
+        line += QLatin1String(" error=\"") + oneLine(error) + QLatin1Char('"');
     return line;
 }
 

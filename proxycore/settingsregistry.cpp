@@ -38,6 +38,13 @@ bool toBool(QVariant &value)
     return false;
 }
 
+QString displayText(const QVariant &value)
+{
+    if (value.typeId() == QMetaType::QStringList)
+        return value.toStringList().join(QLatin1Char(','));
+    return value.toString();
+}
+
 const std::array<SettingSpec, size_t(Setting::Count)> &specs()
 {
     static const std::array<SettingSpec, size_t(Setting::Count)> table{{
@@ -155,16 +162,15 @@ void SettingsRegistry::load()
                 value = stored;
             } else {
                 m_problems << QStringLiteral("setting %1 = \"%2\" is not valid; using the default \"%3\"")
-                                  .arg(QLatin1String(entry.name),
-                                       stored.toStringList().join(QLatin1Char(',')).left(80),
-                                       entry.defaultValue.toStringList().join(QLatin1Char(',')));
+                                  .arg(QLatin1String(entry.name), displayText(stored).left(80),
+                                       displayText(entry.defaultValue));
             }
         }
         m_values.at(size_t(entry.id)) = value;
     }
 
     bool versionOk = false;
-    m_fileVersion = m_storage->value(QStringLiteral("general/settingsVersion")).toInt(&versionOk);
+    m_fileVersion = m_storage->value(QStringLiteral("meta/settingsVersion")).toInt(&versionOk);
     if (!versionOk)
         m_fileVersion = 0;
     if (m_fileVersion > CurrentVersion) {
@@ -203,7 +209,7 @@ bool SettingsRegistry::setValue(Setting setting, const QVariant &value)
     m_storage->setValue(QLatin1String(entry.name), candidate);
     if (m_fileVersion < CurrentVersion) {
         m_fileVersion = CurrentVersion;
-        m_storage->setValue(QStringLiteral("general/settingsVersion"), CurrentVersion);
+        m_storage->setValue(QStringLiteral("meta/settingsVersion"), CurrentVersion);
     }
     if (changedValue)
         Q_EMIT changed(setting, candidate);

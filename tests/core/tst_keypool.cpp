@@ -1,0 +1,666 @@
+// Unit tests of KeyPool: rotation, health, pass-through, masking, parsing, signals, thread safety.
+#include "keypool.h"
+
+#include <QDateTime>
+#include <QSignalSpy>
+#include <QThread>
+#include <QtTest>
+
+#include <atomic>
+#include <memory>
+
+using keyrelay::ApiKey;
+using keyrelay::KeyHealth;
+using keyrelay::KeyLease;
+using keyrelay::KeyPool;
+using keyrelay::KeyStatus;
+
+namespace {
+
+QString secretFor(int i)
+{
+    return QStringLiteral("sk-test-%1-abcdefghijklmnopqrstuvwxyz%2").arg(i).arg(1000 + i);
+}
+
+QList<ApiKey> makeKeys(int count)
+{
+    QList<ApiKey> keys;
+    for (int i = 0; i < count; ++i)
+        keys.append(ApiKey{secretFor(i), QString(), true});
+    return keys;
+}
+
+} // namespace
+
+class tst_KeyPool : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void emptyPool();
+    void roundRobinIsStrict();
+    void disabledKeySkipped();
+    void unauthorizedMarksInvalid();
+    void rateLimitCoolsDown();
+    void rateLimitRetryAfterDefaultsAndCap();
+    void allCoolingUsesSoonestRecovering();
+    void successClearsCoolDown();
+    void excludeHonoured();
+    void hasUsableKey();
+    void passThroughRotates();
+    void passThroughInvalid();
+    void setKeysKeepsCountersAndDropsDuplicates();
+    void setKeysShrinkingResetsCursor();
+    void labels();
+    void mask_data();
+    void mask();
+    void maskNeverRevealsTheMiddle();
+    void parseKeyList_data();
+    void parseKeyList();
+    void parseKeyListTrailingComment();
+    void signalsEmitted();
+    void snapshotCounters();
+    void threadSafety();
+};
+
+void tst_KeyPool::emptyPool()
+{
+    KeyPool pool;
+    QVERIFY(pool.isEmpty());
+    QCOMPARE(pool.size(), 0);
+    const KeyLease lease = pool.acquire();
+    QVERIFY(!lease.isValid());
+    QCOMPARE(lease.index, -1);
+    QVERIFY(!pool.hasUsableKey({}));
+    QVERIFY(pool.snapshot().isEmpty());
+}
+
+void tst_KeyPool::roundRobinIsStrict()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(3));
+    QCOMPARE(pool.size(), 3);
+    for (int i = 0; i < 30; ++i) {
+        const KeyLease lease = pool.acquire();
+        QVERIFY(lease.isValid());
+        QCOMPARE(lease.index, i % 3);
+        QCOMPARE(lease.secret, secretFor(i % 3));
+        // Requests that succeed do not change the order.
+        pool.reportResult(lease.index, 200);
+    }
+    const QList<KeyStatus> statuses = pool.snapshot();
+    QCOMPARE(statuses.size(), 3);
+    for (const KeyStatus &status : statuses) {
+        QCOMPARE(status.requests, quint64(10));
+        QCOMPARE(status.errors, quint64(0));
+        QCOMPARE(status.health, KeyHealth::Ok);
+    }
+}
+
+void tst_KeyPool::disabledKeySkipped()
+{
+    KeyPool pool;
+    QList<ApiKey> keys = makeKeys(3);
+    keys[1].enabled = false;
+    pool.setKeys(keys);
+    QList<int> order;
+    for (int i = 0; i < 6; ++i)
+        order.append(pool.acquire().index);
+    QCOMPARE(order, (QList<int>{0, 2, 0, 2, 0, 2}));
+    QCOMPARE(pool.snapshot().at(1).requests, quint64(0));
+    QVERIFY(!pool.snapshot().at(1).enabled);
+
+    // Disabling at run time, then re-enabling.
+    pool.setEnabled(2, false);
+    QCOMPARE(pool.acquire().index, 0);
+    QCOMPARE(pool.acquire().index, 0);
+    pool.setEnabled(0, false);
+    QVERIFY(!pool.acquire().isValid());
+    QVERIFY(!pool.hasUsableKey({}));
+    pool.setEnabled(1, true);
+    QCOMPARE(pool.acquire().index, 1);
+    QCOMPARE(pool.acquire().index, 1);
+    QVERIFY(pool.keys().at(1).enabled);
+    QVERIFY(!pool.keys().at(0).enabled);
+}
+
+void tst_KeyPool::unauthorizedMarksInvalid()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(3));
+    QCOMPARE(pool.acquire().index, 0);
+    pool.reportResult(1, 401, -1, QStringLiteral("Incorrect API key provided"));
+    const KeyStatus status = pool.snapshot().at(1);
+    QCOMPARE(status.health, KeyHealth::Invalid);
+    QCOMPARE(status.errors, quint64(1));
+    QCOMPARE(status.lastError, QStringLiteral("Incorrect API key provided"));
+    QList<int> order;
+    for (int i = 0; i < 6; ++i)
+        order.append(pool.acquire().index);
+    QCOMPARE(order, (QList<int>{2, 0, 2, 0, 2, 0}));
+    QVERIFY(!pool.hasUsableKey({0, 2}));
+
+    // Without a message the reason still says what happened.
+    pool.reportResult(2, 401);
+    QVERIFY(pool.snapshot().at(2).lastError.contains(QLatin1String("401")));
+    QCOMPARE(pool.acquire().index, 0);
+    QCOMPARE(pool.acquire().index, 0);
+
+    // Every key invalid: no lease, not even the "soonest recovering" fallback.
+    pool.reportResult(0, 401);
+    QVERIFY(!pool.acquire().isValid());
+
+    pool.resetHealth(1);
+    QCOMPARE(pool.snapshot().at(1).health, KeyHealth::Unknown);
+    QCOMPARE(pool.acquire().index, 1);
+}
+
+void tst_KeyPool::rateLimitCoolsDown()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(3));
+    const QDateTime before = QDateTime::currentDateTimeUtc();
+    pool.reportResult(0, 429, 60);
+    const QDateTime after = QDateTime::currentDateTimeUtc();
+    const KeyStatus status = pool.snapshot().at(0);
+    QCOMPARE(status.health, KeyHealth::RateLimited);
+    QCOMPARE(status.errors, quint64(1));
+    QVERIFY(status.lastError.contains(QLatin1String("429")));
+    QVERIFY(status.coolingUntil >= before.addSecs(60));
+    QVERIFY(status.coolingUntil <= after.addSecs(60));
+
+    QList<int> order;
+    for (int i = 0; i < 6; ++i)
+        order.append(pool.acquire().index);
+    QCOMPARE(order, (QList<int>{1, 2, 1, 2, 1, 2}));
+    QVERIFY(pool.hasUsableKey({}));
+    QVERIFY(!pool.hasUsableKey({1, 2}));
+}
+
+void tst_KeyPool::rateLimitRetryAfterDefaultsAndCap()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(3));
+    const QDateTime before = QDateTime::currentDateTimeUtc();
+    pool.reportResult(0, 429); // no Retry-After: 20 s
+    pool.reportResult(1, 429, 0); // Retry-After: 0 also gets the default cool-down
+    pool.reportResult(2, 429, 1000000); // capped at one hour
+    const QDateTime after = QDateTime::currentDateTimeUtc();
+    const QList<KeyStatus> statuses = pool.snapshot();
+    QVERIFY(statuses.at(0).coolingUntil >= before.addSecs(20));
+    QVERIFY(statuses.at(0).coolingUntil <= after.addSecs(20));
+    QVERIFY(statuses.at(1).coolingUntil >= before.addSecs(20));
+    QVERIFY(statuses.at(1).coolingUntil <= after.addSecs(20));
+    QVERIFY(statuses.at(2).coolingUntil >= before.addSecs(3600));
+    QVERIFY(statuses.at(2).coolingUntil <= after.addSecs(3600));
+}
+
+void tst_KeyPool::allCoolingUsesSoonestRecovering()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(3));
+    pool.reportResult(0, 429, 300);
+    pool.reportResult(1, 429, 30);
+    pool.reportResult(2, 429, 900);
+    QVERIFY(!pool.hasUsableKey({}));
+    for (int i = 0; i < 3; ++i) {
+        const KeyLease lease = pool.acquire();
+        QVERIFY(lease.isValid());
+        QCOMPARE(lease.index, 1);
+    }
+    // The fallback honours the exclusions too.
+    QCOMPARE(pool.acquire({1}).index, 0);
+    QCOMPARE(pool.acquire({0, 1}).index, 2);
+    QVERIFY(!pool.acquire({0, 1, 2}).isValid());
+    // An invalid key is not a fallback, even when it would "recover" first.
+    pool.reportResult(1, 401);
+    QCOMPARE(pool.acquire().index, 0);
+    // A disabled one neither.
+    pool.setEnabled(0, false);
+    QCOMPARE(pool.acquire().index, 2);
+}
+
+void tst_KeyPool::successClearsCoolDown()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(2));
+    pool.reportResult(0, 429, 600);
+    QCOMPARE(pool.acquire().index, 1);
+    QCOMPARE(pool.acquire().index, 1);
+    pool.reportResult(0, 200);
+    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Ok);
+    QVERIFY(!pool.snapshot().at(0).coolingUntil.isValid());
+    QCOMPARE(pool.acquire().index, 0);
+    QCOMPARE(pool.acquire().index, 1);
+
+    // resetHealth also ends a cool-down.
+    pool.reportResult(1, 429, 600);
+    QVERIFY(!pool.hasUsableKey({0}));
+    pool.resetHealth(1);
+    QVERIFY(pool.hasUsableKey({0}));
+}
+
+void tst_KeyPool::excludeHonoured()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(3));
+    for (int i = 0; i < 6; ++i)
+        QVERIFY(pool.acquire({0}).index != 0);
+    QCOMPARE(pool.acquire({0, 1}).index, 2);
+    QCOMPARE(pool.acquire({1, 2}).index, 0);
+    QVERIFY(!pool.acquire({0, 1, 2}).isValid());
+    // Indexes outside the pool are harmless.
+    QCOMPARE(pool.acquire({-1, 7}).index, 1);
+    // The retry pattern of the proxy: try every key once.
+    QSet<int> tried;
+    for (int i = 0; i < 3; ++i) {
+        const KeyLease lease = pool.acquire(tried);
+        QVERIFY(lease.isValid());
+        QVERIFY(!tried.contains(lease.index));
+        tried.insert(lease.index);
+    }
+    QCOMPARE(tried, (QSet<int>{0, 1, 2}));
+    QVERIFY(!pool.acquire(tried).isValid());
+}
+
+void tst_KeyPool::hasUsableKey()
+{
+    KeyPool pool;
+    QVERIFY(!pool.hasUsableKey({}));
+    pool.setKeys(makeKeys(3));
+    QVERIFY(pool.hasUsableKey({}));
+    QVERIFY(pool.hasUsableKey({0, 1}));
+    QVERIFY(!pool.hasUsableKey({0, 1, 2}));
+    pool.reportResult(2, 401);
+    QVERIFY(!pool.hasUsableKey({0, 1}));
+    QVERIFY(pool.hasUsableKey({0}));
+    pool.setEnabled(1, false);
+    QVERIFY(!pool.hasUsableKey({0}));
+    QVERIFY(pool.hasUsableKey({}));
+    pool.reportResult(0, 429, 100);
+    QVERIFY(!pool.hasUsableKey({})); // cooling keys are not "usable", though acquire() may fall back to them
+    const int requestsBefore = int(pool.snapshot().at(0).requests);
+    QVERIFY(!pool.hasUsableKey({}));
+    QCOMPARE(int(pool.snapshot().at(0).requests), requestsBefore); // asking does not count as a request
+}
+
+void tst_KeyPool::passThroughRotates()
+{
+    KeyPool pool;
+    QStringList seen;
+    for (int i = 0; i < 7; ++i) {
+        const KeyLease lease = pool.passThrough(QStringLiteral("k1|k2|k3"));
+        QVERIFY(lease.isValid());
+        QCOMPARE(lease.index, -1);
+        QCOMPARE(lease.label, KeyPool::mask(lease.secret));
+        seen.append(lease.secret);
+    }
+    QCOMPARE(seen, (QStringList{QStringLiteral("k1"), QStringLiteral("k2"), QStringLiteral("k3"), QStringLiteral("k1"),
+                                QStringLiteral("k2"), QStringLiteral("k3"), QStringLiteral("k1")}));
+
+    KeyPool single;
+    const QString key = secretFor(5);
+    for (int i = 0; i < 3; ++i) {
+        const KeyLease lease = single.passThrough(key);
+        QCOMPARE(lease.secret, key);
+        QVERIFY(!lease.label.contains(key));
+        QCOMPARE(lease.label, KeyPool::mask(key));
+    }
+    // Empty parts are skipped.
+    KeyPool gaps;
+    QCOMPARE(gaps.passThrough(QStringLiteral("|a||b|")).secret, QStringLiteral("a"));
+    QCOMPARE(gaps.passThrough(QStringLiteral("|a||b|")).secret, QStringLiteral("b"));
+    QCOMPARE(gaps.passThrough(QStringLiteral("|a||b|")).secret, QStringLiteral("a"));
+    // Pass-through never touches the pool's own counters.
+    QVERIFY(pool.snapshot().isEmpty());
+}
+
+void tst_KeyPool::passThroughInvalid()
+{
+    KeyPool pool;
+    QVERIFY(!pool.passThrough(QString()).isValid());
+    QVERIFY(!pool.passThrough(QStringLiteral("|")).isValid());
+    QVERIFY(!pool.passThrough(QStringLiteral("||")).isValid());
+}
+
+void tst_KeyPool::setKeysKeepsCountersAndDropsDuplicates()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(3));
+    for (int i = 0; i < 9; ++i)
+        pool.acquire();
+    pool.reportResult(1, 500, -1, QStringLiteral("upstream error"));
+    pool.reportResult(2, 401);
+
+    QSignalSpy changed(&pool, &KeyPool::keysChanged);
+    const QString fresh = QStringLiteral("sk-fresh-000000000000000000000000ZZZZ");
+    pool.setKeys({ApiKey{secretFor(2), QStringLiteral("second"), true},
+                  ApiKey{QStringLiteral("  ") + secretFor(1) + QStringLiteral("\n"), QString(), true},
+                  ApiKey{fresh, QString(), true},
+                  ApiKey{secretFor(2), QStringLiteral("duplicate"), true},
+                  ApiKey{QStringLiteral("   "), QString(), true}});
+    QCOMPARE(changed.count(), 1);
+    QCOMPARE(pool.size(), 3);
+    const QList<ApiKey> keys = pool.keys();
+    QCOMPARE(keys.at(0).secret, secretFor(2));
+    QCOMPARE(keys.at(0).label, QStringLiteral("second"));
+    QCOMPARE(keys.at(1).secret, secretFor(1)); // trimmed
+    QCOMPARE(keys.at(2).secret, fresh);
+
+    const QList<KeyStatus> statuses = pool.snapshot();
+    QCOMPARE(statuses.at(0).requests, quint64(3));
+    QCOMPARE(statuses.at(0).errors, quint64(1));
+    QCOMPARE(statuses.at(0).health, KeyHealth::Invalid); // health survives too
+    QCOMPARE(statuses.at(0).label, QStringLiteral("second"));
+    QCOMPARE(statuses.at(1).requests, quint64(3));
+    QCOMPARE(statuses.at(1).errors, quint64(1));
+    QCOMPARE(statuses.at(1).lastError, QStringLiteral("upstream error"));
+    QVERIFY(statuses.at(1).lastUsed.isValid());
+    QCOMPARE(statuses.at(2).requests, quint64(0));
+    QCOMPARE(statuses.at(2).errors, quint64(0));
+    QCOMPARE(statuses.at(2).health, KeyHealth::Unknown);
+    QVERIFY(!statuses.at(2).lastUsed.isValid());
+    QCOMPARE(statuses.at(2).masked, KeyPool::mask(fresh));
+
+    // The removed key's counters are gone: adding it back starts from zero.
+    pool.setKeys(makeKeys(1));
+    QCOMPARE(pool.snapshot().at(0).requests, quint64(0));
+}
+
+void tst_KeyPool::setKeysShrinkingResetsCursor()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(4));
+    for (int i = 0; i < 3; ++i)
+        pool.acquire(); // cursor now at 3
+    pool.setKeys(makeKeys(2));
+    const KeyLease lease = pool.acquire();
+    QVERIFY(lease.isValid());
+    QCOMPARE(lease.index, 0);
+    QCOMPARE(pool.acquire().index, 1);
+    pool.setKeys({});
+    QVERIFY(pool.isEmpty());
+    QVERIFY(!pool.acquire().isValid());
+}
+
+void tst_KeyPool::labels()
+{
+    KeyPool pool;
+    pool.setKeys({ApiKey{secretFor(0), QStringLiteral("work"), true}, ApiKey{secretFor(1), QString(), true}});
+    KeyLease lease = pool.acquire();
+    QCOMPARE(lease.label, QStringLiteral("work"));
+    lease = pool.acquire();
+    QCOMPARE(lease.label, KeyPool::mask(secretFor(1)));
+    QCOMPARE(pool.snapshot().at(1).label, KeyPool::mask(secretFor(1)));
+
+    QSignalSpy changed(&pool, &KeyPool::keysChanged);
+    pool.setLabel(1, QStringLiteral("  home  "));
+    QCOMPARE(changed.count(), 1);
+    QCOMPARE(pool.keys().at(1).label, QStringLiteral("home"));
+    QCOMPARE(pool.snapshot().at(1).label, QStringLiteral("home"));
+    pool.setLabel(1, QStringLiteral("home")); // no change
+    QCOMPARE(changed.count(), 1);
+    pool.setLabel(5, QStringLiteral("nope")); // out of range
+    pool.setLabel(-1, QStringLiteral("nope"));
+    QCOMPARE(changed.count(), 1);
+    pool.setLabel(1, QString()); // back to the masked form
+    QCOMPARE(changed.count(), 2);
+    QCOMPARE(pool.snapshot().at(1).label, KeyPool::mask(secretFor(1)));
+}
+
+void tst_KeyPool::mask_data()
+{
+    QTest::addColumn<QString>("secret");
+    QTest::addColumn<QString>("masked");
+    const QString dots(QChar(0x2026));
+
+    QTest::newRow("openai key") << QStringLiteral("sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789a1b2")
+                                << QStringLiteral("sk-") + dots + QStringLiteral("a1b2");
+    QTest::newRow("classic key") << QStringLiteral("sk-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHwxyz")
+                                 << QStringLiteral("sk-") + dots + QStringLiteral("wxyz");
+    QTest::newRow("20 chars") << QStringLiteral("sk-12345678901234567") << QStringLiteral("sk-") + dots + QStringLiteral("4567");
+    QTest::newRow("19 chars") << QStringLiteral("sk-1234567890123456") << dots + QStringLiteral("56");
+    QTest::newRow("12 chars") << QStringLiteral("sk-123456789") << dots + QStringLiteral("89");
+    QTest::newRow("surrounding spaces") << QStringLiteral("  sk-abcdefghijklmnop9876 ")
+                                        << QStringLiteral("sk-") + dots + QStringLiteral("9876");
+    QTest::newRow("11 chars") << QStringLiteral("abcdefghijk") << dots + QStringLiteral("jk");
+    QTest::newRow("8 chars") << QStringLiteral("abcdefgh") << dots + QStringLiteral("gh");
+    QTest::newRow("7 chars") << QStringLiteral("abcdefg") << dots;
+    QTest::newRow("5 chars") << QStringLiteral("abcde") << dots;
+    QTest::newRow("1 char") << QStringLiteral("x") << dots;
+    QTest::newRow("empty") << QString() << dots;
+}
+
+void tst_KeyPool::mask()
+{
+    QFETCH(QString, secret);
+    QFETCH(QString, masked);
+    QCOMPARE(KeyPool::mask(secret), masked);
+    if (!secret.trimmed().isEmpty())
+        QVERIFY(KeyPool::mask(secret) != secret.trimmed());
+}
+
+void tst_KeyPool::maskNeverRevealsTheMiddle()
+{
+    const QString alphabet = QStringLiteral("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789");
+    for (int length = 1; length <= 100; ++length) {
+        QString key;
+        for (int i = 0; i < length; ++i)
+            key.append(alphabet.at((i * 7 + length) % alphabet.size()));
+        const QString masked = KeyPool::mask(key);
+        QVERIFY2(masked.contains(QChar(0x2026)), qPrintable(masked));
+        // No run of 5 characters of the key survives, and at most 7 are shown at all.
+        for (int i = 0; i + 5 <= length; ++i)
+            QVERIFY2(!masked.contains(key.mid(i, 5)), qPrintable(QString::number(length)));
+        QVERIFY(masked.size() <= 8);
+        if (length >= 20) {
+            QVERIFY(masked.startsWith(key.left(3)));
+            QVERIFY(masked.endsWith(key.right(4)));
+            QVERIFY(!masked.contains(key.mid(3, length - 7)));
+        } else {
+            QVERIFY(masked.size() <= 3);
+        }
+    }
+}
+
+void tst_KeyPool::parseKeyList_data()
+{
+    QTest::addColumn<QString>("text");
+    QTest::addColumn<QStringList>("keys");
+    const QStringList three{QStringLiteral("k1"), QStringLiteral("k2"), QStringLiteral("k3")};
+
+    QTest::newRow("newlines") << QStringLiteral("k1\nk2\nk3") << three;
+    QTest::newRow("commas") << QStringLiteral("k1,k2,k3") << three;
+    QTest::newRow("commas and spaces") << QStringLiteral("k1, k2 ,  k3") << three;
+    QTest::newRow("pipes") << QStringLiteral("k1|k2|k3") << three;
+    QTest::newRow("semicolons") << QStringLiteral("k1;k2;k3") << three;
+    QTest::newRow("spaces") << QStringLiteral("k1 k2\tk3") << three;
+    QTest::newRow("comments") << QStringLiteral("# my keys\nk1\n   # indented comment\nk2\n#k9\nk3") << three;
+    QTest::newRow("blank lines") << QStringLiteral("\n\nk1\n\n   \n\t\nk2\nk3\n\n") << three;
+    QTest::newRow("surrounding whitespace") << QStringLiteral("   k1   \n\tk2\t\n k3 ") << three;
+    QTest::newRow("CRLF") << QStringLiteral("k1\r\nk2\r\n# c\r\n\r\nk3\r\n") << three;
+    QTest::newRow("duplicates keep the first position")
+        << QStringLiteral("k2\nk1\nk2\nk1,k3|k2") << QStringList{QStringLiteral("k2"), QStringLiteral("k1"),
+                                                                  QStringLiteral("k3")};
+    QTest::newRow("mixed") << QStringLiteral("k1|k2\n\n# x\n k3, k1 ") << three;
+    QTest::newRow("Bearer prefix dropped") << QStringLiteral("Bearer k1\nbearer k2\nBEARER k3") << three;
+    QTest::newRow("real-looking keys")
+        << QStringLiteral("sk-proj-AbC_dEf-123\nsk-ant-api03-XyZ")
+        << QStringList{QStringLiteral("sk-proj-AbC_dEf-123"), QStringLiteral("sk-ant-api03-XyZ")};
+    QTest::newRow("empty") << QString() << QStringList();
+    QTest::newRow("only comments and blanks") << QStringLiteral("# a\n\n  # b\r\n") << QStringList();
+}
+
+void tst_KeyPool::parseKeyList()
+{
+    QFETCH(QString, text);
+    QFETCH(QStringList, keys);
+    QCOMPARE(KeyPool::parseKeyList(text), keys);
+}
+
+// Regression: a "#" after a key on the same line is read as more keys:
+// "k1 # work key" gives {"k1", "#", "work", "key"}.
+void tst_KeyPool::parseKeyListTrailingComment()
+{
+    QCOMPARE(KeyPool::parseKeyList(QStringLiteral("k1 # work key\nk2\nk3  #old")),
+             (QStringList{QStringLiteral("k1"), QStringLiteral("k2"), QStringLiteral("k3")}));
+}
+
+void tst_KeyPool::signalsEmitted()
+{
+    KeyPool pool;
+    QSignalSpy keysChanged(&pool, &KeyPool::keysChanged);
+    QSignalSpy statusChanged(&pool, &KeyPool::keyStatusChanged);
+    QSignalSpy failed(&pool, &KeyPool::keyFailed);
+    QVERIFY(keysChanged.isValid() && statusChanged.isValid() && failed.isValid());
+
+    QList<ApiKey> keys = makeKeys(3);
+    keys[1].label = QStringLiteral("backup");
+    pool.setKeys(keys);
+    QCOMPARE(keysChanged.count(), 1);
+    QCOMPARE(statusChanged.count(), 0);
+
+    // Taking keys and asking about them is not an edit and not a failure.
+    pool.acquire();
+    pool.hasUsableKey({});
+    pool.snapshot();
+    pool.passThrough(QStringLiteral("a|b"));
+    QCOMPARE(keysChanged.count(), 1);
+    QCOMPARE(failed.count(), 0);
+
+    // Enabling an enabled key is no change.
+    pool.setEnabled(0, true);
+    QCOMPARE(keysChanged.count(), 1);
+    pool.setEnabled(0, false);
+    QCOMPARE(keysChanged.count(), 2);
+    pool.setEnabled(0, false);
+    pool.setEnabled(9, false);
+    QCOMPARE(keysChanged.count(), 2);
+    pool.setEnabled(0, true);
+    QCOMPARE(keysChanged.count(), 3);
+
+    // A success: status changed, nothing failed.
+    pool.reportResult(0, 200);
+    QCOMPARE(statusChanged.count(), 1);
+    QCOMPARE(statusChanged.at(0).at(0).toInt(), 0);
+    QCOMPARE(failed.count(), 0);
+
+    // 401: status changed and one failure, with the label and a reason that is not the key.
+    pool.reportResult(1, 401, -1, QStringLiteral("Incorrect API key"));
+    QCOMPARE(statusChanged.count(), 2);
+    QCOMPARE(statusChanged.at(1).at(0).toInt(), 1);
+    QCOMPARE(failed.count(), 1);
+    QCOMPARE(failed.at(0).at(0).toInt(), 1);
+    QCOMPARE(failed.at(0).at(1).toString(), QStringLiteral("backup"));
+    QCOMPARE(failed.at(0).at(2).toString(), QStringLiteral("Incorrect API key"));
+    // Another 401 on the same, already invalid key: no second failure.
+    pool.reportResult(1, 401);
+    QCOMPARE(statusChanged.count(), 3);
+    QCOMPARE(failed.count(), 1);
+
+    // 429: one failure with the masked label; a second 429 while cooling is not a new failure.
+    pool.reportResult(2, 429, 30);
+    QCOMPARE(statusChanged.count(), 4);
+    QCOMPARE(failed.count(), 2);
+    QCOMPARE(failed.at(1).at(0).toInt(), 2);
+    QCOMPARE(failed.at(1).at(1).toString(), KeyPool::mask(secretFor(2)));
+    QVERIFY(!failed.at(1).at(1).toString().contains(secretFor(2)));
+    QVERIFY(failed.at(1).at(2).toString().contains(QLatin1String("429")));
+    pool.reportResult(2, 429, 30);
+    QCOMPARE(failed.count(), 2);
+
+    // A server error counts but is not a key failure.
+    pool.reportResult(0, 503, -1, QStringLiteral("overloaded"));
+    QCOMPARE(statusChanged.count(), 6);
+    QCOMPARE(failed.count(), 2);
+
+    // Out of range: nothing at all.
+    pool.reportResult(3, 401);
+    pool.reportResult(-1, 429);
+    pool.resetHealth(3);
+    QCOMPARE(statusChanged.count(), 6);
+    QCOMPARE(failed.count(), 2);
+
+    pool.resetHealth(1);
+    QCOMPARE(statusChanged.count(), 7);
+    QCOMPARE(statusChanged.last().at(0).toInt(), 1);
+    // After a reset, a new 401 is a new failure.
+    pool.reportResult(1, 401);
+    QCOMPARE(failed.count(), 3);
+    QCOMPARE(keysChanged.count(), 3);
+}
+
+void tst_KeyPool::snapshotCounters()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(2));
+    const QDateTime before = QDateTime::currentDateTimeUtc();
+    QCOMPARE(pool.acquire().index, 0);
+    const QDateTime after = QDateTime::currentDateTimeUtc();
+    QList<KeyStatus> statuses = pool.snapshot();
+    QCOMPARE(statuses.at(0).requests, quint64(1));
+    QVERIFY(statuses.at(0).lastUsed >= before);
+    QVERIFY(statuses.at(0).lastUsed <= after);
+    QVERIFY(!statuses.at(1).lastUsed.isValid());
+    QCOMPARE(statuses.at(0).health, KeyHealth::Unknown);
+    QCOMPARE(statuses.at(0).masked, KeyPool::mask(secretFor(0)));
+    QCOMPARE(statuses.at(0).label, KeyPool::mask(secretFor(0)));
+    QVERIFY(statuses.at(0).enabled);
+
+    pool.reportResult(0, 200);
+    pool.reportResult(0, 201);
+    pool.reportResult(0, 304);
+    pool.reportResult(0, 400, -1, QStringLiteral("bad request"));
+    pool.reportResult(0, 500);
+    pool.reportResult(0, 0, -1, QStringLiteral("connection refused"));
+    pool.reportResult(0, 429, 1);
+    statuses = pool.snapshot();
+    QCOMPARE(statuses.at(0).errors, quint64(4));
+    QCOMPARE(statuses.at(0).requests, quint64(1)); // results are not requests
+    QCOMPARE(statuses.at(0).health, KeyHealth::RateLimited);
+    QCOMPARE(statuses.at(1).errors, quint64(0));
+
+    pool.reportResult(1, 0, -1, QStringLiteral("connection refused"));
+    QCOMPARE(pool.snapshot().at(1).lastError, QStringLiteral("connection refused"));
+    QCOMPARE(pool.snapshot().at(1).errors, quint64(1));
+    QCOMPARE(pool.snapshot().at(1).health, KeyHealth::Unknown); // a network error says nothing about the key
+}
+
+void tst_KeyPool::threadSafety()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(4));
+    constexpr int PerThread = 10000;
+    std::atomic<int> invalid{0};
+    const auto work = [&pool, &invalid] {
+        for (int i = 0; i < PerThread; ++i) {
+            const KeyLease lease = pool.acquire();
+            if (!lease.isValid())
+                ++invalid;
+            else if (i % 100 == 0)
+                pool.reportResult(lease.index, 200);
+        }
+    };
+    std::unique_ptr<QThread> first(QThread::create(work));
+    std::unique_ptr<QThread> second(QThread::create(work));
+    first->start();
+    second->start();
+    // A reader at the same time.
+    for (int i = 0; i < 200; ++i)
+        QCOMPARE(pool.snapshot().size(), 4);
+    QVERIFY(first->wait(30000));
+    QVERIFY(second->wait(30000));
+    QCOMPARE(invalid.load(), 0);
+
+    quint64 total = 0;
+    const QList<KeyStatus> statuses = pool.snapshot();
+    for (const KeyStatus &status : statuses) {
+        // Strict round-robin under the lock: every key got exactly a quarter.
+        QCOMPARE(status.requests, quint64(2 * PerThread / 4));
+        total += status.requests;
+    }
+    QCOMPARE(total, quint64(2 * PerThread));
+}
+
+QTEST_GUILESS_MAIN(tst_KeyPool)
+#include "tst_keypool.moc"

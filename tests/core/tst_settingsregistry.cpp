@@ -1,0 +1,548 @@
+// Unit tests of SettingsRegistry: defaults, INI round trips, validation, recovery from bad files, signals.
+#include "settingsregistry.h"
+
+#include <QFile>
+#include <QRandomGenerator>
+#include <QSettings>
+#include <QSignalSpy>
+#include <QTemporaryDir>
+#include <QtTest>
+
+using keyrelay::ProxyConfig;
+using keyrelay::Setting;
+using keyrelay::SettingsRegistry;
+
+namespace {
+
+constexpr int SettingCount = int(Setting::Count);
+
+bool writeFile(const QString &path, const QByteArray &contents)
+{
+    QFile file(path);
+    if (!file.open(QIODevice::WriteOnly | QIODevice::Truncate))
+        return false;
+    return file.write(contents) == contents.size();
+}
+
+QByteArray readFile(const QString &path)
+{
+    QFile file(path);
+    if (!file.open(QIODevice::ReadOnly))
+        return {};
+    return file.readAll();
+}
+
+QString problemsText(const SettingsRegistry &registry)
+{
+    return registry.problems().join(QLatin1Char('\n'));
+}
+
+} // namespace
+
+class tst_SettingsRegistry : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void initTestCase();
+    void init();
+    void specTable();
+    void defaultsWhenFileMissing();
+    void valuesRoundTrip();
+    void stripPrefixListsRoundTrip_data();
+    void stripPrefixListsRoundTrip();
+    void invalidValueInFile_data();
+    void invalidValueInFile();
+    void binaryGarbageFile();
+    void changedOnlyOnRealChange();
+    void invalidSetValueKeepsOldValue();
+    void setValueNormalises_data();
+    void setValueNormalises();
+    void settingsVersionWritten();
+    void newerVersionIsAProblem();
+    void proxyConfigRoundTrip();
+    void stripPrefixesStringForm();
+    void problemNamesTheDefault();
+    void settingsVersionSurvivesAFreshRead();
+    void newerVersionInKeyRelaysOwnSpelling();
+
+private:
+    QString iniPath() const { return m_dir->filePath(QStringLiteral("keyrelay.ini")); }
+    std::unique_ptr<QTemporaryDir> m_dir;
+};
+
+void tst_SettingsRegistry::initTestCase()
+{
+    qRegisterMetaType<keyrelay::Setting>("keyrelay::Setting");
+}
+
+void tst_SettingsRegistry::init()
+{
+    m_dir = std::make_unique<QTemporaryDir>();
+    QVERIFY(m_dir->isValid());
+}
+
+void tst_SettingsRegistry::specTable()
+{
+    // Every setting has a row, in enum order, with a unique group/key name and a valid default.
+    QSet<QString> names;
+    for (int i = 0; i < SettingCount; ++i) {
+        const auto setting = Setting(i);
+        const keyrelay::SettingSpec &spec = SettingsRegistry::spec(setting);
+        QCOMPARE(int(spec.id), i);
+        const QString name = SettingsRegistry::name(setting);
+        QVERIFY2(name.contains(QLatin1Char('/')), qPrintable(name));
+        QVERIFY2(!names.contains(name), qPrintable(name));
+        names.insert(name);
+        QVariant defaultValue = spec.defaultValue;
+        QVERIFY2(spec.validate(defaultValue), qPrintable(name));
+    }
+    QCOMPARE(SettingsRegistry::name(Setting::ListenPort), QStringLiteral("proxy/listenPort"));
+}
+
+void tst_SettingsRegistry::defaultsWhenFileMissing()
+{
+    {
+        const auto registry = SettingsRegistry::openIni(iniPath());
+        QVERIFY2(registry->problems().isEmpty(), qPrintable(problemsText(*registry)));
+        QCOMPARE(registry->fileVersion(), 0);
+        QCOMPARE(registry->fileName(), iniPath());
+        for (int i = 0; i < SettingCount; ++i)
+            QCOMPARE(registry->value(Setting(i)), SettingsRegistry::spec(Setting(i)).defaultValue);
+        QCOMPARE(registry->value(Setting::ListenHost).toString(), QStringLiteral("127.0.0.1"));
+        QCOMPARE(registry->value(Setting::ListenPort).toInt(), 9000);
+        QCOMPARE(registry->value(Setting::AllowRemoteClients).toBool(), false);
+        QCOMPARE(registry->value(Setting::Upstream).toString(), QStringLiteral("https://api.openai.com"));
+        QCOMPARE(registry->value(Setting::ReorderEnabled).toBool(), true);
+        QCOMPARE(registry->value(Setting::ReorderThreshold).toInt(), 4);
+        QCOMPARE(registry->value(Setting::ReorderDepth).toInt(), 3);
+        QVERIFY(registry->value(Setting::StripPrefixes).toStringList().isEmpty());
+
+        const ProxyConfig config = registry->proxyConfig();
+        const ProxyConfig defaults;
+        QCOMPARE(config.listenHost, defaults.listenHost);
+        QCOMPARE(config.listenPort, defaults.listenPort);
+        QCOMPARE(config.upstream, defaults.upstream);
+        QCOMPARE(config.maxBodyBytes, defaults.maxBodyBytes);
+        QVERIFY(config.validate().isEmpty());
+    }
+    // Only reading creates neither the file nor a backup.
+    QVERIFY(!QFile::exists(iniPath()));
+    QVERIFY(!QFile::exists(iniPath() + QStringLiteral(".bak")));
+}
+
+void tst_SettingsRegistry::valuesRoundTrip()
+{
+    {
+        const auto writer = SettingsRegistry::openIni(iniPath());
+        QVERIFY(writer->setValue(Setting::ListenHost, QStringLiteral("::1")));
+        QVERIFY(writer->setValue(Setting::ListenPort, 8123));
+        QVERIFY(writer->setValue(Setting::AllowRemoteClients, true));
+        QVERIFY(writer->setValue(Setting::Upstream, QStringLiteral("https://example.com/openai/v1/")));
+        QVERIFY(writer->setValue(Setting::UpstreamProxy, QStringLiteral("socks5://u:p@proxy.local:1080")));
+        QVERIFY(writer->setValue(Setting::ReorderEnabled, false));
+        QVERIFY(writer->setValue(Setting::ReorderThreshold, 7));
+        QVERIFY(writer->setValue(Setting::ReorderDepth, 2));
+        QVERIFY(writer->setValue(Setting::StripPrefixes,
+                                 QStringList{QStringLiteral("/release"), QStringLiteral("/test")}));
+        QVERIFY(writer->setValue(Setting::ConnectTimeoutSec, 5));
+        QVERIFY(writer->setValue(Setting::IdleTimeoutSec, 60));
+        QVERIFY(writer->setValue(Setting::MaxBodyMiB, 64));
+        QVERIFY(writer->setValue(Setting::CorsAllowOrigin, QStringLiteral("https://app.example")));
+        QVERIFY(writer->setValue(Setting::StartMinimized, true));
+        QVERIFY(writer->setValue(Setting::StartAtLogin, true));
+        QVERIFY(writer->sync());
+    }
+    QVERIFY(QFile::exists(iniPath()));
+
+    const auto reader = SettingsRegistry::openIni(iniPath());
+    QVERIFY2(reader->problems().isEmpty(), qPrintable(problemsText(*reader)));
+    QCOMPARE(reader->value(Setting::ListenHost).toString(), QStringLiteral("::1"));
+    QCOMPARE(reader->value(Setting::ListenPort).toInt(), 8123);
+    QCOMPARE(reader->value(Setting::AllowRemoteClients).toBool(), true);
+    QCOMPARE(reader->value(Setting::Upstream).toString(), QStringLiteral("https://example.com/openai/v1"));
+    QCOMPARE(reader->value(Setting::UpstreamProxy).toString(), QStringLiteral("socks5://u:p@proxy.local:1080"));
+    QCOMPARE(reader->value(Setting::ReorderEnabled).toBool(), false);
+    QCOMPARE(reader->value(Setting::ReorderThreshold).toInt(), 7);
+    QCOMPARE(reader->value(Setting::ReorderDepth).toInt(), 2);
+    QCOMPARE(reader->value(Setting::StripPrefixes).toStringList(),
+             (QStringList{QStringLiteral("/release"), QStringLiteral("/test")}));
+    QCOMPARE(reader->value(Setting::ConnectTimeoutSec).toInt(), 5);
+    QCOMPARE(reader->value(Setting::IdleTimeoutSec).toInt(), 60);
+    QCOMPARE(reader->value(Setting::MaxBodyMiB).toInt(), 64);
+    QCOMPARE(reader->value(Setting::CorsAllowOrigin).toString(), QStringLiteral("https://app.example"));
+    QCOMPARE(reader->value(Setting::StartMinimized).toBool(), true);
+    QCOMPARE(reader->value(Setting::StartAtLogin).toBool(), true);
+    QCOMPARE(reader->fileVersion(), SettingsRegistry::CurrentVersion);
+    QVERIFY(!QFile::exists(iniPath() + QStringLiteral(".bak")));
+}
+
+void tst_SettingsRegistry::stripPrefixListsRoundTrip_data()
+{
+    QTest::addColumn<QStringList>("prefixes");
+    QTest::newRow("empty") << QStringList();
+    QTest::newRow("one") << QStringList{QStringLiteral("/release")};
+    QTest::newRow("three") << QStringList{QStringLiteral("/a"), QStringLiteral("/b/c"), QStringLiteral("/d")};
+}
+
+void tst_SettingsRegistry::stripPrefixListsRoundTrip()
+{
+    QFETCH(QStringList, prefixes);
+    {
+        const auto writer = SettingsRegistry::openIni(iniPath());
+        // Start from something else so that the value really is written.
+        QVERIFY(writer->setValue(Setting::StripPrefixes, QStringList{QStringLiteral("/x"), QStringLiteral("/y")}));
+        QVERIFY(writer->setValue(Setting::StripPrefixes, prefixes));
+        QCOMPARE(writer->value(Setting::StripPrefixes).toStringList(), prefixes);
+    }
+    const auto reader = SettingsRegistry::openIni(iniPath());
+    QVERIFY2(reader->problems().isEmpty(), qPrintable(problemsText(*reader)));
+    QCOMPARE(reader->value(Setting::StripPrefixes).toStringList(), prefixes);
+    QCOMPARE(reader->proxyConfig().stripPrefixes, prefixes);
+}
+
+void tst_SettingsRegistry::invalidValueInFile_data()
+{
+    QTest::addColumn<QByteArray>("section");
+    QTest::addColumn<QByteArray>("line");
+    QTest::addColumn<Setting>("setting");
+
+    QTest::newRow("port abc") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenPort=abc")
+                              << Setting::ListenPort;
+    QTest::newRow("port 70000") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenPort=70000")
+                                << Setting::ListenPort;
+    QTest::newRow("port -1") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenPort=-1") << Setting::ListenPort;
+    QTest::newRow("port empty") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenPort=") << Setting::ListenPort;
+    QTest::newRow("upstream ftp") << QByteArrayLiteral("proxy") << QByteArrayLiteral("upstream=ftp://x")
+                                  << Setting::Upstream;
+    QTest::newRow("upstream no scheme") << QByteArrayLiteral("proxy") << QByteArrayLiteral("upstream=api.openai.com")
+                                        << Setting::Upstream;
+    QTest::newRow("threshold 0") << QByteArrayLiteral("rewrite") << QByteArrayLiteral("threshold=0")
+                                 << Setting::ReorderThreshold;
+    QTest::newRow("depth 5000") << QByteArrayLiteral("rewrite") << QByteArrayLiteral("depth=5000")
+                                << Setting::ReorderDepth;
+    QTest::newRow("garbage bool") << QByteArrayLiteral("security") << QByteArrayLiteral("allowRemoteClients=maybe")
+                                  << Setting::AllowRemoteClients;
+    QTest::newRow("garbage bool 2") << QByteArrayLiteral("rewrite")
+                                    << QByteArrayLiteral("reorderSystemMessage=2") << Setting::ReorderEnabled;
+    QTest::newRow("listen host name") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenHost=example.com")
+                                      << Setting::ListenHost;
+    QTest::newRow("proxy without port") << QByteArrayLiteral("proxy")
+                                        << QByteArrayLiteral("upstreamProxy=http://proxy.local")
+                                        << Setting::UpstreamProxy;
+    QTest::newRow("relative strip prefix") << QByteArrayLiteral("proxy") << QByteArrayLiteral("stripPrefixes=release")
+                                           << Setting::StripPrefixes;
+    QTest::newRow("empty CORS origin") << QByteArrayLiteral("security") << QByteArrayLiteral("corsAllowOrigin=")
+                                       << Setting::CorsAllowOrigin;
+    QTest::newRow("max body 0") << QByteArrayLiteral("proxy") << QByteArrayLiteral("maxBodyMiB=0")
+                                << Setting::MaxBodyMiB;
+    QTest::newRow("idle timeout huge") << QByteArrayLiteral("proxy") << QByteArrayLiteral("idleTimeoutSec=999999999999")
+                                       << Setting::IdleTimeoutSec;
+}
+
+void tst_SettingsRegistry::invalidValueInFile()
+{
+    QFETCH(QByteArray, section);
+    QFETCH(QByteArray, line);
+    QFETCH(Setting, setting);
+
+    // One bad value among good ones; the good ones must still be read.
+    const QByteArray contents = QByteArrayLiteral("[ui]\nstartAtLogin=true\n\n[") + section
+        + QByteArrayLiteral("]\n") + line + QByteArrayLiteral("\n\n[ui]\nstartMinimized=true\n");
+    QVERIFY(writeFile(iniPath(), contents));
+
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QCOMPARE(registry->value(setting), SettingsRegistry::spec(setting).defaultValue);
+    QCOMPARE(registry->value(Setting::StartMinimized).toBool(), true);
+    QCOMPARE(registry->value(Setting::StartAtLogin).toBool(), true);
+
+    const QStringList problems = registry->problems();
+    QVERIFY(!problems.isEmpty());
+    const QString text = problems.join(QLatin1Char('\n'));
+    QVERIFY2(text.contains(SettingsRegistry::name(setting)), qPrintable(text));
+    // Only the bad setting is named.
+    for (int i = 0; i < SettingCount; ++i) {
+        if (Setting(i) != setting)
+            QVERIFY2(!text.contains(SettingsRegistry::name(Setting(i)) + QLatin1Char(' ')), qPrintable(text));
+    }
+
+    // The original file is kept, byte for byte, and the report says where.
+    const QString backup = iniPath() + QStringLiteral(".bak");
+    QVERIFY(QFile::exists(backup));
+    QCOMPARE(readFile(backup), contents);
+    QVERIFY2(text.contains(backup), qPrintable(text));
+}
+
+void tst_SettingsRegistry::binaryGarbageFile()
+{
+    QRandomGenerator random(20261127);
+    QByteArray garbage(8192, Qt::Uninitialized);
+    for (char &c : garbage)
+        c = char(random.bounded(256));
+    QVERIFY(writeFile(iniPath(), garbage));
+
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    for (int i = 0; i < SettingCount; ++i)
+        QCOMPARE(registry->value(Setting(i)), SettingsRegistry::spec(Setting(i)).defaultValue);
+    QCOMPARE(registry->fileVersion(), 0);
+    if (!registry->problems().isEmpty())
+        QCOMPARE(readFile(iniPath() + QStringLiteral(".bak")), garbage);
+    QVERIFY(registry->proxyConfig().validate().isEmpty());
+
+    // Text-like garbage with INI syntax errors too.
+    QVERIFY(writeFile(iniPath(), QByteArrayLiteral("[proxy\nlistenPort==\n=\n[[[]]]\n\\\n\"unterminated\n\x01\x02\x03")));
+    const auto again = SettingsRegistry::openIni(iniPath());
+    for (int i = 0; i < SettingCount; ++i)
+        QCOMPARE(again->value(Setting(i)), SettingsRegistry::spec(Setting(i)).defaultValue);
+}
+
+void tst_SettingsRegistry::changedOnlyOnRealChange()
+{
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QSignalSpy changed(registry.get(), &SettingsRegistry::changed);
+    QVERIFY(changed.isValid());
+
+    QVERIFY(registry->setValue(Setting::ListenPort, 9100));
+    QCOMPARE(changed.count(), 1);
+    QCOMPARE(changed.at(0).at(0).value<Setting>(), Setting::ListenPort);
+    QCOMPARE(changed.at(0).at(1).toInt(), 9100);
+
+    QVERIFY(registry->setValue(Setting::ListenPort, 9100));
+    QCOMPARE(changed.count(), 1);
+    // The same value spelled differently is the same value.
+    QVERIFY(registry->setValue(Setting::ListenPort, QStringLiteral(" 9100 ")));
+    QCOMPARE(changed.count(), 1);
+
+    // Setting the default on a fresh registry is no change either.
+    QVERIFY(registry->setValue(Setting::ReorderDepth, 3));
+    QCOMPARE(changed.count(), 1);
+
+    QVERIFY(registry->setValue(Setting::AllowRemoteClients, QStringLiteral("yes")));
+    QCOMPARE(changed.count(), 2);
+    QCOMPARE(changed.at(1).at(0).value<Setting>(), Setting::AllowRemoteClients);
+    QCOMPARE(changed.at(1).at(1), QVariant(true));
+    QVERIFY(registry->setValue(Setting::AllowRemoteClients, true));
+    QVERIFY(registry->setValue(Setting::AllowRemoteClients, QStringLiteral("on")));
+    QCOMPARE(changed.count(), 2);
+
+    registry->resetToDefault(Setting::ListenPort);
+    QCOMPARE(changed.count(), 3);
+    QCOMPARE(registry->value(Setting::ListenPort).toInt(), 9000);
+    registry->resetToDefault(Setting::ListenPort);
+    QCOMPARE(changed.count(), 3);
+}
+
+void tst_SettingsRegistry::invalidSetValueKeepsOldValue()
+{
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QVERIFY(registry->setValue(Setting::ListenPort, 9100));
+    QSignalSpy changed(registry.get(), &SettingsRegistry::changed);
+
+    QVERIFY(!registry->setValue(Setting::ListenPort, QStringLiteral("abc")));
+    QVERIFY(!registry->setValue(Setting::ListenPort, 70000));
+    QVERIFY(!registry->setValue(Setting::ListenPort, -5));
+    QCOMPARE(registry->value(Setting::ListenPort).toInt(), 9100);
+    QVERIFY(!registry->setValue(Setting::Upstream, QStringLiteral("ftp://x")));
+    QVERIFY(!registry->setValue(Setting::Upstream, QStringLiteral("https://u:p@host")));
+    QCOMPARE(registry->value(Setting::Upstream).toString(), QStringLiteral("https://api.openai.com"));
+    QVERIFY(!registry->setValue(Setting::ReorderThreshold, 0));
+    QVERIFY(!registry->setValue(Setting::ReorderEnabled, QStringLiteral("maybe")));
+    QVERIFY(!registry->setValue(Setting::ListenHost, QStringLiteral("not a host")));
+    QVERIFY(!registry->setValue(Setting::CorsAllowOrigin, QStringLiteral("https://a\r\nSet-Cookie: x")));
+    QVERIFY(!registry->setValue(Setting::UpstreamProxy, QStringLiteral("gopher://h:70")));
+    QCOMPARE(changed.count(), 0);
+    QVERIFY(registry->sync());
+
+    // Nothing invalid reached the file.
+    QSettings file(iniPath(), QSettings::IniFormat);
+    QCOMPARE(file.value(QStringLiteral("proxy/listenPort")).toInt(), 9100);
+    QVERIFY(!file.contains(QStringLiteral("proxy/upstream")));
+    QVERIFY(!file.contains(QStringLiteral("rewrite/threshold")));
+    QVERIFY(!file.contains(QStringLiteral("security/corsAllowOrigin")));
+}
+
+void tst_SettingsRegistry::setValueNormalises_data()
+{
+    QTest::addColumn<Setting>("setting");
+    QTest::addColumn<QVariant>("input");
+    QTest::addColumn<QVariant>("stored");
+
+    QTest::newRow("port from text") << Setting::ListenPort << QVariant(QStringLiteral(" 8080 ")) << QVariant(8080);
+    QTest::newRow("port 0") << Setting::ListenPort << QVariant(0) << QVariant(0);
+    QTest::newRow("port 65535") << Setting::ListenPort << QVariant(65535) << QVariant(65535);
+    QTest::newRow("bool 1") << Setting::StartAtLogin << QVariant(QStringLiteral("1")) << QVariant(true);
+    QTest::newRow("bool TRUE") << Setting::StartAtLogin << QVariant(QStringLiteral("TRUE")) << QVariant(true);
+    QTest::newRow("bool off") << Setting::ReorderEnabled << QVariant(QStringLiteral("off")) << QVariant(false);
+    QTest::newRow("host trimmed") << Setting::ListenHost << QVariant(QStringLiteral(" 0.0.0.0 "))
+                                  << QVariant(QStringLiteral("0.0.0.0"));
+    QTest::newRow("host localhost") << Setting::ListenHost << QVariant(QStringLiteral("LocalHost"))
+                                    << QVariant(QStringLiteral("LocalHost"));
+    QTest::newRow("upstream trailing slashes") << Setting::Upstream
+                                               << QVariant(QStringLiteral(" http://127.0.0.1:8000/v1// "))
+                                               << QVariant(QStringLiteral("http://127.0.0.1:8000/v1"));
+    QTest::newRow("proxy system") << Setting::UpstreamProxy << QVariant(QStringLiteral(" system "))
+                                  << QVariant(QStringLiteral("system"));
+    QTest::newRow("threshold 1000") << Setting::ReorderThreshold << QVariant(1000) << QVariant(1000);
+    QTest::newRow("cors trimmed") << Setting::CorsAllowOrigin << QVariant(QStringLiteral(" https://x.example "))
+                                  << QVariant(QStringLiteral("https://x.example"));
+}
+
+void tst_SettingsRegistry::setValueNormalises()
+{
+    QFETCH(Setting, setting);
+    QFETCH(QVariant, input);
+    QFETCH(QVariant, stored);
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QVERIFY(registry->setValue(setting, input));
+    QCOMPARE(registry->value(setting), stored);
+}
+
+void tst_SettingsRegistry::settingsVersionWritten()
+{
+    {
+        const auto registry = SettingsRegistry::openIni(iniPath());
+        QCOMPARE(registry->fileVersion(), 0);
+        QVERIFY(registry->setValue(Setting::ListenPort, 9001));
+        QCOMPARE(registry->fileVersion(), SettingsRegistry::CurrentVersion);
+        QVERIFY(registry->sync());
+    }
+    // Checked in the bytes of the file: reading it back with QSettings in this process would only
+    // see QSettings' in-memory cache of the file (see settingsVersionSurvivesAFreshRead).
+    const QByteArray contents = readFile(iniPath());
+    QVERIFY2(contents.contains(QByteArray("\nsettingsVersion=" + QByteArray::number(SettingsRegistry::CurrentVersion) + '\n')),
+             contents.constData());
+    QVERIFY2(contents.contains("\nlistenPort=9001\n"), contents.constData());
+}
+
+// Regression: the version key used to be "general/settingsVersion", which QSettings' INI format writes
+// as "[%General]" and reads back as "General/settingsVersion": a fresh read found no version. It is
+// now "meta/settingsVersion".
+void tst_SettingsRegistry::settingsVersionSurvivesAFreshRead()
+{
+    {
+        const auto registry = SettingsRegistry::openIni(iniPath());
+        QVERIFY(registry->setValue(Setting::ListenPort, 9001));
+        QVERIFY(registry->sync());
+    }
+    // Change the file's size so that QSettings re-reads it instead of using its in-process cache,
+    // as a new KeyRelay process would.
+    {
+        QFile file(iniPath());
+        QVERIFY(file.open(QIODevice::Append));
+        file.write("\n");
+    }
+    const auto reader = SettingsRegistry::openIni(iniPath());
+    QCOMPARE(reader->value(Setting::ListenPort).toInt(), 9001);
+    QCOMPARE(reader->fileVersion(), SettingsRegistry::CurrentVersion);
+}
+
+void tst_SettingsRegistry::newerVersionInKeyRelaysOwnSpelling()
+{
+    // Exactly what KeyRelay writes, with a higher number.
+    QVERIFY(writeFile(iniPath(), QByteArrayLiteral("[meta]\nsettingsVersion=99\n")));
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QCOMPARE(registry->fileVersion(), 99);
+    QVERIFY(problemsText(*registry).contains(QLatin1String("newer")));
+}
+
+void tst_SettingsRegistry::newerVersionIsAProblem()
+{
+    // A newer version next to values this version understands.
+    const QByteArray contents = QByteArrayLiteral("[meta]\nsettingsVersion=99\n[proxy]\nlistenPort=9200\n");
+    QVERIFY(writeFile(iniPath(), contents));
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QCOMPARE(registry->fileVersion(), 99);
+    const QString text = problemsText(*registry);
+    QVERIFY2(text.contains(QLatin1String("newer")), qPrintable(text));
+    QVERIFY2(text.contains(QLatin1String("99")), qPrintable(text));
+    // The values it understands are still used, and the file is backed up.
+    QCOMPARE(registry->value(Setting::ListenPort).toInt(), 9200);
+    QCOMPARE(readFile(iniPath() + QStringLiteral(".bak")), contents);
+}
+
+void tst_SettingsRegistry::proxyConfigRoundTrip()
+{
+    ProxyConfig config;
+    config.listenHost = QStringLiteral("0.0.0.0");
+    config.listenPort = 8443;
+    config.allowRemoteClients = true;
+    config.upstream = QUrl(QStringLiteral("https://llm.example.org/api"));
+    config.upstreamProxy = QStringLiteral("http://proxy.example:3128");
+    config.reorderEnabled = false;
+    config.reorderThreshold = 10;
+    config.reorderDepth = 5;
+    config.stripPrefixes = {QStringLiteral("/release"), QStringLiteral("/test")};
+    config.connectTimeoutSec = 7;
+    config.idleTimeoutSec = 120;
+    config.maxBodyBytes = qint64(16) * 1024 * 1024;
+    config.corsAllowOrigin = QStringLiteral("https://ui.example");
+
+    const auto check = [&config](const ProxyConfig &got) {
+        QCOMPARE(got.listenHost, config.listenHost);
+        QCOMPARE(got.listenPort, config.listenPort);
+        QCOMPARE(got.allowRemoteClients, config.allowRemoteClients);
+        QCOMPARE(got.upstream, config.upstream);
+        QCOMPARE(got.upstreamProxy, config.upstreamProxy);
+        QCOMPARE(got.reorderEnabled, config.reorderEnabled);
+        QCOMPARE(got.reorderThreshold, config.reorderThreshold);
+        QCOMPARE(got.reorderDepth, config.reorderDepth);
+        QCOMPARE(got.stripPrefixes, config.stripPrefixes);
+        QCOMPARE(got.connectTimeoutSec, config.connectTimeoutSec);
+        QCOMPARE(got.idleTimeoutSec, config.idleTimeoutSec);
+        QCOMPARE(got.maxBodyBytes, config.maxBodyBytes);
+        QCOMPARE(got.corsAllowOrigin, config.corsAllowOrigin);
+        QVERIFY(got.validate().isEmpty());
+    };
+    {
+        const auto registry = SettingsRegistry::openIni(iniPath());
+        QSignalSpy changed(registry.get(), &SettingsRegistry::changed);
+        registry->setProxyConfig(config);
+        QCOMPARE(changed.count(), 13); // every persisted field differs from its default
+        check(registry->proxyConfig());
+        if (QTest::currentTestFailed())
+            return;
+        registry->setProxyConfig(config);
+        QCOMPARE(changed.count(), 13);
+    }
+    const auto reader = SettingsRegistry::openIni(iniPath());
+    QVERIFY2(reader->problems().isEmpty(), qPrintable(problemsText(*reader)));
+    check(reader->proxyConfig());
+}
+
+void tst_SettingsRegistry::stripPrefixesStringForm()
+{
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QVERIFY(registry->setValue(Setting::StripPrefixes, QStringLiteral("/release, /test/")));
+    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(),
+             (QStringList{QStringLiteral("/release"), QStringLiteral("/test")}));
+    QVERIFY(registry->setValue(Setting::StripPrefixes, QStringLiteral("/a,,/b, ,")));
+    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(), (QStringList{QStringLiteral("/a"), QStringLiteral("/b")}));
+    QVERIFY(registry->setValue(Setting::StripPrefixes, QStringList{QStringLiteral(" /x/ "), QString(), QStringLiteral("/")}));
+    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(), QStringList{QStringLiteral("/x")});
+    QVERIFY(!registry->setValue(Setting::StripPrefixes, QStringLiteral("a,b")));
+    QVERIFY(!registry->setValue(Setting::StripPrefixes, QStringLiteral("/a,b")));
+    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(), QStringList{QStringLiteral("/x")});
+    QVERIFY(registry->setValue(Setting::StripPrefixes, QString()));
+    QVERIFY(registry->value(Setting::StripPrefixes).toStringList().isEmpty());
+
+    // The comma-separated form in a hand-written file.
+    QVERIFY(writeFile(m_dir->filePath(QStringLiteral("hand.ini")),
+                      QByteArrayLiteral("[proxy]\nstripPrefixes=/release, /test/\n")));
+    const auto hand = SettingsRegistry::openIni(m_dir->filePath(QStringLiteral("hand.ini")));
+    QVERIFY2(hand->problems().isEmpty(), qPrintable(problemsText(*hand)));
+    QCOMPARE(hand->proxyConfig().stripPrefixes, (QStringList{QStringLiteral("/release"), QStringLiteral("/test")}));
+}
+
+// Regression: for int and bool settings the problem says 'using the default ""'
+// because the default is formatted with QVariant::toStringList(), which is empty for an int or a bool.
+void tst_SettingsRegistry::problemNamesTheDefault()
+{
+    QVERIFY(writeFile(iniPath(), QByteArrayLiteral("[proxy]\nlistenPort=abc\n[security]\nallowRemoteClients=maybe\n")));
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    const QString text = problemsText(*registry);
+    QVERIFY2(text.contains(QLatin1String("default \"9000\"")), qPrintable(text));
+    QVERIFY2(text.contains(QLatin1String("default \"false\"")), qPrintable(text));
+}
+
+QTEST_GUILESS_MAIN(tst_SettingsRegistry)
+#include "tst_settingsregistry.moc"

@@ -282,6 +282,16 @@ HeaderList ProxyExchange::responseHeaders() const
     return headers;
 }
 
+qint64 ProxyExchange::headContentLength() const
+{
+    // A HEAD response has no body, but its Content-Length tells the client the size of the resource.
+    if (m_request.method != "HEAD")
+        return -1;
+    bool ok = false;
+    const qint64 length = m_reply->rawHeader("Content-Length").trimmed().toLongLong(&ok);
+    return ok && length >= 0 ? length : -1;
+}
+
 void ProxyExchange::onUpstreamHeaders()
 {
     if (m_headSent || !m_reply || m_completed)
@@ -320,7 +330,7 @@ void ProxyExchange::onUpstreamHeaders()
     const QByteArray contentType = m_reply->rawHeader("Content-Type").toLower();
     m_record.streamed = contentType.startsWith("text/event-stream");
     if (m_client)
-        m_client->writeHead(status, responseHeaders());
+        m_client->writeHead(status, responseHeaders(), headContentLength());
 }
 
 void ProxyExchange::capture(const QByteArray &data)
@@ -467,8 +477,15 @@ void ProxyExchange::dropReply()
         QNetworkReply *reply = m_reply;
         m_reply = nullptr;
         reply->disconnect(this);
-        reply->abort();
-        reply->deleteLater();
+        // Deferred: this may run inside one of the reply's own signals (a retry from metaDataChanged),
+        // and aborting a QNetworkReply from there makes Qt report its error twice.
+        QMetaObject::invokeMethod(
+            reply,
+            [reply] {
+                reply->abort();
+                reply->deleteLater();
+            },
+            Qt::QueuedConnection);
     }
     if (m_manager) {
         m_upstream->release(m_manager);

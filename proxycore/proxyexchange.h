@@ -62,6 +62,7 @@ private:
     void complete(const QString &error = QString());
     void dropReply();
     HeaderList responseHeaders() const;
+    qint64 headContentLength() const;
     void capture(const QByteArray &data);
 
     QPointer<HttpConnection> m_client;

@@ -144,6 +144,7 @@ void ProxyServer::onNewConnection()
         return;
     HttpLimits limits;
     limits.maxBodyBytes = m_config->maxBodyBytes;
+    limits.corsAllowOrigin = m_config->corsAllowOrigin.toUtf8();
     while (QTcpSocket *socket = server->nextPendingConnection()) {
         if (!m_config->allowRemoteClients && !socket->peerAddress().isLoopback()) {
             qCWarning(lcServer).noquote() << "refused a connection from" << socket->peerAddress().toString();

@@ -1,0 +1,136 @@
+#include "keystore.h"
+
+#include "logging.h"
+
+#include <QDir>
+#include <QFile>
+#include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QSaveFile>
+
+namespace keyrelay {
+
+namespace {
+constexpr int FormatVersion = 1;
+constexpr qint64 MaxFileBytes = qint64(16) * 1024 * 1024;
+const QFileDevice::Permissions OwnerOnly = QFileDevice::ReadOwner | QFileDevice::WriteOwner;
+
+/// A damaged file is kept aside before the next save replaces it. Returns the copy's path or "".
+QString keepDamagedCopy(const QString &path)
+{
+    const QString backup = path + QStringLiteral(".damaged");
+    QFile::remove(backup);
+    if (!QFile::copy(path, backup))
+        return QString();
+    QFile::setPermissions(backup, OwnerOnly);
+    return backup;
+}
+} // namespace
+
+FileKeyStore::FileKeyStore(const QString &path) : m_path(path) { }
+
+QString FileKeyStore::pathNextTo(const QString &settingsFile)
+{
+    return QFileInfo(settingsFile).absoluteDir().filePath(QStringLiteral("keys.json"));
+}
+
+bool FileKeyStore::load(QList<ApiKey> *keys, QString *error)
+{
+    keys->clear();
+    QFile file(m_path);
+    if (!file.exists())
+        return true;
+    if (!file.open(QIODevice::ReadOnly)) {
+        *error = QStringLiteral("cannot read the keys file %1: %2").arg(m_path, file.errorString());
+        return false;
+    }
+    if (file.size() > MaxFileBytes) {
+        *error = QStringLiteral("the keys file %1 is too large to be a key list").arg(m_path);
+        return false;
+    }
+    QJsonParseError parseError;
+    const QJsonDocument document = QJsonDocument::fromJson(file.readAll(), &parseError);
+    if (parseError.error != QJsonParseError::NoError || !document.isObject()) {
+        const QString backup = keepDamagedCopy(m_path);
+        *error
+            = QStringLiteral("the keys file %1 is damaged (%2); no keys were loaded%3")
+                  .arg(m_path,
+                       parseError.error != QJsonParseError::NoError ? parseError.errorString()
+                                                                    : QStringLiteral("not a JSON object"),
+                       backup.isEmpty() ? QString() : QStringLiteral(" (a copy was kept as %1)").arg(backup));
+        return false;
+    }
+    const QJsonValue list = document.object().value(QLatin1String("keys"));
+    if (!list.isArray()) {
+        *error = QStringLiteral("the keys file %1 has no \"keys\" list; no keys were loaded").arg(m_path);
+        return false;
+    }
+    int skipped = 0;
+    const QJsonArray array = list.toArray();
+    for (const QJsonValue &item : array) {
+        const QJsonObject object = item.toObject();
+        ApiKey key;
+        key.secret = object.value(QLatin1String("secret")).toString().trimmed();
+        key.label = object.value(QLatin1String("label")).toString();
+        key.enabled = object.value(QLatin1String("enabled")).toBool(true);
+        if (key.secret.isEmpty() || key.secret.contains(QLatin1Char('\n'))) {
+            ++skipped;
+            continue;
+        }
+        keys->append(key);
+    }
+    if (skipped > 0) {
+        *error = QStringLiteral("%1 entr(y/ies) of the keys file %2 were unreadable and skipped")
+                     .arg(skipped)
+                     .arg(m_path);
+        return false;
+    }
+    // Tighten a file that someone loosened by hand.
+    if ((file.permissions() & ~(OwnerOnly | QFileDevice::ReadUser | QFileDevice::WriteUser)) != 0)
+        file.setPermissions(OwnerOnly);
+    qCInfo(lcKeys) << "loaded" << keys->size() << "key(s) from" << m_path;
+    return true;
+}
+
+bool FileKeyStore::save(const QList<ApiKey> &keys, QString *error)
+{
+    const QFileInfo info(m_path);
+    if (!QDir().mkpath(info.absolutePath())) {
+        *error = QStringLiteral("cannot create the folder %1").arg(info.absolutePath());
+        return false;
+    }
+    QJsonArray array;
+    for (const ApiKey &key : keys) {
+        QJsonObject object;
+        object.insert(QLatin1String("secret"), key.secret);
+        object.insert(QLatin1String("label"), key.label);
+        object.insert(QLatin1String("enabled"), key.enabled);
+        array.append(object);
+    }
+    QJsonObject root;
+    root.insert(QLatin1String("version"), FormatVersion);
+    root.insert(QLatin1String("keys"), array);
+
+    QSaveFile file(m_path);
+    if (!file.open(QIODevice::WriteOnly)) {
+        *error = QStringLiteral("cannot write the keys file %1: %2").arg(m_path, file.errorString());
+        return false;
+    }
+    // The temporary file gets owner-only access before any key is written to it.
+    file.setPermissions(OwnerOnly);
+    file.write(QJsonDocument(root).toJson(QJsonDocument::Indented));
+    if (!file.commit()) {
+        *error = QStringLiteral("cannot write the keys file %1: %2").arg(m_path, file.errorString());
+        return false;
+    }
+    if (!QFile::setPermissions(m_path, OwnerOnly)) {
+        *error = QStringLiteral("cannot restrict access to the keys file %1").arg(m_path);
+        return false;
+    }
+    qCInfo(lcKeys) << "saved" << keys.size() << "key(s) to" << m_path;
+    return true;
+}
+
+} // namespace keyrelay

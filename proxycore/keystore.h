@@ -1,0 +1,43 @@
+// Where the user's API keys live between runs: never inside the settings file.
+#pragma once
+
+#include "keypool.h"
+
+#include <QList>
+#include <QString>
+
+namespace keyrelay {
+
+/// Loads and saves the key list. Implementations never log the keys themselves.
+class KeyStore
+{
+public:
+    virtual ~KeyStore() = default;
+
+    /// Reads the keys. A missing store is not an error (empty list). A damaged one yields an empty
+    /// list, false and a user-facing @p error; it never throws or crashes.
+    virtual bool load(QList<ApiKey> *keys, QString *error) = 0;
+    /// Replaces the stored keys. Returns false with a user-facing @p error when they could not be written.
+    virtual bool save(const QList<ApiKey> &keys, QString *error) = 0;
+    /// Where the keys are kept, for the UI ("file ~/.config/KeyRelay/keys.json").
+    virtual QString location() const = 0;
+};
+
+/// A JSON file readable by its owner only (0600), written atomically with QSaveFile.
+class FileKeyStore : public KeyStore
+{
+public:
+    explicit FileKeyStore(const QString &path);
+
+    /// "keys.json" next to @p settingsFile (the QSettings file, which never holds a key).
+    static QString pathNextTo(const QString &settingsFile);
+
+    bool load(QList<ApiKey> *keys, QString *error) override;
+    bool save(const QList<ApiKey> &keys, QString *error) override;
+    QString location() const override { return m_path; }
+
+private:
+    QString m_path;
+};
+
+} // namespace keyrelay

@@ -42,6 +42,8 @@ struct ProxyConfig
     QList<QHostAddress> listenAddresses() const;
     /// "http://127.0.0.1:9000" style base of the local endpoint (with the actual port when given).
     QString endpointUrl(quint16 actualPort = 0) const;
+    /// What users paste into a client as its API base URL: the endpoint plus "/v1".
+    QString clientBaseUrl(quint16 actualPort = 0) const { return endpointUrl(actualPort) + QStringLiteral("/v1"); }
 };
 
 } // namespace keyrelay

@@ -512,8 +512,19 @@ void ProxyExchange::complete(const QString &error)
         parseUsage(m_captured, m_record.streamed, &m_record.promptTokens, &m_record.completionTokens,
                    &m_record.totalTokens);
     }
+    if (m_record.error.isEmpty() && m_record.status >= 400) // the upstream's own explanation, for the log
+        m_record.error = upstreamErrorMessage(m_captured, m_record.status);
     Q_EMIT finished(m_record);
     deleteLater();
+}
+
+QString ProxyExchange::upstreamErrorMessage(const QByteArray &body, int status)
+{
+    const QJsonValue error = QJsonDocument::fromJson(body).object().value(QLatin1String("error"));
+    QString message = error.isObject() ? error.toObject().value(QLatin1String("message")).toString() : error.toString();
+    if (message.isEmpty())
+        message = QStringLiteral("upstream answered %1 %2").arg(status).arg(QString::fromLatin1(HttpConnection::reasonPhrase(status)));
+    return message.left(500);
 }
 
 bool ProxyExchange::parseUsage(const QByteArray &data, bool eventStream, qint64 *prompt, qint64 *completion,

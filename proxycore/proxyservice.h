@@ -38,6 +38,8 @@ public:
     QString lastError() const { return m_lastError; }
     quint16 port() const { return m_port; }
     QString endpointUrl() const;
+    /// The API base URL for clients, e.g. "http://127.0.0.1:9000/v1".
+    QString clientBaseUrl() const { return m_config.clientBaseUrl(m_port); }
     ProxyConfig config() const { return m_config; }
     int activeRequests() const;
 

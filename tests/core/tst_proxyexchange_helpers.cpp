@@ -15,6 +15,8 @@ private Q_SLOTS:
     void parseUsage_data();
     void parseUsage();
     void parseUsageLeavesOutputsAloneWhenAbsent();
+    void upstreamErrorMessage_data();
+    void upstreamErrorMessage();
 };
 
 void tst_ProxyExchangeHelpers::upstreamPath_data()
@@ -202,4 +204,27 @@ void tst_ProxyExchangeHelpers::parseUsageLeavesOutputsAloneWhenAbsent()
 }
 
 QTEST_GUILESS_MAIN(tst_ProxyExchangeHelpers)
+void tst_ProxyExchangeHelpers::upstreamErrorMessage_data()
+{
+    QTest::addColumn<QByteArray>("body");
+    QTest::addColumn<int>("status");
+    QTest::addColumn<QString>("expected");
+
+    QTest::newRow("openai error") << QByteArray(R"({"error":{"message":"Incorrect API key provided","type":"x"}})")
+                                  << 401 << QStringLiteral("Incorrect API key provided");
+    QTest::newRow("error as string") << QByteArray(R"({"error":"model not found"})") << 404
+                                     << QStringLiteral("model not found");
+    QTest::newRow("not json") << QByteArray("<html>bad gateway</html>") << 502
+                              << QStringLiteral("upstream answered 502 Bad Gateway");
+    QTest::newRow("empty") << QByteArray() << 429 << QStringLiteral("upstream answered 429 Too Many Requests");
+}
+
+void tst_ProxyExchangeHelpers::upstreamErrorMessage()
+{
+    QFETCH(QByteArray, body);
+    QFETCH(int, status);
+    QFETCH(QString, expected);
+    QCOMPARE(ProxyExchange::upstreamErrorMessage(body, status), expected);
+}
+
 #include "tst_proxyexchange_helpers.moc"

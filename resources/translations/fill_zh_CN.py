@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Fills keyrelay_zh_CN.ts with the Simplified Chinese translations below.
+
+Run `lupdate` first (see resources/translations/README.md), then this script. Strings without an entry stay
+unfinished and are listed on stderr.
+"""
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ZH = {
+    "KeyRelay is not running": "KeyRelay 未在运行",
+    "KeyRelay: key %1 stopped working": "KeyRelay：密钥 %1 已失效",
+    "Problems found at start-up: %1": "启动时发现问题：%1",
+    "Cannot remove %1": "无法删除 %1",
+    "Cannot create %1": "无法创建 %1",
+    "Cannot write %1: %2": "无法写入 %1：%2",
+    "ok (tested)": "正常（已测试）",
+    "unknown": "未知",
+    "ok": "正常",
+    "rate-limited": "限流中",
+    "invalid": "无效",
+    "testing…": "测试中…",
+    "invalid key: %1": "密钥无效：%1",
+    "no network: %1": "网络不可用：%1",
+    "upstream error: %1": "上游错误：%1",
+    "never": "从未",
+    "Skipped until %1": "暂停使用，直到 %1",
+    "Double-click to rename": "双击重命名",
+    "Label": "名称",
+    "Key": "密钥",
+    "Enabled": "启用",
+    "State": "状态",
+    "Requests": "请求数",
+    "Errors": "错误数",
+    "Last used": "最近使用",
+    "Test": "测试",
+    "Test result": "测试结果",
+    "HTTP %1": "HTTP %1",
+    "HTTP %1: %2": "HTTP %1：%2",
+    "&Add keys": "添加密钥(&A)",
+    "&Remove selected": "删除所选(&R)",
+    "Paste API keys here: one per line, separated by commas, or as k1|k2|k3":
+        "在此粘贴 API 密钥：每行一个、用逗号分隔，或写成 k1|k2|k3",
+    "Keys are stored in %1 (readable by you only), never in the settings file.":
+        "密钥保存在 %1（仅你本人可读），不会写入设置文件。",
+    "Keys are kept in memory only.": "密钥仅保存在内存中。",
+    "Add the pasted keys (Ctrl+Enter)": "添加粘贴的密钥（Ctrl+Enter）",
+    "No key found in the pasted text.": "粘贴的文本中没有找到密钥。",
+    "Added %n key(s).": "已添加 %n 个密钥。",
+    "Added %1 of %2 key(s); the others were already in the list.": "已添加 %2 个密钥中的 %1 个；其余的已在列表中。",
+    "Removed %n key(s).": "已删除 %n 个密钥。",
+    "The keys could not be saved: %1": "无法保存密钥：%1",
+    "Ask the upstream for its model list with this key": "用此密钥向上游请求模型列表",
+    "%1 ms": "%1 毫秒",
+    "yes": "是",
+    "no": "否",
+    "Time": "时间",
+    "Method": "方法",
+    "Path": "路径",
+    "Model": "模型",
+    "Status": "状态码",
+    "Latency": "延迟",
+    "Streamed": "流式",
+    "Bytes": "字节",
+    "Tokens": "Token 数",
+    "Error": "错误",
+    "C&lear": "清空(&L)",
+    "&Export CSV…": "导出 CSV(&E)…",
+    "Filter: path, model, key, status, error…": "筛选：路径、模型、密钥、状态码、错误…",
+    "All requests": "全部请求",
+    "Errors only": "仅错误",
+    "&Copy row": "复制行(&C)",
+    "%n request(s) in the log (the newest %1 are kept)": "日志中有 %n 条请求（保留最新的 %1 条）",
+    "%1 of %2 request(s) shown": "显示 %2 条请求中的 %1 条",
+    "Export log": "导出日志",
+    "CSV files (*.csv)": "CSV 文件 (*.csv)",
+    "Could not write %1: %2": "无法写入 %1：%2",
+    "KeyRelay": "KeyRelay",
+    "&Keys": "密钥(&K)",
+    "&Log": "日志(&L)",
+    "&Settings": "设置(&S)",
+    "&Copy URL": "复制地址(&C)",
+    "Copy the endpoint URL; use it as the API base URL in your client":
+        "复制本地端点地址；在客户端中把它用作 API 基础地址",
+    "The proxy could not start: %1": "代理无法启动：%1",
+    "Requests today: %1": "今日请求：%1",
+    "Copied %1 to the clipboard.": "已将 %1 复制到剪贴板。",
+    "The proxy is stopped; clients get \"connection refused\".": "代理已停止；客户端会收到“连接被拒绝”。",
+    "● Running": "● 运行中",
+    "S&top": "停止(&T)",
+    "● Stopped": "● 已停止",
+    "S&tart": "启动(&T)",
+    "● Not running": "● 未运行",
+    "Local endpoint": "本地端点",
+    "127.0.0.1 keeps the proxy reachable from this computer only": "127.0.0.1 表示只有本机可以访问代理",
+    "any free port": "任意空闲端口",
+    "Port:": "端口：",
+    "Listen address:": "监听地址：",
+    "Upstream": "上游",
+    "No proxy": "不使用代理",
+    "System proxy settings": "使用系统代理设置",
+    "HTTP proxy": "HTTP 代理",
+    "SOCKS5 proxy": "SOCKS5 代理",
+    "host": "主机",
+    "user (optional)": "用户名（可选）",
+    "password (optional)": "密码（可选）",
+    "e.g. /release, /openai": "例如 /release, /openai",
+    " s": " 秒",
+    "Connect:": "连接：",
+    "Idle:": "空闲：",
+    "Base URL:": "基础地址：",
+    "Network proxy:": "网络代理：",
+    "Strip path prefixes:": "去除路径前缀：",
+    "Timeouts:": "超时：",
+    "Long conversations": "长对话",
+    "Move the system message close to the end of long conversations": "在长对话中把系统消息移到靠近末尾的位置",
+    "When there are more than": "当消息数多于",
+    "messages, keep": "条时，让它后面保留",
+    "messages after it": "条消息",
+    "Note: moving the system message defeats the upstream's prompt caching of long conversations.":
+        "注意：移动系统消息会使上游对长对话的提示词缓存失效。",
+    "Before:": "调整前：",
+    "After:": "调整后：",
+    "Desktop": "桌面",
+    "Start minimized to the tray": "启动时最小化到托盘",
+    "Start KeyRelay when I log in": "登录时启动 KeyRelay",
+    "&Apply": "应用(&A)",
+    "Re&vert": "还原(&V)",
+    "Upstream base URL: %1": "上游基础地址：%1",
+    "Enter the network proxy's host name.": "请输入网络代理的主机名。",
+    "The settings file %1 could not be written.": "无法写入设置文件 %1。",
+    "Settings saved, but the proxy could not start: %1": "设置已保存，但代理无法启动：%1",
+    "Settings applied.": "设置已应用。",
+    "%1 (unchanged)": "%1（未改变）",
+    "Open KeyRelay": "打开 KeyRelay",
+    "Start proxy": "启动代理",
+    "Copy endpoint URL": "复制端点地址",
+    "Quit KeyRelay": "退出 KeyRelay",
+    "Stop proxy": "停止代理",
+    "KeyRelay: running on %1": "KeyRelay：运行于 %1",
+    "KeyRelay: stopped": "KeyRelay：已停止",
+    "KeyRelay: not running (%1)": "KeyRelay：未运行（%1）",
+    "%n request(s) today": "今日 %n 条请求",
+}
+
+
+def main(path):
+    tree = ET.parse(path)
+    missing = []
+    for message in tree.getroot().iter("message"):
+        source = message.find("source").text or ""
+        translation = message.find("translation")
+        text = ZH.get(source)
+        if text is None:
+            missing.append(source)
+            continue
+        translation.attrib.pop("type", None)
+        for child in list(translation):
+            translation.remove(child)
+        if message.get("numerus") == "yes":
+            translation.text = None
+            form = ET.SubElement(translation, "numerusform")
+            form.text = text
+        else:
+            translation.text = text
+    tree.getroot().set("language", "zh_CN")
+    ET.indent(tree, space="    ")
+    with open(path, "wb") as out:
+        out.write(b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE TS>\n')
+        tree.write(out, encoding="utf-8", xml_declaration=False)
+        out.write(b"\n")
+    for source in missing:
+        print("untranslated:", source, file=sys.stderr)
+    return 1 if missing else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).with_name("keyrelay_zh_CN.ts"))))

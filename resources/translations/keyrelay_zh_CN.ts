@@ -1,0 +1,570 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="zh_CN">
+    <context>
+        <name>QObject</name>
+        <message>
+            <source>KeyRelay is not running</source>
+            <translation>KeyRelay 未在运行</translation>
+        </message>
+        <message>
+            <source>KeyRelay: key %1 stopped working</source>
+            <translation>KeyRelay：密钥 %1 已失效</translation>
+        </message>
+        <message>
+            <source>Problems found at start-up: %1</source>
+            <translation>启动时发现问题：%1</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::AutostartManager</name>
+        <message>
+            <source>Cannot remove %1</source>
+            <translation>无法删除 %1</translation>
+        </message>
+        <message>
+            <source>Cannot create %1</source>
+            <translation>无法创建 %1</translation>
+        </message>
+        <message>
+            <source>Cannot write %1: %2</source>
+            <translation>无法写入 %1：%2</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::KeyTableModel</name>
+        <message>
+            <source>ok (tested)</source>
+            <translation>正常（已测试）</translation>
+        </message>
+        <message>
+            <source>unknown</source>
+            <translation>未知</translation>
+        </message>
+        <message>
+            <source>ok</source>
+            <translation>正常</translation>
+        </message>
+        <message>
+            <source>rate-limited</source>
+            <translation>限流中</translation>
+        </message>
+        <message>
+            <source>invalid</source>
+            <translation>无效</translation>
+        </message>
+        <message>
+            <source>testing…</source>
+            <translation>测试中…</translation>
+        </message>
+        <message>
+            <source>invalid key: %1</source>
+            <translation>密钥无效：%1</translation>
+        </message>
+        <message>
+            <source>no network: %1</source>
+            <translation>网络不可用：%1</translation>
+        </message>
+        <message>
+            <source>upstream error: %1</source>
+            <translation>上游错误：%1</translation>
+        </message>
+        <message>
+            <source>never</source>
+            <translation>从未</translation>
+        </message>
+        <message>
+            <source>Skipped until %1</source>
+            <translation>暂停使用，直到 %1</translation>
+        </message>
+        <message>
+            <source>Double-click to rename</source>
+            <translation>双击重命名</translation>
+        </message>
+        <message>
+            <source>Label</source>
+            <translation>名称</translation>
+        </message>
+        <message>
+            <source>Key</source>
+            <translation>密钥</translation>
+        </message>
+        <message>
+            <source>Enabled</source>
+            <translation>启用</translation>
+        </message>
+        <message>
+            <source>State</source>
+            <translation>状态</translation>
+        </message>
+        <message>
+            <source>Requests</source>
+            <translation>请求数</translation>
+        </message>
+        <message>
+            <source>Errors</source>
+            <translation>错误数</translation>
+        </message>
+        <message>
+            <source>Last used</source>
+            <translation>最近使用</translation>
+        </message>
+        <message>
+            <source>Test</source>
+            <translation>测试</translation>
+        </message>
+        <message>
+            <source>Test result</source>
+            <translation>测试结果</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::KeyTester</name>
+        <message>
+            <source>HTTP %1</source>
+            <translation>HTTP %1</translation>
+        </message>
+        <message>
+            <source>HTTP %1: %2</source>
+            <translation>HTTP %1：%2</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::KeysPage</name>
+        <message>
+            <source>&amp;Add keys</source>
+            <translation>添加密钥(&amp;A)</translation>
+        </message>
+        <message>
+            <source>&amp;Remove selected</source>
+            <translation>删除所选(&amp;R)</translation>
+        </message>
+        <message>
+            <source>Paste API keys here: one per line, separated by commas, or as k1|k2|k3</source>
+            <translation>在此粘贴 API 密钥：每行一个、用逗号分隔，或写成 k1|k2|k3</translation>
+        </message>
+        <message>
+            <source>Keys are stored in %1 (readable by you only), never in the settings file.</source>
+            <translation>密钥保存在 %1（仅你本人可读），不会写入设置文件。</translation>
+        </message>
+        <message>
+            <source>Keys are kept in memory only.</source>
+            <translation>密钥仅保存在内存中。</translation>
+        </message>
+        <message>
+            <source>No key found in the pasted text.</source>
+            <translation>粘贴的文本中没有找到密钥。</translation>
+        </message>
+        <message numerus="yes">
+            <source>Added %n key(s).</source>
+            <translation>
+                <numerusform>已添加 %n 个密钥。</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Added %1 of %2 key(s); the others were already in the list.</source>
+            <translation>已添加 %2 个密钥中的 %1 个；其余的已在列表中。</translation>
+        </message>
+        <message numerus="yes">
+            <source>Removed %n key(s).</source>
+            <translation>
+                <numerusform>已删除 %n 个密钥。</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>The keys could not be saved: %1</source>
+            <translation>无法保存密钥：%1</translation>
+        </message>
+        <message>
+            <source>Test</source>
+            <translation>测试</translation>
+        </message>
+        <message>
+            <source>Ask the upstream for its model list with this key</source>
+            <translation>用此密钥向上游请求模型列表</translation>
+        </message>
+        <message>
+            <source>Add the pasted keys (Ctrl+Enter)</source>
+            <translation>添加粘贴的密钥（Ctrl+Enter）</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::LogModel</name>
+        <message>
+            <source>%1 ms</source>
+            <translation>%1 毫秒</translation>
+        </message>
+        <message>
+            <source>yes</source>
+            <translation>是</translation>
+        </message>
+        <message>
+            <source>no</source>
+            <translation>否</translation>
+        </message>
+        <message>
+            <source>Time</source>
+            <translation>时间</translation>
+        </message>
+        <message>
+            <source>Method</source>
+            <translation>方法</translation>
+        </message>
+        <message>
+            <source>Path</source>
+            <translation>路径</translation>
+        </message>
+        <message>
+            <source>Model</source>
+            <translation>模型</translation>
+        </message>
+        <message>
+            <source>Key</source>
+            <translation>密钥</translation>
+        </message>
+        <message>
+            <source>Status</source>
+            <translation>状态码</translation>
+        </message>
+        <message>
+            <source>Latency</source>
+            <translation>延迟</translation>
+        </message>
+        <message>
+            <source>Streamed</source>
+            <translation>流式</translation>
+        </message>
+        <message>
+            <source>Bytes</source>
+            <translation>字节</translation>
+        </message>
+        <message>
+            <source>Tokens</source>
+            <translation>Token 数</translation>
+        </message>
+        <message>
+            <source>Error</source>
+            <translation>错误</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::LogPage</name>
+        <message>
+            <source>C&amp;lear</source>
+            <translation>清空(&amp;L)</translation>
+        </message>
+        <message>
+            <source>&amp;Export CSV…</source>
+            <translation>导出 CSV(&amp;E)…</translation>
+        </message>
+        <message>
+            <source>Filter: path, model, key, status, error…</source>
+            <translation>筛选：路径、模型、密钥、状态码、错误…</translation>
+        </message>
+        <message>
+            <source>All requests</source>
+            <translation>全部请求</translation>
+        </message>
+        <message>
+            <source>Errors only</source>
+            <translation>仅错误</translation>
+        </message>
+        <message>
+            <source>&amp;Copy row</source>
+            <translation>复制行(&amp;C)</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n request(s) in the log (the newest %1 are kept)</source>
+            <translation>
+                <numerusform>日志中有 %n 条请求（保留最新的 %1 条）</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>%1 of %2 request(s) shown</source>
+            <translation>显示 %2 条请求中的 %1 条</translation>
+        </message>
+        <message>
+            <source>Export log</source>
+            <translation>导出日志</translation>
+        </message>
+        <message>
+            <source>CSV files (*.csv)</source>
+            <translation>CSV 文件 (*.csv)</translation>
+        </message>
+        <message>
+            <source>Could not write %1: %2</source>
+            <translation>无法写入 %1：%2</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::MainWindow</name>
+        <message>
+            <source>KeyRelay</source>
+            <translation>KeyRelay</translation>
+        </message>
+        <message>
+            <source>&amp;Keys</source>
+            <translation>密钥(&amp;K)</translation>
+        </message>
+        <message>
+            <source>&amp;Log</source>
+            <translation>日志(&amp;L)</translation>
+        </message>
+        <message>
+            <source>&amp;Settings</source>
+            <translation>设置(&amp;S)</translation>
+        </message>
+        <message>
+            <source>&amp;Copy URL</source>
+            <translation>复制地址(&amp;C)</translation>
+        </message>
+        <message>
+            <source>Copy the endpoint URL; use it as the API base URL in your client</source>
+            <translation>复制本地端点地址；在客户端中把它用作 API 基础地址</translation>
+        </message>
+        <message>
+            <source>The proxy could not start: %1</source>
+            <translation>代理无法启动：%1</translation>
+        </message>
+        <message>
+            <source>The keys could not be saved: %1</source>
+            <translation>无法保存密钥：%1</translation>
+        </message>
+        <message>
+            <source>Requests today: %1</source>
+            <translation>今日请求：%1</translation>
+        </message>
+        <message>
+            <source>Copied %1 to the clipboard.</source>
+            <translation>已将 %1 复制到剪贴板。</translation>
+        </message>
+        <message>
+            <source>The proxy is stopped; clients get "connection refused".</source>
+            <translation>代理已停止；客户端会收到“连接被拒绝”。</translation>
+        </message>
+        <message>
+            <source>● Running</source>
+            <translation>● 运行中</translation>
+        </message>
+        <message>
+            <source>S&amp;top</source>
+            <translation>停止(&amp;T)</translation>
+        </message>
+        <message>
+            <source>● Stopped</source>
+            <translation>● 已停止</translation>
+        </message>
+        <message>
+            <source>S&amp;tart</source>
+            <translation>启动(&amp;T)</translation>
+        </message>
+        <message>
+            <source>● Not running</source>
+            <translation>● 未运行</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::SettingsPage</name>
+        <message>
+            <source>Local endpoint</source>
+            <translation>本地端点</translation>
+        </message>
+        <message>
+            <source>127.0.0.1 keeps the proxy reachable from this computer only</source>
+            <translation>127.0.0.1 表示只有本机可以访问代理</translation>
+        </message>
+        <message>
+            <source>any free port</source>
+            <translation>任意空闲端口</translation>
+        </message>
+        <message>
+            <source>Port:</source>
+            <translation>端口：</translation>
+        </message>
+        <message>
+            <source>Listen address:</source>
+            <translation>监听地址：</translation>
+        </message>
+        <message>
+            <source>Upstream</source>
+            <translation>上游</translation>
+        </message>
+        <message>
+            <source>No proxy</source>
+            <translation>不使用代理</translation>
+        </message>
+        <message>
+            <source>System proxy settings</source>
+            <translation>使用系统代理设置</translation>
+        </message>
+        <message>
+            <source>HTTP proxy</source>
+            <translation>HTTP 代理</translation>
+        </message>
+        <message>
+            <source>SOCKS5 proxy</source>
+            <translation>SOCKS5 代理</translation>
+        </message>
+        <message>
+            <source>host</source>
+            <translation>主机</translation>
+        </message>
+        <message>
+            <source>user (optional)</source>
+            <translation>用户名（可选）</translation>
+        </message>
+        <message>
+            <source>password (optional)</source>
+            <translation>密码（可选）</translation>
+        </message>
+        <message>
+            <source>e.g. /release, /openai</source>
+            <translation>例如 /release, /openai</translation>
+        </message>
+        <message>
+            <source> s</source>
+            <translation> 秒</translation>
+        </message>
+        <message>
+            <source>Connect:</source>
+            <translation>连接：</translation>
+        </message>
+        <message>
+            <source>Idle:</source>
+            <translation>空闲：</translation>
+        </message>
+        <message>
+            <source>Base URL:</source>
+            <translation>基础地址：</translation>
+        </message>
+        <message>
+            <source>Network proxy:</source>
+            <translation>网络代理：</translation>
+        </message>
+        <message>
+            <source>Strip path prefixes:</source>
+            <translation>去除路径前缀：</translation>
+        </message>
+        <message>
+            <source>Timeouts:</source>
+            <translation>超时：</translation>
+        </message>
+        <message>
+            <source>Long conversations</source>
+            <translation>长对话</translation>
+        </message>
+        <message>
+            <source>Move the system message close to the end of long conversations</source>
+            <translation>在长对话中把系统消息移到靠近末尾的位置</translation>
+        </message>
+        <message>
+            <source>When there are more than</source>
+            <translation>当消息数多于</translation>
+        </message>
+        <message>
+            <source>messages, keep</source>
+            <translation>条时，让它后面保留</translation>
+        </message>
+        <message>
+            <source>messages after it</source>
+            <translation>条消息</translation>
+        </message>
+        <message>
+            <source>Note: moving the system message defeats the upstream's prompt caching of long conversations.</source>
+            <translation>注意：移动系统消息会使上游对长对话的提示词缓存失效。</translation>
+        </message>
+        <message>
+            <source>Before:</source>
+            <translation>调整前：</translation>
+        </message>
+        <message>
+            <source>After:</source>
+            <translation>调整后：</translation>
+        </message>
+        <message>
+            <source>Desktop</source>
+            <translation>桌面</translation>
+        </message>
+        <message>
+            <source>Start minimized to the tray</source>
+            <translation>启动时最小化到托盘</translation>
+        </message>
+        <message>
+            <source>Start KeyRelay when I log in</source>
+            <translation>登录时启动 KeyRelay</translation>
+        </message>
+        <message>
+            <source>&amp;Apply</source>
+            <translation>应用(&amp;A)</translation>
+        </message>
+        <message>
+            <source>Re&amp;vert</source>
+            <translation>还原(&amp;V)</translation>
+        </message>
+        <message>
+            <source>Upstream base URL: %1</source>
+            <translation>上游基础地址：%1</translation>
+        </message>
+        <message>
+            <source>Enter the network proxy's host name.</source>
+            <translation>请输入网络代理的主机名。</translation>
+        </message>
+        <message>
+            <source>The settings file %1 could not be written.</source>
+            <translation>无法写入设置文件 %1。</translation>
+        </message>
+        <message>
+            <source>Settings saved, but the proxy could not start: %1</source>
+            <translation>设置已保存，但代理无法启动：%1</translation>
+        </message>
+        <message>
+            <source>Settings applied.</source>
+            <translation>设置已应用。</translation>
+        </message>
+        <message>
+            <source>%1 (unchanged)</source>
+            <translation>%1（未改变）</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::TrayIcon</name>
+        <message>
+            <source>Open KeyRelay</source>
+            <translation>打开 KeyRelay</translation>
+        </message>
+        <message>
+            <source>Start proxy</source>
+            <translation>启动代理</translation>
+        </message>
+        <message>
+            <source>Copy endpoint URL</source>
+            <translation>复制端点地址</translation>
+        </message>
+        <message>
+            <source>Quit KeyRelay</source>
+            <translation>退出 KeyRelay</translation>
+        </message>
+        <message>
+            <source>Stop proxy</source>
+            <translation>停止代理</translation>
+        </message>
+        <message>
+            <source>KeyRelay: running on %1</source>
+            <translation>KeyRelay：运行于 %1</translation>
+        </message>
+        <message>
+            <source>KeyRelay: stopped</source>
+            <translation>KeyRelay：已停止</translation>
+        </message>
+        <message>
+            <source>KeyRelay: not running (%1)</source>
+            <translation>KeyRelay：未运行（%1）</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n request(s) today</source>
+            <translation>
+                <numerusform>今日 %n 条请求</numerusform>
+            </translation>
+        </message>
+    </context>
+</TS>

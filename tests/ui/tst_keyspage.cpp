@@ -1,0 +1,283 @@
+// The Keys page: pasting, masking, enabling, testing, persistence.
+#include "keyspage.h"
+#include "keystore.h"
+#include "keytablemodel.h"
+#include "keytester.h"
+#include "mockupstream.h"
+#include "proxyclient.h"
+#include "proxyservice.h"
+
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QStandardPaths>
+#include <QTableView>
+#include <QTemporaryDir>
+#include <QTest>
+
+using namespace keyrelay;
+
+namespace {
+QStringList secretsOf(const KeyPool &pool)
+{
+    QStringList result;
+    const QList<ApiKey> keys = pool.keys();
+    for (const ApiKey &key : keys)
+        result << key.secret;
+    return result;
+}
+
+const QString KeyA = QStringLiteral("sk-proj-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAaaaa");
+const QString KeyB = QStringLiteral("sk-proj-BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBbbbb");
+const QString KeyC = QStringLiteral("sk-proj-CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCcccc");
+} // namespace
+
+class TestKeysPage : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+
+    void pasteForms_data()
+    {
+        QTest::addColumn<QString>("existing");
+        QTest::addColumn<QString>("pasted");
+        QTest::addColumn<QStringList>("expected");
+        QTest::newRow("lines") << QString() << KeyA + QStringLiteral("\n") + KeyB + QStringLiteral("\n")
+                               << QStringList { KeyA, KeyB };
+        QTest::newRow("crlf and blank lines")
+            << QString() << QStringLiteral("\r\n") + KeyA + QStringLiteral("\r\n\r\n") + KeyB
+            << QStringList { KeyA, KeyB };
+        QTest::newRow("commas") << QString()
+                                << KeyA + QStringLiteral(",") + KeyB + QStringLiteral(", ") + KeyC
+                                << QStringList { KeyA, KeyB, KeyC };
+        QTest::newRow("pipes") << QString() << KeyA + QStringLiteral("|") + KeyB + QStringLiteral("|") + KeyC
+                               << QStringList { KeyA, KeyB, KeyC };
+        QTest::newRow("whitespace") << QString()
+                                    << QStringLiteral("   ") + KeyA + QStringLiteral("\t \n  ") + KeyB
+                + QStringLiteral("  ")
+                                    << QStringList { KeyA, KeyB };
+        QTest::newRow("duplicates in paste")
+            << QString() << KeyA + QStringLiteral("\n") + KeyA + QStringLiteral(",") + KeyB
+            << QStringList { KeyA, KeyB };
+        QTest::newRow("already present")
+            << KeyA << KeyB + QStringLiteral("\n") + KeyA << QStringList { KeyA, KeyB };
+        QTest::newRow("comments") << QString() << QStringLiteral("# my keys\n") + KeyC
+                                  << QStringList { KeyC };
+    }
+
+    void pasteForms()
+    {
+        QFETCH(QString, existing);
+        QFETCH(QString, pasted);
+        QFETCH(QStringList, expected);
+        QTemporaryDir dir;
+        KeyPool pool;
+        if (!existing.isEmpty())
+            pool.setKeys({ { existing, QString(), true } });
+        FileKeyStore store(dir.filePath(QStringLiteral("keys.json")));
+        KeysPage page(&pool, &store, nullptr);
+        page.pasteBox()->setPlainText(pasted);
+        QVERIFY(page.addButton()->isEnabled());
+        QTest::mouseClick(page.addButton(), Qt::LeftButton);
+        QCOMPARE(secretsOf(pool), expected);
+        QCOMPARE(page.model()->rowCount(), expected.size());
+        QVERIFY(page.pasteBox()->toPlainText().isEmpty()); // the pasted keys do not linger on screen
+        // ...and they were persisted.
+        QList<ApiKey> saved;
+        QString error;
+        QVERIFY(store.load(&saved, &error));
+        QCOMPARE(saved.size(), expected.size());
+    }
+
+    void tableNeverShowsWholeKey()
+    {
+        KeyPool pool;
+        pool.setKeys({ { KeyA, QString(), true },
+                       { KeyB, QStringLiteral("team"), false },
+                       { KeyC, QString(), true } });
+        KeysPage page(&pool, nullptr, nullptr);
+        const KeyTableModel *model = page.model();
+        QCOMPARE(model->rowCount(), 3);
+        const QStringList secrets { KeyA, KeyB, KeyC };
+        for (int row = 0; row < model->rowCount(); ++row) {
+            for (int column = 0; column < model->columnCount(); ++column) {
+                for (int role : { int(Qt::DisplayRole), int(Qt::EditRole), int(Qt::ToolTipRole) }) {
+                    const QString text = model->index(row, column).data(role).toString();
+                    for (const QString &secret : secrets) {
+                        QVERIFY2(!text.contains(secret),
+                                 qPrintable(QStringLiteral("row %1 column %2").arg(row).arg(column)));
+                        QVERIFY(!text.contains(secret.mid(8, 20))); // not even a long piece of it
+                    }
+                }
+            }
+        }
+        QCOMPARE(model->index(0, KeyTableModel::KeyColumn).data().toString(), KeyPool::mask(KeyA));
+        QCOMPARE(model->index(1, KeyTableModel::LabelColumn).data().toString(), QStringLiteral("team"));
+        QCOMPARE(model->index(1, KeyTableModel::EnabledColumn).data(Qt::CheckStateRole).toInt(),
+                 int(Qt::Unchecked));
+        QCOMPARE(model->index(0, KeyTableModel::StateColumn).data().toString(), QStringLiteral("unknown"));
+    }
+
+    void labelEditAndRemove()
+    {
+        QTemporaryDir dir;
+        KeyPool pool;
+        pool.setKeys({ { KeyA, QString(), true }, { KeyB, QString(), true } });
+        FileKeyStore store(dir.filePath(QStringLiteral("keys.json")));
+        KeysPage page(&pool, &store, nullptr);
+        QVERIFY(page.model()->setData(page.model()->index(1, KeyTableModel::LabelColumn),
+                                      QStringLiteral("backup")));
+        QCOMPARE(pool.keys().at(1).label, QStringLiteral("backup"));
+        page.view()->selectRow(0);
+        QVERIFY(page.removeButton()->isEnabled());
+        QTest::mouseClick(page.removeButton(), Qt::LeftButton);
+        QCOMPARE(secretsOf(pool), QStringList { KeyB });
+        QList<ApiKey> saved;
+        QString error;
+        QVERIFY(store.load(&saved, &error));
+        QCOMPARE(saved.size(), 1);
+        QCOMPARE(saved.first().label, QStringLiteral("backup"));
+
+        // Keyboard: Ctrl+Enter adds from the paste box, Delete removes the selected key.
+        page.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&page));
+        page.pasteBox()->setFocus();
+        page.pasteBox()->setPlainText(KeyC);
+        QTest::keyClick(page.pasteBox(), Qt::Key_Return, Qt::ControlModifier);
+        QCOMPARE(secretsOf(pool), (QStringList { KeyB, KeyC }));
+        page.view()->setFocus();
+        page.view()->selectRow(1);
+        QTest::keyClick(page.view(), Qt::Key_Delete);
+        QCOMPARE(secretsOf(pool), QStringList { KeyB });
+    }
+
+    void uncheckingEnabledChangesWhatTheProxyUses()
+    {
+        MockUpstream upstream;
+        QVERIFY(upstream.listen());
+        KeyPool pool;
+        pool.setKeys({ { KeyA, QString(), true }, { KeyB, QString(), true } });
+        QTemporaryDir dir;
+        FileKeyStore store(dir.filePath(QStringLiteral("keys.json")));
+        KeysPage page(&pool, &store, nullptr);
+        ProxyService service(&pool);
+        ProxyConfig config;
+        config.listenPort = 0;
+        config.upstream = QUrl(upstream.baseUrl());
+        QString error;
+        QVERIFY2(service.start(config, &error), qPrintable(error));
+        QNetworkAccessManager client;
+
+        for (int i = 0; i < 4; ++i)
+            QCOMPARE(postThrough(&client, service.endpointUrl(), chatBody()).status, 200);
+        QSet<QByteArray> used;
+        for (const ReceivedRequest &request : std::as_const(upstream.received))
+            used.insert(request.authorization);
+        QCOMPARE(used, (QSet<QByteArray> { "Bearer " + KeyA.toUtf8(), "Bearer " + KeyB.toUtf8() }));
+
+        // Uncheck key A in the table.
+        const QModelIndex enabledA = page.model()->index(0, KeyTableModel::EnabledColumn);
+        QVERIFY(page.model()->setData(enabledA, Qt::Unchecked, Qt::CheckStateRole));
+        QCOMPARE(enabledA.data(Qt::CheckStateRole).toInt(), int(Qt::Unchecked));
+        upstream.received.clear();
+        for (int i = 0; i < 4; ++i)
+            QCOMPARE(postThrough(&client, service.endpointUrl(), chatBody()).status, 200);
+        QCOMPARE(upstream.received.size(), 4);
+        for (const ReceivedRequest &request : std::as_const(upstream.received))
+            QCOMPARE(request.authorization, "Bearer " + KeyB.toUtf8());
+        // The client's own key never reaches the upstream.
+        QList<ApiKey> saved;
+        QVERIFY(store.load(&saved, &error));
+        QCOMPARE(saved.at(0).enabled, false);
+        QCOMPARE(saved.at(1).enabled, true);
+
+        // Re-enabling brings it back.
+        QVERIFY(page.model()->setData(enabledA, Qt::Checked, Qt::CheckStateRole));
+        upstream.received.clear();
+        for (int i = 0; i < 2; ++i)
+            QCOMPARE(postThrough(&client, service.endpointUrl(), chatBody()).status, 200);
+        used.clear();
+        for (const ReceivedRequest &request : std::as_const(upstream.received))
+            used.insert(request.authorization);
+        QVERIFY(used.contains("Bearer " + KeyA.toUtf8()));
+        service.stop();
+    }
+
+    void testButton()
+    {
+        MockUpstream upstream;
+        QVERIFY(upstream.listen());
+        upstream.setStatusForKey(KeyB.toUtf8(), 401);
+        KeyPool pool;
+        pool.setKeys({ { KeyA, QString(), true }, { KeyB, QString(), true } });
+        KeyTester tester;
+        ProxyConfig config;
+        config.upstream = QUrl(upstream.baseUrl() + QStringLiteral("/v1")); // a base pasted with its version
+        tester.setConfig(config);
+        KeysPage page(&pool, nullptr, &tester);
+        page.resize(1000, 400);
+        page.show();
+
+        auto *buttonA = page.view()->findChild<QPushButton *>(QStringLiteral("testButton0"));
+        auto *buttonB = page.view()->findChild<QPushButton *>(QStringLiteral("testButton1"));
+        QVERIFY(buttonA);
+        QVERIFY(buttonB);
+        QSignalSpy finished(page.model(), &KeyTableModel::testFinished);
+        buttonA->click();
+        buttonB->click();
+        QTRY_COMPARE(finished.count(), 2);
+        const QModelIndex resultA = page.model()->index(0, KeyTableModel::TestResultColumn);
+        const QModelIndex resultB = page.model()->index(1, KeyTableModel::TestResultColumn);
+        QCOMPARE(resultA.data().toString(), QStringLiteral("ok"));
+        QCOMPARE(resultB.data().toString(), QStringLiteral("invalid key: Incorrect API key provided"));
+        QCOMPARE(upstream.received.size(), 2);
+        for (const ReceivedRequest &request : std::as_const(upstream.received)) {
+            QCOMPARE(request.method, QByteArray("GET"));
+            QCOMPARE(request.path, QByteArray("/v1/models")); // not /v1/v1/models
+        }
+        QSet<QByteArray> auth { upstream.received.at(0).authorization,
+                                upstream.received.at(1).authorization };
+        QCOMPARE(auth, (QSet<QByteArray> { "Bearer " + KeyA.toUtf8(), "Bearer " + KeyB.toUtf8() }));
+
+        // No network: nothing listens on the upstream port.
+        QTcpServer placeholder; // a port that was free a moment ago and is closed now
+        QVERIFY(placeholder.listen(QHostAddress::LocalHost, 0));
+        const quint16 closedPort = placeholder.serverPort();
+        placeholder.close();
+        config.upstream = QUrl(QStringLiteral("http://127.0.0.1:%1").arg(closedPort));
+        tester.setConfig(config);
+        finished.clear();
+        buttonA = page.view()->findChild<QPushButton *>(QStringLiteral("testButton0"));
+        buttonA->click();
+        QTRY_COMPARE(finished.count(), 1);
+        QVERIFY2(resultA.data().toString().startsWith(QStringLiteral("no network: ")),
+                 qPrintable(resultA.data().toString()));
+    }
+
+    void urlForTests_data()
+    {
+        QTest::addColumn<QString>("base");
+        QTest::addColumn<QString>("expected");
+        QTest::newRow("host") << QStringLiteral("https://api.openai.com")
+                              << QStringLiteral("https://api.openai.com/v1/models");
+        QTest::newRow("slash") << QStringLiteral("https://api.openai.com/")
+                               << QStringLiteral("https://api.openai.com/v1/models");
+        QTest::newRow("v1") << QStringLiteral("https://api.example.com/v1")
+                            << QStringLiteral("https://api.example.com/v1/models");
+        QTest::newRow("v1 slash") << QStringLiteral("https://api.example.com/v1/")
+                                  << QStringLiteral("https://api.example.com/v1/models");
+        QTest::newRow("prefix") << QStringLiteral("https://gw.example.com/openai")
+                                << QStringLiteral("https://gw.example.com/openai/v1/models");
+    }
+
+    void urlForTests()
+    {
+        QFETCH(QString, base);
+        QFETCH(QString, expected);
+        QCOMPARE(KeyTester::modelsUrl(QUrl(base)).toString(), expected);
+    }
+};
+
+QTEST_MAIN(TestKeysPage)
+#include "tst_keyspage.moc"

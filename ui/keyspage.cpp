@@ -1,0 +1,180 @@
+#include "keyspage.h"
+
+#include "keystore.h"
+#include "keytablemodel.h"
+#include "uilogging.h"
+
+#include <QAction>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QItemSelectionModel>
+#include <QLabel>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QTableView>
+#include <QVBoxLayout>
+
+namespace keyrelay {
+
+KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *parent)
+    : QWidget(parent), m_pool(pool), m_store(store), m_tester(tester),
+      m_model(new KeyTableModel(pool, tester, this)), m_paste(new QPlainTextEdit(this)),
+      m_add(new QPushButton(tr("&Add keys"), this)), m_remove(new QPushButton(tr("&Remove selected"), this)),
+      m_status(new QLabel(this)), m_storeLabel(new QLabel(this)), m_view(new QTableView(this))
+{
+    m_paste->setPlaceholderText(tr("Paste API keys here: one per line, separated by commas, or as k1|k2|k3"));
+    m_add->setToolTip(tr("Add the pasted keys (Ctrl+Enter)"));
+    m_paste->setTabChangesFocus(true);
+    m_paste->setMaximumHeight(m_paste->fontMetrics().lineSpacing() * 5);
+    m_add->setDefault(false);
+    m_add->setEnabled(false);
+    connect(m_paste, &QPlainTextEdit::textChanged, this,
+            [this] { m_add->setEnabled(!m_paste->toPlainText().trimmed().isEmpty()); });
+    connect(m_add, &QPushButton::clicked, this, &KeysPage::addFromPasteBox);
+    auto *addShortcut = new QAction(m_paste);
+    addShortcut->setShortcuts(
+        { QKeySequence(Qt::CTRL | Qt::Key_Return), QKeySequence(Qt::CTRL | Qt::Key_Enter) });
+    addShortcut->setShortcutContext(Qt::WidgetShortcut);
+    connect(addShortcut, &QAction::triggered, m_add, &QPushButton::click);
+    m_paste->addAction(addShortcut);
+
+    m_view->setModel(m_model);
+    m_view->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_view->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    m_view->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed);
+    m_view->verticalHeader()->hide();
+    m_view->setAlternatingRowColors(true);
+    m_view->horizontalHeader()->setStretchLastSection(true);
+    m_view->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
+    m_view->setColumnWidth(KeyTableModel::LabelColumn, 140);
+    m_view->setColumnWidth(KeyTableModel::KeyColumn, 110);
+    m_view->setColumnWidth(KeyTableModel::EnabledColumn, 70);
+    m_view->setColumnWidth(KeyTableModel::StateColumn, 95);
+    m_view->setColumnWidth(KeyTableModel::RequestsColumn, 75);
+    m_view->setColumnWidth(KeyTableModel::ErrorsColumn, 60);
+    m_view->setColumnWidth(KeyTableModel::LastUsedColumn, 130);
+    m_view->setColumnWidth(KeyTableModel::TestColumn, 70);
+    if (!m_tester)
+        m_view->hideColumn(KeyTableModel::TestColumn);
+    connect(m_model, &QAbstractItemModel::modelReset, this, &KeysPage::installTestButtons);
+
+    m_remove->setEnabled(false);
+    connect(m_view->selectionModel(), &QItemSelectionModel::selectionChanged, this,
+            [this] { m_remove->setEnabled(m_view->selectionModel()->hasSelection()); });
+    connect(m_model, &QAbstractItemModel::modelReset, this,
+            [this] { m_remove->setEnabled(m_view->selectionModel()->hasSelection()); });
+    connect(m_remove, &QPushButton::clicked, this, &KeysPage::removeSelected);
+    auto *removeShortcut = new QAction(m_view);
+    removeShortcut->setShortcut(QKeySequence::Delete);
+    removeShortcut->setShortcutContext(Qt::WidgetShortcut);
+    connect(removeShortcut, &QAction::triggered, this, &KeysPage::removeSelected);
+    m_view->addAction(removeShortcut);
+
+    m_status->setWordWrap(true);
+    m_status->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_storeLabel->setWordWrap(true);
+    m_storeLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    QPalette hint = m_storeLabel->palette();
+    hint.setColor(QPalette::WindowText, hint.color(QPalette::PlaceholderText));
+    m_storeLabel->setPalette(hint);
+    if (m_store)
+        m_storeLabel->setText(tr("Keys are stored in %1 (readable by you only), never in the settings file.")
+                                  .arg(m_store->location()));
+    else
+        m_storeLabel->setText(tr("Keys are kept in memory only."));
+
+    auto *pasteRow = new QHBoxLayout;
+    pasteRow->addWidget(m_paste, 1);
+    auto *addColumn = new QVBoxLayout;
+    addColumn->addWidget(m_add);
+    addColumn->addStretch();
+    pasteRow->addLayout(addColumn);
+
+    auto *bottomRow = new QHBoxLayout;
+    bottomRow->addWidget(m_storeLabel, 1);
+    bottomRow->addWidget(m_remove);
+
+    auto *layout = new QVBoxLayout(this);
+    layout->addLayout(pasteRow);
+    layout->addWidget(m_status);
+    layout->addWidget(m_view, 1);
+    layout->addLayout(bottomRow);
+    m_status->hide();
+
+    // Every change of the key list, from any page, goes to the store.
+    connect(m_pool, &KeyPool::keysChanged, this, &KeysPage::save);
+    installTestButtons();
+}
+
+KeysPage::~KeysPage()
+{
+    // The view and model are torn down by QWidget after this destructor: stop listening to them first.
+    disconnect(m_view->selectionModel(), nullptr, this, nullptr);
+    disconnect(m_model, nullptr, this, nullptr);
+}
+
+QString KeysPage::statusText() const
+{
+    return m_status->text();
+}
+
+void KeysPage::setStatus(const QString &text, bool error)
+{
+    m_status->setText(text);
+    m_status->setStyleSheet(error ? QStringLiteral("color: #c02020;") : QString());
+    m_status->setVisible(!text.isEmpty());
+}
+
+void KeysPage::addFromPasteBox()
+{
+    const QString text = m_paste->toPlainText();
+    const int found = int(KeyPool::parseKeyList(text).size());
+    const int added = m_model->addKeys(text);
+    m_paste->clear();
+    if (found == 0)
+        setStatus(tr("No key found in the pasted text."), true);
+    else if (added == found)
+        setStatus(tr("Added %n key(s).", nullptr, added), false);
+    else
+        setStatus(tr("Added %1 of %2 key(s); the others were already in the list.").arg(added).arg(found),
+                  false);
+}
+
+void KeysPage::removeSelected()
+{
+    QList<int> rows;
+    const QModelIndexList selected = m_view->selectionModel()->selectedRows();
+    for (const QModelIndex &index : selected)
+        rows.append(index.row());
+    if (rows.isEmpty())
+        return;
+    m_model->removeRows(rows);
+    setStatus(tr("Removed %n key(s).", nullptr, int(rows.size())), false);
+}
+
+void KeysPage::save()
+{
+    if (!m_store)
+        return;
+    QString error;
+    if (!m_store->save(m_pool->keys(), &error)) {
+        qCWarning(lcUi).noquote() << error;
+        setStatus(tr("The keys could not be saved: %1").arg(error), true);
+        Q_EMIT saveFailed(error);
+    }
+}
+
+void KeysPage::installTestButtons()
+{
+    if (!m_tester)
+        return;
+    for (int row = 0; row < m_model->rowCount(); ++row) {
+        auto *button = new QPushButton(tr("Test"), m_view);
+        button->setToolTip(tr("Ask the upstream for its model list with this key"));
+        button->setObjectName(QStringLiteral("testButton%1").arg(row));
+        connect(button, &QPushButton::clicked, this, [this, row] { m_model->testKey(row); });
+        m_view->setIndexWidget(m_model->index(row, KeyTableModel::TestColumn), button);
+    }
+}
+
+} // namespace keyrelay

@@ -1,0 +1,57 @@
+// The "Keys" page: paste keys, see their health, label, enable, test and remove them.
+#pragma once
+
+#include <QWidget>
+
+class QLabel;
+class QPlainTextEdit;
+class QPushButton;
+class QTableView;
+
+namespace keyrelay {
+
+class KeyPool;
+class KeyStore;
+class KeyTableModel;
+class KeyTester;
+
+class KeysPage : public QWidget
+{
+    Q_OBJECT
+public:
+    /// @p store may be null (nothing is saved); @p tester may be null (no Test buttons).
+    KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *parent = nullptr);
+    ~KeysPage() override;
+
+    KeyTableModel *model() const { return m_model; }
+    QTableView *view() const { return m_view; }
+    QPlainTextEdit *pasteBox() const { return m_paste; }
+    QPushButton *addButton() const { return m_add; }
+    QPushButton *removeButton() const { return m_remove; }
+    /// The last message shown under the paste box (added, saved, errors).
+    QString statusText() const;
+
+Q_SIGNALS:
+    /// Saving the keys failed; @p error is safe to show.
+    void saveFailed(const QString &error);
+
+private:
+    void addFromPasteBox();
+    void removeSelected();
+    void save();
+    void installTestButtons();
+    void setStatus(const QString &text, bool error);
+
+    KeyPool *m_pool;
+    KeyStore *m_store;
+    KeyTester *m_tester;
+    KeyTableModel *m_model;
+    QPlainTextEdit *m_paste;
+    QPushButton *m_add;
+    QPushButton *m_remove;
+    QLabel *m_status;
+    QLabel *m_storeLabel;
+    QTableView *m_view;
+};
+
+} // namespace keyrelay

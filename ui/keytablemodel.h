@@ -1,0 +1,77 @@
+// The key list as a table: labels and "enabled" editable, keys only ever shown masked.
+#pragma once
+
+#include "keypool.h"
+#include "keytester.h"
+
+#include <QAbstractTableModel>
+#include <QHash>
+#include <QTimer>
+
+namespace keyrelay {
+
+class KeyTableModel : public QAbstractTableModel
+{
+    Q_OBJECT
+public:
+    enum Column {
+        LabelColumn,
+        KeyColumn,
+        EnabledColumn,
+        StateColumn,
+        RequestsColumn,
+        ErrorsColumn,
+        LastUsedColumn,
+        TestColumn,
+        TestResultColumn,
+        ColumnCount
+    };
+
+    /// @p tester may be null (then tests are not offered).
+    KeyTableModel(KeyPool *pool, KeyTester *tester, QObject *parent = nullptr);
+
+    int rowCount(const QModelIndex &parent = QModelIndex()) const override;
+    int columnCount(const QModelIndex &parent = QModelIndex()) const override;
+    QVariant data(const QModelIndex &index, int role = Qt::DisplayRole) const override;
+    QVariant headerData(int section, Qt::Orientation orientation, int role = Qt::DisplayRole) const override;
+    Qt::ItemFlags flags(const QModelIndex &index) const override;
+    bool setData(const QModelIndex &index, const QVariant &value, int role = Qt::EditRole) override;
+
+    /// Adds the keys found in pasted text (any form KeyPool::parseKeyList accepts). Returns how many were
+    /// new.
+    int addKeys(const QString &text);
+    /// Removes the given rows.
+    void removeRows(QList<int> rows);
+    /// Tests the key in @p row against the upstream; the result shows in the "Test result" column.
+    void testKey(int row);
+    bool isTesting(int row) const;
+
+public Q_SLOTS:
+    /// Re-reads the pool now (normally counters are refreshed at most four times a second).
+    void refresh();
+
+Q_SIGNALS:
+    void testFinished(int row, keyrelay::KeyTester::Outcome outcome, const QString &message);
+
+private:
+    struct TestResult
+    {
+        bool running = false;
+        KeyTester::Outcome outcome = KeyTester::Outcome::Ok;
+        QString message;
+    };
+    QString stateText(int row) const;
+    QString testText(int row) const;
+    int rowOfSecret(const QString &secret) const;
+    void reload();
+
+    KeyPool *m_pool;
+    KeyTester *m_tester;
+    QList<KeyStatus> m_rows;
+    QStringList m_secrets; ///< per row, only to run tests and keep test results; never shown
+    QHash<QString, TestResult> m_tests; ///< by secret
+    QHash<quint64, QString> m_tickets; ///< running test -> secret
+    QTimer m_statusTimer;
+};
+
+} // namespace keyrelay

@@ -1,0 +1,103 @@
+#include "keytester.h"
+
+#include "proxyexchange.h"
+#include "uilogging.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QNetworkAccessManager>
+#include <QNetworkProxyFactory>
+#include <QNetworkReply>
+#include <QNetworkRequest>
+
+namespace keyrelay {
+
+KeyTester::KeyTester(QObject *parent) : QObject(parent), m_manager(new QNetworkAccessManager(this))
+{
+    connect(m_manager, &QNetworkAccessManager::finished, this, &KeyTester::onFinished);
+    setConfig(ProxyConfig());
+}
+
+KeyTester::~KeyTester()
+{
+    const QList<QNetworkReply *> replies = m_pending.keys();
+    m_pending.clear();
+    for (QNetworkReply *reply : replies)
+        reply->abort();
+}
+
+void KeyTester::setConfig(const ProxyConfig &config)
+{
+    m_config = config;
+    QNetworkProxy proxy(QNetworkProxy::NoProxy);
+    bool useSystem = false;
+    QString error;
+    if (!ProxyConfig::parseUpstreamProxy(config.upstreamProxy, &proxy, &useSystem, &error))
+        proxy = QNetworkProxy(QNetworkProxy::NoProxy);
+    if (useSystem) {
+        const QList<QNetworkProxy> proxies
+            = QNetworkProxyFactory::systemProxyForQuery(QNetworkProxyQuery(modelsUrl(config.upstream)));
+        proxy = proxies.isEmpty() ? QNetworkProxy(QNetworkProxy::NoProxy) : proxies.constFirst();
+    }
+    m_manager->setProxy(proxy);
+}
+
+QUrl KeyTester::modelsUrl(const QUrl &upstream)
+{
+    QUrl url = upstream;
+    url.setPath(ProxyExchange::upstreamPath(upstream.path(), QStringLiteral("/v1/models"), {}));
+    url.setQuery(QString());
+    url.setFragment(QString());
+    return url;
+}
+
+quint64 KeyTester::test(const QString &secret)
+{
+    QNetworkRequest request(modelsUrl(m_config.upstream));
+    request.setRawHeader("Authorization", "Bearer " + secret.toUtf8());
+    request.setRawHeader("Accept", "application/json");
+    request.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
+    request.setTransferTimeout(qMax(5, m_config.connectTimeoutSec) * 1000);
+    const quint64 ticket = m_nextTicket++;
+    QNetworkReply *reply = m_manager->get(request);
+    m_pending.insert(reply, ticket);
+    return ticket;
+}
+
+void KeyTester::onFinished(QNetworkReply *reply)
+{
+    reply->deleteLater();
+    const auto it = m_pending.find(reply);
+    if (it == m_pending.end())
+        return;
+    const quint64 ticket = it.value();
+    m_pending.erase(it);
+
+    const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
+    const QByteArray body = reply->readAll();
+    QString upstreamMessage;
+    const QJsonDocument document = QJsonDocument::fromJson(body);
+    if (document.isObject()) {
+        const QJsonValue error = document.object().value(QLatin1String("error"));
+        upstreamMessage = error.isObject() ? error.toObject().value(QLatin1String("message")).toString()
+                                           : error.toString();
+    }
+    Outcome outcome = Outcome::UpstreamError;
+    QString message;
+    if (status == 0) {
+        outcome = Outcome::NoNetwork;
+        message = reply->errorString();
+    } else if (status >= 200 && status < 300) {
+        outcome = Outcome::Ok;
+    } else if (status == 401 || status == 403) {
+        outcome = Outcome::InvalidKey;
+        message = upstreamMessage.isEmpty() ? tr("HTTP %1").arg(status) : upstreamMessage;
+    } else {
+        message = upstreamMessage.isEmpty() ? tr("HTTP %1").arg(status)
+                                            : tr("HTTP %1: %2").arg(status).arg(upstreamMessage);
+    }
+    qCInfo(lcUi) << "key test" << ticket << "finished with HTTP" << status;
+    Q_EMIT finished(ticket, outcome, message.left(300));
+}
+
+} // namespace keyrelay

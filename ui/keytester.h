@@ -1,0 +1,46 @@
+// "Test" for one key: GET <upstream>/v1/models with that key, asynchronously.
+#pragma once
+
+#include "proxyconfig.h"
+
+#include <QHash>
+#include <QObject>
+
+class QNetworkAccessManager;
+class QNetworkReply;
+
+namespace keyrelay {
+
+class KeyTester : public QObject
+{
+    Q_OBJECT
+public:
+    enum class Outcome { Ok, InvalidKey, NoNetwork, UpstreamError };
+    Q_ENUM(Outcome)
+
+    explicit KeyTester(QObject *parent = nullptr);
+    ~KeyTester() override;
+
+    /// Upstream base URL, upstream network proxy and timeout come from @p config.
+    void setConfig(const ProxyConfig &config);
+    /// The URL a test requests: the upstream base + "/v1/models", without doubling "/v1".
+    static QUrl modelsUrl(const QUrl &upstream);
+
+    /// Starts a test; the answer comes as finished() with the returned ticket.
+    quint64 test(const QString &secret);
+    int pendingCount() const { return int(m_pending.size()); }
+
+Q_SIGNALS:
+    /// @p message is safe to show (the upstream's error message or the network error).
+    void finished(quint64 ticket, keyrelay::KeyTester::Outcome outcome, const QString &message);
+
+private:
+    void onFinished(QNetworkReply *reply);
+
+    QNetworkAccessManager *m_manager = nullptr;
+    ProxyConfig m_config;
+    QHash<QNetworkReply *, quint64> m_pending;
+    quint64 m_nextTicket = 1;
+};
+
+} // namespace keyrelay

@@ -1,0 +1,171 @@
+#include "logpage.h"
+
+#include "logmodel.h"
+
+#include <QAction>
+#include <QApplication>
+#include <QClipboard>
+#include <QComboBox>
+#include <QFileDialog>
+#include <QHBoxLayout>
+#include <QHeaderView>
+#include <QLabel>
+#include <QLineEdit>
+#include <QMenu>
+#include <QMessageBox>
+#include <QPushButton>
+#include <QSaveFile>
+#include <QScrollBar>
+#include <QStandardPaths>
+#include <QTableView>
+#include <QVBoxLayout>
+
+#include <algorithm>
+
+namespace keyrelay {
+
+LogPage::LogPage(LogModel *model, QWidget *parent)
+    : QWidget(parent), m_model(model), m_filter(new LogFilterModel(this)), m_filterEdit(new QLineEdit(this)),
+      m_statusFilter(new QComboBox(this)), m_clear(new QPushButton(tr("C&lear"), this)),
+      m_export(new QPushButton(tr("&Export CSV…"), this)), m_count(new QLabel(this)),
+      m_view(new QTableView(this))
+{
+    m_filter->setSourceModel(m_model);
+    m_filterEdit->setPlaceholderText(tr("Filter: path, model, key, status, error…"));
+    m_filterEdit->setClearButtonEnabled(true);
+    connect(m_filterEdit, &QLineEdit::textChanged, m_filter, &LogFilterModel::setText);
+    m_statusFilter->addItem(tr("All requests"));
+    m_statusFilter->addItem(tr("Errors only"));
+    connect(m_statusFilter, &QComboBox::currentIndexChanged, this,
+            [this](int index) { m_filter->setErrorsOnly(index == 1); });
+    connect(m_clear, &QPushButton::clicked, m_model, &LogModel::clear);
+    connect(m_export, &QPushButton::clicked, this, &LogPage::exportWithDialog);
+
+    m_view->setModel(m_filter);
+    m_view->setSelectionBehavior(QAbstractItemView::SelectRows);
+    m_view->setSelectionMode(QAbstractItemView::ExtendedSelection);
+    m_view->setEditTriggers(QAbstractItemView::NoEditTriggers);
+    m_view->setWordWrap(false);
+    m_view->setAlternatingRowColors(true);
+    m_view->verticalHeader()->hide();
+    m_view->verticalHeader()->setDefaultSectionSize(m_view->fontMetrics().height() + 6);
+    m_view->verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
+    m_view->horizontalHeader()->setStretchLastSection(true);
+    const int widths[LogModel::ColumnCount] = { 90, 58, 170, 100, 100, 50, 64, 66, 72, 90, 150 };
+    for (int column = 0; column < LogModel::ColumnCount; ++column)
+        m_view->setColumnWidth(column, widths[column]);
+
+    // Follow new rows while the view is at the bottom; stop when the user scrolls up.
+    QScrollBar *bar = m_view->verticalScrollBar();
+    connect(bar, &QScrollBar::valueChanged, this,
+            [this, bar](int value) { m_follow = value >= bar->maximum(); });
+    connect(bar, &QScrollBar::rangeChanged, this, [this, bar](int, int maximum) {
+        if (m_follow)
+            bar->setValue(maximum);
+    });
+
+    auto *copy = new QAction(tr("&Copy row"), m_view);
+    copy->setShortcut(QKeySequence::Copy);
+    copy->setShortcutContext(Qt::WidgetWithChildrenShortcut);
+    connect(copy, &QAction::triggered, this, &LogPage::copySelection);
+    m_view->addAction(copy);
+    m_view->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(m_view, &QWidget::customContextMenuRequested, this, [this, copy](const QPoint &pos) {
+        QMenu menu(this);
+        copy->setEnabled(m_view->selectionModel()->hasSelection());
+        menu.addAction(copy);
+        menu.exec(m_view->viewport()->mapToGlobal(pos));
+        copy->setEnabled(true);
+    });
+
+    connect(m_filter, &QAbstractItemModel::rowsInserted, this, &LogPage::updateCount);
+    connect(m_filter, &QAbstractItemModel::rowsRemoved, this, &LogPage::updateCount);
+    connect(m_filter, &QAbstractItemModel::modelReset, this, &LogPage::updateCount);
+    connect(m_filter, &QAbstractItemModel::layoutChanged, this, &LogPage::updateCount);
+
+    auto *top = new QHBoxLayout;
+    top->addWidget(m_filterEdit, 1);
+    top->addWidget(m_statusFilter);
+    top->addWidget(m_clear);
+    top->addWidget(m_export);
+    auto *layout = new QVBoxLayout(this);
+    layout->addLayout(top);
+    layout->addWidget(m_view, 1);
+    layout->addWidget(m_count);
+    updateCount();
+}
+
+LogPage::~LogPage()
+{
+    // Hiding the view while QWidget tears it down still moves the scroll bar: stop listening first.
+    disconnect(m_view->verticalScrollBar(), nullptr, this, nullptr);
+    disconnect(m_filter, nullptr, this, nullptr);
+}
+
+void LogPage::updateCount()
+{
+    const int shown = m_filter->rowCount();
+    const int total = m_model->rowCount();
+    if (shown == total)
+        m_count->setText(
+            tr("%n request(s) in the log (the newest %1 are kept)", nullptr, total).arg(m_model->capacity()));
+    else
+        m_count->setText(tr("%1 of %2 request(s) shown").arg(shown).arg(total));
+}
+
+QString LogPage::selectionText() const
+{
+    QList<int> rows;
+    const QModelIndexList selected = m_view->selectionModel()->selectedRows();
+    for (const QModelIndex &index : selected)
+        rows.append(m_filter->mapToSource(index).row());
+    std::sort(rows.begin(), rows.end());
+    QStringList lines;
+    for (int row : std::as_const(rows)) {
+        QStringList cells;
+        for (int column = 0; column < LogModel::ColumnCount; ++column)
+            cells << m_model->cellText(row, column);
+        lines << cells.join(QLatin1Char('\t'));
+    }
+    return lines.join(QLatin1Char('\n'));
+}
+
+void LogPage::copySelection()
+{
+    const QString text = selectionText();
+    if (!text.isEmpty())
+        QApplication::clipboard()->setText(text);
+}
+
+bool LogPage::exportCsv(const QString &path, QString *error) const
+{
+    QList<int> rows;
+    rows.reserve(m_filter->rowCount());
+    for (int row = 0; row < m_filter->rowCount(); ++row)
+        rows.append(m_filter->mapToSource(m_filter->index(row, 0)).row());
+    QSaveFile file(path);
+    if (!file.open(QIODevice::WriteOnly)) {
+        *error = file.errorString();
+        return false;
+    }
+    file.write(m_model->toCsv(rows).toUtf8());
+    if (!file.commit()) {
+        *error = file.errorString();
+        return false;
+    }
+    return true;
+}
+
+void LogPage::exportWithDialog()
+{
+    const QString folder = QStandardPaths::writableLocation(QStandardPaths::DocumentsLocation);
+    const QString path = QFileDialog::getSaveFileName(
+        this, tr("Export log"), folder + QStringLiteral("/keyrelay-log.csv"), tr("CSV files (*.csv)"));
+    if (path.isEmpty())
+        return;
+    QString error;
+    if (!exportCsv(path, &error))
+        QMessageBox::warning(this, tr("Export log"), tr("Could not write %1: %2").arg(path, error));
+}
+
+} // namespace keyrelay

@@ -1,0 +1,93 @@
+// The main window: a status line (endpoint, state, requests today) over the Keys, Log and Settings pages.
+#pragma once
+
+#include <QDate>
+#include <QMainWindow>
+#include <QTimer>
+
+class QLabel;
+class QPushButton;
+class QTabWidget;
+
+namespace keyrelay {
+
+class AutostartManager;
+class KeyPool;
+class KeyStore;
+class KeyTester;
+class KeysPage;
+class LogModel;
+class LogPage;
+class ProxyService;
+class SettingsPage;
+class SettingsRegistry;
+struct RequestRecord;
+
+class MainWindow : public QMainWindow
+{
+    Q_OBJECT
+public:
+    /// Nothing is owned but the pages; @p store and @p autostart may be null.
+    MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *store, ProxyService *service,
+               AutostartManager *autostart, QWidget *parent = nullptr);
+    ~MainWindow() override;
+
+    enum Page { KeysTab, LogTab, SettingsTab };
+    void showPage(Page page);
+
+    /// With a tray, closing the window hides it; without one, closing quits.
+    void setHideOnClose(bool hide) { m_hideOnClose = hide; }
+    /// A message in the status line; errors stay until the next message.
+    void showMessage(const QString &text, bool error);
+    QString messageText() const;
+    QString stateText() const;
+    QString endpointText() const;
+    quint64 requestsToday() const { return m_requestsToday; }
+
+    KeysPage *keysPage() const { return m_keysPage; }
+    LogPage *logPage() const { return m_logPage; }
+    SettingsPage *settingsPage() const { return m_settingsPage; }
+    LogModel *logModel() const { return m_logModel; }
+    QTabWidget *tabs() const { return m_tabs; }
+
+public Q_SLOTS:
+    /// Shows, raises and activates the window (tray click, second launch).
+    void bringToFront();
+    void copyEndpoint();
+    void startProxy();
+    void stopProxy();
+
+Q_SIGNALS:
+    void requestCountChanged(quint64 requestsToday);
+    /// The proxy failed to start (at start-up, from the window or the settings); for the tray.
+    void proxyFailed(const QString &error);
+
+protected:
+    void closeEvent(QCloseEvent *event) override;
+
+private:
+    void updateState();
+    void onRequestFinished(const RequestRecord &record);
+
+    SettingsRegistry *m_settings;
+    KeyPool *m_pool;
+    ProxyService *m_service;
+    KeyTester *m_tester;
+    LogModel *m_logModel;
+    QTabWidget *m_tabs;
+    KeysPage *m_keysPage;
+    LogPage *m_logPage;
+    SettingsPage *m_settingsPage;
+    QLabel *m_stateLabel;
+    QLabel *m_endpointLabel;
+    QPushButton *m_copyButton;
+    QPushButton *m_startStopButton;
+    QLabel *m_requestsLabel;
+    QLabel *m_messageLabel;
+    bool m_hideOnClose = false;
+    quint64 m_requestsToday = 0;
+    QDate m_today;
+    QTimer m_countTimer;
+};
+
+} // namespace keyrelay

@@ -1,0 +1,413 @@
+#include "settingspage.h"
+
+#include "autostartmanager.h"
+#include "messagerewriter.h"
+#include "proxyservice.h"
+#include "settingsregistry.h"
+#include "uilogging.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QFormLayout>
+#include <QGroupBox>
+#include <QHBoxLayout>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPushButton>
+#include <QScrollArea>
+#include <QSpinBox>
+#include <QVBoxLayout>
+
+namespace keyrelay {
+
+namespace {
+constexpr int PreviewMessages = 8;
+
+QSpinBox *makeSpin(QWidget *parent, int low, int high)
+{
+    auto *spin = new QSpinBox(parent);
+    spin->setRange(low, high);
+    return spin;
+}
+} // namespace
+
+SettingsPage::SettingsPage(SettingsRegistry *settings, ProxyService *service, AutostartManager *autostart,
+                           QWidget *parent)
+    : QWidget(parent), m_settings(settings), m_service(service), m_autostart(autostart)
+{
+    auto *content = new QWidget;
+
+    // Local endpoint.
+    auto *listenBox = new QGroupBox(tr("Local endpoint"), content);
+    m_listenHost = new QLineEdit(listenBox);
+    m_listenHost->setToolTip(tr("127.0.0.1 keeps the proxy reachable from this computer only"));
+    m_listenPort = makeSpin(listenBox, 0, 65535);
+    m_listenPort->setSpecialValueText(tr("any free port"));
+    auto *listenRow = new QHBoxLayout;
+    listenRow->addWidget(m_listenHost, 1);
+    listenRow->addWidget(new QLabel(tr("Port:"), listenBox));
+    listenRow->addWidget(m_listenPort);
+    auto *listenForm = new QFormLayout(listenBox);
+    listenForm->addRow(tr("Listen address:"), listenRow);
+
+    // Upstream.
+    auto *upstreamBox = new QGroupBox(tr("Upstream"), content);
+    m_upstream = new QLineEdit(upstreamBox);
+    m_upstream->setPlaceholderText(QStringLiteral("https://api.openai.com"));
+    m_proxyType = new QComboBox(upstreamBox);
+    m_proxyType->addItem(tr("No proxy"));
+    m_proxyType->addItem(tr("System proxy settings"));
+    m_proxyType->addItem(tr("HTTP proxy"));
+    m_proxyType->addItem(tr("SOCKS5 proxy"));
+    m_proxyHost = new QLineEdit(upstreamBox);
+    m_proxyHost->setPlaceholderText(tr("host"));
+    m_proxyPort = makeSpin(upstreamBox, 1, 65535);
+    m_proxyPort->setValue(8080);
+    m_proxyUser = new QLineEdit(upstreamBox);
+    m_proxyUser->setPlaceholderText(tr("user (optional)"));
+    m_proxyPassword = new QLineEdit(upstreamBox);
+    m_proxyPassword->setPlaceholderText(tr("password (optional)"));
+    m_proxyPassword->setEchoMode(QLineEdit::Password);
+    auto *proxyRow = new QHBoxLayout;
+    proxyRow->addWidget(m_proxyType);
+    proxyRow->addWidget(m_proxyHost, 1);
+    proxyRow->addWidget(m_proxyPort);
+    auto *proxyAuthRow = new QHBoxLayout;
+    proxyAuthRow->addWidget(m_proxyUser, 1);
+    proxyAuthRow->addWidget(m_proxyPassword, 1);
+    m_stripPrefixes = new QLineEdit(upstreamBox);
+    m_stripPrefixes->setPlaceholderText(tr("e.g. /release, /openai"));
+    m_connectTimeout = makeSpin(upstreamBox, 1, 3600);
+    m_connectTimeout->setSuffix(tr(" s"));
+    m_idleTimeout = makeSpin(upstreamBox, 1, 86400);
+    m_idleTimeout->setSuffix(tr(" s"));
+    auto *timeoutRow = new QHBoxLayout;
+    timeoutRow->addWidget(new QLabel(tr("Connect:"), upstreamBox));
+    timeoutRow->addWidget(m_connectTimeout);
+    timeoutRow->addSpacing(12);
+    timeoutRow->addWidget(new QLabel(tr("Idle:"), upstreamBox));
+    timeoutRow->addWidget(m_idleTimeout);
+    timeoutRow->addStretch();
+    auto *upstreamForm = new QFormLayout(upstreamBox);
+    upstreamForm->addRow(tr("Base URL:"), m_upstream);
+    upstreamForm->addRow(tr("Network proxy:"), proxyRow);
+    upstreamForm->addRow(QString(), proxyAuthRow);
+    upstreamForm->addRow(tr("Strip path prefixes:"), m_stripPrefixes);
+    upstreamForm->addRow(tr("Timeouts:"), timeoutRow);
+
+    // Message rewrite.
+    auto *rewriteBox = new QGroupBox(tr("Long conversations"), content);
+    m_reorder
+        = new QCheckBox(tr("Move the system message close to the end of long conversations"), rewriteBox);
+    m_threshold = makeSpin(rewriteBox, 1, 1000);
+    m_depth = makeSpin(rewriteBox, 1, 1000);
+    auto *rewriteRow = new QHBoxLayout;
+    rewriteRow->addWidget(new QLabel(tr("When there are more than"), rewriteBox));
+    rewriteRow->addWidget(m_threshold);
+    rewriteRow->addWidget(new QLabel(tr("messages, keep"), rewriteBox));
+    rewriteRow->addWidget(m_depth);
+    rewriteRow->addWidget(new QLabel(tr("messages after it"), rewriteBox));
+    rewriteRow->addStretch();
+    m_previewBefore = new QLabel(rewriteBox);
+    m_previewAfter = new QLabel(rewriteBox);
+    m_previewBefore->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_previewAfter->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    auto *note
+        = new QLabel(tr("Note: moving the system message defeats the upstream's prompt caching of long "
+                        "conversations."),
+                     rewriteBox);
+    note->setWordWrap(true);
+    QPalette hint = note->palette();
+    hint.setColor(QPalette::WindowText, hint.color(QPalette::PlaceholderText));
+    note->setPalette(hint);
+    auto *rewriteForm = new QFormLayout(rewriteBox);
+    rewriteForm->addRow(m_reorder);
+    rewriteForm->addRow(rewriteRow);
+    rewriteForm->addRow(tr("Before:"), m_previewBefore);
+    rewriteForm->addRow(tr("After:"), m_previewAfter);
+    rewriteForm->addRow(note);
+
+    // Desktop.
+    auto *desktopBox = new QGroupBox(tr("Desktop"), content);
+    m_startMinimized = new QCheckBox(tr("Start minimized to the tray"), desktopBox);
+    m_startAtLogin = new QCheckBox(tr("Start KeyRelay when I log in"), desktopBox);
+    auto *desktopLayout = new QVBoxLayout(desktopBox);
+    desktopLayout->addWidget(m_startMinimized);
+    desktopLayout->addWidget(m_startAtLogin);
+    if (!m_autostart)
+        m_startAtLogin->hide();
+
+    auto *contentLayout = new QVBoxLayout(content);
+    contentLayout->addWidget(listenBox);
+    contentLayout->addWidget(upstreamBox);
+    contentLayout->addWidget(rewriteBox);
+    contentLayout->addWidget(desktopBox);
+    contentLayout->addStretch();
+
+    auto *scroll = new QScrollArea(this);
+    scroll->setWidgetResizable(true);
+    scroll->setFrameShape(QFrame::NoFrame);
+    scroll->setWidget(content);
+    // Let the tab page's background show through, as on the other pages.
+    scroll->viewport()->setAutoFillBackground(false);
+    content->setAutoFillBackground(false);
+
+    m_message = new QLabel(this);
+    m_message->setWordWrap(true);
+    m_message->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_apply = new QPushButton(tr("&Apply"), this);
+    m_revert = new QPushButton(tr("Re&vert"), this);
+    connect(m_apply, &QPushButton::clicked, this, &SettingsPage::apply);
+    connect(m_revert, &QPushButton::clicked, this, [this] {
+        revert();
+        setMessage(QString(), false);
+    });
+    auto *buttons = new QHBoxLayout;
+    buttons->addWidget(m_message, 1);
+    buttons->addWidget(m_revert);
+    buttons->addWidget(m_apply);
+
+    auto *layout = new QVBoxLayout(this);
+    layout->setContentsMargins(0, 0, 0, 0);
+    layout->addWidget(scroll, 1);
+    auto *buttonMargins = new QVBoxLayout;
+    buttonMargins->setContentsMargins(9, 0, 9, 9);
+    buttonMargins->addLayout(buttons);
+    layout->addLayout(buttonMargins);
+
+    connect(m_proxyType, &QComboBox::currentIndexChanged, this, &SettingsPage::updateProxyFields);
+    connect(m_reorder, &QCheckBox::toggled, this, &SettingsPage::updatePreview);
+    connect(m_threshold, &QSpinBox::valueChanged, this, &SettingsPage::updatePreview);
+    connect(m_depth, &QSpinBox::valueChanged, this, &SettingsPage::updatePreview);
+
+    revert();
+}
+
+void SettingsPage::revert()
+{
+    const ProxyConfig config = m_settings->proxyConfig();
+    m_listenHost->setText(config.listenHost);
+    m_listenPort->setValue(config.listenPort);
+    m_upstream->setText(config.upstream.toString());
+
+    const QString proxy = config.upstreamProxy.trimmed();
+    m_proxyHost->clear();
+    m_proxyUser->clear();
+    m_proxyPassword->clear();
+    if (proxy.isEmpty() || proxy.compare(QLatin1String("none"), Qt::CaseInsensitive) == 0) {
+        m_proxyType->setCurrentIndex(ProxyNone);
+    } else if (proxy.compare(QLatin1String("system"), Qt::CaseInsensitive) == 0) {
+        m_proxyType->setCurrentIndex(ProxySystem);
+    } else {
+        const QUrl url(proxy);
+        m_proxyType->setCurrentIndex(
+            url.scheme().startsWith(QLatin1String("socks"), Qt::CaseInsensitive) ? ProxySocks5 : ProxyHttp);
+        m_proxyHost->setText(url.host());
+        m_proxyPort->setValue(url.port(m_proxyType->currentIndex() == ProxySocks5 ? 1080 : 8080));
+        m_proxyUser->setText(url.userName(QUrl::FullyDecoded));
+        m_proxyPassword->setText(url.password(QUrl::FullyDecoded));
+    }
+    m_reorder->setChecked(config.reorderEnabled);
+    m_threshold->setValue(config.reorderThreshold);
+    m_depth->setValue(config.reorderDepth);
+    m_stripPrefixes->setText(config.stripPrefixes.join(QStringLiteral(", ")));
+    m_connectTimeout->setValue(config.connectTimeoutSec);
+    m_idleTimeout->setValue(config.idleTimeoutSec);
+    m_startMinimized->setChecked(m_settings->value(Setting::StartMinimized).toBool());
+    m_startAtLogin->setChecked(m_autostart ? m_autostart->isEnabled()
+                                           : m_settings->value(Setting::StartAtLogin).toBool());
+    updateProxyFields();
+    updatePreview();
+}
+
+void SettingsPage::updateProxyFields()
+{
+    const bool manual
+        = m_proxyType->currentIndex() == ProxyHttp || m_proxyType->currentIndex() == ProxySocks5;
+    for (QWidget *widget : { static_cast<QWidget *>(m_proxyHost), static_cast<QWidget *>(m_proxyPort),
+                             static_cast<QWidget *>(m_proxyUser), static_cast<QWidget *>(m_proxyPassword) })
+        widget->setEnabled(manual);
+}
+
+QString SettingsPage::composedUpstreamProxy() const
+{
+    switch (m_proxyType->currentIndex()) {
+    case ProxySystem:
+        return QStringLiteral("system");
+    case ProxyHttp:
+    case ProxySocks5: {
+        const QString host = m_proxyHost->text().trimmed();
+        if (host.isEmpty())
+            return QString();
+        QString text = m_proxyType->currentIndex() == ProxyHttp ? QStringLiteral("http://")
+                                                                : QStringLiteral("socks5://");
+        const QString user = m_proxyUser->text();
+        if (!user.isEmpty()) {
+            text += QString::fromLatin1(QUrl::toPercentEncoding(user));
+            if (!m_proxyPassword->text().isEmpty())
+                text += QLatin1Char(':')
+                    + QString::fromLatin1(QUrl::toPercentEncoding(m_proxyPassword->text()));
+            text += QLatin1Char('@');
+        }
+        text += host.contains(QLatin1Char(':')) && !host.startsWith(QLatin1Char('['))
+            ? QLatin1Char('[') + host + QLatin1Char(']')
+            : host;
+        text += QLatin1Char(':') + QString::number(m_proxyPort->value());
+        return text;
+    }
+    default:
+        return QString();
+    }
+}
+
+bool SettingsPage::formToConfig(ProxyConfig *config, QString *error) const
+{
+    *config = m_settings->proxyConfig();
+    config->listenHost = m_listenHost->text().trimmed();
+    config->listenPort = quint16(m_listenPort->value());
+    QUrl upstream;
+    QString parseError;
+    if (!ProxyConfig::parseUpstream(m_upstream->text().trimmed(), &upstream, &parseError)) {
+        *error = tr("Upstream base URL: %1").arg(parseError);
+        return false;
+    }
+    config->upstream = upstream;
+    if ((m_proxyType->currentIndex() == ProxyHttp || m_proxyType->currentIndex() == ProxySocks5)
+        && m_proxyHost->text().trimmed().isEmpty()) {
+        *error = tr("Enter the network proxy's host name.");
+        return false;
+    }
+    config->upstreamProxy = composedUpstreamProxy();
+    config->reorderEnabled = m_reorder->isChecked();
+    config->reorderThreshold = m_threshold->value();
+    config->reorderDepth = m_depth->value();
+    QStringList prefixes;
+    const QStringList parts = m_stripPrefixes->text().split(QLatin1Char(','), Qt::SkipEmptyParts);
+    for (const QString &part : parts) {
+        QString prefix = part.trimmed();
+        while (prefix.endsWith(QLatin1Char('/')))
+            prefix.chop(1);
+        if (prefix.isEmpty())
+            continue;
+        if (!prefix.startsWith(QLatin1Char('/')))
+            prefix.prepend(QLatin1Char('/'));
+        prefixes << prefix;
+    }
+    config->stripPrefixes = prefixes;
+    config->connectTimeoutSec = m_connectTimeout->value();
+    config->idleTimeoutSec = m_idleTimeout->value();
+    const QStringList problems = config->validate();
+    if (!problems.isEmpty()) {
+        *error = problems.join(QStringLiteral("; "));
+        return false;
+    }
+    return true;
+}
+
+bool SettingsPage::apply()
+{
+    ProxyConfig config;
+    QString error;
+    if (!formToConfig(&config, &error)) {
+        setMessage(error, true);
+        Q_EMIT applyFailed(error);
+        return false;
+    }
+    m_settings->setProxyConfig(config);
+    m_settings->setValue(Setting::StartMinimized, m_startMinimized->isChecked());
+    m_settings->setValue(Setting::StartAtLogin, m_startAtLogin->isChecked());
+    QStringList warnings;
+    if (m_autostart && m_autostart->isEnabled() != m_startAtLogin->isChecked()) {
+        QString autostartError;
+        if (!m_autostart->setEnabled(m_startAtLogin->isChecked(), &autostartError))
+            warnings << autostartError;
+    }
+    if (!m_settings->sync())
+        warnings << tr("The settings file %1 could not be written.").arg(m_settings->fileName());
+
+    QString serviceError;
+    if (!m_service->applyConfig(config, &serviceError)) {
+        const QString message = tr("Settings saved, but the proxy could not start: %1").arg(serviceError);
+        setMessage(message, true);
+        Q_EMIT applyFailed(serviceError);
+        return false;
+    }
+    if (warnings.isEmpty())
+        setMessage(tr("Settings applied."), false);
+    else
+        setMessage(warnings.join(QLatin1Char(' ')), true);
+    Q_EMIT applied();
+    return true;
+}
+
+QString SettingsPage::errorText() const
+{
+    return m_message->property("isError").toBool() ? m_message->text() : QString();
+}
+
+void SettingsPage::setMessage(const QString &text, bool error)
+{
+    m_message->setText(text);
+    m_message->setProperty("isError", error);
+    m_message->setStyleSheet(error ? QStringLiteral("color: #c02020;") : QString());
+}
+
+QByteArray SettingsPage::sampleBody() const
+{
+    static const char *const roles[PreviewMessages]
+        = { "system", "user", "assistant", "user", "assistant", "user", "assistant", "user" };
+    QJsonArray messages;
+    for (int i = 0; i < PreviewMessages; ++i) {
+        QJsonObject message;
+        message.insert(QLatin1String("role"), QLatin1String(roles[i]));
+        message.insert(QLatin1String("content"), QStringLiteral("message %1").arg(i + 1));
+        messages.append(message);
+    }
+    QJsonObject body;
+    body.insert(QLatin1String("model"), QLatin1String("gpt-4o-mini"));
+    body.insert(QLatin1String("messages"), messages);
+    return QJsonDocument(body).toJson(QJsonDocument::Compact);
+}
+
+QString SettingsPage::rolesOf(const QByteArray &body)
+{
+    QStringList roles;
+    const QJsonArray messages
+        = QJsonDocument::fromJson(body).object().value(QLatin1String("messages")).toArray();
+    for (const QJsonValue &message : messages)
+        roles << message.toObject().value(QLatin1String("role")).toString();
+    return roles.join(QStringLiteral(", "));
+}
+
+QString SettingsPage::previewBefore() const
+{
+    return rolesOf(sampleBody());
+}
+
+QString SettingsPage::previewAfter() const
+{
+    const QByteArray body = sampleBody();
+    RewriteOptions options;
+    options.enabled = m_reorder->isChecked();
+    options.threshold = m_threshold->value();
+    options.depth = m_depth->value();
+    if (!options.enabled)
+        return rolesOf(body);
+    const MessageRewriter::Result result = MessageRewriter::rewrite(body, options);
+    return rolesOf(result.outcome == MessageRewriter::Outcome::Rewritten ? result.body : body);
+}
+
+void SettingsPage::updatePreview()
+{
+    m_threshold->setEnabled(m_reorder->isChecked());
+    m_depth->setEnabled(m_reorder->isChecked());
+    const QString before = previewBefore();
+    const QString after = previewAfter();
+    m_previewBefore->setText(before);
+    m_previewAfter->setText(after == before ? tr("%1 (unchanged)").arg(after) : after);
+}
+
+} // namespace keyrelay

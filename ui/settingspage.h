@@ -1,0 +1,100 @@
+// The "Settings" page: edits the SettingsRegistry and applies it to the running proxy.
+#pragma once
+
+#include "proxyconfig.h"
+
+#include <QWidget>
+
+class QCheckBox;
+class QComboBox;
+class QLabel;
+class QLineEdit;
+class QPushButton;
+class QSpinBox;
+
+namespace keyrelay {
+
+class AutostartManager;
+class ProxyService;
+class SettingsRegistry;
+
+class SettingsPage : public QWidget
+{
+    Q_OBJECT
+public:
+    /// @p autostart may be null (the option is then hidden).
+    SettingsPage(SettingsRegistry *settings, ProxyService *service, AutostartManager *autostart,
+                 QWidget *parent = nullptr);
+
+    /// Fills the form from the registry (drops unapplied edits).
+    void revert();
+    /// Validates the form, stores it and applies it to the proxy. Returns false and shows why on failure.
+    bool apply();
+
+    /// The upstreamProxy setting string for the form's proxy fields.
+    QString composedUpstreamProxy() const;
+    /// "system, user, assistant, …" before and after the rewrite, for the current form values.
+    QString previewBefore() const;
+    QString previewAfter() const;
+    QString errorText() const;
+
+    QLineEdit *listenHostEdit() const { return m_listenHost; }
+    QSpinBox *listenPortSpin() const { return m_listenPort; }
+    QLineEdit *upstreamEdit() const { return m_upstream; }
+    QComboBox *proxyTypeCombo() const { return m_proxyType; }
+    QLineEdit *proxyHostEdit() const { return m_proxyHost; }
+    QSpinBox *proxyPortSpin() const { return m_proxyPort; }
+    QLineEdit *proxyUserEdit() const { return m_proxyUser; }
+    QLineEdit *proxyPasswordEdit() const { return m_proxyPassword; }
+    QCheckBox *reorderCheck() const { return m_reorder; }
+    QSpinBox *thresholdSpin() const { return m_threshold; }
+    QSpinBox *depthSpin() const { return m_depth; }
+    QLineEdit *stripPrefixesEdit() const { return m_stripPrefixes; }
+    QSpinBox *connectTimeoutSpin() const { return m_connectTimeout; }
+    QSpinBox *idleTimeoutSpin() const { return m_idleTimeout; }
+    QCheckBox *startMinimizedCheck() const { return m_startMinimized; }
+    QCheckBox *startAtLoginCheck() const { return m_startAtLogin; }
+    QPushButton *applyButton() const { return m_apply; }
+
+Q_SIGNALS:
+    void applied();
+    /// Applying failed (bad value, port in use...); @p error is safe to show.
+    void applyFailed(const QString &error);
+
+private:
+    enum ProxyType { ProxyNone, ProxySystem, ProxyHttp, ProxySocks5 };
+    bool formToConfig(ProxyConfig *config, QString *error) const;
+    void updatePreview();
+    void updateProxyFields();
+    void setMessage(const QString &text, bool error);
+    static QString rolesOf(const QByteArray &body);
+    QByteArray sampleBody() const;
+
+    SettingsRegistry *m_settings;
+    ProxyService *m_service;
+    AutostartManager *m_autostart;
+
+    QLineEdit *m_listenHost;
+    QSpinBox *m_listenPort;
+    QLineEdit *m_upstream;
+    QComboBox *m_proxyType;
+    QLineEdit *m_proxyHost;
+    QSpinBox *m_proxyPort;
+    QLineEdit *m_proxyUser;
+    QLineEdit *m_proxyPassword;
+    QCheckBox *m_reorder;
+    QSpinBox *m_threshold;
+    QSpinBox *m_depth;
+    QLabel *m_previewBefore;
+    QLabel *m_previewAfter;
+    QLineEdit *m_stripPrefixes;
+    QSpinBox *m_connectTimeout;
+    QSpinBox *m_idleTimeout;
+    QCheckBox *m_startMinimized;
+    QCheckBox *m_startAtLogin;
+    QLabel *m_message;
+    QPushButton *m_apply;
+    QPushButton *m_revert;
+};
+
+} // namespace keyrelay

@@ -1,0 +1,145 @@
+#include "trayapp.h"
+
+#include "autostartmanager.h"
+#include "icons.h"
+#include "keypool.h"
+#include "keystore.h"
+#include "mainwindow.h"
+#include "proxyservice.h"
+#include "settingsregistry.h"
+#include "singleinstance.h"
+#include "trayicon.h"
+#include "uilogging.h"
+
+#include <QApplication>
+#include <QClipboard>
+#include <QLibraryInfo>
+#include <QLocale>
+#include <QTranslator>
+
+namespace keyrelay {
+
+namespace {
+void installTranslators(QApplication &app, QTranslator *own, QTranslator *qt)
+{
+    const QLocale locale = QLocale::system();
+    if (own->load(locale, QStringLiteral("keyrelay"), QStringLiteral("_"), QStringLiteral(":/keyrelay/i18n")))
+        app.installTranslator(own);
+    if (qt->load(locale, QStringLiteral("qtbase"), QStringLiteral("_"),
+                 QLibraryInfo::path(QLibraryInfo::TranslationsPath)))
+        app.installTranslator(qt);
+}
+} // namespace
+
+int runTrayApp(int argc, char **argv, void (*setIdentity)())
+{
+    QApplication app(argc, argv);
+    if (setIdentity)
+        setIdentity();
+    QApplication::setWindowIcon(icons::appIcon());
+    QApplication::setDesktopFileName(QStringLiteral("keyrelay"));
+    QTranslator ownTranslator;
+    QTranslator qtTranslator;
+    installTranslators(app, &ownTranslator, &qtTranslator);
+
+    SettingsRegistry settings(std::make_unique<QSettings>(QSettings::IniFormat, QSettings::UserScope,
+                                                          QCoreApplication::organizationName(),
+                                                          QCoreApplication::applicationName()));
+
+    SingleInstance instance(settings.fileName());
+    if (!instance.claim())
+        return 0; // the running instance shows its window
+
+    KeyPool pool;
+    FileKeyStore store(FileKeyStore::pathNextTo(settings.fileName()));
+    QStringList startupProblems = settings.problems();
+    {
+        QList<ApiKey> keys;
+        QString error;
+        if (!store.load(&keys, &error))
+            startupProblems << error;
+        pool.setKeys(keys);
+    }
+
+    ProxyService service(&pool);
+    XdgAutostartManager autostart;
+    MainWindow window(&settings, &pool, &store, &service, &autostart);
+    TrayIcon tray;
+
+    // Tray -> actions.
+    QObject::connect(&tray, &TrayIcon::showWindowRequested, &window, &MainWindow::bringToFront);
+    QObject::connect(&tray, &TrayIcon::startRequested, &window, &MainWindow::startProxy);
+    QObject::connect(&tray, &TrayIcon::stopRequested, &window, &MainWindow::stopProxy);
+    QObject::connect(&tray, &TrayIcon::copyEndpointRequested, &window, &MainWindow::copyEndpoint);
+    QObject::connect(&tray, &TrayIcon::quitRequested, &app, [&service, &window] {
+        // quit() would first ask every window to close, and ours only hides: exit directly.
+        window.setHideOnClose(false);
+        service.stop();
+        QCoreApplication::exit(0);
+    });
+    QObject::connect(&instance, &SingleInstance::activationRequested, &window, &MainWindow::bringToFront);
+
+    // State -> tray.
+    auto updateTray = [&service, &tray] {
+        switch (service.state()) {
+        case ProxyService::State::Running:
+            tray.setState(IndicatorState::Running, service.clientBaseUrl(), QString());
+            break;
+        case ProxyService::State::Stopped:
+            tray.setState(IndicatorState::Stopped, service.config().clientBaseUrl(), QString());
+            break;
+        case ProxyService::State::Failed:
+            tray.setState(IndicatorState::Error, service.config().clientBaseUrl(), service.lastError());
+            break;
+        }
+    };
+    QObject::connect(&service, &ProxyService::stateChanged, &tray, updateTray);
+    QObject::connect(&service, &ProxyService::started, &tray, updateTray);
+    QObject::connect(&window, &MainWindow::requestCountChanged, &tray, &TrayIcon::setRequestCount);
+    QObject::connect(&window, &MainWindow::proxyFailed, &tray, [&tray](const QString &error) {
+        tray.notify(QStringLiteral("proxy"), QObject::tr("KeyRelay is not running"), error,
+                    QSystemTrayIcon::Critical);
+    });
+    QObject::connect(&pool, &KeyPool::keyFailed, &tray,
+                     [&tray](int, const QString &label, const QString &reason) {
+                         tray.notify(QStringLiteral("key:") + label,
+                                     QObject::tr("KeyRelay: key %1 stopped working").arg(label), reason);
+                     });
+
+    // With a tray, the window hides on close and the app lives on; without one, it is a normal window.
+    const bool startMinimized = settings.value(Setting::StartMinimized).toBool();
+    QObject::connect(&tray, &TrayIcon::ready, &window, [&] {
+        QApplication::setQuitOnLastWindowClosed(false);
+        window.setHideOnClose(true);
+        updateTray();
+        if (service.state() == ProxyService::State::Failed)
+            tray.notify(QStringLiteral("proxy"), QObject::tr("KeyRelay is not running"), service.lastError(),
+                        QSystemTrayIcon::Critical);
+    });
+    QObject::connect(&tray, &TrayIcon::unavailable, &window, [&] {
+        QApplication::setQuitOnLastWindowClosed(true);
+        window.setHideOnClose(false);
+        if (!window.isVisible())
+            window.bringToFront();
+    });
+
+    if (!startupProblems.isEmpty())
+        window.showMessage(
+            QObject::tr("Problems found at start-up: %1").arg(startupProblems.join(QStringLiteral("; "))),
+            true);
+
+    QString error;
+    if (!service.start(settings.proxyConfig(), &error))
+        qCWarning(lcUi).noquote() << "proxy did not start:" << error;
+    updateTray();
+
+    if (!startMinimized)
+        window.bringToFront();
+    tray.install(5, 1000);
+
+    const int code = QApplication::exec();
+    service.stop();
+    return code;
+}
+
+} // namespace keyrelay

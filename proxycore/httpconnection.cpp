@@ -73,6 +73,11 @@ bool HttpConnection::isOpen() const
     return m_socket && m_state != State::Closed && m_socket->state() == QAbstractSocket::ConnectedState;
 }
 
+bool HttpConnection::isIdle() const
+{
+    return m_state == State::ReadingHead && m_input.isEmpty();
+}
+
 qint64 HttpConnection::pendingOutput() const
 {
     return m_socket ? m_socket->bytesToWrite() : 0;
@@ -307,7 +312,7 @@ void HttpConnection::dispatch()
     m_chunked = false;
     m_noBody = false;
     m_bodyBytesWritten = 0;
-    m_closeAfterResponse = !m_request.keepAlive;
+    m_closeAfterResponse = m_closeAfterResponse || !m_request.keepAlive;
     m_requestMinorVersion = m_request.minorVersion;
     m_isHeadRequest = m_request.method == "HEAD";
     if (m_socket)

@@ -47,6 +47,8 @@ public:
     QHostAddress peerAddress() const;
     QHostAddress localAddress() const;
     bool isOpen() const;
+    /// Between requests: no request is being read or answered.
+    bool isIdle() const;
     /// Bytes handed to the socket that the client has not taken yet.
     qint64 pendingOutput() const;
 
@@ -63,6 +65,8 @@ public:
     /// Closes the connection after everything written so far has reached the client (shutdown).
     /// closed() follows once the socket is gone.
     void closeGracefully();
+    /// Closes the connection once the response in progress is finished (no keep-alive).
+    void closeAfterResponse() { m_closeAfterResponse = true; }
 
     bool headWritten() const { return m_headWritten; }
     qint64 bodyBytesWritten() const { return m_bodyBytesWritten; }

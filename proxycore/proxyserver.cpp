@@ -125,6 +125,15 @@ void ProxyServer::close()
         server->deleteLater();
     }
     m_listeners.clear();
+    // Kept-alive connections must not go on serving a stopped proxy or an old port: idle ones close
+    // now, busy ones after the response in flight.
+    const auto connections = m_connections;
+    for (HttpConnection *connection : connections) {
+        if (connection->isIdle())
+            connection->closeGracefully();
+        else
+            connection->closeAfterResponse();
+    }
 }
 
 bool ProxyServer::isListening() const

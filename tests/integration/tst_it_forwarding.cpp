@@ -35,6 +35,7 @@ private Q_SLOTS:
     void expectContinue();
     void pipelinedRequests();
     void connectionCloseHonoured();
+    void stopClosesKeptAliveConnections();
 
 private:
     bool startProxy(const QUrl &upstream, const QStringList &stripPrefixes = {});
@@ -317,6 +318,20 @@ void ForwardingTest::keepAliveCarriesSeveralRequests()
     }
     QVERIFY(!client.disconnected());
     QCOMPARE(m_mock->requestCount(), 5);
+}
+
+void ForwardingTest::stopClosesKeptAliveConnections()
+{
+    // A stopped proxy (or one moved to another port) must not go on serving over old connections.
+    QVERIFY(startProxy(m_mock->url()));
+    RawClient client;
+    client.send(m_proxy->port(), buildRequest("GET", "/v1/models", m_proxy->port()));
+    QVERIFY(client.waitFinished());
+    QCOMPARE(client.status(), 200);
+    QVERIFY(!client.disconnected());
+    m_proxy->service.stop();
+    QTRY_VERIFY_WITH_TIMEOUT(client.disconnected(), 5000);
+    QCOMPARE(m_mock->requestCount(), 1);
 }
 
 void ForwardingTest::chunkedRequestBody()

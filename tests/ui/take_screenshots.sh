@@ -16,7 +16,7 @@ export DISPLAY=$DISPLAY_NUM
 
 make_home() { # $1 = home, $2 = listen port
     mkdir -p "$1/.config/KeyRelay" "$1/run"; chmod 700 "$1/run"
-    printf '[general]\nsettingsVersion=1\n\n[proxy]\nlistenHost=127.0.0.1\nlistenPort=%s\nupstream=http://127.0.0.1:%s\n' \
+    printf '[meta]\nsettingsVersion=1\n\n[proxy]\nlistenHost=127.0.0.1\nlistenPort=%s\nupstream=http://127.0.0.1:%s\n' \
         "$2" "$MOCK_PORT" > "$1/.config/KeyRelay/KeyRelay.ini"
     cat > "$1/.config/KeyRelay/keys.json" <<'KEYS'
 {"version":1,"keys":[

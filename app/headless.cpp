@@ -53,32 +53,38 @@ bool readKeysFile(const QString &path, QStringList *keys, QString *error)
 int runHeadless(QCoreApplication &app)
 {
     QCommandLineParser parser;
-    parser.setApplicationDescription(QStringLiteral(
-        "KeyRelay: a local OpenAI-compatible proxy that rotates your API keys and keeps them from your clients."));
+    parser.setApplicationDescription(QStringLiteral("KeyRelay: a local OpenAI-compatible proxy that rotates "
+                                                    "your API keys and keeps them from your clients."));
     parser.addHelpOption();
     parser.addVersionOption();
-    parser.addOption({QStringLiteral("headless"), QStringLiteral("Run the proxy without the tray GUI.")});
-    parser.addOption({QStringLiteral("listen"), QStringLiteral("Address to listen on (default 127.0.0.1:9000)."),
-                      QStringLiteral("HOST:PORT")});
-    parser.addOption({QStringLiteral("upstream"),
-                      QStringLiteral("Upstream base URL (default https://api.openai.com)."), QStringLiteral("URL")});
-    parser.addOption({QStringLiteral("keys-file"),
-                      QStringLiteral("File with one API key per line (# comments; k1|k2 also accepted; - reads "
-                                     "standard input). Without it, clients' own keys are passed through."),
-                      QStringLiteral("FILE")});
-    parser.addOption({QStringLiteral("config"), QStringLiteral("INI settings file, as written by the GUI."),
-                      QStringLiteral("FILE")});
-    parser.addOption({QStringLiteral("no-reorder"), QStringLiteral("Do not move the system message of long chats.")});
-    parser.addOption({QStringLiteral("allow-remote"),
-                      QStringLiteral("Allow listening on a non-loopback address (other machines could then use "
-                                     "your keys).")});
-    parser.addOption({QStringLiteral("quiet"), QStringLiteral("Do not print a line per request.")});
+    parser.addOption({ QStringLiteral("headless"), QStringLiteral("Run the proxy without the tray GUI.") });
+    parser.addOption({ QStringLiteral("listen"),
+                       QStringLiteral("Address to listen on (default 127.0.0.1:9000)."),
+                       QStringLiteral("HOST:PORT") });
+    parser.addOption({ QStringLiteral("upstream"),
+                       QStringLiteral("Upstream base URL (default https://api.openai.com)."),
+                       QStringLiteral("URL") });
+    parser.addOption(
+        { QStringLiteral("keys-file"),
+          QStringLiteral("File with one API key per line (# comments; k1|k2 also accepted; - reads "
+                         "standard input). Without it, clients' own keys are passed through."),
+          QStringLiteral("FILE") });
+    parser.addOption({ QStringLiteral("config"), QStringLiteral("INI settings file, as written by the GUI."),
+                       QStringLiteral("FILE") });
+    parser.addOption(
+        { QStringLiteral("no-reorder"), QStringLiteral("Do not move the system message of long chats.") });
+    parser.addOption(
+        { QStringLiteral("allow-remote"),
+          QStringLiteral("Allow listening on a non-loopback address (other machines could then use "
+                         "your keys).") });
+    parser.addOption({ QStringLiteral("quiet"), QStringLiteral("Do not print a line per request.") });
     parser.process(app);
 
     if (!parser.positionalArguments().isEmpty())
-        return fail(QStringLiteral("unexpected argument \"%1\"; keys go in --keys-file, never on the command line")
-                        .arg(parser.positionalArguments().first()),
-                    ExitUsage);
+        return fail(
+            QStringLiteral("unexpected argument \"%1\"; keys go in --keys-file, never on the command line")
+                .arg(parser.positionalArguments().first()),
+            ExitUsage);
 
     ProxyConfig config;
     if (parser.isSet(QStringLiteral("config"))) {
@@ -93,8 +99,8 @@ int runHeadless(QCoreApplication &app)
     }
     QString error;
     if (parser.isSet(QStringLiteral("listen"))
-        && !ProxyConfig::parseListen(parser.value(QStringLiteral("listen")), &config.listenHost, &config.listenPort,
-                                     &error)) {
+        && !ProxyConfig::parseListen(parser.value(QStringLiteral("listen")), &config.listenHost,
+                                     &config.listenPort, &error)) {
         return fail(error, ExitUsage);
     }
     if (parser.isSet(QStringLiteral("upstream"))
@@ -116,7 +122,7 @@ int runHeadless(QCoreApplication &app)
             return fail(error, ExitUsage);
         QList<ApiKey> list;
         for (const QString &secret : std::as_const(secrets))
-            list.append({secret, QString(), true});
+            list.append({ secret, QString(), true });
         keys.setKeys(list);
     }
 
@@ -149,10 +155,12 @@ int runHeadless(QCoreApplication &app)
             return;
         }
         stopping = true;
-        QTextStream(stderr) << "keyrelay: signal " << signalNumber << ", finishing requests in flight" << Qt::endl;
+        QTextStream(stderr) << "keyrelay: signal " << signalNumber << ", finishing requests in flight"
+                            << Qt::endl;
         service.shutdown(config.shutdownGraceSec * 1000);
     });
-    QObject::connect(&service, &ProxyService::shutdownComplete, &app, [&] { QCoreApplication::exit(exitCode); });
+    QObject::connect(&service, &ProxyService::shutdownComplete, &app,
+                     [&] { QCoreApplication::exit(exitCode); });
     return QCoreApplication::exec();
 }
 

@@ -14,8 +14,8 @@ bool wantsHeadless(int argc, char **argv)
     for (int i = 1; i < argc; ++i) {
         const char *arg = argv[i];
         if (std::strcmp(arg, "--headless") == 0 || std::strcmp(arg, "-headless") == 0
-            || std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0 || std::strcmp(arg, "--version") == 0
-            || std::strcmp(arg, "-v") == 0) {
+            || std::strcmp(arg, "--help") == 0 || std::strcmp(arg, "-h") == 0
+            || std::strcmp(arg, "--version") == 0 || std::strcmp(arg, "-v") == 0) {
             return true;
         }
     }

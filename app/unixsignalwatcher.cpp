@@ -8,10 +8,9 @@
 
 namespace keyrelay {
 
-int UnixSignalWatcher::s_fds[2] = {-1, -1};
+int UnixSignalWatcher::s_fds[2] = { -1, -1 };
 
-UnixSignalWatcher::UnixSignalWatcher(QObject *parent)
-    : QObject(parent)
+UnixSignalWatcher::UnixSignalWatcher(QObject *parent) : QObject(parent)
 {
     if (::socketpair(AF_UNIX, SOCK_STREAM, 0, s_fds) != 0)
         return;

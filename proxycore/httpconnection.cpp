@@ -37,9 +37,7 @@ QByteArray headerValue(const HeaderList &headers, const QByteArray &name)
 }
 
 HttpConnection::HttpConnection(QTcpSocket *socket, const HttpLimits &limits, QObject *parent)
-    : QObject(parent)
-    , m_socket(socket)
-    , m_limits(limits)
+    : QObject(parent), m_socket(socket), m_limits(limits)
 {
     socket->setParent(this);
     socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
@@ -97,7 +95,8 @@ void HttpConnection::timerEvent(QTimerEvent *event)
         startClosing();
     } else if (m_state == State::ReadingHead && m_input.isEmpty()) {
         closeNow();
-    } else if (m_state == State::ReadingHead || m_state == State::ReadingBody || m_state == State::ReadingChunked) {
+    } else if (m_state == State::ReadingHead || m_state == State::ReadingBody
+               || m_state == State::ReadingChunked) {
         rejectAndClose(408, "the request was not completed in time");
     }
 }
@@ -128,7 +127,8 @@ void HttpConnection::onReadyRead()
 void HttpConnection::processInput()
 {
     m_processScheduled = false;
-    while (m_state == State::ReadingHead || m_state == State::ReadingBody || m_state == State::ReadingChunked) {
+    while (m_state == State::ReadingHead || m_state == State::ReadingBody
+           || m_state == State::ReadingChunked) {
         if (m_state == State::ReadingHead) {
             // Tolerate leading empty lines between requests (RFC 9112 2.2).
             qsizetype skip = 0;
@@ -208,11 +208,11 @@ bool HttpConnection::parseHead(qsizetype headEnd, qsizetype terminatorLength)
             rejectAndClose(400, "malformed header line");
             return false;
         }
-        m_request.headers.append({line.left(colon), line.mid(colon + 1).trimmed()});
+        m_request.headers.append({ line.left(colon), line.mid(colon + 1).trimmed() });
     }
     const QByteArray connection = m_request.header("Connection").toLower();
-    m_request.keepAlive = m_request.minorVersion == 1 ? !connection.contains("close")
-                                                      : connection.contains("keep-alive");
+    m_request.keepAlive
+        = m_request.minorVersion == 1 ? !connection.contains("close") : connection.contains("keep-alive");
     m_expectContinue = m_request.header("Expect").toLower() == "100-continue";
 
     const QByteArray transferEncoding = m_request.header("Transfer-Encoding").trimmed().toLower();
@@ -233,9 +233,10 @@ bool HttpConnection::parseHead(qsizetype headEnd, qsizetype terminatorLength)
         }
         if (length > m_limits.maxBodyBytes) {
             // A client that waits for "100 Continue" sends no body; any other one is still uploading it.
-            rejectAndClose(413, QByteArray("request body of ") + QByteArray::number(length)
-                                    + " bytes is over the limit of " + QByteArray::number(m_limits.maxBodyBytes)
-                                    + " bytes",
+            rejectAndClose(413,
+                           QByteArray("request body of ") + QByteArray::number(length)
+                               + " bytes is over the limit of " + QByteArray::number(m_limits.maxBodyBytes)
+                               + " bytes",
                            m_expectContinue ? 0 : length);
             return false;
         }
@@ -296,7 +297,8 @@ bool HttpConnection::readChunked()
         }
         if (m_request.body.size() + size > m_limits.maxBodyBytes) {
             rejectAndClose(413,
-                           "request body is over the limit of " + QByteArray::number(m_limits.maxBodyBytes) + " bytes",
+                           "request body is over the limit of " + QByteArray::number(m_limits.maxBodyBytes)
+                               + " bytes",
                            m_expectContinue ? 0 : -1);
             return false;
         }
@@ -325,36 +327,66 @@ void HttpConnection::dispatch()
 QByteArray HttpConnection::reasonPhrase(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Status";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 206:
+        return "Partial Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 307:
+        return "Temporary Redirect";
+    case 308:
+        return "Permanent Redirect";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Entity";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return "Status";
     }
 }
 
@@ -500,10 +532,11 @@ void HttpConnection::rejectAndClose(int status, const QByteArray &message, qint6
     m_headWritten = false;
     m_requestMinorVersion = 1;
     m_isHeadRequest = false;
-    const QByteArray body = openAiErrorBody(QString::fromUtf8(message), QStringLiteral("invalid_request_error"),
-                                            status == 413 ? QStringLiteral("request_too_large")
-                                                          : QStringLiteral("bad_request"));
-    const HeaderList headers{{"Content-Type", "application/json"}, {"Access-Control-Allow-Origin", m_limits.corsAllowOrigin}};
+    const QByteArray body = openAiErrorBody(
+        QString::fromUtf8(message), QStringLiteral("invalid_request_error"),
+        status == 413 ? QStringLiteral("request_too_large") : QStringLiteral("bad_request"));
+    const HeaderList headers { { "Content-Type", "application/json" },
+                               { "Access-Control-Allow-Origin", m_limits.corsAllowOrigin } };
     if (drainBytes == 0 || !m_socket) {
         sendResponse(status, headers, body);
         return;

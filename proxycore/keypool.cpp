@@ -6,10 +6,7 @@
 
 namespace keyrelay {
 
-KeyPool::KeyPool(QObject *parent)
-    : QObject(parent)
-{
-}
+KeyPool::KeyPool(QObject *parent) : QObject(parent) { }
 
 void KeyPool::setKeys(const QList<ApiKey> &keys)
 {
@@ -40,7 +37,8 @@ void KeyPool::setKeys(const QList<ApiKey> &keys)
         m_entries = entries;
         if (m_cursor >= m_entries.size())
             m_cursor = 0;
-        qCDebug(lcKeys) << "key pool now holds" << m_entries.size() << "key(s)"; // headless prints the count itself
+        qCDebug(lcKeys) << "key pool now holds" << m_entries.size()
+                        << "key(s)"; // headless prints the count itself
     }
     Q_EMIT keysChanged();
 }
@@ -139,7 +137,7 @@ KeyLease KeyPool::acquire(const QSet<int> &exclude)
     Entry &entry = m_entries[chosen];
     ++entry.status.requests;
     entry.status.lastUsed = now;
-    return {chosen, entry.key.secret, labelFor(entry)};
+    return { chosen, entry.key.secret, labelFor(entry) };
 }
 
 bool KeyPool::hasUsableKey(const QSet<int> &exclude) const
@@ -164,7 +162,7 @@ KeyLease KeyPool::passThrough(const QString &clientKey)
         secret = parts.at(int(m_passThroughCounter % quint64(parts.size()))).trimmed();
         ++m_passThroughCounter;
     }
-    return {-1, secret, mask(secret)};
+    return { -1, secret, mask(secret) };
 }
 
 void KeyPool::reportResult(int index, int httpStatus, int retryAfterSec, const QString &error)

@@ -27,10 +27,7 @@ bool isJsonSpace(char c)
 class JsonScanner
 {
 public:
-    explicit JsonScanner(const QByteArray &text)
-        : m_text(text)
-    {
-    }
+    explicit JsonScanner(const QByteArray &text) : m_text(text) { }
 
     void skipSpace(qsizetype &pos) const
     {
@@ -116,7 +113,7 @@ public:
             if (!skipValue(pos))
                 return false;
             if (matches) { // a duplicate key: like QJsonDocument, the last one wins
-                *value = {valueBegin, pos};
+                *value = { valueBegin, pos };
                 found = true;
             }
             skipSpace(pos);
@@ -141,7 +138,7 @@ public:
             const qsizetype begin = pos;
             if (!skipValue(pos))
                 return false;
-            result->append({begin, pos});
+            result->append({ begin, pos });
             skipSpace(pos);
             if (pos < array.end && m_text.at(pos) == ',')
                 ++pos;
@@ -173,7 +170,7 @@ QString MessageRewriter::modelOf(const QByteArray &body)
 MessageRewriter::Result MessageRewriter::rewrite(const QByteArray &body, const RewriteOptions &options)
 {
     Result result;
-    QJsonParseError parseError{};
+    QJsonParseError parseError {};
     const QJsonDocument document = QJsonDocument::fromJson(body, &parseError);
     if (parseError.error != QJsonParseError::NoError) {
         result.outcome = Outcome::InvalidJson;
@@ -197,8 +194,10 @@ MessageRewriter::Result MessageRewriter::rewrite(const QByteArray &body, const R
         return result;
     const QJsonValue first = messages.at(0);
     if (!first.isObject()
-        || first.toObject().value(QLatin1String("role")).toString().compare(QLatin1String("system"),
-                                                                             Qt::CaseInsensitive)
+        || first.toObject()
+                .value(QLatin1String("role"))
+                .toString()
+                .compare(QLatin1String("system"), Qt::CaseInsensitive)
             != 0) {
         return result;
     }

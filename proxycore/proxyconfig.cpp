@@ -10,8 +10,9 @@ QStringList ProxyConfig::validate() const
         problems << QStringLiteral("listen address \"%1\" is not an IP address or localhost").arg(listenHost);
     for (const QHostAddress &address : listenAddresses()) {
         if (!address.isLoopback() && !allowRemoteClients) {
-            problems << QStringLiteral("listen address %1 is reachable from other machines; "
-                                       "they could use your keys (allow remote clients explicitly to do this)")
+            problems << QStringLiteral(
+                            "listen address %1 is reachable from other machines; "
+                            "they could use your keys (allow remote clients explicitly to do this)")
                             .arg(address.toString());
         }
     }
@@ -70,7 +71,8 @@ bool ProxyConfig::parseListen(const QString &text, QString *host, quint16 *port,
         hostPart = QStringLiteral("127.0.0.1");
     if (hostPart.compare(QStringLiteral("localhost"), Qt::CaseInsensitive) != 0
         && QHostAddress(hostPart).isNull()) {
-        *error = QStringLiteral("listen address \"%1\": \"%2\" is not an IP address or localhost").arg(text, hostPart);
+        *error = QStringLiteral("listen address \"%1\": \"%2\" is not an IP address or localhost")
+                     .arg(text, hostPart);
         return false;
     }
     quint16 parsedPort = DefaultPort;
@@ -98,7 +100,8 @@ bool ProxyConfig::parseUpstream(const QString &text, QUrl *url, QString *error)
         return false;
     }
     if (candidate.hasQuery() || candidate.hasFragment() || !candidate.userInfo().isEmpty()) {
-        *error = QStringLiteral("upstream \"%1\" must be a base URL without query, fragment or credentials").arg(text);
+        *error = QStringLiteral("upstream \"%1\" must be a base URL without query, fragment or credentials")
+                     .arg(text);
         return false;
     }
     QUrl normalized = candidate;
@@ -110,7 +113,8 @@ bool ProxyConfig::parseUpstream(const QString &text, QUrl *url, QString *error)
     return true;
 }
 
-bool ProxyConfig::parseUpstreamProxy(const QString &text, QNetworkProxy *proxy, bool *useSystem, QString *error)
+bool ProxyConfig::parseUpstreamProxy(const QString &text, QNetworkProxy *proxy, bool *useSystem,
+                                     QString *error)
 {
     const QString trimmed = text.trimmed();
     *useSystem = false;
@@ -131,7 +135,8 @@ bool ProxyConfig::parseUpstreamProxy(const QString &text, QNetworkProxy *proxy, 
     else if (scheme == QLatin1String("socks5") || scheme == QLatin1String("socks5h"))
         type = QNetworkProxy::Socks5Proxy;
     if (!url.isValid() || type == QNetworkProxy::NoProxy || url.host().isEmpty() || url.port() <= 0) {
-        *error = QStringLiteral("upstream proxy must be none, system, http://host:port or socks5://host:port");
+        *error
+            = QStringLiteral("upstream proxy must be none, system, http://host:port or socks5://host:port");
         return false;
     }
     *proxy = QNetworkProxy(type, url.host(), quint16(url.port()), url.userName(QUrl::FullyDecoded),
@@ -142,11 +147,11 @@ bool ProxyConfig::parseUpstreamProxy(const QString &text, QNetworkProxy *proxy, 
 QList<QHostAddress> ProxyConfig::listenAddresses() const
 {
     if (listenHost.compare(QLatin1String("localhost"), Qt::CaseInsensitive) == 0)
-        return {QHostAddress(QHostAddress::LocalHost), QHostAddress(QHostAddress::LocalHostIPv6)};
+        return { QHostAddress(QHostAddress::LocalHost), QHostAddress(QHostAddress::LocalHostIPv6) };
     const QHostAddress address(listenHost);
     if (address.isNull())
         return {};
-    return {address};
+    return { address };
 }
 
 QString ProxyConfig::endpointUrl(quint16 actualPort) const

@@ -36,14 +36,18 @@ struct ProxyConfig
     /// Parses an upstream base URL; accepts http and https, with or without a path.
     static bool parseUpstream(const QString &text, QUrl *url, QString *error);
     /// Parses the upstream proxy setting into a QNetworkProxy.
-    static bool parseUpstreamProxy(const QString &text, QNetworkProxy *proxy, bool *useSystem, QString *error);
+    static bool parseUpstreamProxy(const QString &text, QNetworkProxy *proxy, bool *useSystem,
+                                   QString *error);
 
     /// The addresses to listen on: both loopbacks for "localhost", else the one address.
     QList<QHostAddress> listenAddresses() const;
     /// "http://127.0.0.1:9000" style base of the local endpoint (with the actual port when given).
     QString endpointUrl(quint16 actualPort = 0) const;
     /// What users paste into a client as its API base URL: the endpoint plus "/v1".
-    QString clientBaseUrl(quint16 actualPort = 0) const { return endpointUrl(actualPort) + QStringLiteral("/v1"); }
+    QString clientBaseUrl(quint16 actualPort = 0) const
+    {
+        return endpointUrl(actualPort) + QStringLiteral("/v1");
+    }
 };
 
 } // namespace keyrelay

@@ -55,12 +55,8 @@ const QByteArray ExposedHeaders = QByteArrayLiteral(
 ProxyExchange::ProxyExchange(quint64 id, HttpConnection *client, const HttpRequest &request,
                              std::shared_ptr<const ProxyConfig> config, KeyPool *keys, UpstreamPool *upstream,
                              QObject *parent)
-    : QObject(parent)
-    , m_client(client)
-    , m_request(request)
-    , m_config(std::move(config))
-    , m_keys(keys)
-    , m_upstream(upstream)
+    : QObject(parent), m_client(client), m_request(request), m_config(std::move(config)), m_keys(keys),
+      m_upstream(upstream)
 {
     m_clock.start();
     m_record.id = id;
@@ -97,7 +93,8 @@ QString ProxyExchange::upstreamPath(const QString &basePath, const QString &clie
     while (base.endsWith(QLatin1Char('/')))
         base.chop(1);
     // A base URL pasted with its version ("https://host/v1") and a client that adds "/v1" itself.
-    if (base.endsWith(QLatin1String("/v1")) && (path.startsWith(QLatin1String("/v1/")) || path == QLatin1String("/v1")))
+    if (base.endsWith(QLatin1String("/v1"))
+        && (path.startsWith(QLatin1String("/v1/")) || path == QLatin1String("/v1")))
         path.remove(0, 3);
     return base + path;
 }
@@ -123,11 +120,12 @@ void ProxyExchange::start()
     const QString pathOnly = m_record.path.section(QLatin1Char('?'), 0, 0);
     const bool isChat = MessageRewriter::appliesTo(m_request.method, pathOnly);
     if (isChat) {
-        const RewriteOptions options{config.reorderEnabled, config.reorderThreshold, config.reorderDepth};
+        const RewriteOptions options { config.reorderEnabled, config.reorderThreshold, config.reorderDepth };
         const MessageRewriter::Result result = MessageRewriter::rewrite(m_body, options);
         m_record.model = result.model;
         if (result.outcome == MessageRewriter::Outcome::InvalidJson && config.reorderEnabled) {
-            respondWithError(400, result.error, QStringLiteral("invalid_request_error"), QStringLiteral("invalid_json"));
+            respondWithError(400, result.error, QStringLiteral("invalid_request_error"),
+                             QStringLiteral("invalid_json"));
             return;
         }
         if (result.outcome == MessageRewriter::Outcome::Rewritten) {
@@ -141,8 +139,8 @@ void ProxyExchange::start()
 
     // Where it goes.
     if (!m_request.target.startsWith('/')) {
-        respondWithError(400, QStringLiteral("request target must be a path"), QStringLiteral("invalid_request_error"),
-                         QStringLiteral("bad_request"));
+        respondWithError(400, QStringLiteral("request target must be a path"),
+                         QStringLiteral("invalid_request_error"), QStringLiteral("bad_request"));
         return;
     }
     const QByteArray target = m_request.target;
@@ -151,8 +149,9 @@ void ProxyExchange::start()
     // and change which resource the upstream sees (e.g. "/v1/models/org%2Fmodel").
     const QString clientPath = QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt));
     m_upstreamUrl = config.upstream;
-    m_upstreamUrl.setPath(upstreamPath(config.upstream.path(QUrl::FullyEncoded), clientPath, config.stripPrefixes),
-                          QUrl::TolerantMode);
+    m_upstreamUrl.setPath(
+        upstreamPath(config.upstream.path(QUrl::FullyEncoded), clientPath, config.stripPrefixes),
+        QUrl::TolerantMode);
     if (queryAt >= 0)
         m_upstreamUrl.setQuery(QString::fromUtf8(target.mid(queryAt + 1)), QUrl::StrictMode);
     if (!m_upstreamUrl.isValid()) {
@@ -164,8 +163,9 @@ void ProxyExchange::start()
     if (!m_keys->isEmpty()) {
         m_lease = m_keys->acquire(m_triedKeys);
         if (!m_lease.isValid()) {
-            respondWithError(503, QStringLiteral("KeyRelay has no usable API key: every key is disabled or was "
-                                                 "rejected by the upstream. Check the keys in KeyRelay."),
+            respondWithError(503,
+                             QStringLiteral("KeyRelay has no usable API key: every key is disabled or was "
+                                            "rejected by the upstream. Check the keys in KeyRelay."),
                              QStringLiteral("keyrelay_error"), QStringLiteral("no_usable_key"));
             return;
         }
@@ -192,7 +192,8 @@ QNetworkRequest ProxyExchange::buildUpstreamRequest() const
             hasUserAgent = !header.second.isEmpty();
         // Repeated headers are joined, as HTTP allows for list-valued fields.
         const QByteArray existing = request.rawHeader(header.first);
-        request.setRawHeader(header.first, existing.isEmpty() ? header.second : existing + ", " + header.second);
+        request.setRawHeader(header.first,
+                             existing.isEmpty() ? header.second : existing + ", " + header.second);
     }
     if (!hasUserAgent)
         request.setRawHeader("User-Agent", defaultUserAgent());
@@ -272,13 +273,13 @@ HeaderList ProxyExchange::responseHeaders() const
         if (name == "set-cookie") { // QNetworkReply joins repeated Set-Cookie headers with newlines
             const QList<QByteArray> cookies = pair.second.split('\n');
             for (const QByteArray &cookie : cookies)
-                headers.append({pair.first, cookie});
+                headers.append({ pair.first, cookie });
             continue;
         }
         headers.append(pair);
     }
-    headers.append({"Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8()});
-    headers.append({"Access-Control-Expose-Headers", ExposedHeaders});
+    headers.append({ "Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8() });
+    headers.append({ "Access-Control-Expose-Headers", ExposedHeaders });
     return headers;
 }
 
@@ -311,7 +312,8 @@ void ProxyExchange::onUpstreamHeaders()
         if ((status == 401 || status == 403 || status == 429)) {
             m_triedKeys.insert(m_lease.index);
             if (m_keys->hasUsableKey(m_triedKeys)) {
-                qCInfo(lcForward).noquote() << "key" << m_lease.label << "got" << status << "- retrying with the next key";
+                qCInfo(lcForward).noquote()
+                    << "key" << m_lease.label << "got" << status << "- retrying with the next key";
                 dropReply();
                 m_lease = m_keys->acquire(m_triedKeys);
                 if (m_lease.isValid()) {
@@ -383,7 +385,8 @@ void ProxyExchange::onUpstreamFinished()
     const QNetworkReply::NetworkError error = m_reply->error();
     const bool httpResponse = m_reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).isValid();
 
-    if (!m_headSent && httpResponse && (error == QNetworkReply::NoError || error >= QNetworkReply::ContentAccessDenied)) {
+    if (!m_headSent && httpResponse
+        && (error == QNetworkReply::NoError || error >= QNetworkReply::ContentAccessDenied)) {
         // An HTTP error status (4xx/5xx) is a normal response to pass on.
         onUpstreamHeaders();
         if (!m_headSent)
@@ -393,22 +396,27 @@ void ProxyExchange::onUpstreamFinished()
     if (!m_headSent) {
         QString reason = m_reply->errorString();
         if (m_timeout == Timeout::Connect) {
-            respondWithError(504, QStringLiteral("could not connect to the upstream %1 within %2 s")
-                                      .arg(m_config->upstream.toString()).arg(m_config->connectTimeoutSec),
+            respondWithError(504,
+                             QStringLiteral("could not connect to the upstream %1 within %2 s")
+                                 .arg(m_config->upstream.toString())
+                                 .arg(m_config->connectTimeoutSec),
                              QStringLiteral("upstream_error"), QStringLiteral("upstream_connect_timeout"));
         } else if (m_timeout == Timeout::Idle) {
-            respondWithError(504, QStringLiteral("the upstream sent nothing for %1 s").arg(m_config->idleTimeoutSec),
-                             QStringLiteral("upstream_error"), QStringLiteral("upstream_idle_timeout"));
+            respondWithError(
+                504, QStringLiteral("the upstream sent nothing for %1 s").arg(m_config->idleTimeoutSec),
+                QStringLiteral("upstream_error"), QStringLiteral("upstream_idle_timeout"));
         } else {
             if (m_lease.index >= 0)
                 m_keys->reportResult(m_lease.index, 0, -1, reason);
-            respondWithError(502, QStringLiteral("upstream %1 unreachable: %2").arg(m_config->upstream.toString(), reason),
-                             QStringLiteral("upstream_error"), QStringLiteral("upstream_unreachable"));
+            respondWithError(
+                502, QStringLiteral("upstream %1 unreachable: %2").arg(m_config->upstream.toString(), reason),
+                QStringLiteral("upstream_error"), QStringLiteral("upstream_unreachable"));
         }
         return;
     }
 
-    const bool transportFailed = error != QNetworkReply::NoError && error < QNetworkReply::ContentAccessDenied;
+    const bool transportFailed
+        = error != QNetworkReply::NoError && error < QNetworkReply::ContentAccessDenied;
     if (transportFailed || m_timeout != Timeout::None) {
         // Mid-response failure: the status is already sent, so cut the connection; the client sees an
         // incomplete reply instead of a silently truncated one.
@@ -416,7 +424,8 @@ void ProxyExchange::onUpstreamFinished()
             ? QStringLiteral("upstream idle for %1 s").arg(m_config->idleTimeoutSec)
             : m_reply->errorString();
         if (m_client) {
-            const QByteArray rest = m_reply->isOpen() ? m_reply->readAll() : QByteArray(); // closed after abort()
+            const QByteArray rest
+                = m_reply->isOpen() ? m_reply->readAll() : QByteArray(); // closed after abort()
             capture(rest);
             m_client->writeBody(rest);
             m_record.responseBytes = m_client->bodyBytesWritten();
@@ -429,15 +438,16 @@ void ProxyExchange::onUpstreamFinished()
     pump();
 }
 
-void ProxyExchange::respondWithError(int status, const QString &message, const QString &type, const QString &code)
+void ProxyExchange::respondWithError(int status, const QString &message, const QString &type,
+                                     const QString &code)
 {
     qCInfo(lcForward).noquote() << m_record.method << m_record.path << "->" << status << message;
     m_record.status = status;
     m_record.latencyMs = m_clock.elapsed();
     if (m_client) {
         m_client->sendResponse(status,
-                               {{"Content-Type", "application/json"},
-                                {"Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8()}},
+                               { { "Content-Type", "application/json" },
+                                 { "Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8() } },
                                openAiErrorBody(message, type, code));
         m_record.responseBytes = m_client ? m_client->bodyBytesWritten() : 0;
     }
@@ -521,9 +531,12 @@ void ProxyExchange::complete(const QString &error)
 QString ProxyExchange::upstreamErrorMessage(const QByteArray &body, int status)
 {
     const QJsonValue error = QJsonDocument::fromJson(body).object().value(QLatin1String("error"));
-    QString message = error.isObject() ? error.toObject().value(QLatin1String("message")).toString() : error.toString();
+    QString message
+        = error.isObject() ? error.toObject().value(QLatin1String("message")).toString() : error.toString();
     if (message.isEmpty())
-        message = QStringLiteral("upstream answered %1 %2").arg(status).arg(QString::fromLatin1(HttpConnection::reasonPhrase(status)));
+        message = QStringLiteral("upstream answered %1 %2")
+                      .arg(status)
+                      .arg(QString::fromLatin1(HttpConnection::reasonPhrase(status)));
     return message.left(500);
 }
 

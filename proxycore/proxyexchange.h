@@ -37,11 +37,13 @@ public:
 
     /// The path that goes upstream for a client path: prefixes stripped, "/v1/v1" collapsed, and a
     /// base URL that already ends in "/v1" not doubled. @p clientPath must start with "/".
-    static QString upstreamPath(const QString &basePath, const QString &clientPath, const QStringList &stripPrefixes);
+    static QString upstreamPath(const QString &basePath, const QString &clientPath,
+                                const QStringList &stripPrefixes);
     /// Reads "usage" token counts from a JSON body or the tail of an event stream.
     /// The "error.message" of an upstream error body, or a description of @p status.
     static QString upstreamErrorMessage(const QByteArray &body, int status);
-    static bool parseUsage(const QByteArray &data, bool eventStream, qint64 *prompt, qint64 *completion, qint64 *total);
+    static bool parseUsage(const QByteArray &data, bool eventStream, qint64 *prompt, qint64 *completion,
+                           qint64 *total);
 
 Q_SIGNALS:
     void finished(const keyrelay::RequestRecord &record);

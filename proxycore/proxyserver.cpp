@@ -16,7 +16,8 @@ namespace keyrelay {
 namespace {
 const QByteArray AllowedHeaders = QByteArrayLiteral(
     "authorization, content-type, api-key, openai-organization, openai-project, openai-beta, "
-    "x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version, x-stainless-retry-count, "
+    "x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version, "
+    "x-stainless-retry-count, "
     "x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout, x-stainless-helper-method, "
     "x-stainless-async, x-stainless-poll-helper, x-stainless-raw-response, x-request-id, accept, "
     "accept-language, cache-control, user-agent, x-requested-with");
@@ -40,10 +41,8 @@ bool isLoopbackHostName(QByteArray host)
 } // namespace
 
 ProxyServer::ProxyServer(KeyPool *keys, QObject *parent)
-    : QObject(parent)
-    , m_keys(keys)
-    , m_upstream(new UpstreamPool(128, this))
-    , m_config(std::make_shared<const ProxyConfig>())
+    : QObject(parent), m_keys(keys), m_upstream(new UpstreamPool(128, this)),
+      m_config(std::make_shared<const ProxyConfig>())
 {
 }
 
@@ -92,19 +91,21 @@ bool ProxyServer::listen(const ProxyConfig &config, QString *error)
         if (!server->listen(address, port)) {
             const bool optional = addresses.size() > 1 && address.protocol() == QAbstractSocket::IPv6Protocol;
             if (optional) { // "localhost" on a machine without IPv6: IPv4 alone is fine
-                qCInfo(lcServer).noquote() << "not listening on" << address.toString() << ":" << server->errorString();
+                qCInfo(lcServer).noquote()
+                    << "not listening on" << address.toString() << ":" << server->errorString();
                 delete server;
                 continue;
             }
             const bool inUse = server->serverError() == QAbstractSocket::AddressInUseError;
-            *error = inUse ? QStringLiteral("port %1 on %2 is already in use by another program; choose another "
-                                            "port or stop that program")
-                                 .arg(port)
-                                 .arg(address.toString())
-                           : QStringLiteral("cannot listen on %1 port %2: %3")
-                                 .arg(address.toString())
-                                 .arg(port)
-                                 .arg(server->errorString());
+            *error = inUse
+                ? QStringLiteral("port %1 on %2 is already in use by another program; choose another "
+                                 "port or stop that program")
+                      .arg(port)
+                      .arg(address.toString())
+                : QStringLiteral("cannot listen on %1 port %2: %3")
+                      .arg(address.toString())
+                      .arg(port)
+                      .arg(server->errorString());
             delete server;
             close();
             return false;
@@ -184,16 +185,19 @@ bool ProxyServer::hostAllowed(const HttpRequest &request, const HttpConnection *
 void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &request)
 {
     if (m_shuttingDown) {
-        connection->sendResponse(503, {{"Content-Type", "application/json"}, {"Connection", "close"}},
+        connection->sendResponse(503, { { "Content-Type", "application/json" }, { "Connection", "close" } },
                                  openAiErrorBody(QStringLiteral("KeyRelay is shutting down"),
-                                                 QStringLiteral("keyrelay_error"), QStringLiteral("shutting_down")));
+                                                 QStringLiteral("keyrelay_error"),
+                                                 QStringLiteral("shutting_down")));
         return;
     }
     if (!hostAllowed(request, connection)) {
-        const QString message = QStringLiteral("Host \"%1\" is not this machine; KeyRelay only serves local clients")
-                                    .arg(QString::fromUtf8(request.header("Host")));
-        const QByteArray body = openAiErrorBody(message, QStringLiteral("keyrelay_error"), QStringLiteral("host_not_allowed"));
-        connection->sendResponse(403, {{"Content-Type", "application/json"}}, body);
+        const QString message
+            = QStringLiteral("Host \"%1\" is not this machine; KeyRelay only serves local clients")
+                  .arg(QString::fromUtf8(request.header("Host")));
+        const QByteArray body
+            = openAiErrorBody(message, QStringLiteral("keyrelay_error"), QStringLiteral("host_not_allowed"));
+        connection->sendResponse(403, { { "Content-Type", "application/json" } }, body);
         recordLocal(request, 403, body.size(), message);
         return;
     }
@@ -202,10 +206,11 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
         return;
     }
     if (request.method == "CONNECT" || request.method == "TRACE") {
-        const QByteArray body = openAiErrorBody(QStringLiteral("method not supported by KeyRelay"),
-                                                QStringLiteral("invalid_request_error"),
-                                                QStringLiteral("method_not_allowed"));
-        connection->sendResponse(405, {{"Content-Type", "application/json"}, {"Allow", AllowedMethods}}, body);
+        const QByteArray body
+            = openAiErrorBody(QStringLiteral("method not supported by KeyRelay"),
+                              QStringLiteral("invalid_request_error"), QStringLiteral("method_not_allowed"));
+        connection->sendResponse(405, { { "Content-Type", "application/json" }, { "Allow", AllowedMethods } },
+                                 body);
         recordLocal(request, 405, body.size(), QStringLiteral("method not allowed"));
         return;
     }
@@ -216,7 +221,8 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
         health.insert(QLatin1String("upstream"), m_config->upstream.toString());
         health.insert(QLatin1String("keys"), m_keys->size());
         health.insert(QLatin1String("active_requests"), activeRequests());
-        connection->sendResponse(200, {{"Content-Type", "application/json"}, {"Cache-Control", "no-store"}},
+        connection->sendResponse(200,
+                                 { { "Content-Type", "application/json" }, { "Cache-Control", "no-store" } },
                                  QJsonDocument(health).toJson(QJsonDocument::Compact));
         return;
     }
@@ -232,12 +238,12 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
 
 void ProxyServer::answerPreflight(HttpConnection *connection, const HttpRequest &request)
 {
-    HeaderList headers{
-        {"Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8()},
-        {"Access-Control-Allow-Methods", AllowedMethods},
-        {"Access-Control-Allow-Headers", AllowedHeaders},
-        {"Access-Control-Max-Age", "86400"},
-        {"Vary", "Origin, Access-Control-Request-Headers"},
+    HeaderList headers {
+        { "Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8() },
+        { "Access-Control-Allow-Methods", AllowedMethods },
+        { "Access-Control-Allow-Headers", AllowedHeaders },
+        { "Access-Control-Max-Age", "86400" },
+        { "Vary", "Origin, Access-Control-Request-Headers" },
     };
     // Chrome's Private Network Access: a public web app asking for a loopback endpoint.
     if (request.header("Access-Control-Request-Private-Network").toLower() == "true")
@@ -273,7 +279,8 @@ void ProxyServer::shutdown(int graceMs)
         checkDrained();
         return;
     }
-    qCInfo(lcServer) << "waiting up to" << graceMs << "ms for" << m_exchanges.size() << "request(s) in flight";
+    qCInfo(lcServer) << "waiting up to" << graceMs << "ms for" << m_exchanges.size()
+                     << "request(s) in flight";
     QTimer::singleShot(graceMs, this, [this] {
         const auto exchanges = m_exchanges;
         for (ProxyExchange *exchange : exchanges)

@@ -5,8 +5,7 @@
 
 namespace keyrelay {
 
-ProxyService::ProxyService(KeyPool *keys, QObject *parent)
-    : QObject(parent)
+ProxyService::ProxyService(KeyPool *keys, QObject *parent) : QObject(parent)
 {
     qRegisterMetaType<keyrelay::RequestRecord>();
     m_thread.setObjectName(QStringLiteral("KeyRelay proxy"));
@@ -59,7 +58,8 @@ bool ProxyService::start(const ProxyConfig &config, QString *error)
 
 void ProxyService::stop()
 {
-    QMetaObject::invokeMethod(m_server, [this] { m_server->close(); }, Qt::BlockingQueuedConnection);
+    QMetaObject::invokeMethod(
+        m_server, [this] { m_server->close(); }, Qt::BlockingQueuedConnection);
     m_port = 0;
     if (m_state != State::Stopped) {
         setState(State::Stopped);
@@ -69,13 +69,14 @@ void ProxyService::stop()
 
 bool ProxyService::applyConfig(const ProxyConfig &config, QString *error)
 {
-    const bool listenChanged = config.listenHost != m_config.listenHost || config.listenPort != m_config.listenPort
+    const bool listenChanged = config.listenHost != m_config.listenHost
+        || config.listenPort != m_config.listenPort
         || config.allowRemoteClients != m_config.allowRemoteClients;
     if (m_state != State::Running || listenChanged) {
         if (m_state == State::Stopped && !listenChanged) {
             m_config = config;
-            QMetaObject::invokeMethod(m_server, [this, config] { m_server->setConfig(config); },
-                                      Qt::BlockingQueuedConnection);
+            QMetaObject::invokeMethod(
+                m_server, [this, config] { m_server->setConfig(config); }, Qt::BlockingQueuedConnection);
             return true;
         }
         return start(config, error);
@@ -87,13 +88,15 @@ bool ProxyService::applyConfig(const ProxyConfig &config, QString *error)
         return false;
     }
     m_config = config;
-    QMetaObject::invokeMethod(m_server, [this, config] { m_server->setConfig(config); }, Qt::BlockingQueuedConnection);
+    QMetaObject::invokeMethod(
+        m_server, [this, config] { m_server->setConfig(config); }, Qt::BlockingQueuedConnection);
     return true;
 }
 
 void ProxyService::shutdown(int graceMs)
 {
-    QMetaObject::invokeMethod(m_server, [this, graceMs] { m_server->shutdown(graceMs); }, Qt::QueuedConnection);
+    QMetaObject::invokeMethod(
+        m_server, [this, graceMs] { m_server->shutdown(graceMs); }, Qt::QueuedConnection);
 }
 
 QString ProxyService::endpointUrl() const
@@ -104,7 +107,8 @@ QString ProxyService::endpointUrl() const
 int ProxyService::activeRequests() const
 {
     int count = 0;
-    QMetaObject::invokeMethod(m_server, [&] { count = m_server->activeRequests(); }, Qt::BlockingQueuedConnection);
+    QMetaObject::invokeMethod(
+        m_server, [&] { count = m_server->activeRequests(); }, Qt::BlockingQueuedConnection);
     return count;
 }
 

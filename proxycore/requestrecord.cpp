@@ -39,14 +39,15 @@ QString RequestRecord::toLogLine() const
 {
     // Built by concatenation, not chained QString::arg(): a "%1" inside a path or model would be
     // substituted by a later arg() call.
-    QString line = startedAt.toString(Qt::ISODateWithMs) + QLatin1Char(' ') + oneLine(method) + QLatin1Char(' ')
-        + orDash(path) + QLatin1String(" model=") + orDash(model) + QLatin1String(" key=") + orDash(keyLabel)
-        + QLatin1String(" status=") + QString::number(status) + QLatin1String(" latency=")
+    QString line = startedAt.toString(Qt::ISODateWithMs) + QLatin1Char(' ') + oneLine(method)
+        + QLatin1Char(' ') + orDash(path) + QLatin1String(" model=") + orDash(model) + QLatin1String(" key=")
+        + orDash(keyLabel) + QLatin1String(" status=") + QString::number(status) + QLatin1String(" latency=")
         + QString::number(latencyMs) + QLatin1String("ms time=") + QString::number(durationMs)
         + QLatin1String("ms in=") + QString::number(requestBytes) + QLatin1String("B out=")
         + QString::number(responseBytes) + QLatin1String("B tokens=");
     if (totalTokens >= 0)
-        line += count(promptTokens) + QLatin1Char('+') + count(completionTokens) + QLatin1Char('=') + count(totalTokens);
+        line += count(promptTokens) + QLatin1Char('+') + count(completionTokens) + QLatin1Char('=')
+            + count(totalTokens);
     else
         line += QLatin1Char('-');
     if (streamed)

@@ -47,74 +47,75 @@ QString displayText(const QVariant &value)
 
 const std::array<SettingSpec, size_t(Setting::Count)> &specs()
 {
-    static const std::array<SettingSpec, size_t(Setting::Count)> table{{
-        {Setting::ListenHost, "proxy/listenHost", QStringLiteral("127.0.0.1"),
-         [](QVariant &value) {
-             const QString host = value.toString().trimmed();
-             value = host;
-             return host.compare(QLatin1String("localhost"), Qt::CaseInsensitive) == 0 || !QHostAddress(host).isNull();
-         }},
-        {Setting::ListenPort, "proxy/listenPort", int(ProxyConfig::DefaultPort), intRange(0, 65535)},
-        {Setting::AllowRemoteClients, "security/allowRemoteClients", false, toBool},
-        {Setting::Upstream, "proxy/upstream", QStringLiteral("https://api.openai.com"),
-         [](QVariant &value) {
-             QUrl url;
-             QString error;
-             if (!ProxyConfig::parseUpstream(value.toString(), &url, &error))
-                 return false;
-             value = url.toString();
-             return true;
-         }},
-        {Setting::UpstreamProxy, "proxy/upstreamProxy", QString(),
-         [](QVariant &value) {
-             QNetworkProxy proxy;
-             bool useSystem = false;
-             QString error;
-             value = value.toString().trimmed();
-             return ProxyConfig::parseUpstreamProxy(value.toString(), &proxy, &useSystem, &error);
-         }},
-        {Setting::ReorderEnabled, "rewrite/reorderSystemMessage", true, toBool},
-        {Setting::ReorderThreshold, "rewrite/threshold", 4, intRange(1, 1000)},
-        {Setting::ReorderDepth, "rewrite/depth", 3, intRange(1, 1000)},
-        {Setting::StripPrefixes, "proxy/stripPrefixes", QStringList(),
-         [](QVariant &value) {
-             QStringList prefixes = value.toStringList();
-             if (value.typeId() == QMetaType::QString)
-                 prefixes = value.toString().split(QLatin1Char(','), Qt::SkipEmptyParts);
-             QStringList cleaned;
-             for (const QString &prefix : std::as_const(prefixes)) {
-                 QString trimmed = prefix.trimmed();
-                 while (trimmed.endsWith(QLatin1Char('/')))
-                     trimmed.chop(1);
-                 if (trimmed.isEmpty())
-                     continue;
-                 if (!trimmed.startsWith(QLatin1Char('/')))
-                     return false;
-                 cleaned.append(trimmed);
-             }
-             value = cleaned;
-             return true;
-         }},
-        {Setting::ConnectTimeoutSec, "proxy/connectTimeoutSec", 15, intRange(1, 3600)},
-        {Setting::IdleTimeoutSec, "proxy/idleTimeoutSec", 300, intRange(1, 86400)},
-        {Setting::MaxBodyMiB, "proxy/maxBodyMiB", 32, intRange(1, 1024)},
-        {Setting::CorsAllowOrigin, "security/corsAllowOrigin", QStringLiteral("*"),
-         [](QVariant &value) {
-             const QString origin = value.toString().trimmed();
-             value = origin;
-             return !origin.isEmpty() && !origin.contains(QLatin1Char('\n')) && !origin.contains(QLatin1Char('\r'));
-         }},
-        {Setting::StartMinimized, "ui/startMinimized", false, toBool},
-        {Setting::StartAtLogin, "ui/startAtLogin", false, toBool},
-    }};
+    static const std::array<SettingSpec, size_t(Setting::Count)> table { {
+        { Setting::ListenHost, "proxy/listenHost", QStringLiteral("127.0.0.1"),
+          [](QVariant &value) {
+              const QString host = value.toString().trimmed();
+              value = host;
+              return host.compare(QLatin1String("localhost"), Qt::CaseInsensitive) == 0
+                  || !QHostAddress(host).isNull();
+          } },
+        { Setting::ListenPort, "proxy/listenPort", int(ProxyConfig::DefaultPort), intRange(0, 65535) },
+        { Setting::AllowRemoteClients, "security/allowRemoteClients", false, toBool },
+        { Setting::Upstream, "proxy/upstream", QStringLiteral("https://api.openai.com"),
+          [](QVariant &value) {
+              QUrl url;
+              QString error;
+              if (!ProxyConfig::parseUpstream(value.toString(), &url, &error))
+                  return false;
+              value = url.toString();
+              return true;
+          } },
+        { Setting::UpstreamProxy, "proxy/upstreamProxy", QString(),
+          [](QVariant &value) {
+              QNetworkProxy proxy;
+              bool useSystem = false;
+              QString error;
+              value = value.toString().trimmed();
+              return ProxyConfig::parseUpstreamProxy(value.toString(), &proxy, &useSystem, &error);
+          } },
+        { Setting::ReorderEnabled, "rewrite/reorderSystemMessage", true, toBool },
+        { Setting::ReorderThreshold, "rewrite/threshold", 4, intRange(1, 1000) },
+        { Setting::ReorderDepth, "rewrite/depth", 3, intRange(1, 1000) },
+        { Setting::StripPrefixes, "proxy/stripPrefixes", QStringList(),
+          [](QVariant &value) {
+              QStringList prefixes = value.toStringList();
+              if (value.typeId() == QMetaType::QString)
+                  prefixes = value.toString().split(QLatin1Char(','), Qt::SkipEmptyParts);
+              QStringList cleaned;
+              for (const QString &prefix : std::as_const(prefixes)) {
+                  QString trimmed = prefix.trimmed();
+                  while (trimmed.endsWith(QLatin1Char('/')))
+                      trimmed.chop(1);
+                  if (trimmed.isEmpty())
+                      continue;
+                  if (!trimmed.startsWith(QLatin1Char('/')))
+                      return false;
+                  cleaned.append(trimmed);
+              }
+              value = cleaned;
+              return true;
+          } },
+        { Setting::ConnectTimeoutSec, "proxy/connectTimeoutSec", 15, intRange(1, 3600) },
+        { Setting::IdleTimeoutSec, "proxy/idleTimeoutSec", 300, intRange(1, 86400) },
+        { Setting::MaxBodyMiB, "proxy/maxBodyMiB", 32, intRange(1, 1024) },
+        { Setting::CorsAllowOrigin, "security/corsAllowOrigin", QStringLiteral("*"),
+          [](QVariant &value) {
+              const QString origin = value.toString().trimmed();
+              value = origin;
+              return !origin.isEmpty() && !origin.contains(QLatin1Char('\n'))
+                  && !origin.contains(QLatin1Char('\r'));
+          } },
+        { Setting::StartMinimized, "ui/startMinimized", false, toBool },
+        { Setting::StartAtLogin, "ui/startAtLogin", false, toBool },
+    } };
     return table;
 }
 
 } // namespace
 
 SettingsRegistry::SettingsRegistry(std::unique_ptr<QSettings> storage, QObject *parent)
-    : QObject(parent)
-    , m_storage(std::move(storage))
+    : QObject(parent), m_storage(std::move(storage))
 {
     load();
 }
@@ -152,7 +153,8 @@ void SettingsRegistry::load()
     if (fileExists && !QFileInfo(file).isReadable())
         m_problems << QStringLiteral("settings file %1 is not readable; using defaults").arg(file);
     if (m_storage->status() == QSettings::FormatError)
-        m_problems << QStringLiteral("settings file %1 is malformed; unreadable parts use defaults").arg(file);
+        m_problems
+            << QStringLiteral("settings file %1 is malformed; unreadable parts use defaults").arg(file);
 
     for (const SettingSpec &entry : specs()) {
         QVariant value = entry.defaultValue;

@@ -19,8 +19,7 @@ public:
 } // namespace
 
 UpstreamPool::UpstreamPool(int maxManagers, QObject *parent)
-    : QObject(parent)
-    , m_maxManagers(qMax(1, maxManagers))
+    : QObject(parent), m_maxManagers(qMax(1, maxManagers))
 {
 }
 
@@ -51,7 +50,7 @@ QNetworkAccessManager *UpstreamPool::createManager()
 {
     auto *manager = new QNetworkAccessManager(this);
     configure(manager);
-    m_slots.push_back({manager, 0});
+    m_slots.push_back({ manager, 0 });
     qCDebug(lcForward) << "upstream pool grew to" << m_slots.size() << "network managers";
     return manager;
 }

@@ -42,7 +42,7 @@ private:
 
     std::vector<Slot> m_slots;
     int m_maxManagers;
-    QNetworkProxy m_proxy{QNetworkProxy::NoProxy};
+    QNetworkProxy m_proxy { QNetworkProxy::NoProxy };
     bool m_useSystemProxy = false;
 };
 

@@ -26,7 +26,7 @@ QList<ApiKey> makeKeys(int count)
 {
     QList<ApiKey> keys;
     for (int i = 0; i < count; ++i)
-        keys.append(ApiKey{secretFor(i), QString(), true});
+        keys.append(ApiKey { secretFor(i), QString(), true });
     return keys;
 }
 
@@ -106,7 +106,7 @@ void tst_KeyPool::disabledKeySkipped()
     QList<int> order;
     for (int i = 0; i < 6; ++i)
         order.append(pool.acquire().index);
-    QCOMPARE(order, (QList<int>{0, 2, 0, 2, 0, 2}));
+    QCOMPARE(order, (QList<int> { 0, 2, 0, 2, 0, 2 }));
     QCOMPARE(pool.snapshot().at(1).requests, quint64(0));
     QVERIFY(!pool.snapshot().at(1).enabled);
 
@@ -137,8 +137,8 @@ void tst_KeyPool::unauthorizedMarksInvalid()
     QList<int> order;
     for (int i = 0; i < 6; ++i)
         order.append(pool.acquire().index);
-    QCOMPARE(order, (QList<int>{2, 0, 2, 0, 2, 0}));
-    QVERIFY(!pool.hasUsableKey({0, 2}));
+    QCOMPARE(order, (QList<int> { 2, 0, 2, 0, 2, 0 }));
+    QVERIFY(!pool.hasUsableKey({ 0, 2 }));
 
     // Without a message the reason still says what happened.
     pool.reportResult(2, 401);
@@ -172,9 +172,9 @@ void tst_KeyPool::rateLimitCoolsDown()
     QList<int> order;
     for (int i = 0; i < 6; ++i)
         order.append(pool.acquire().index);
-    QCOMPARE(order, (QList<int>{1, 2, 1, 2, 1, 2}));
+    QCOMPARE(order, (QList<int> { 1, 2, 1, 2, 1, 2 }));
     QVERIFY(pool.hasUsableKey({}));
-    QVERIFY(!pool.hasUsableKey({1, 2}));
+    QVERIFY(!pool.hasUsableKey({ 1, 2 }));
 }
 
 void tst_KeyPool::rateLimitRetryAfterDefaultsAndCap()
@@ -209,9 +209,9 @@ void tst_KeyPool::allCoolingUsesSoonestRecovering()
         QCOMPARE(lease.index, 1);
     }
     // The fallback honours the exclusions too.
-    QCOMPARE(pool.acquire({1}).index, 0);
-    QCOMPARE(pool.acquire({0, 1}).index, 2);
-    QVERIFY(!pool.acquire({0, 1, 2}).isValid());
+    QCOMPARE(pool.acquire({ 1 }).index, 0);
+    QCOMPARE(pool.acquire({ 0, 1 }).index, 2);
+    QVERIFY(!pool.acquire({ 0, 1, 2 }).isValid());
     // An invalid key is not a fallback, even when it would "recover" first.
     pool.reportResult(1, 401);
     QCOMPARE(pool.acquire().index, 0);
@@ -235,9 +235,9 @@ void tst_KeyPool::successClearsCoolDown()
 
     // resetHealth also ends a cool-down.
     pool.reportResult(1, 429, 600);
-    QVERIFY(!pool.hasUsableKey({0}));
+    QVERIFY(!pool.hasUsableKey({ 0 }));
     pool.resetHealth(1);
-    QVERIFY(pool.hasUsableKey({0}));
+    QVERIFY(pool.hasUsableKey({ 0 }));
 }
 
 void tst_KeyPool::excludeHonoured()
@@ -245,12 +245,12 @@ void tst_KeyPool::excludeHonoured()
     KeyPool pool;
     pool.setKeys(makeKeys(3));
     for (int i = 0; i < 6; ++i)
-        QVERIFY(pool.acquire({0}).index != 0);
-    QCOMPARE(pool.acquire({0, 1}).index, 2);
-    QCOMPARE(pool.acquire({1, 2}).index, 0);
-    QVERIFY(!pool.acquire({0, 1, 2}).isValid());
+        QVERIFY(pool.acquire({ 0 }).index != 0);
+    QCOMPARE(pool.acquire({ 0, 1 }).index, 2);
+    QCOMPARE(pool.acquire({ 1, 2 }).index, 0);
+    QVERIFY(!pool.acquire({ 0, 1, 2 }).isValid());
     // Indexes outside the pool are harmless.
-    QCOMPARE(pool.acquire({-1, 7}).index, 1);
+    QCOMPARE(pool.acquire({ -1, 7 }).index, 1);
     // The retry pattern of the proxy: try every key once.
     QSet<int> tried;
     for (int i = 0; i < 3; ++i) {
@@ -259,7 +259,7 @@ void tst_KeyPool::excludeHonoured()
         QVERIFY(!tried.contains(lease.index));
         tried.insert(lease.index);
     }
-    QCOMPARE(tried, (QSet<int>{0, 1, 2}));
+    QCOMPARE(tried, (QSet<int> { 0, 1, 2 }));
     QVERIFY(!pool.acquire(tried).isValid());
 }
 
@@ -269,13 +269,13 @@ void tst_KeyPool::hasUsableKey()
     QVERIFY(!pool.hasUsableKey({}));
     pool.setKeys(makeKeys(3));
     QVERIFY(pool.hasUsableKey({}));
-    QVERIFY(pool.hasUsableKey({0, 1}));
-    QVERIFY(!pool.hasUsableKey({0, 1, 2}));
+    QVERIFY(pool.hasUsableKey({ 0, 1 }));
+    QVERIFY(!pool.hasUsableKey({ 0, 1, 2 }));
     pool.reportResult(2, 401);
-    QVERIFY(!pool.hasUsableKey({0, 1}));
-    QVERIFY(pool.hasUsableKey({0}));
+    QVERIFY(!pool.hasUsableKey({ 0, 1 }));
+    QVERIFY(pool.hasUsableKey({ 0 }));
     pool.setEnabled(1, false);
-    QVERIFY(!pool.hasUsableKey({0}));
+    QVERIFY(!pool.hasUsableKey({ 0 }));
     QVERIFY(pool.hasUsableKey({}));
     pool.reportResult(0, 429, 100);
     QVERIFY(!pool.hasUsableKey({})); // cooling keys are not "usable", though acquire() may fall back to them
@@ -295,8 +295,10 @@ void tst_KeyPool::passThroughRotates()
         QCOMPARE(lease.label, KeyPool::mask(lease.secret));
         seen.append(lease.secret);
     }
-    QCOMPARE(seen, (QStringList{QStringLiteral("k1"), QStringLiteral("k2"), QStringLiteral("k3"), QStringLiteral("k1"),
-                                QStringLiteral("k2"), QStringLiteral("k3"), QStringLiteral("k1")}));
+    QCOMPARE(
+        seen,
+        (QStringList { QStringLiteral("k1"), QStringLiteral("k2"), QStringLiteral("k3"), QStringLiteral("k1"),
+                       QStringLiteral("k2"), QStringLiteral("k3"), QStringLiteral("k1") }));
 
     KeyPool single;
     const QString key = secretFor(5);
@@ -334,11 +336,11 @@ void tst_KeyPool::setKeysKeepsCountersAndDropsDuplicates()
 
     QSignalSpy changed(&pool, &KeyPool::keysChanged);
     const QString fresh = QStringLiteral("sk-fresh-000000000000000000000000ZZZZ");
-    pool.setKeys({ApiKey{secretFor(2), QStringLiteral("second"), true},
-                  ApiKey{QStringLiteral("  ") + secretFor(1) + QStringLiteral("\n"), QString(), true},
-                  ApiKey{fresh, QString(), true},
-                  ApiKey{secretFor(2), QStringLiteral("duplicate"), true},
-                  ApiKey{QStringLiteral("   "), QString(), true}});
+    pool.setKeys({ ApiKey { secretFor(2), QStringLiteral("second"), true },
+                   ApiKey { QStringLiteral("  ") + secretFor(1) + QStringLiteral("\n"), QString(), true },
+                   ApiKey { fresh, QString(), true },
+                   ApiKey { secretFor(2), QStringLiteral("duplicate"), true },
+                   ApiKey { QStringLiteral("   "), QString(), true } });
     QCOMPARE(changed.count(), 1);
     QCOMPARE(pool.size(), 3);
     const QList<ApiKey> keys = pool.keys();
@@ -386,7 +388,8 @@ void tst_KeyPool::setKeysShrinkingResetsCursor()
 void tst_KeyPool::labels()
 {
     KeyPool pool;
-    pool.setKeys({ApiKey{secretFor(0), QStringLiteral("work"), true}, ApiKey{secretFor(1), QString(), true}});
+    pool.setKeys(
+        { ApiKey { secretFor(0), QStringLiteral("work"), true }, ApiKey { secretFor(1), QString(), true } });
     KeyLease lease = pool.acquire();
     QCOMPARE(lease.label, QStringLiteral("work"));
     lease = pool.acquire();
@@ -418,7 +421,8 @@ void tst_KeyPool::mask_data()
                                 << QStringLiteral("sk-") + dots + QStringLiteral("a1b2");
     QTest::newRow("classic key") << QStringLiteral("sk-0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHwxyz")
                                  << QStringLiteral("sk-") + dots + QStringLiteral("wxyz");
-    QTest::newRow("20 chars") << QStringLiteral("sk-12345678901234567") << QStringLiteral("sk-") + dots + QStringLiteral("4567");
+    QTest::newRow("20 chars") << QStringLiteral("sk-12345678901234567")
+                              << QStringLiteral("sk-") + dots + QStringLiteral("4567");
     QTest::newRow("19 chars") << QStringLiteral("sk-1234567890123456") << dots + QStringLiteral("56");
     QTest::newRow("12 chars") << QStringLiteral("sk-123456789") << dots + QStringLiteral("89");
     QTest::newRow("surrounding spaces") << QStringLiteral("  sk-abcdefghijklmnop9876 ")
@@ -467,7 +471,7 @@ void tst_KeyPool::parseKeyList_data()
 {
     QTest::addColumn<QString>("text");
     QTest::addColumn<QStringList>("keys");
-    const QStringList three{QStringLiteral("k1"), QStringLiteral("k2"), QStringLiteral("k3")};
+    const QStringList three { QStringLiteral("k1"), QStringLiteral("k2"), QStringLiteral("k3") };
 
     QTest::newRow("newlines") << QStringLiteral("k1\nk2\nk3") << three;
     QTest::newRow("commas") << QStringLiteral("k1,k2,k3") << three;
@@ -480,13 +484,13 @@ void tst_KeyPool::parseKeyList_data()
     QTest::newRow("surrounding whitespace") << QStringLiteral("   k1   \n\tk2\t\n k3 ") << three;
     QTest::newRow("CRLF") << QStringLiteral("k1\r\nk2\r\n# c\r\n\r\nk3\r\n") << three;
     QTest::newRow("duplicates keep the first position")
-        << QStringLiteral("k2\nk1\nk2\nk1,k3|k2") << QStringList{QStringLiteral("k2"), QStringLiteral("k1"),
-                                                                  QStringLiteral("k3")};
+        << QStringLiteral("k2\nk1\nk2\nk1,k3|k2")
+        << QStringList { QStringLiteral("k2"), QStringLiteral("k1"), QStringLiteral("k3") };
     QTest::newRow("mixed") << QStringLiteral("k1|k2\n\n# x\n k3, k1 ") << three;
     QTest::newRow("Bearer prefix dropped") << QStringLiteral("Bearer k1\nbearer k2\nBEARER k3") << three;
     QTest::newRow("real-looking keys")
         << QStringLiteral("sk-proj-AbC_dEf-123\nsk-ant-api03-XyZ")
-        << QStringList{QStringLiteral("sk-proj-AbC_dEf-123"), QStringLiteral("sk-ant-api03-XyZ")};
+        << QStringList { QStringLiteral("sk-proj-AbC_dEf-123"), QStringLiteral("sk-ant-api03-XyZ") };
     QTest::newRow("empty") << QString() << QStringList();
     QTest::newRow("only comments and blanks") << QStringLiteral("# a\n\n  # b\r\n") << QStringList();
 }
@@ -503,7 +507,7 @@ void tst_KeyPool::parseKeyList()
 void tst_KeyPool::parseKeyListTrailingComment()
 {
     QCOMPARE(KeyPool::parseKeyList(QStringLiteral("k1 # work key\nk2\nk3  #old")),
-             (QStringList{QStringLiteral("k1"), QStringLiteral("k2"), QStringLiteral("k3")}));
+             (QStringList { QStringLiteral("k1"), QStringLiteral("k2"), QStringLiteral("k3") }));
 }
 
 void tst_KeyPool::signalsEmitted()
@@ -631,7 +635,7 @@ void tst_KeyPool::threadSafety()
     KeyPool pool;
     pool.setKeys(makeKeys(4));
     constexpr int PerThread = 10000;
-    std::atomic<int> invalid{0};
+    std::atomic<int> invalid { 0 };
     const auto work = [&pool, &invalid] {
         for (int i = 0; i < PerThread; ++i) {
             const KeyLease lease = pool.acquire();

@@ -30,7 +30,7 @@ QByteArray chat(const QList<QByteArray> &messages, const QByteArray &model = QBy
 
 QJsonObject parseObject(const QByteArray &body)
 {
-    QJsonParseError error{};
+    QJsonParseError error {};
     const QJsonDocument document = QJsonDocument::fromJson(body, &error);
     if (error.error != QJsonParseError::NoError || !document.isObject())
         return {};
@@ -90,9 +90,9 @@ void tst_MessageRewriter::rewrite_data()
     const QString gpt = QStringLiteral("gpt-4o");
 
     QTest::newRow("S,a,b,c,d -> a,S,b,c,d")
-        << chat({S, a, b, c, d}) << true << 4 << 3 << Outcome::Rewritten << chat({a, S, b, c, d}) << gpt;
+        << chat({ S, a, b, c, d }) << true << 4 << 3 << Outcome::Rewritten << chat({ a, S, b, c, d }) << gpt;
 
-    QList<QByteArray> ten{S};
+    QList<QByteArray> ten { S };
     QList<QByteArray> tenExpected;
     for (int i = 1; i <= 9; ++i)
         ten.append(msg(i % 2 ? "user" : "assistant", QByteArray::number(i).constData()));
@@ -102,87 +102,82 @@ void tst_MessageRewriter::rewrite_data()
         << chat(ten) << true << 4 << 3 << Outcome::Rewritten << chat(tenExpected) << gpt;
 
     QTest::newRow("exactly threshold (4) untouched")
-        << chat({S, a, b, c}) << true << 4 << 3 << Outcome::NotApplicable << QByteArray() << gpt;
+        << chat({ S, a, b, c }) << true << 4 << 3 << Outcome::NotApplicable << QByteArray() << gpt;
     QTest::newRow("no system message")
-        << chat({a, b, c, d, a}) << true << 4 << 3 << Outcome::NotApplicable << QByteArray() << gpt;
+        << chat({ a, b, c, d, a }) << true << 4 << 3 << Outcome::NotApplicable << QByteArray() << gpt;
     QTest::newRow("system not first")
-        << chat({a, S, b, c, d}) << true << 4 << 3 << Outcome::NotApplicable << QByteArray() << gpt;
-    QTest::newRow("developer role is not system")
-        << chat({msg("developer", "S"), a, b, c, d}) << true << 4 << 3 << Outcome::NotApplicable << QByteArray()
-        << gpt;
+        << chat({ a, S, b, c, d }) << true << 4 << 3 << Outcome::NotApplicable << QByteArray() << gpt;
+    QTest::newRow("developer role is not system") << chat({ msg("developer", "S"), a, b, c, d }) << true << 4
+                                                  << 3 << Outcome::NotApplicable << QByteArray() << gpt;
 
     const QByteArray capS = msg("System", "S");
     QTest::newRow("role System (case-insensitive)")
-        << chat({capS, a, b, c, d}) << true << 4 << 3 << Outcome::Rewritten << chat({a, capS, b, c, d}) << gpt;
+        << chat({ capS, a, b, c, d }) << true << 4 << 3 << Outcome::Rewritten << chat({ a, capS, b, c, d })
+        << gpt;
     const QByteArray upperS = msg("SYSTEM", "S");
     QTest::newRow("role SYSTEM (case-insensitive)")
-        << chat({upperS, a, b, c, d}) << true << 4 << 3 << Outcome::Rewritten << chat({a, upperS, b, c, d}) << gpt;
+        << chat({ upperS, a, b, c, d }) << true << 4 << 3 << Outcome::Rewritten
+        << chat({ a, upperS, b, c, d }) << gpt;
 
     QTest::newRow("first element is a string")
-        << chat({QByteArrayLiteral("\"system\""), a, b, c, d}) << true << 4 << 3 << Outcome::NotApplicable
+        << chat({ QByteArrayLiteral("\"system\""), a, b, c, d }) << true << 4 << 3 << Outcome::NotApplicable
         << QByteArray() << gpt;
     QTest::newRow("first element is an array")
-        << chat({QByteArrayLiteral("[{\"role\":\"system\"}]"), a, b, c, d}) << true << 4 << 3
+        << chat({ QByteArrayLiteral("[{\"role\":\"system\"}]"), a, b, c, d }) << true << 4 << 3
         << Outcome::NotApplicable << QByteArray() << gpt;
-    QTest::newRow("first element is null")
-        << chat({QByteArrayLiteral("null"), a, b, c, d}) << true << 4 << 3 << Outcome::NotApplicable << QByteArray()
-        << gpt;
+    QTest::newRow("first element is null") << chat({ QByteArrayLiteral("null"), a, b, c, d }) << true << 4
+                                           << 3 << Outcome::NotApplicable << QByteArray() << gpt;
     QTest::newRow("role is not a string")
-        << chat({QByteArrayLiteral("{\"role\":1,\"content\":\"S\"}"), a, b, c, d}) << true << 4 << 3
+        << chat({ QByteArrayLiteral("{\"role\":1,\"content\":\"S\"}"), a, b, c, d }) << true << 4 << 3
         << Outcome::NotApplicable << QByteArray() << gpt;
 
     QTest::newRow("messages is an object")
-        << QByteArrayLiteral(R"({"model":"m1","messages":{"0":{"role":"system"},"1":1,"2":2,"3":3,"4":4}})") << true
-        << 4 << 3 << Outcome::NotApplicable << QByteArray() << QStringLiteral("m1");
+        << QByteArrayLiteral(R"({"model":"m1","messages":{"0":{"role":"system"},"1":1,"2":2,"3":3,"4":4}})")
+        << true << 4 << 3 << Outcome::NotApplicable << QByteArray() << QStringLiteral("m1");
     QTest::newRow("messages is a string")
-        << QByteArrayLiteral(R"({"model":"m1","messages":"[1,2,3,4,5]"})") << true << 4 << 3 << Outcome::NotApplicable
-        << QByteArray() << QStringLiteral("m1");
-    QTest::newRow("missing messages")
-        << QByteArrayLiteral(R"({"model":"m2","prompt":"hi"})") << true << 4 << 3 << Outcome::NotApplicable
-        << QByteArray() << QStringLiteral("m2");
-    QTest::newRow("empty object")
-        << QByteArrayLiteral("{}") << true << 4 << 3 << Outcome::NotApplicable << QByteArray() << QString();
-    QTest::newRow("empty messages array")
-        << QByteArrayLiteral(R"({"messages":[]})") << true << 0 << 0 << Outcome::NotApplicable << QByteArray()
-        << QString();
+        << QByteArrayLiteral(R"({"model":"m1","messages":"[1,2,3,4,5]"})") << true << 4 << 3
+        << Outcome::NotApplicable << QByteArray() << QStringLiteral("m1");
+    QTest::newRow("missing messages") << QByteArrayLiteral(R"({"model":"m2","prompt":"hi"})") << true << 4
+                                      << 3 << Outcome::NotApplicable << QByteArray() << QStringLiteral("m2");
+    QTest::newRow("empty object") << QByteArrayLiteral("{}") << true << 4 << 3 << Outcome::NotApplicable
+                                  << QByteArray() << QString();
+    QTest::newRow("empty messages array") << QByteArrayLiteral(R"({"messages":[]})") << true << 0 << 0
+                                          << Outcome::NotApplicable << QByteArray() << QString();
 
     QTest::newRow("empty body is not JSON")
         << QByteArray() << true << 4 << 3 << Outcome::InvalidJson << QByteArray() << QString();
-    QTest::newRow("invalid JSON")
-        << QByteArrayLiteral(R"({"model":"x","messages":[)") << true << 4 << 3 << Outcome::InvalidJson << QByteArray()
-        << QString();
-    QTest::newRow("trailing garbage")
-        << QByteArray(chat({S, a, b, c, d}) + QByteArrayLiteral("x")) << true << 4 << 3 << Outcome::InvalidJson << QByteArray()
-        << QString();
-    QTest::newRow("invalid JSON even when disabled")
-        << QByteArrayLiteral("not json") << false << 4 << 3 << Outcome::InvalidJson << QByteArray() << QString();
+    QTest::newRow("invalid JSON") << QByteArrayLiteral(R"({"model":"x","messages":[)") << true << 4 << 3
+                                  << Outcome::InvalidJson << QByteArray() << QString();
+    QTest::newRow("trailing garbage") << QByteArray(chat({ S, a, b, c, d }) + QByteArrayLiteral("x")) << true
+                                      << 4 << 3 << Outcome::InvalidJson << QByteArray() << QString();
+    QTest::newRow("invalid JSON even when disabled") << QByteArrayLiteral("not json") << false << 4 << 3
+                                                     << Outcome::InvalidJson << QByteArray() << QString();
 
-    QTest::newRow("top-level array")
-        << QByteArray(QByteArrayLiteral("[") + S + ',' + a + ',' + b + ',' + c + ',' + d + ']') << true << 4 << 3
-        << Outcome::NotApplicable << QByteArray() << QString();
+    QTest::newRow("top-level array") << QByteArray(QByteArrayLiteral("[") + S + ',' + a + ',' + b + ',' + c
+                                                   + ',' + d + ']')
+                                     << true << 4 << 3 << Outcome::NotApplicable << QByteArray() << QString();
     // QJsonDocument (Qt 6.4) only accepts an object or an array at the top, so a bare scalar is "invalid".
-    QTest::newRow("top-level string")
-        << QByteArrayLiteral("\"hello\"") << true << 4 << 3 << Outcome::InvalidJson << QByteArray() << QString();
+    QTest::newRow("top-level string") << QByteArrayLiteral("\"hello\"") << true << 4 << 3
+                                      << Outcome::InvalidJson << QByteArray() << QString();
 
     QTest::newRow("threshold 2 depth 1: S,a,b -> a,S,b")
-        << chat({S, a, b}) << true << 2 << 1 << Outcome::Rewritten << chat({a, S, b}) << gpt;
+        << chat({ S, a, b }) << true << 2 << 1 << Outcome::Rewritten << chat({ a, S, b }) << gpt;
     QTest::newRow("threshold 2 depth 1: S,a,b,c,d -> a,b,c,S,d")
-        << chat({S, a, b, c, d}) << true << 2 << 1 << Outcome::Rewritten << chat({a, b, c, S, d}) << gpt;
+        << chat({ S, a, b, c, d }) << true << 2 << 1 << Outcome::Rewritten << chat({ a, b, c, S, d }) << gpt;
     QTest::newRow("threshold 1 depth 2: S,a,b,c -> a,S,b,c")
-        << chat({S, a, b, c}) << true << 1 << 2 << Outcome::Rewritten << chat({a, S, b, c}) << gpt;
+        << chat({ S, a, b, c }) << true << 1 << 2 << Outcome::Rewritten << chat({ a, S, b, c }) << gpt;
     QTest::newRow("threshold 2 depth 1, only 2 messages")
-        << chat({S, a}) << true << 2 << 1 << Outcome::NotApplicable << QByteArray() << gpt;
+        << chat({ S, a }) << true << 2 << 1 << Outcome::NotApplicable << QByteArray() << gpt;
     QTest::newRow("depth == count-1 untouched")
-        << chat({S, a, b, c, d}) << true << 1 << 4 << Outcome::NotApplicable << QByteArray() << gpt;
+        << chat({ S, a, b, c, d }) << true << 1 << 4 << Outcome::NotApplicable << QByteArray() << gpt;
     QTest::newRow("depth > count-1 untouched")
-        << chat({S, a, b, c, d}) << true << 1 << 10 << Outcome::NotApplicable << QByteArray() << gpt;
+        << chat({ S, a, b, c, d }) << true << 1 << 10 << Outcome::NotApplicable << QByteArray() << gpt;
 
     QTest::newRow("disabled: model still read")
-        << chat({S, a, b, c, d}, QByteArrayLiteral("gpt-4.1-mini")) << false << 4 << 3 << Outcome::NotApplicable
-        << QByteArray() << QStringLiteral("gpt-4.1-mini");
-    QTest::newRow("model not a string")
-        << QByteArrayLiteral(R"({"model":42,"messages":[]})") << true << 4 << 3 << Outcome::NotApplicable
-        << QByteArray() << QString();
+        << chat({ S, a, b, c, d }, QByteArrayLiteral("gpt-4.1-mini")) << false << 4 << 3
+        << Outcome::NotApplicable << QByteArray() << QStringLiteral("gpt-4.1-mini");
+    QTest::newRow("model not a string") << QByteArrayLiteral(R"({"model":42,"messages":[]})") << true << 4
+                                        << 3 << Outcome::NotApplicable << QByteArray() << QString();
 }
 
 void tst_MessageRewriter::rewrite()
@@ -222,7 +217,11 @@ void tst_MessageRewriter::rewrite()
     const QJsonArray outMessages = out.value(QLatin1String("messages")).toArray();
     QCOMPARE(outMessages.size(), inMessages.size());
     QCOMPARE(outMessages, expectedOrder(inMessages, depth));
-    QCOMPARE(outMessages.at(outMessages.size() - depth - 1).toObject().value(QLatin1String("role")).toString().toLower(),
+    QCOMPARE(outMessages.at(outMessages.size() - depth - 1)
+                 .toObject()
+                 .value(QLatin1String("role"))
+                 .toString()
+                 .toLower(),
              QStringLiteral("system"));
     QJsonObject inRest = in;
     QJsonObject outRest = out;
@@ -303,14 +302,16 @@ void tst_MessageRewriter::byteExact_data()
                R"("b","c","d"]})");
 
     QTest::newRow("raw UTF-8 and a large body")
-        << QByteArray(QByteArrayLiteral(R"({"messages":[{"role":"system","content":"Ünïcödé ✓ 日本"},)")
-            + QByteArrayLiteral(R"({"role":"user","content":")") + QByteArray(100000, 'x')
-            + QByteArrayLiteral(R"("},{"role":"user","content":"b"},{"role":"user","content":"c"},)")
-            + QByteArrayLiteral(R"({"role":"user","content":"d"}]})"))
-        << QByteArray(QByteArrayLiteral(R"({"messages":[{"role":"user","content":")") + QByteArray(100000, 'x')
-            + QByteArrayLiteral(R"("},{"role":"system","content":"Ünïcödé ✓ 日本"},)")
-            + QByteArrayLiteral(R"({"role":"user","content":"b"},{"role":"user","content":"c"},)")
-            + QByteArrayLiteral(R"({"role":"user","content":"d"}]})"));
+        << QByteArray(
+               QByteArrayLiteral(R"({"messages":[{"role":"system","content":"Ünïcödé ✓ 日本"},)")
+               + QByteArrayLiteral(R"({"role":"user","content":")") + QByteArray(100000, 'x')
+               + QByteArrayLiteral(R"("},{"role":"user","content":"b"},{"role":"user","content":"c"},)")
+               + QByteArrayLiteral(R"({"role":"user","content":"d"}]})"))
+        << QByteArray(QByteArrayLiteral(R"({"messages":[{"role":"user","content":")")
+                      + QByteArray(100000, 'x')
+                      + QByteArrayLiteral(R"("},{"role":"system","content":"Ünïcödé ✓ 日本"},)")
+                      + QByteArrayLiteral(R"({"role":"user","content":"b"},{"role":"user","content":"c"},)")
+                      + QByteArrayLiteral(R"({"role":"user","content":"d"}]})"));
 }
 
 void tst_MessageRewriter::byteExact()
@@ -318,7 +319,7 @@ void tst_MessageRewriter::byteExact()
     QFETCH(QByteArray, body);
     QFETCH(QByteArray, expected);
 
-    const MessageRewriter::Result result = MessageRewriter::rewrite(body, RewriteOptions{});
+    const MessageRewriter::Result result = MessageRewriter::rewrite(body, RewriteOptions {});
     QCOMPARE(result.outcome, Outcome::Rewritten);
 
     // Parsed: same members, messages in the rule's order.
@@ -339,11 +340,12 @@ void tst_MessageRewriter::randomisedSpacingAndElements()
 {
     // Bodies built from tricky elements and random whitespace; the expected bytes are assembled
     // independently: the elements move, every separator stays in its slot.
-    const QList<QByteArray> pool{
+    const QList<QByteArray> pool {
         QByteArrayLiteral(R"({"role":"user","content":"plain"})"),
         QByteArrayLiteral(R"({ "content" : "] } [ {" , "role" : "assistant" })"),
         QByteArrayLiteral(R"({"role":"user","content":"esc \" \\ \/ \u005d \n"})"),
-        QByteArrayLiteral(R"({"role":"tool","content":[{"type":"text","text":"{\"a\":[1,{}]}"}],"n":-0.5e-3})"),
+        QByteArrayLiteral(
+            R"({"role":"tool","content":[{"type":"text","text":"{\"a\":[1,{}]}"}],"n":-0.5e-3})"),
         QByteArrayLiteral(R"([1,[2,[3]],{"x":[]}])"),
         QByteArrayLiteral("\"a string, with a comma\""),
         QByteArrayLiteral("12345678901234567890"),
@@ -352,11 +354,11 @@ void tst_MessageRewriter::randomisedSpacingAndElements()
         QByteArrayLiteral("{}"),
         QByteArrayLiteral("[]"),
     };
-    const QList<QByteArray> systems{
+    const QList<QByteArray> systems {
         QByteArrayLiteral(R"({"role":"system","content":"S"})"),
         QByteArrayLiteral(R"({ "content":"be brief ]}", "role" : "SYSTEM" , "name":"x" })"),
     };
-    const char spaces[] = {' ', '\t', '\n', '\r'};
+    const char spaces[] = { ' ', '\t', '\n', '\r' };
     QRandomGenerator random(4242);
     const auto space = [&random, &spaces] {
         QByteArray out;
@@ -370,16 +372,17 @@ void tst_MessageRewriter::randomisedSpacingAndElements()
         const int count = 2 + int(random.bounded(12));
         const int threshold = 1 + int(random.bounded(6));
         const int depth = 1 + int(random.bounded(6));
-        QList<QByteArray> elements{systems.at(int(random.bounded(2)))};
+        QList<QByteArray> elements { systems.at(int(random.bounded(2))) };
         for (int i = 1; i < count; ++i)
             elements.append(pool.at(int(random.bounded(int(pool.size())))));
         QList<QByteArray> separators; // separators.at(i) follows element i
         for (int i = 0; i < count; ++i)
             separators.append(i + 1 < count ? space() + ',' + space() : space());
 
-        const QByteArray head = QByteArrayLiteral("{") + space() + QByteArrayLiteral(R"("model":"m",)") + space()
-            + QByteArrayLiteral(R"("messages")") + space() + ':' + space() + '[' + space();
-        const QByteArray tail = QByteArrayLiteral("]") + space() + QByteArrayLiteral(R"(,"z":[1.0])") + space() + '}';
+        const QByteArray head = QByteArrayLiteral("{") + space() + QByteArrayLiteral(R"("model":"m",)")
+            + space() + QByteArrayLiteral(R"("messages")") + space() + ':' + space() + '[' + space();
+        const QByteArray tail
+            = QByteArrayLiteral("]") + space() + QByteArrayLiteral(R"(,"z":[1.0])") + space() + '}';
         QByteArray body = head;
         for (int i = 0; i < count; ++i)
             body += elements.at(i) + separators.at(i);
@@ -414,7 +417,7 @@ void tst_MessageRewriter::escapedMessagesKeyFallsBackToReserialising()
     const QByteArray body = QByteArrayLiteral(
         R"({"model":"m","messag\u0065s":[{"role":"system","content":"S"},{"role":"user","content":"a"},)"
         R"({"role":"user","content":"b"},{"role":"user","content":"c"},{"role":"user","content":"d"}]})");
-    const MessageRewriter::Result result = MessageRewriter::rewrite(body, RewriteOptions{});
+    const MessageRewriter::Result result = MessageRewriter::rewrite(body, RewriteOptions {});
     QCOMPARE(result.outcome, Outcome::Rewritten);
     QCOMPARE(result.model, QStringLiteral("m"));
     const QJsonObject in = parseObject(body);
@@ -433,15 +436,15 @@ void tst_MessageRewriter::nestedMessagesMemberIsNotTheTopLevelOne()
     const QByteArray expected = QByteArrayLiteral(
         R"({"metadata":{"messages":[{"role":"system"},1,2,3,4]},"messages":["a",{"role":"system","content":"S"},)"
         R"("b","c","d"]})");
-    const MessageRewriter::Result result = MessageRewriter::rewrite(body, RewriteOptions{});
+    const MessageRewriter::Result result = MessageRewriter::rewrite(body, RewriteOptions {});
     QCOMPARE(result.outcome, Outcome::Rewritten);
     QCOMPARE(result.body, expected);
 }
 
 void tst_MessageRewriter::invalidJsonHasAMessage()
 {
-    const MessageRewriter::Result result = MessageRewriter::rewrite(QByteArrayLiteral("{\"messages\": [1, 2,]}"),
-                                                                    RewriteOptions{});
+    const MessageRewriter::Result result
+        = MessageRewriter::rewrite(QByteArrayLiteral("{\"messages\": [1, 2,]}"), RewriteOptions {});
     QCOMPARE(result.outcome, Outcome::InvalidJson);
     QVERIFY(result.error.contains(QLatin1String("JSON")));
     QVERIFY2(result.error.contains(QLatin1String("offset")), qPrintable(result.error));
@@ -451,11 +454,11 @@ void tst_MessageRewriter::invalidJsonHasAMessage()
 void tst_MessageRewriter::resultIsStableWhenRewrittenTwice()
 {
     // Rewriting the output again: the system message is no longer first, so nothing happens.
-    const QByteArray body = chat({msg("system", "S"), msg("user", "a"), msg("user", "b"), msg("user", "c"),
-                                  msg("user", "d"), msg("user", "e")});
-    const MessageRewriter::Result first = MessageRewriter::rewrite(body, RewriteOptions{});
+    const QByteArray body = chat({ msg("system", "S"), msg("user", "a"), msg("user", "b"), msg("user", "c"),
+                                   msg("user", "d"), msg("user", "e") });
+    const MessageRewriter::Result first = MessageRewriter::rewrite(body, RewriteOptions {});
     QCOMPARE(first.outcome, Outcome::Rewritten);
-    const MessageRewriter::Result second = MessageRewriter::rewrite(first.body, RewriteOptions{});
+    const MessageRewriter::Result second = MessageRewriter::rewrite(first.body, RewriteOptions {});
     QCOMPARE(second.outcome, Outcome::NotApplicable);
     QCOMPARE(second.model, QStringLiteral("gpt-4o"));
 }
@@ -469,23 +472,26 @@ void tst_MessageRewriter::appliesTo_data()
     QTest::newRow("POST chat") << QByteArrayLiteral("POST") << QStringLiteral("/v1/chat/completions") << true;
     QTest::newRow("POST chat with query")
         << QByteArrayLiteral("POST") << QStringLiteral("/v1/chat/completions?api-version=2024-02-01") << true;
-    QTest::newRow("POST chat trailing slash") << QByteArrayLiteral("POST") << QStringLiteral("/v1/chat/completions/")
-                                              << true;
+    QTest::newRow("POST chat trailing slash")
+        << QByteArrayLiteral("POST") << QStringLiteral("/v1/chat/completions/") << true;
     QTest::newRow("POST chat trailing slash and query")
         << QByteArrayLiteral("POST") << QStringLiteral("/v1/chat/completions/?x=1") << true;
     QTest::newRow("POST azure deployment")
         << QByteArrayLiteral("POST") << QStringLiteral("/openai/deployments/x/chat/completions") << true;
     QTest::newRow("POST azure deployment with api-version")
-        << QByteArrayLiteral("POST") << QStringLiteral("/openai/deployments/gpt4/chat/completions?api-version=1")
-        << true;
-    QTest::newRow("POST without /v1") << QByteArrayLiteral("POST") << QStringLiteral("/chat/completions") << true;
+        << QByteArrayLiteral("POST")
+        << QStringLiteral("/openai/deployments/gpt4/chat/completions?api-version=1") << true;
+    QTest::newRow("POST without /v1")
+        << QByteArrayLiteral("POST") << QStringLiteral("/chat/completions") << true;
     QTest::newRow("GET chat") << QByteArrayLiteral("GET") << QStringLiteral("/v1/chat/completions") << false;
     QTest::newRow("PUT chat") << QByteArrayLiteral("PUT") << QStringLiteral("/v1/chat/completions") << false;
-    QTest::newRow("POST completions") << QByteArrayLiteral("POST") << QStringLiteral("/v1/completions") << false;
+    QTest::newRow("POST completions")
+        << QByteArrayLiteral("POST") << QStringLiteral("/v1/completions") << false;
     QTest::newRow("POST responses") << QByteArrayLiteral("POST") << QStringLiteral("/v1/responses") << false;
-    QTest::newRow("POST xchat") << QByteArrayLiteral("POST") << QStringLiteral("/v1/xchat/completions") << false;
-    QTest::newRow("POST chat/completionsx") << QByteArrayLiteral("POST") << QStringLiteral("/v1/chat/completionsx")
-                                            << false;
+    QTest::newRow("POST xchat") << QByteArrayLiteral("POST") << QStringLiteral("/v1/xchat/completions")
+                                << false;
+    QTest::newRow("POST chat/completionsx")
+        << QByteArrayLiteral("POST") << QStringLiteral("/v1/chat/completionsx") << false;
     QTest::newRow("POST below chat/completions")
         << QByteArrayLiteral("POST") << QStringLiteral("/v1/chat/completions/abc") << false;
     QTest::newRow("chat/completions only in the query")
@@ -506,10 +512,12 @@ void tst_MessageRewriter::modelOf_data()
     QTest::addColumn<QByteArray>("body");
     QTest::addColumn<QString>("model");
 
-    QTest::newRow("plain") << QByteArrayLiteral(R"({"model":"gpt-4o","input":"x"})") << QStringLiteral("gpt-4o");
-    QTest::newRow("after other members") << QByteArrayLiteral(R"({"z":[1,{"model":"inner"}],"model":"outer"})")
-                                         << QStringLiteral("outer");
-    QTest::newRow("escaped") << QByteArrayLiteral(R"({"model":"caf\u00e9\/x"})") << QStringLiteral("caf\u00e9/x");
+    QTest::newRow("plain") << QByteArrayLiteral(R"({"model":"gpt-4o","input":"x"})")
+                           << QStringLiteral("gpt-4o");
+    QTest::newRow("after other members")
+        << QByteArrayLiteral(R"({"z":[1,{"model":"inner"}],"model":"outer"})") << QStringLiteral("outer");
+    QTest::newRow("escaped") << QByteArrayLiteral(R"({"model":"caf\u00e9\/x"})")
+                             << QStringLiteral("caf\u00e9/x");
     QTest::newRow("nested only") << QByteArrayLiteral(R"({"x":{"model":"inner"}})") << QString();
     QTest::newRow("number") << QByteArrayLiteral(R"({"model":4})") << QString();
     QTest::newRow("missing") << QByteArrayLiteral("{}") << QString();

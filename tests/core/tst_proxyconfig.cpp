@@ -33,22 +33,27 @@ void tst_ProxyConfig::parseListen_data()
     QTest::addColumn<QString>("host");
     QTest::addColumn<int>("port");
 
-    QTest::newRow("ipv4:port") << QStringLiteral("127.0.0.1:9000") << true << QStringLiteral("127.0.0.1") << 9000;
-    QTest::newRow("localhost:port") << QStringLiteral("localhost:1234") << true << QStringLiteral("localhost") << 1234;
-    QTest::newRow("LOCALHOST:port") << QStringLiteral("LOCALHOST:80") << true << QStringLiteral("LOCALHOST") << 80;
+    QTest::newRow("ipv4:port") << QStringLiteral("127.0.0.1:9000") << true << QStringLiteral("127.0.0.1")
+                               << 9000;
+    QTest::newRow("localhost:port") << QStringLiteral("localhost:1234") << true << QStringLiteral("localhost")
+                                    << 1234;
+    QTest::newRow("LOCALHOST:port") << QStringLiteral("LOCALHOST:80") << true << QStringLiteral("LOCALHOST")
+                                    << 80;
     QTest::newRow("[v6]:port") << QStringLiteral("[::1]:8080") << true << QStringLiteral("::1") << 8080;
     QTest::newRow("port only") << QStringLiteral("9000") << true << QStringLiteral("127.0.0.1") << 9000;
     QTest::newRow("port only 0") << QStringLiteral("0") << true << QStringLiteral("127.0.0.1") << 0;
-    QTest::newRow("port only 65535") << QStringLiteral("65535") << true << QStringLiteral("127.0.0.1") << 65535;
+    QTest::newRow("port only 65535") << QStringLiteral("65535") << true << QStringLiteral("127.0.0.1")
+                                     << 65535;
     QTest::newRow("any:1") << QStringLiteral("0.0.0.0:1") << true << QStringLiteral("0.0.0.0") << 1;
     QTest::newRow("host only") << QStringLiteral("127.0.0.1") << true << QStringLiteral("127.0.0.1") << 9000;
-    QTest::newRow("localhost only") << QStringLiteral("localhost") << true << QStringLiteral("localhost") << 9000;
+    QTest::newRow("localhost only") << QStringLiteral("localhost") << true << QStringLiteral("localhost")
+                                    << 9000;
     QTest::newRow("bare v6") << QStringLiteral("::1") << true << QStringLiteral("::1") << 9000;
     QTest::newRow("bracketed v6 only") << QStringLiteral("[::1]") << true << QStringLiteral("::1") << 9000;
-    QTest::newRow("full v6 with port") << QStringLiteral("[2001:db8::1]:443") << true << QStringLiteral("2001:db8::1")
-                                       << 443;
-    QTest::newRow("surrounding spaces") << QStringLiteral("  192.168.0.2:8000 ") << true
-                                        << QStringLiteral("192.168.0.2") << 8000;
+    QTest::newRow("full v6 with port")
+        << QStringLiteral("[2001:db8::1]:443") << true << QStringLiteral("2001:db8::1") << 443;
+    QTest::newRow("surrounding spaces")
+        << QStringLiteral("  192.168.0.2:8000 ") << true << QStringLiteral("192.168.0.2") << 8000;
 
     QTest::newRow("bad: host:99999") << QStringLiteral("host:99999") << false << QString() << 0;
     QTest::newRow("bad: port 99999") << QStringLiteral("127.0.0.1:99999") << false << QString() << 0;
@@ -96,34 +101,39 @@ void tst_ProxyConfig::parseUpstream_data()
     QTest::addColumn<bool>("ok");
     QTest::addColumn<QString>("url");
 
-    QTest::newRow("https") << QStringLiteral("https://api.openai.com") << true << QStringLiteral("https://api.openai.com");
+    QTest::newRow("https") << QStringLiteral("https://api.openai.com") << true
+                           << QStringLiteral("https://api.openai.com");
     QTest::newRow("http with port") << QStringLiteral("http://localhost:8080") << true
                                     << QStringLiteral("http://localhost:8080");
     QTest::newRow("with path") << QStringLiteral("https://example.com/openai/v1") << true
                                << QStringLiteral("https://example.com/openai/v1");
-    QTest::newRow("trailing slash removed") << QStringLiteral("https://example.com/v1/") << true
-                                            << QStringLiteral("https://example.com/v1");
-    QTest::newRow("trailing slashes removed") << QStringLiteral("https://example.com/v1///") << true
-                                              << QStringLiteral("https://example.com/v1");
-    QTest::newRow("root slash removed") << QStringLiteral("https://example.com/") << true
-                                        << QStringLiteral("https://example.com");
-    QTest::newRow("surrounding spaces") << QStringLiteral("  https://example.com  ") << true
-                                        << QStringLiteral("https://example.com");
-    QTest::newRow("upper-case scheme and host") << QStringLiteral("HTTPS://Example.COM/V1") << true
-                                                << QStringLiteral("https://example.com/V1");
-    QTest::newRow("ipv6 host") << QStringLiteral("http://[::1]:8000/v1") << true << QStringLiteral("http://[::1]:8000/v1");
+    QTest::newRow("trailing slash removed")
+        << QStringLiteral("https://example.com/v1/") << true << QStringLiteral("https://example.com/v1");
+    QTest::newRow("trailing slashes removed")
+        << QStringLiteral("https://example.com/v1///") << true << QStringLiteral("https://example.com/v1");
+    QTest::newRow("root slash removed")
+        << QStringLiteral("https://example.com/") << true << QStringLiteral("https://example.com");
+    QTest::newRow("surrounding spaces")
+        << QStringLiteral("  https://example.com  ") << true << QStringLiteral("https://example.com");
+    QTest::newRow("upper-case scheme and host")
+        << QStringLiteral("HTTPS://Example.COM/V1") << true << QStringLiteral("https://example.com/V1");
+    QTest::newRow("ipv6 host") << QStringLiteral("http://[::1]:8000/v1") << true
+                               << QStringLiteral("http://[::1]:8000/v1");
 
     QTest::newRow("bad: ftp") << QStringLiteral("ftp://x") << false << QString();
     QTest::newRow("bad: file") << QStringLiteral("file:///etc/passwd") << false << QString();
     QTest::newRow("bad: no scheme") << QStringLiteral("api.openai.com") << false << QString();
     QTest::newRow("bad: no host") << QStringLiteral("https://") << false << QString();
     QTest::newRow("bad: no host, path") << QStringLiteral("https:///v1") << false << QString();
-    QTest::newRow("bad: query") << QStringLiteral("https://example.com/v1?api-version=1") << false << QString();
+    QTest::newRow("bad: query") << QStringLiteral("https://example.com/v1?api-version=1") << false
+                                << QString();
     QTest::newRow("bad: empty query") << QStringLiteral("https://example.com/v1?") << false << QString();
     QTest::newRow("bad: fragment") << QStringLiteral("https://example.com/#top") << false << QString();
-    QTest::newRow("bad: credentials") << QStringLiteral("https://user:secret@example.com") << false << QString();
+    QTest::newRow("bad: credentials")
+        << QStringLiteral("https://user:secret@example.com") << false << QString();
     QTest::newRow("bad: user only") << QStringLiteral("https://user@example.com") << false << QString();
-    QTest::newRow("bad: port out of range") << QStringLiteral("https://example.com:99999") << false << QString();
+    QTest::newRow("bad: port out of range")
+        << QStringLiteral("https://example.com:99999") << false << QString();
     QTest::newRow("bad: empty") << QString() << false << QString();
     QTest::newRow("bad: spaces in host") << QStringLiteral("https://exa mple.com") << false << QString();
 }
@@ -161,38 +171,41 @@ void tst_ProxyConfig::parseUpstreamProxy_data()
 
     const int none = QNetworkProxy::NoProxy;
     QTest::newRow("empty") << QString() << true << false << none << QString() << 0 << QString() << QString();
-    QTest::newRow("blank") << QStringLiteral("   ") << true << false << none << QString() << 0 << QString() << QString();
-    QTest::newRow("none") << QStringLiteral("none") << true << false << none << QString() << 0 << QString() << QString();
+    QTest::newRow("blank") << QStringLiteral("   ") << true << false << none << QString() << 0 << QString()
+                           << QString();
+    QTest::newRow("none") << QStringLiteral("none") << true << false << none << QString() << 0 << QString()
+                          << QString();
     QTest::newRow("None") << QStringLiteral(" None ") << true << false << none << QString() << 0 << QString()
                           << QString();
-    QTest::newRow("system") << QStringLiteral("system") << true << true << int(QNetworkProxy::DefaultProxy) << QString()
-                            << 0 << QString() << QString();
+    QTest::newRow("system") << QStringLiteral("system") << true << true << int(QNetworkProxy::DefaultProxy)
+                            << QString() << 0 << QString() << QString();
     QTest::newRow("SYSTEM") << QStringLiteral("SYSTEM") << true << true << int(QNetworkProxy::DefaultProxy)
                             << QString() << 0 << QString() << QString();
     QTest::newRow("http") << QStringLiteral("http://h:3128") << true << false << int(QNetworkProxy::HttpProxy)
                           << QStringLiteral("h") << 3128 << QString() << QString();
     QTest::newRow("http with credentials")
-        << QStringLiteral("http://us%40er:p%3Ass@proxy.corp:8080") << true << false << int(QNetworkProxy::HttpProxy)
-        << QStringLiteral("proxy.corp") << 8080 << QStringLiteral("us@er") << QStringLiteral("p:ss");
+        << QStringLiteral("http://us%40er:p%3Ass@proxy.corp:8080") << true << false
+        << int(QNetworkProxy::HttpProxy) << QStringLiteral("proxy.corp") << 8080 << QStringLiteral("us@er")
+        << QStringLiteral("p:ss");
     QTest::newRow("socks5 with credentials")
         << QStringLiteral("socks5://u:p@h:1080") << true << false << int(QNetworkProxy::Socks5Proxy)
         << QStringLiteral("h") << 1080 << QStringLiteral("u") << QStringLiteral("p");
     QTest::newRow("socks5h") << QStringLiteral("socks5h://10.0.0.1:1080") << true << false
-                             << int(QNetworkProxy::Socks5Proxy) << QStringLiteral("10.0.0.1") << 1080 << QString()
-                             << QString();
+                             << int(QNetworkProxy::Socks5Proxy) << QStringLiteral("10.0.0.1") << 1080
+                             << QString() << QString();
 
-    QTest::newRow("bad: no scheme") << QStringLiteral("h:3128") << false << false << none << QString() << 0 << QString()
-                                    << QString();
-    QTest::newRow("bad: no port") << QStringLiteral("http://h") << false << false << none << QString() << 0 << QString()
-                                  << QString();
-    QTest::newRow("bad: no host") << QStringLiteral("http://:3128") << false << false << none << QString() << 0
+    QTest::newRow("bad: no scheme") << QStringLiteral("h:3128") << false << false << none << QString() << 0
+                                    << QString() << QString();
+    QTest::newRow("bad: no port") << QStringLiteral("http://h") << false << false << none << QString() << 0
                                   << QString() << QString();
-    QTest::newRow("bad: socks4") << QStringLiteral("socks4://h:1080") << false << false << none << QString() << 0
-                                 << QString() << QString();
-    QTest::newRow("bad: ftp") << QStringLiteral("ftp://h:21") << false << false << none << QString() << 0 << QString()
-                              << QString();
-    QTest::newRow("bad: word") << QStringLiteral("direct") << false << false << none << QString() << 0 << QString()
-                               << QString();
+    QTest::newRow("bad: no host") << QStringLiteral("http://:3128") << false << false << none << QString()
+                                  << 0 << QString() << QString();
+    QTest::newRow("bad: socks4") << QStringLiteral("socks4://h:1080") << false << false << none << QString()
+                                 << 0 << QString() << QString();
+    QTest::newRow("bad: ftp") << QStringLiteral("ftp://h:21") << false << false << none << QString() << 0
+                              << QString() << QString();
+    QTest::newRow("bad: word") << QStringLiteral("direct") << false << false << none << QString() << 0
+                               << QString() << QString();
     QTest::newRow("bad: port 0") << QStringLiteral("http://h:0") << false << false << none << QString() << 0
                                  << QString() << QString();
 }
@@ -286,7 +299,7 @@ void tst_ProxyConfig::validateRanges()
     config.connectTimeoutSec = 0;
     config.idleTimeoutSec = 86401;
     config.maxBodyBytes = 1023;
-    config.stripPrefixes = {QStringLiteral("release"), QStringLiteral("/"), QStringLiteral("/ok")};
+    config.stripPrefixes = { QStringLiteral("release"), QStringLiteral("/"), QStringLiteral("/ok") };
     const QStringList problems = config.validate();
     QCOMPARE(problems.size(), 9);
     const QString text = problems.join(QLatin1Char('\n'));
@@ -314,16 +327,17 @@ void tst_ProxyConfig::listenAddresses()
 {
     ProxyConfig config;
     config.listenHost = QStringLiteral("localhost");
-    QCOMPARE(config.listenAddresses(), (QList<QHostAddress>{QHostAddress(QHostAddress::LocalHost),
-                                                            QHostAddress(QHostAddress::LocalHostIPv6)}));
+    QCOMPARE(config.listenAddresses(),
+             (QList<QHostAddress> { QHostAddress(QHostAddress::LocalHost),
+                                    QHostAddress(QHostAddress::LocalHostIPv6) }));
     config.listenHost = QStringLiteral("LocalHost");
     QCOMPARE(config.listenAddresses().size(), 2);
     config.listenHost = QStringLiteral("127.0.0.1");
-    QCOMPARE(config.listenAddresses(), QList<QHostAddress>{QHostAddress(QHostAddress::LocalHost)});
+    QCOMPARE(config.listenAddresses(), QList<QHostAddress> { QHostAddress(QHostAddress::LocalHost) });
     config.listenHost = QStringLiteral("::1");
-    QCOMPARE(config.listenAddresses(), QList<QHostAddress>{QHostAddress(QHostAddress::LocalHostIPv6)});
+    QCOMPARE(config.listenAddresses(), QList<QHostAddress> { QHostAddress(QHostAddress::LocalHostIPv6) });
     config.listenHost = QStringLiteral("0.0.0.0");
-    QCOMPARE(config.listenAddresses(), QList<QHostAddress>{QHostAddress(QHostAddress::AnyIPv4)});
+    QCOMPARE(config.listenAddresses(), QList<QHostAddress> { QHostAddress(QHostAddress::AnyIPv4) });
     config.listenHost = QStringLiteral("nothost");
     QVERIFY(config.listenAddresses().isEmpty());
 }
@@ -335,13 +349,16 @@ void tst_ProxyConfig::endpointUrl_data()
     QTest::addColumn<int>("actualPort");
     QTest::addColumn<QString>("url");
 
-    QTest::newRow("default") << QStringLiteral("127.0.0.1") << 9000 << 0 << QStringLiteral("http://127.0.0.1:9000");
-    QTest::newRow("actual port wins") << QStringLiteral("127.0.0.1") << 0 << 40123
-                                      << QStringLiteral("http://127.0.0.1:40123");
-    QTest::newRow("localhost") << QStringLiteral("localhost") << 8080 << 0 << QStringLiteral("http://localhost:8080");
-    QTest::newRow("any v4 -> loopback") << QStringLiteral("0.0.0.0") << 9000 << 0
-                                        << QStringLiteral("http://127.0.0.1:9000");
-    QTest::newRow("v6 loopback bracketed") << QStringLiteral("::1") << 9000 << 0 << QStringLiteral("http://[::1]:9000");
+    QTest::newRow("default") << QStringLiteral("127.0.0.1") << 9000 << 0
+                             << QStringLiteral("http://127.0.0.1:9000");
+    QTest::newRow("actual port wins")
+        << QStringLiteral("127.0.0.1") << 0 << 40123 << QStringLiteral("http://127.0.0.1:40123");
+    QTest::newRow("localhost") << QStringLiteral("localhost") << 8080 << 0
+                               << QStringLiteral("http://localhost:8080");
+    QTest::newRow("any v4 -> loopback")
+        << QStringLiteral("0.0.0.0") << 9000 << 0 << QStringLiteral("http://127.0.0.1:9000");
+    QTest::newRow("v6 loopback bracketed")
+        << QStringLiteral("::1") << 9000 << 0 << QStringLiteral("http://[::1]:9000");
     QTest::newRow("LAN address") << QStringLiteral("192.168.1.10") << 9001 << 9002
                                  << QStringLiteral("http://192.168.1.10:9002");
 }
@@ -367,7 +384,8 @@ void tst_ProxyConfig::endpointUrlOfAnyIPv6()
     ProxyConfig config;
     config.listenHost = QStringLiteral("::");
     const QString endpoint = config.endpointUrl();
-    QVERIFY2(endpoint == QStringLiteral("http://[::1]:9000") || endpoint == QStringLiteral("http://127.0.0.1:9000"),
+    QVERIFY2(endpoint == QStringLiteral("http://[::1]:9000")
+                 || endpoint == QStringLiteral("http://127.0.0.1:9000"),
              qPrintable(endpoint));
 }
 

@@ -51,8 +51,9 @@ private Q_SLOTS:
 void tst_RequestRecord::fullLine()
 {
     const QString line = fullRecord().toLogLine();
-    QCOMPARE(line, QStringLiteral("2026-11-27T12:00:00.123Z POST /v1/chat/completions?x=1 model=gpt-4o key=work "
-                                  "status=200 latency=123ms time=4567ms in=2048B out=8192B tokens=10+20=30"));
+    QCOMPARE(line,
+             QStringLiteral("2026-11-27T12:00:00.123Z POST /v1/chat/completions?x=1 model=gpt-4o key=work "
+                            "status=200 latency=123ms time=4567ms in=2048B out=8192B tokens=10+20=30"));
     QVERIFY(!line.contains(QLatin1Char('\n')));
 }
 
@@ -65,7 +66,8 @@ void tst_RequestRecord::allFlags()
     record.status = 502;
     record.error = QStringLiteral("upstream closed the connection");
     const QString line = record.toLogLine();
-    QVERIFY2(line.startsWith(QLatin1String("2026-11-27T12:00:00.123Z POST /v1/chat/completions?x=1 ")), qPrintable(line));
+    QVERIFY2(line.startsWith(QLatin1String("2026-11-27T12:00:00.123Z POST /v1/chat/completions?x=1 ")),
+             qPrintable(line));
     QVERIFY2(line.contains(QLatin1String(" status=502 ")), qPrintable(line));
     QVERIFY2(line.endsWith(QLatin1String(" tokens=10+20=30 stream reordered attempts=3 "
                                          "error=\"upstream closed the connection\"")),
@@ -83,8 +85,9 @@ void tst_RequestRecord::defaults()
     record.method = QStringLiteral("GET");
     record.path = QStringLiteral("/v1/models");
     const QString line = record.toLogLine();
-    QVERIFY2(line.contains(QLatin1String(" GET /v1/models model=- key=- status=0 latency=-1ms time=0ms in=0B out=0B "
-                                         "tokens=-")),
+    QVERIFY2(line.contains(
+                 QLatin1String(" GET /v1/models model=- key=- status=0 latency=-1ms time=0ms in=0B out=0B "
+                               "tokens=-")),
              qPrintable(line));
     QVERIFY(line.endsWith(QLatin1String("tokens=-")));
     QVERIFY(!line.contains(QLatin1String("error=")));
@@ -119,14 +122,15 @@ void tst_RequestRecord::keyOnlyAsLabel()
     // The record of a request is filled from a lease: only its label may reach the log.
     const QString secret = QStringLiteral("sk-proj-SECRETmiddlePARTnobodyMaySee0123a1b2");
     KeyPool pool;
-    pool.setKeys({keyrelay::ApiKey{secret, QString(), true}});
+    pool.setKeys({ keyrelay::ApiKey { secret, QString(), true } });
     const keyrelay::KeyLease lease = pool.acquire();
     QCOMPARE(lease.secret, secret);
 
     RequestRecord record = fullRecord();
     record.keyLabel = lease.label;
     const QString line = record.toLogLine();
-    QVERIFY2(line.contains(QStringLiteral(" key=sk-") + QChar(0x2026) + QStringLiteral("a1b2 ")), qPrintable(line));
+    QVERIFY2(line.contains(QStringLiteral(" key=sk-") + QChar(0x2026) + QStringLiteral("a1b2 ")),
+             qPrintable(line));
     QVERIFY(!line.contains(secret));
     for (int i = 0; i + 5 <= secret.size(); ++i)
         QVERIFY2(!line.contains(secret.mid(i, 5)), qPrintable(secret.mid(i, 5)));

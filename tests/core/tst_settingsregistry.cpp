@@ -144,7 +144,7 @@ void tst_SettingsRegistry::valuesRoundTrip()
         QVERIFY(writer->setValue(Setting::ReorderThreshold, 7));
         QVERIFY(writer->setValue(Setting::ReorderDepth, 2));
         QVERIFY(writer->setValue(Setting::StripPrefixes,
-                                 QStringList{QStringLiteral("/release"), QStringLiteral("/test")}));
+                                 QStringList { QStringLiteral("/release"), QStringLiteral("/test") }));
         QVERIFY(writer->setValue(Setting::ConnectTimeoutSec, 5));
         QVERIFY(writer->setValue(Setting::IdleTimeoutSec, 60));
         QVERIFY(writer->setValue(Setting::MaxBodyMiB, 64));
@@ -161,12 +161,13 @@ void tst_SettingsRegistry::valuesRoundTrip()
     QCOMPARE(reader->value(Setting::ListenPort).toInt(), 8123);
     QCOMPARE(reader->value(Setting::AllowRemoteClients).toBool(), true);
     QCOMPARE(reader->value(Setting::Upstream).toString(), QStringLiteral("https://example.com/openai/v1"));
-    QCOMPARE(reader->value(Setting::UpstreamProxy).toString(), QStringLiteral("socks5://u:p@proxy.local:1080"));
+    QCOMPARE(reader->value(Setting::UpstreamProxy).toString(),
+             QStringLiteral("socks5://u:p@proxy.local:1080"));
     QCOMPARE(reader->value(Setting::ReorderEnabled).toBool(), false);
     QCOMPARE(reader->value(Setting::ReorderThreshold).toInt(), 7);
     QCOMPARE(reader->value(Setting::ReorderDepth).toInt(), 2);
     QCOMPARE(reader->value(Setting::StripPrefixes).toStringList(),
-             (QStringList{QStringLiteral("/release"), QStringLiteral("/test")}));
+             (QStringList { QStringLiteral("/release"), QStringLiteral("/test") }));
     QCOMPARE(reader->value(Setting::ConnectTimeoutSec).toInt(), 5);
     QCOMPARE(reader->value(Setting::IdleTimeoutSec).toInt(), 60);
     QCOMPARE(reader->value(Setting::MaxBodyMiB).toInt(), 64);
@@ -181,8 +182,9 @@ void tst_SettingsRegistry::stripPrefixListsRoundTrip_data()
 {
     QTest::addColumn<QStringList>("prefixes");
     QTest::newRow("empty") << QStringList();
-    QTest::newRow("one") << QStringList{QStringLiteral("/release")};
-    QTest::newRow("three") << QStringList{QStringLiteral("/a"), QStringLiteral("/b/c"), QStringLiteral("/d")};
+    QTest::newRow("one") << QStringList { QStringLiteral("/release") };
+    QTest::newRow("three") << QStringList { QStringLiteral("/a"), QStringLiteral("/b/c"),
+                                            QStringLiteral("/d") };
 }
 
 void tst_SettingsRegistry::stripPrefixListsRoundTrip()
@@ -191,7 +193,8 @@ void tst_SettingsRegistry::stripPrefixListsRoundTrip()
     {
         const auto writer = SettingsRegistry::openIni(iniPath());
         // Start from something else so that the value really is written.
-        QVERIFY(writer->setValue(Setting::StripPrefixes, QStringList{QStringLiteral("/x"), QStringLiteral("/y")}));
+        QVERIFY(writer->setValue(Setting::StripPrefixes,
+                                 QStringList { QStringLiteral("/x"), QStringLiteral("/y") }));
         QVERIFY(writer->setValue(Setting::StripPrefixes, prefixes));
         QCOMPARE(writer->value(Setting::StripPrefixes).toStringList(), prefixes);
     }
@@ -211,33 +214,37 @@ void tst_SettingsRegistry::invalidValueInFile_data()
                               << Setting::ListenPort;
     QTest::newRow("port 70000") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenPort=70000")
                                 << Setting::ListenPort;
-    QTest::newRow("port -1") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenPort=-1") << Setting::ListenPort;
-    QTest::newRow("port empty") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenPort=") << Setting::ListenPort;
+    QTest::newRow("port -1") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenPort=-1")
+                             << Setting::ListenPort;
+    QTest::newRow("port empty") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenPort=")
+                                << Setting::ListenPort;
     QTest::newRow("upstream ftp") << QByteArrayLiteral("proxy") << QByteArrayLiteral("upstream=ftp://x")
                                   << Setting::Upstream;
-    QTest::newRow("upstream no scheme") << QByteArrayLiteral("proxy") << QByteArrayLiteral("upstream=api.openai.com")
-                                        << Setting::Upstream;
+    QTest::newRow("upstream no scheme")
+        << QByteArrayLiteral("proxy") << QByteArrayLiteral("upstream=api.openai.com") << Setting::Upstream;
     QTest::newRow("threshold 0") << QByteArrayLiteral("rewrite") << QByteArrayLiteral("threshold=0")
                                  << Setting::ReorderThreshold;
     QTest::newRow("depth 5000") << QByteArrayLiteral("rewrite") << QByteArrayLiteral("depth=5000")
                                 << Setting::ReorderDepth;
-    QTest::newRow("garbage bool") << QByteArrayLiteral("security") << QByteArrayLiteral("allowRemoteClients=maybe")
+    QTest::newRow("garbage bool") << QByteArrayLiteral("security")
+                                  << QByteArrayLiteral("allowRemoteClients=maybe")
                                   << Setting::AllowRemoteClients;
     QTest::newRow("garbage bool 2") << QByteArrayLiteral("rewrite")
                                     << QByteArrayLiteral("reorderSystemMessage=2") << Setting::ReorderEnabled;
-    QTest::newRow("listen host name") << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenHost=example.com")
-                                      << Setting::ListenHost;
-    QTest::newRow("proxy without port") << QByteArrayLiteral("proxy")
-                                        << QByteArrayLiteral("upstreamProxy=http://proxy.local")
-                                        << Setting::UpstreamProxy;
-    QTest::newRow("relative strip prefix") << QByteArrayLiteral("proxy") << QByteArrayLiteral("stripPrefixes=release")
-                                           << Setting::StripPrefixes;
-    QTest::newRow("empty CORS origin") << QByteArrayLiteral("security") << QByteArrayLiteral("corsAllowOrigin=")
-                                       << Setting::CorsAllowOrigin;
+    QTest::newRow("listen host name")
+        << QByteArrayLiteral("proxy") << QByteArrayLiteral("listenHost=example.com") << Setting::ListenHost;
+    QTest::newRow("proxy without port")
+        << QByteArrayLiteral("proxy") << QByteArrayLiteral("upstreamProxy=http://proxy.local")
+        << Setting::UpstreamProxy;
+    QTest::newRow("relative strip prefix")
+        << QByteArrayLiteral("proxy") << QByteArrayLiteral("stripPrefixes=release") << Setting::StripPrefixes;
+    QTest::newRow("empty CORS origin")
+        << QByteArrayLiteral("security") << QByteArrayLiteral("corsAllowOrigin=") << Setting::CorsAllowOrigin;
     QTest::newRow("max body 0") << QByteArrayLiteral("proxy") << QByteArrayLiteral("maxBodyMiB=0")
                                 << Setting::MaxBodyMiB;
-    QTest::newRow("idle timeout huge") << QByteArrayLiteral("proxy") << QByteArrayLiteral("idleTimeoutSec=999999999999")
-                                       << Setting::IdleTimeoutSec;
+    QTest::newRow("idle timeout huge")
+        << QByteArrayLiteral("proxy") << QByteArrayLiteral("idleTimeoutSec=999999999999")
+        << Setting::IdleTimeoutSec;
 }
 
 void tst_SettingsRegistry::invalidValueInFile()
@@ -290,7 +297,8 @@ void tst_SettingsRegistry::binaryGarbageFile()
     QVERIFY(registry->proxyConfig().validate().isEmpty());
 
     // Text-like garbage with INI syntax errors too.
-    QVERIFY(writeFile(iniPath(), QByteArrayLiteral("[proxy\nlistenPort==\n=\n[[[]]]\n\\\n\"unterminated\n\x01\x02\x03")));
+    QVERIFY(writeFile(
+        iniPath(), QByteArrayLiteral("[proxy\nlistenPort==\n=\n[[[]]]\n\\\n\"unterminated\n\x01\x02\x03")));
     const auto again = SettingsRegistry::openIni(iniPath());
     for (int i = 0; i < SettingCount; ++i)
         QCOMPARE(again->value(Setting(i)), SettingsRegistry::spec(Setting(i)).defaultValue);
@@ -367,23 +375,26 @@ void tst_SettingsRegistry::setValueNormalises_data()
     QTest::addColumn<QVariant>("input");
     QTest::addColumn<QVariant>("stored");
 
-    QTest::newRow("port from text") << Setting::ListenPort << QVariant(QStringLiteral(" 8080 ")) << QVariant(8080);
+    QTest::newRow("port from text") << Setting::ListenPort << QVariant(QStringLiteral(" 8080 "))
+                                    << QVariant(8080);
     QTest::newRow("port 0") << Setting::ListenPort << QVariant(0) << QVariant(0);
     QTest::newRow("port 65535") << Setting::ListenPort << QVariant(65535) << QVariant(65535);
     QTest::newRow("bool 1") << Setting::StartAtLogin << QVariant(QStringLiteral("1")) << QVariant(true);
     QTest::newRow("bool TRUE") << Setting::StartAtLogin << QVariant(QStringLiteral("TRUE")) << QVariant(true);
-    QTest::newRow("bool off") << Setting::ReorderEnabled << QVariant(QStringLiteral("off")) << QVariant(false);
+    QTest::newRow("bool off") << Setting::ReorderEnabled << QVariant(QStringLiteral("off"))
+                              << QVariant(false);
     QTest::newRow("host trimmed") << Setting::ListenHost << QVariant(QStringLiteral(" 0.0.0.0 "))
                                   << QVariant(QStringLiteral("0.0.0.0"));
     QTest::newRow("host localhost") << Setting::ListenHost << QVariant(QStringLiteral("LocalHost"))
                                     << QVariant(QStringLiteral("LocalHost"));
-    QTest::newRow("upstream trailing slashes") << Setting::Upstream
-                                               << QVariant(QStringLiteral(" http://127.0.0.1:8000/v1// "))
-                                               << QVariant(QStringLiteral("http://127.0.0.1:8000/v1"));
+    QTest::newRow("upstream trailing slashes")
+        << Setting::Upstream << QVariant(QStringLiteral(" http://127.0.0.1:8000/v1// "))
+        << QVariant(QStringLiteral("http://127.0.0.1:8000/v1"));
     QTest::newRow("proxy system") << Setting::UpstreamProxy << QVariant(QStringLiteral(" system "))
                                   << QVariant(QStringLiteral("system"));
     QTest::newRow("threshold 1000") << Setting::ReorderThreshold << QVariant(1000) << QVariant(1000);
-    QTest::newRow("cors trimmed") << Setting::CorsAllowOrigin << QVariant(QStringLiteral(" https://x.example "))
+    QTest::newRow("cors trimmed") << Setting::CorsAllowOrigin
+                                  << QVariant(QStringLiteral(" https://x.example "))
                                   << QVariant(QStringLiteral("https://x.example"));
 }
 
@@ -409,7 +420,8 @@ void tst_SettingsRegistry::settingsVersionWritten()
     // Checked in the bytes of the file: reading it back with QSettings in this process would only
     // see QSettings' in-memory cache of the file (see settingsVersionSurvivesAFreshRead).
     const QByteArray contents = readFile(iniPath());
-    QVERIFY2(contents.contains(QByteArray("\nsettingsVersion=" + QByteArray::number(SettingsRegistry::CurrentVersion) + '\n')),
+    QVERIFY2(contents.contains(QByteArray(
+                 "\nsettingsVersion=" + QByteArray::number(SettingsRegistry::CurrentVersion) + '\n')),
              contents.constData());
     QVERIFY2(contents.contains("\nlistenPort=9001\n"), contents.constData());
 }
@@ -471,7 +483,7 @@ void tst_SettingsRegistry::proxyConfigRoundTrip()
     config.reorderEnabled = false;
     config.reorderThreshold = 10;
     config.reorderDepth = 5;
-    config.stripPrefixes = {QStringLiteral("/release"), QStringLiteral("/test")};
+    config.stripPrefixes = { QStringLiteral("/release"), QStringLiteral("/test") };
     config.connectTimeoutSec = 7;
     config.idleTimeoutSec = 120;
     config.maxBodyBytes = qint64(16) * 1024 * 1024;
@@ -514,14 +526,16 @@ void tst_SettingsRegistry::stripPrefixesStringForm()
     const auto registry = SettingsRegistry::openIni(iniPath());
     QVERIFY(registry->setValue(Setting::StripPrefixes, QStringLiteral("/release, /test/")));
     QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(),
-             (QStringList{QStringLiteral("/release"), QStringLiteral("/test")}));
+             (QStringList { QStringLiteral("/release"), QStringLiteral("/test") }));
     QVERIFY(registry->setValue(Setting::StripPrefixes, QStringLiteral("/a,,/b, ,")));
-    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(), (QStringList{QStringLiteral("/a"), QStringLiteral("/b")}));
-    QVERIFY(registry->setValue(Setting::StripPrefixes, QStringList{QStringLiteral(" /x/ "), QString(), QStringLiteral("/")}));
-    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(), QStringList{QStringLiteral("/x")});
+    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(),
+             (QStringList { QStringLiteral("/a"), QStringLiteral("/b") }));
+    QVERIFY(registry->setValue(Setting::StripPrefixes,
+                               QStringList { QStringLiteral(" /x/ "), QString(), QStringLiteral("/") }));
+    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(), QStringList { QStringLiteral("/x") });
     QVERIFY(!registry->setValue(Setting::StripPrefixes, QStringLiteral("a,b")));
     QVERIFY(!registry->setValue(Setting::StripPrefixes, QStringLiteral("/a,b")));
-    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(), QStringList{QStringLiteral("/x")});
+    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(), QStringList { QStringLiteral("/x") });
     QVERIFY(registry->setValue(Setting::StripPrefixes, QString()));
     QVERIFY(registry->value(Setting::StripPrefixes).toStringList().isEmpty());
 
@@ -530,14 +544,16 @@ void tst_SettingsRegistry::stripPrefixesStringForm()
                       QByteArrayLiteral("[proxy]\nstripPrefixes=/release, /test/\n")));
     const auto hand = SettingsRegistry::openIni(m_dir->filePath(QStringLiteral("hand.ini")));
     QVERIFY2(hand->problems().isEmpty(), qPrintable(problemsText(*hand)));
-    QCOMPARE(hand->proxyConfig().stripPrefixes, (QStringList{QStringLiteral("/release"), QStringLiteral("/test")}));
+    QCOMPARE(hand->proxyConfig().stripPrefixes,
+             (QStringList { QStringLiteral("/release"), QStringLiteral("/test") }));
 }
 
 // Regression: for int and bool settings the problem says 'using the default ""'
 // because the default is formatted with QVariant::toStringList(), which is empty for an int or a bool.
 void tst_SettingsRegistry::problemNamesTheDefault()
 {
-    QVERIFY(writeFile(iniPath(), QByteArrayLiteral("[proxy]\nlistenPort=abc\n[security]\nallowRemoteClients=maybe\n")));
+    QVERIFY(writeFile(iniPath(),
+                      QByteArrayLiteral("[proxy]\nlistenPort=abc\n[security]\nallowRemoteClients=maybe\n")));
     const auto registry = SettingsRegistry::openIni(iniPath());
     const QString text = problemsText(*registry);
     QVERIFY2(text.contains(QLatin1String("default \"9000\"")), qPrintable(text));

@@ -13,7 +13,7 @@ using namespace it;
 namespace {
 QJsonObject errorObject(const QByteArray &body)
 {
-    QJsonParseError parseError{};
+    QJsonParseError parseError {};
     const QJsonDocument document = QJsonDocument::fromJson(body, &parseError);
     if (parseError.error != QJsonParseError::NoError || !document.isObject())
         return {};
@@ -67,7 +67,7 @@ void ErrorsTest::init()
 {
     m_mock = std::make_unique<MockUpstream>();
     QVERIFY(m_mock->listen());
-    m_proxy = std::make_unique<ProxyHarness>(QStringList{QStringLiteral("sk-errors-key-0000000000001")});
+    m_proxy = std::make_unique<ProxyHarness>(QStringList { QStringLiteral("sk-errors-key-0000000000001") });
 }
 
 void ErrorsTest::cleanup()
@@ -126,9 +126,9 @@ void ErrorsTest::preflight()
 {
     QFETCH(QByteArray, target);
     QVERIFY(startProxy(m_mock->url()));
-    const Headers headers{{"Origin", "http://localhost:5173"},
-                          {"Access-Control-Request-Method", "POST"},
-                          {"Access-Control-Request-Headers", "authorization, content-type"}};
+    const Headers headers { { "Origin", "http://localhost:5173" },
+                            { "Access-Control-Request-Method", "POST" },
+                            { "Access-Control-Request-Headers", "authorization, content-type" } };
     auto client = roundTrip(buildRequest("OPTIONS", target, m_proxy->port(), headers));
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 204);
@@ -157,7 +157,7 @@ void ErrorsTest::upstreamUnreachable()
     QVERIFY(startProxy(QUrl(QStringLiteral("http://127.0.0.1:%1").arg(port))));
     QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
     auto client = roundTrip(buildRequest("POST", "/v1/chat/completions", m_proxy->port(),
-                                         {{"Content-Type", "application/json"}},
+                                         { { "Content-Type", "application/json" } },
                                          R"({"model":"m","messages":[]})"));
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 502);
@@ -190,7 +190,7 @@ void ErrorsTest::upstreamSilent()
     m_mock->setHandler([](const RecordedRequest &) { return MockResponse::hold(); });
     QSignalSpy upstreamClosed(m_mock.get(), &MockUpstream::clientDisconnected);
     auto client = roundTrip(buildRequest(method, "/v1/chat/completions", m_proxy->port(),
-                                         {{"Content-Type", "application/json"}}, body),
+                                         { { "Content-Type", "application/json" } }, body),
                             8000);
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 504);
@@ -224,16 +224,17 @@ void ErrorsTest::bodyOverLimit()
     const QByteArray body(size, 'a');
     QByteArray request;
     if (chunked) {
-        request = buildRequest("POST", "/v1/files", m_proxy->port(),
-                               {{"Content-Type", "application/octet-stream"}, {"Transfer-Encoding", "chunked"}});
+        request = buildRequest(
+            "POST", "/v1/files", m_proxy->port(),
+            { { "Content-Type", "application/octet-stream" }, { "Transfer-Encoding", "chunked" } });
         for (qsizetype at = 0; at < body.size(); at += 16384) {
             const QByteArray piece = body.mid(at, 16384);
             request += QByteArray::number(piece.size(), 16) + "\r\n" + piece + "\r\n";
         }
         request += "0\r\n\r\n";
     } else {
-        request = buildRequest("POST", "/v1/files", m_proxy->port(), {{"Content-Type", "application/octet-stream"}},
-                               body);
+        request = buildRequest("POST", "/v1/files", m_proxy->port(),
+                               { { "Content-Type", "application/octet-stream" } }, body);
     }
     auto client = roundTrip(request);
     QVERIFY(client->finished());
@@ -259,11 +260,13 @@ void ErrorsTest::oversizedWithExpectContinue()
     // The client asks before uploading: it gets the 413 at once, no "100 Continue", and sends nothing.
     QVERIFY(startProxy(m_mock->url(), 5, 10, 64 * 1024));
     RawClient client;
-    client.send(m_proxy->port(), "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
-                                 "Content-Length: 10000000\r\n\r\n");
+    client.send(m_proxy->port(),
+                "POST /v1/files HTTP/1.1\r\nHost: 127.0.0.1\r\nExpect: 100-continue\r\n"
+                "Content-Length: 10000000\r\n\r\n");
     QVERIFY(client.waitFinished(3000));
     QCOMPARE(client.status(), 413);
-    QCOMPARE(errorObject(client.body()).value(QStringLiteral("code")).toString(), QStringLiteral("request_too_large"));
+    QCOMPARE(errorObject(client.body()).value(QStringLiteral("code")).toString(),
+             QStringLiteral("request_too_large"));
     QTRY_VERIFY(client.disconnected());
     QCOMPARE(m_mock->totalConnections(), 0);
 }
@@ -281,8 +284,9 @@ void ErrorsTest::malformedRequest_data()
         << QByteArray("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 12abc\r\n\r\n") << 400;
     QTest::newRow("negative Content-Length")
         << QByteArray("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: -5\r\n\r\n") << 400;
-    QTest::newRow("bad chunk size")
-        << QByteArray("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n") << 400;
+    QTest::newRow("bad chunk size") << QByteArray(
+        "POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+                                    << 400;
     QTest::newRow("absolute-form target") << QByteArray("GET http://evil.example/x HTTP/1.1\r\n\r\n") << 400;
     QTest::newRow("HTTP/2.0 version") << QByteArray("GET / HTTP/2.0\r\n\r\n") << 505;
     QTest::newRow("unknown transfer coding")
@@ -319,7 +323,7 @@ void ErrorsTest::foreignHost()
     QFETCH(QByteArray, host);
     QFETCH(int, status);
     QVERIFY(startProxy(m_mock->url()));
-    auto client = roundTrip(buildRequest("GET", "/v1/models", m_proxy->port(), {{"Host", host}}));
+    auto client = roundTrip(buildRequest("GET", "/v1/models", m_proxy->port(), { { "Host", host } }));
     QVERIFY(client->finished());
     QCOMPARE(client->status(), status);
     if (status == 403) {

@@ -49,7 +49,7 @@ void ForwardingTest::init()
 {
     m_mock = std::make_unique<MockUpstream>();
     QVERIFY(m_mock->listen());
-    m_proxy = std::make_unique<ProxyHarness>(QStringList{PoolKey});
+    m_proxy = std::make_unique<ProxyHarness>(QStringList { PoolKey });
 }
 
 void ForwardingTest::cleanup()
@@ -110,11 +110,12 @@ void ForwardingTest::methods()
     QFETCH(QByteArray, body);
     QVERIFY(startProxy(m_mock->url()));
     m_mock->setHandler([](const RecordedRequest &request) {
-        return MockResponse::fixed(200, "method=" + request.method, {{"Content-Type", "text/plain"}});
+        return MockResponse::fixed(200, "method=" + request.method, { { "Content-Type", "text/plain" } });
     });
 
     const bool head = method == "HEAD";
-    auto client = roundTrip(buildRequest(method, target, m_proxy->port(), {{"Content-Type", "text/plain"}}, body), head);
+    auto client = roundTrip(
+        buildRequest(method, target, m_proxy->port(), { { "Content-Type", "text/plain" } }, body), head);
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 200);
     QCOMPARE(m_mock->requestCount(), 1);
@@ -138,38 +139,42 @@ void ForwardingTest::paths_data()
     QTest::addColumn<QByteArray>("upstreamTarget");
 
     const QStringList none;
-    const QStringList release{QStringLiteral("/release")};
+    const QStringList release { QStringLiteral("/release") };
     QTest::newRow("plain") << QString() << none << QByteArray("/v1/chat/completions?stream=true")
                            << QByteArray("/v1/chat/completions?stream=true");
     QTest::newRow("root") << QString() << none << QByteArray("/") << QByteArray("/");
     QTest::newRow("base /api") << QStringLiteral("/api") << none << QByteArray("/v1/models?limit=2")
                                << QByteArray("/api/v1/models?limit=2");
-    QTest::newRow("base /api/ trailing slash") << QStringLiteral("/api/") << none << QByteArray("/v1/models")
-                                               << QByteArray("/api/v1/models");
-    QTest::newRow("base /v1, client adds /v1") << QStringLiteral("/v1") << none << QByteArray("/v1/models")
-                                               << QByteArray("/v1/models");
-    QTest::newRow("base /v1, client without /v1") << QStringLiteral("/v1") << none << QByteArray("/models")
-                                                  << QByteArray("/v1/models");
+    QTest::newRow("base /api/ trailing slash")
+        << QStringLiteral("/api/") << none << QByteArray("/v1/models") << QByteArray("/api/v1/models");
+    QTest::newRow("base /v1, client adds /v1")
+        << QStringLiteral("/v1") << none << QByteArray("/v1/models") << QByteArray("/v1/models");
+    QTest::newRow("base /v1, client without /v1")
+        << QStringLiteral("/v1") << none << QByteArray("/models") << QByteArray("/v1/models");
     QTest::newRow("base /openai/v1") << QStringLiteral("/openai/v1") << none
                                      << QByteArray("/v1/chat/completions")
                                      << QByteArray("/openai/v1/chat/completions");
-    QTest::newRow("/v1/v1 collapsed") << QString() << none << QByteArray("/v1/v1/x?y=1") << QByteArray("/v1/x?y=1");
-    QTest::newRow("/v1/v1 with base /api") << QStringLiteral("/api") << none << QByteArray("/v1/v1/x")
-                                           << QByteArray("/api/v1/x");
+    QTest::newRow("/v1/v1 collapsed")
+        << QString() << none << QByteArray("/v1/v1/x?y=1") << QByteArray("/v1/x?y=1");
+    QTest::newRow("/v1/v1 with base /api")
+        << QStringLiteral("/api") << none << QByteArray("/v1/v1/x") << QByteArray("/api/v1/x");
     QTest::newRow("strip /release") << QString() << release << QByteArray("/release/v1/models?a=b")
                                     << QByteArray("/v1/models?a=b");
-    QTest::newRow("strip /release, base /api") << QStringLiteral("/api") << release
-                                               << QByteArray("/release/v1/models")
-                                               << QByteArray("/api/v1/models");
-    QTest::newRow("strip exact /release") << QString() << release << QByteArray("/release") << QByteArray("/");
-    QTest::newRow("no strip of /releases") << QString() << release << QByteArray("/releases/v1")
-                                           << QByteArray("/releases/v1");
-    QTest::newRow("percent-encoded space") << QString() << none << QByteArray("/v1/files/a%20b")
-                                           << QByteArray("/v1/files/a%20b");
-    QTest::newRow("percent-encoded slash kept") << QString() << none << QByteArray("/v1/models/org%2Fmodel-7b")
-                                                << QByteArray("/v1/models/org%2Fmodel-7b");
-    QTest::newRow("percent-encoded UTF-8 and %25") << QString() << none << QByteArray("/v1/files/caf%C3%A9%25x")
-                                                   << QByteArray("/v1/files/caf%C3%A9%25x");
+    QTest::newRow("strip /release, base /api")
+        << QStringLiteral("/api") << release << QByteArray("/release/v1/models")
+        << QByteArray("/api/v1/models");
+    QTest::newRow("strip exact /release")
+        << QString() << release << QByteArray("/release") << QByteArray("/");
+    QTest::newRow("no strip of /releases")
+        << QString() << release << QByteArray("/releases/v1") << QByteArray("/releases/v1");
+    QTest::newRow("percent-encoded space")
+        << QString() << none << QByteArray("/v1/files/a%20b") << QByteArray("/v1/files/a%20b");
+    QTest::newRow("percent-encoded slash kept")
+        << QString() << none << QByteArray("/v1/models/org%2Fmodel-7b")
+        << QByteArray("/v1/models/org%2Fmodel-7b");
+    QTest::newRow("percent-encoded UTF-8 and %25")
+        << QString() << none << QByteArray("/v1/files/caf%C3%A9%25x")
+        << QByteArray("/v1/files/caf%C3%A9%25x");
     QTest::newRow("query kept verbatim") << QString() << none << QByteArray("/v1/x?q=a%26b&empty=&flag")
                                          << QByteArray("/v1/x?q=a%26b&empty=&flag");
 }
@@ -193,21 +198,21 @@ void ForwardingTest::hopByHopRequestHeadersDropped()
 {
     QVERIFY(startProxy(m_mock->url()));
     const QByteArray body = R"({"model":"gpt-4o-mini","input":"x"})";
-    const Headers headers{
-        {"Host", "localhost:" + QByteArray::number(m_proxy->port())},
-        {"Connection", "keep-alive, X-Secret-Hop"},
-        {"Keep-Alive", "timeout=5, max=100"},
-        {"TE", "trailers"},
-        {"Upgrade", "h2c"},
-        {"Proxy-Authorization", "Basic dXNlcjpwYXNz"},
-        {"Proxy-Connection", "keep-alive"},
-        {"X-Secret-Hop", "must-not-pass"},
-        {"Expect", "100-continue"},
-        {"Authorization", "Bearer sk-client-should-not-leak-1234"},
-        {"OpenAI-Organization", "org-abc123"},
-        {"OpenAI-Beta", "assistants=v2"},
-        {"X-Custom", "custom value, with comma"},
-        {"Content-Type", "application/json"},
+    const Headers headers {
+        { "Host", "localhost:" + QByteArray::number(m_proxy->port()) },
+        { "Connection", "keep-alive, X-Secret-Hop" },
+        { "Keep-Alive", "timeout=5, max=100" },
+        { "TE", "trailers" },
+        { "Upgrade", "h2c" },
+        { "Proxy-Authorization", "Basic dXNlcjpwYXNz" },
+        { "Proxy-Connection", "keep-alive" },
+        { "X-Secret-Hop", "must-not-pass" },
+        { "Expect", "100-continue" },
+        { "Authorization", "Bearer sk-client-should-not-leak-1234" },
+        { "OpenAI-Organization", "org-abc123" },
+        { "OpenAI-Beta", "assistants=v2" },
+        { "X-Custom", "custom value, with comma" },
+        { "Content-Type", "application/json" },
     };
     auto client = roundTrip(buildRequest("POST", "/v1/responses", m_proxy->port(), headers, body));
     QVERIFY(client->finished());
@@ -215,12 +220,13 @@ void ForwardingTest::hopByHopRequestHeadersDropped()
     QCOMPARE(m_mock->requestCount(), 1);
     const RecordedRequest seen = m_mock->lastRequest();
 
-    for (const char *name : {"Keep-Alive", "TE", "Upgrade", "Proxy-Authorization", "Proxy-Connection",
-                             "X-Secret-Hop", "Expect"}) {
+    for (const char *name : { "Keep-Alive", "TE", "Upgrade", "Proxy-Authorization", "Proxy-Connection",
+                              "X-Secret-Hop", "Expect" }) {
         QVERIFY2(!seen.hasHeader(name), name);
     }
     // The upstream connection's own Connection header (from the HTTP stack) must not carry the client's.
-    QVERIFY2(!seen.header("Connection").toLower().contains("x-secret-hop"), seen.header("Connection").constData());
+    QVERIFY2(!seen.header("Connection").toLower().contains("x-secret-hop"),
+             seen.header("Connection").constData());
     QVERIFY(!seen.header("Connection").toLower().contains("upgrade"));
     // Host names the upstream, not what the client sent.
     QCOMPARE(seen.header("Host"), "127.0.0.1:" + QByteArray::number(m_mock->port()));
@@ -247,16 +253,18 @@ void ForwardingTest::clientKeyReplaced_data()
     QTest::addColumn<QByteArray>("expectedValue");
     QTest::addColumn<QByteArray>("absentHeader");
 
-    QTest::newRow("Authorization: Bearer") << QByteArray("Authorization") << QByteArray("Bearer sk-client-aaaa")
-                                           << QByteArray("Authorization") << ("Bearer " + PoolKey.toUtf8())
-                                           << QByteArray("api-key");
+    QTest::newRow("Authorization: Bearer")
+        << QByteArray("Authorization") << QByteArray("Bearer sk-client-aaaa") << QByteArray("Authorization")
+        << ("Bearer " + PoolKey.toUtf8()) << QByteArray("api-key");
     QTest::newRow("Authorization: bearer lower case")
         << QByteArray("authorization") << QByteArray("bearer sk-client-bbbb") << QByteArray("Authorization")
         << ("Bearer " + PoolKey.toUtf8()) << QByteArray("api-key");
-    QTest::newRow("Azure api-key") << QByteArray("api-key") << QByteArray("sk-client-cccc") << QByteArray("api-key")
-                                   << PoolKey.toUtf8() << QByteArray("Authorization");
-    QTest::newRow("no client key") << QByteArray("X-Nothing") << QByteArray("1") << QByteArray("Authorization")
-                                   << ("Bearer " + PoolKey.toUtf8()) << QByteArray("api-key");
+    QTest::newRow("Azure api-key") << QByteArray("api-key") << QByteArray("sk-client-cccc")
+                                   << QByteArray("api-key") << PoolKey.toUtf8()
+                                   << QByteArray("Authorization");
+    QTest::newRow("no client key") << QByteArray("X-Nothing") << QByteArray("1")
+                                   << QByteArray("Authorization") << ("Bearer " + PoolKey.toUtf8())
+                                   << QByteArray("api-key");
 }
 
 void ForwardingTest::clientKeyReplaced()
@@ -268,7 +276,8 @@ void ForwardingTest::clientKeyReplaced()
     QFETCH(QByteArray, absentHeader);
     QVERIFY(startProxy(m_mock->url()));
 
-    auto client = roundTrip(buildRequest("GET", "/v1/models", m_proxy->port(), {{clientHeader, clientValue}}));
+    auto client
+        = roundTrip(buildRequest("GET", "/v1/models", m_proxy->port(), { { clientHeader, clientValue } }));
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 200);
     const RecordedRequest seen = m_mock->lastRequest();
@@ -284,7 +293,8 @@ void ForwardingTest::userAgent_data()
     QTest::addColumn<QByteArray>("clientAgent");
     QTest::addColumn<QByteArray>("expectedPrefix");
     QTest::newRow("client sends none") << QByteArray() << QByteArray("KeyRelay/");
-    QTest::newRow("client's own kept") << QByteArray("OpenAI/Python 1.30.1") << QByteArray("OpenAI/Python 1.30.1");
+    QTest::newRow("client's own kept")
+        << QByteArray("OpenAI/Python 1.30.1") << QByteArray("OpenAI/Python 1.30.1");
 }
 
 void ForwardingTest::userAgent()
@@ -338,8 +348,9 @@ void ForwardingTest::chunkedRequestBody()
 {
     QVERIFY(startProxy(m_mock->url()));
     const QByteArray body = R"({"model":"text-embedding-3-small","input":["a","b","c"]})";
-    QByteArray request = buildRequest("POST", "/v1/embeddings", m_proxy->port(),
-                                      {{"Content-Type", "application/json"}, {"Transfer-Encoding", "chunked"}});
+    QByteArray request
+        = buildRequest("POST", "/v1/embeddings", m_proxy->port(),
+                       { { "Content-Type", "application/json" }, { "Transfer-Encoding", "chunked" } });
     for (qsizetype at = 0; at < body.size(); at += 7) {
         const QByteArray piece = body.mid(at, 7);
         request += QByteArray::number(piece.size(), 16) + ";ext=1\r\n" + piece + "\r\n";
@@ -361,7 +372,7 @@ void ForwardingTest::largeRequestBody()
     for (qsizetype i = 0; i < body.size(); ++i)
         body[i] = char((i * 7919 + i / 251) & 0xff);
     auto client = roundTrip(buildRequest("POST", "/v1/files", m_proxy->port(),
-                                         {{"Content-Type", "application/octet-stream"}}, body));
+                                         { { "Content-Type", "application/octet-stream" } }, body));
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 200);
     QCOMPARE(m_mock->requestCount(), 1);
@@ -404,7 +415,8 @@ void ForwardingTest::pipelinedRequests()
     QTcpSocket socket;
     socket.connectToHost(QHostAddress(QHostAddress::LocalHost), m_proxy->port());
     QVERIFY(socket.waitForConnected(5000));
-    socket.write(buildRequest("GET", "/v1/a", m_proxy->port()) + buildRequest("GET", "/v1/b", m_proxy->port()));
+    socket.write(buildRequest("GET", "/v1/a", m_proxy->port())
+                 + buildRequest("GET", "/v1/b", m_proxy->port()));
     QByteArray received;
     QTRY_VERIFY_WITH_TIMEOUT((received += socket.readAll()).count("0\r\n\r\n") == 2, 5000);
     // Responses come back in request order.
@@ -419,7 +431,8 @@ void ForwardingTest::connectionCloseHonoured()
 {
     QVERIFY(startProxy(m_mock->url()));
     RawClient client;
-    client.send(m_proxy->port(), buildRequest("GET", "/v1/models", m_proxy->port(), {{"Connection", "close"}}));
+    client.send(m_proxy->port(),
+                buildRequest("GET", "/v1/models", m_proxy->port(), { { "Connection", "close" } }));
     QVERIFY(client.waitFinished());
     QCOMPARE(client.status(), 200);
     QCOMPARE(client.body(), QByteArray("ok"));

@@ -99,14 +99,16 @@ quint16 HeadlessTest::startProxy(const QStringList &extraArgs, bool withUpstream
     m_process = std::make_unique<QProcess>();
     connect(m_process.get(), &QProcess::readyReadStandardOutput, this,
             [this] { m_stdout += m_process->readAllStandardOutput(); });
-    QStringList args{QStringLiteral("--headless"), QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0")};
+    QStringList args { QStringLiteral("--headless"), QStringLiteral("--listen"),
+                       QStringLiteral("127.0.0.1:0") };
     if (withUpstream)
         args << QStringLiteral("--upstream") << m_mock->url().toString();
     m_process->setProcessEnvironment(userEnvironment());
     m_process->start(m_binary, args + extraArgs);
     if (!m_process->waitForStarted(10000))
         return 0;
-    static const QRegularExpression listening(QStringLiteral("listening on http://127\\.0\\.0\\.1:(\\d+) -> "));
+    static const QRegularExpression listening(
+        QStringLiteral("listening on http://127\\.0\\.0\\.1:(\\d+) -> "));
     quint16 port = 0;
     [[maybe_unused]] const bool seen = QTest::qWaitFor(
         [&] {
@@ -117,7 +119,8 @@ quint16 HeadlessTest::startProxy(const QStringList &extraArgs, bool withUpstream
         },
         15000);
     if (!port)
-        qWarning() << "no listening line; stdout:" << m_stdout << "stderr:" << m_process->readAllStandardError();
+        qWarning() << "no listening line; stdout:" << m_stdout
+                   << "stderr:" << m_process->readAllStandardError();
     return port;
 }
 
@@ -139,16 +142,17 @@ int HeadlessTest::runToExit(const QStringList &args, QByteArray *out, QByteArray
 void HeadlessTest::servesAndLogsMaskedKey()
 {
     const QString keysFile = writeKeysFile("# my keys\n" + Key1.toUtf8() + "\n\n" + Key2.toUtf8() + "\n");
-    const quint16 port = startProxy({QStringLiteral("--keys-file"), keysFile});
+    const quint16 port = startProxy({ QStringLiteral("--keys-file"), keysFile });
     QVERIFY(port != 0);
     QVERIFY(m_stdout.contains("2 key(s)"));
 
-    for (const QString &expectedKey : {Key1, Key2}) {
+    for (const QString &expectedKey : { Key1, Key2 }) {
         RawClient client;
-        client.send(port, buildRequest("POST", "/v1/embeddings", port,
-                                       {{"Authorization", "Bearer sk-client-not-used"},
-                                        {"Content-Type", "application/json"}},
-                                       R"({"model":"text-embedding-3-small","input":"x"})"));
+        client.send(port,
+                    buildRequest("POST", "/v1/embeddings", port,
+                                 { { "Authorization", "Bearer sk-client-not-used" },
+                                   { "Content-Type", "application/json" } },
+                                 R"({"model":"text-embedding-3-small","input":"x"})"));
         QVERIFY(client.waitFinished());
         QCOMPARE(client.status(), 200);
         QCOMPARE(client.body(), QByteArray("ok"));
@@ -177,14 +181,15 @@ void HeadlessTest::servesAndLogsMaskedKey()
 void HeadlessTest::sigtermFinishesInFlightRequest()
 {
     const QString keysFile = writeKeysFile(Key1.toUtf8() + "\n");
-    const quint16 port = startProxy({QStringLiteral("--keys-file"), keysFile, QStringLiteral("--quiet")});
+    const quint16 port = startProxy({ QStringLiteral("--keys-file"), keysFile, QStringLiteral("--quiet") });
     QVERIFY(port != 0);
     m_mock->setHandler([](const RecordedRequest &) {
-        return MockResponse::sse({{0, "data: 1\n\n"}, {1200, "data: 2\n\ndata: [DONE]\n\n"}});
+        return MockResponse::sse({ { 0, "data: 1\n\n" }, { 1200, "data: 2\n\ndata: [DONE]\n\n" } });
     });
     RawClient client;
-    client.send(port, buildRequest("POST", "/v1/chat/completions", port, {{"Content-Type", "application/json"}},
-                                   R"({"model":"m","stream":true,"messages":[]})"));
+    client.send(port,
+                buildRequest("POST", "/v1/chat/completions", port, { { "Content-Type", "application/json" } },
+                             R"({"model":"m","stream":true,"messages":[]})"));
     QTRY_VERIFY_WITH_TIMEOUT(client.body().contains("data: 1"), 5000);
     ::kill(pid_t(m_process->processId()), SIGTERM);
     // The stream in flight completes, then the process exits 0.
@@ -203,7 +208,9 @@ void HeadlessTest::sigintExitsCleanly()
     QVERIFY(port != 0);
     QVERIFY(m_stdout.contains("pass through"));
     RawClient client;
-    client.send(port, buildRequest("GET", "/v1/models", port, {{"Authorization", "Bearer sk-own-client-key-9999"}}));
+    client.send(
+        port,
+        buildRequest("GET", "/v1/models", port, { { "Authorization", "Bearer sk-own-client-key-9999" } }));
     QVERIFY(client.waitFinished());
     QCOMPARE(client.status(), 200);
     QCOMPARE(m_mock->lastRequest().header("Authorization"), QByteArray("Bearer sk-own-client-key-9999"));
@@ -225,15 +232,18 @@ void HeadlessTest::configFile()
                      "[rewrite]\nreorderSystemMessage=false\n"
                      "[security]\ncorsAllowOrigin=http://localhost:3000\n");
     }
-    const quint16 port = startProxy({QStringLiteral("--config"), configPath}, false);
+    const quint16 port = startProxy({ QStringLiteral("--config"), configPath }, false);
     QVERIFY(port != 0);
     QVERIFY(m_stdout.contains("reorder off"));
-    const QByteArray body = R"({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"1"},)"
-                            R"({"role":"user","content":"2"},{"role":"user","content":"3"},{"role":"user","content":"4"}]})";
+    const QByteArray body
+        = R"({"model":"m","messages":[{"role":"system","content":"s"},{"role":"user","content":"1"},)"
+          R"({"role":"user","content":"2"},{"role":"user","content":"3"},{"role":"user","content":"4"}]})";
     RawClient client;
-    client.send(port, buildRequest("POST", "/release/v1/chat/completions", port,
-                                   {{"Authorization", "Bearer sk-own-key-0000000000"}, {"Content-Type", "application/json"}},
-                                   body));
+    client.send(port,
+                buildRequest("POST", "/release/v1/chat/completions", port,
+                             { { "Authorization", "Bearer sk-own-key-0000000000" },
+                               { "Content-Type", "application/json" } },
+                             body));
     QVERIFY(client.waitFinished());
     QCOMPARE(client.status(), 200);
     QCOMPARE(client.header("Access-Control-Allow-Origin"), QByteArray("http://localhost:3000"));
@@ -252,9 +262,9 @@ void HeadlessTest::portInUse()
     const QString keysFile = writeKeysFile(Key1.toUtf8());
     QByteArray out;
     QByteArray err;
-    const int code = runToExit({QStringLiteral("--headless"), QStringLiteral("--listen"),
-                                QStringLiteral("127.0.0.1:") + port, QStringLiteral("--upstream"),
-                                m_mock->url().toString(), QStringLiteral("--keys-file"), keysFile},
+    const int code = runToExit({ QStringLiteral("--headless"), QStringLiteral("--listen"),
+                                 QStringLiteral("127.0.0.1:") + port, QStringLiteral("--upstream"),
+                                 m_mock->url().toString(), QStringLiteral("--keys-file"), keysFile },
                                &out, &err);
     QVERIFY2(code > 0, qPrintable(QString::number(code)));
     const QString message = QString::fromUtf8(err).trimmed();
@@ -269,25 +279,29 @@ void HeadlessTest::badStartup_data()
     QTest::addColumn<QStringList>("args");
     QTest::addColumn<QString>("mentions");
     const QString missing = QStringLiteral("/nonexistent/dir/keys.txt");
-    QTest::newRow("missing keys file") << QStringList{QStringLiteral("--keys-file"), missing} << missing;
-    QTest::newRow("ftp upstream") << QStringList{QStringLiteral("--upstream"), QStringLiteral("ftp://x")}
+    QTest::newRow("missing keys file") << QStringList { QStringLiteral("--keys-file"), missing } << missing;
+    QTest::newRow("ftp upstream") << QStringList { QStringLiteral("--upstream"), QStringLiteral("ftp://x") }
                                   << QStringLiteral("ftp://x");
-    QTest::newRow("upstream not a URL") << QStringList{QStringLiteral("--upstream"), QStringLiteral("not a url")}
-                                        << QStringLiteral("upstream");
-    QTest::newRow("bad listen port") << QStringList{QStringLiteral("--listen"), QStringLiteral("127.0.0.1:99999")}
+    QTest::newRow("upstream not a URL")
+        << QStringList { QStringLiteral("--upstream"), QStringLiteral("not a url") }
+        << QStringLiteral("upstream");
+    QTest::newRow("bad listen port") << QStringList { QStringLiteral("--listen"),
+                                                      QStringLiteral("127.0.0.1:99999") }
                                      << QStringLiteral("port");
     QTest::newRow("remote listen without opt-in")
-        << QStringList{QStringLiteral("--listen"), QStringLiteral("0.0.0.0:0")} << QStringLiteral("0.0.0.0");
-    QTest::newRow("key on the command line") << QStringList{QStringLiteral("sk-oops-a-key")}
-                                             << QStringLiteral("keys-file");
+        << QStringList { QStringLiteral("--listen"), QStringLiteral("0.0.0.0:0") }
+        << QStringLiteral("0.0.0.0");
+    QTest::newRow("key on the command line")
+        << QStringList { QStringLiteral("sk-oops-a-key") } << QStringLiteral("keys-file");
 }
 
 void HeadlessTest::badStartup()
 {
     QFETCH(QStringList, args);
     QFETCH(QString, mentions);
-    QStringList full{QStringLiteral("--headless"), QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"),
-                     QStringLiteral("--upstream"), m_mock->url().toString()};
+    QStringList full { QStringLiteral("--headless"), QStringLiteral("--listen"),
+                       QStringLiteral("127.0.0.1:0"), QStringLiteral("--upstream"),
+                       m_mock->url().toString() };
     full += args; // later options win
     QByteArray out;
     QByteArray err;
@@ -315,7 +329,7 @@ void HeadlessTest::helpAndVersion()
     QFETCH(QString, expected);
     QByteArray out;
     QByteArray err;
-    const int code = runToExit({option}, &out, &err);
+    const int code = runToExit({ option }, &out, &err);
     QCOMPARE(code, 0);
     QVERIFY2(QString::fromUtf8(out).contains(expected), out.constData());
     QCOMPARE(m_mock->totalConnections(), 0);

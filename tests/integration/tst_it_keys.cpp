@@ -68,12 +68,13 @@ bool KeysTest::startProxy(const QStringList &keys)
 
 std::unique_ptr<RawClient> KeysTest::request(const QByteArray &authorization)
 {
-    Headers headers{{"Content-Type", "application/json"}};
+    Headers headers { { "Content-Type", "application/json" } };
     if (!authorization.isEmpty())
         headers.append(makeHeader("Authorization", authorization));
     auto client = std::make_unique<RawClient>();
-    client->send(m_proxy->port(), buildRequest("POST", "/v1/embeddings", m_proxy->port(), headers,
-                                               R"({"model":"text-embedding-3-small","input":"x"})"));
+    client->send(m_proxy->port(),
+                 buildRequest("POST", "/v1/embeddings", m_proxy->port(), headers,
+                              R"({"model":"text-embedding-3-small","input":"x"})"));
     client->waitFinished(10000);
     return client;
 }
@@ -89,7 +90,7 @@ QList<QByteArray> KeysTest::authorizationsSeen() const
 
 void KeysTest::roundRobinOverPool()
 {
-    QVERIFY(startProxy({KeyA, KeyB, KeyC}));
+    QVERIFY(startProxy({ KeyA, KeyB, KeyC }));
     for (int i = 0; i < 30; ++i) {
         auto client = request(i % 2 ? QByteArray("Bearer sk-client-ignored-0000") : QByteArray());
         QVERIFY(client->finished());
@@ -101,7 +102,7 @@ void KeysTest::roundRobinOverPool()
     QCOMPARE(seen.count(bearer(KeyB)), 10);
     QCOMPARE(seen.count(bearer(KeyC)), 10);
     // Strict order: A B C A B C ...
-    const QList<QByteArray> order{bearer(KeyA), bearer(KeyB), bearer(KeyC)};
+    const QList<QByteArray> order { bearer(KeyA), bearer(KeyB), bearer(KeyC) };
     for (int i = 0; i < 30; ++i)
         QCOMPARE(seen.at(i), order.at(i % 3));
     const auto status = m_proxy->keys.snapshot();
@@ -114,7 +115,7 @@ void KeysTest::roundRobinOverPool()
 
 void KeysTest::roundRobinUnderConcurrency()
 {
-    QVERIFY(startProxy({KeyA, KeyB, KeyC}));
+    QVERIFY(startProxy({ KeyA, KeyB, KeyC }));
     std::vector<std::unique_ptr<RawClient>> clients;
     for (int i = 0; i < 30; ++i) {
         auto client = std::make_unique<RawClient>();
@@ -157,7 +158,9 @@ void KeysTest::passThroughRotation()
         QCOMPARE(client->status(), 200);
     }
     const QList<QByteArray> seen = authorizationsSeen();
-    QCOMPARE(seen, (QList<QByteArray>{"Bearer k1", "Bearer k2", "Bearer k3", "Bearer k1", "Bearer k2", "Bearer k3"}));
+    QCOMPARE(
+        seen,
+        (QList<QByteArray> { "Bearer k1", "Bearer k2", "Bearer k3", "Bearer k1", "Bearer k2", "Bearer k3" }));
     for (const RecordedRequest &request : m_mock->requests()) {
         for (const auto &header : request.headers)
             QVERIFY2(!header.second.contains('|'), header.first.constData());
@@ -177,10 +180,11 @@ void KeysTest::refusedKeySkipped()
 {
     QFETCH(int, refusal);
     QFETCH(bool, keyAvoidedAfterwards);
-    QVERIFY(startProxy({KeyA, KeyB, KeyC}));
+    QVERIFY(startProxy({ KeyA, KeyB, KeyC }));
     m_mock->setHandler([&](const RecordedRequest &request) {
         if (request.header("Authorization") == bearer(KeyA)) {
-            return MockResponse::json(refusal, R"({"error":{"message":"refused","type":"invalid_request_error"}})");
+            return MockResponse::json(refusal,
+                                      R"({"error":{"message":"refused","type":"invalid_request_error"}})");
         }
         return MockResponse::json(200, R"({"ok":true})");
     });
@@ -190,7 +194,7 @@ void KeysTest::refusedKeySkipped()
     QVERIFY(first->finished());
     QCOMPARE(first->status(), 200); // the client never sees the refusal
     QCOMPARE(first->body(), QByteArray(R"({"ok":true})"));
-    QCOMPARE(authorizationsSeen(), (QList<QByteArray>{bearer(KeyA), bearer(KeyB)}));
+    QCOMPARE(authorizationsSeen(), (QList<QByteArray> { bearer(KeyA), bearer(KeyB) }));
     QTRY_COMPARE(finished.size(), 1);
     const auto record = finished.first().first().value<keyrelay::RequestRecord>();
     QCOMPARE(record.status, 200);
@@ -221,8 +225,9 @@ void KeysTest::refusedKeySkipped()
 
 void KeysTest::allKeysInvalid()
 {
-    QVERIFY(startProxy({KeyA, KeyB}));
-    const QByteArray refusal = R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}})";
+    QVERIFY(startProxy({ KeyA, KeyB }));
+    const QByteArray refusal
+        = R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}})";
     m_mock->setHandler([&](const RecordedRequest &) { return MockResponse::json(401, refusal); });
 
     // Every key is tried once; when none is left the client gets the upstream's last answer.
@@ -230,7 +235,7 @@ void KeysTest::allKeysInvalid()
     QVERIFY(first->finished());
     QCOMPARE(first->status(), 401);
     QCOMPARE(first->body(), refusal);
-    QCOMPARE(authorizationsSeen(), (QList<QByteArray>{bearer(KeyA), bearer(KeyB)}));
+    QCOMPARE(authorizationsSeen(), (QList<QByteArray> { bearer(KeyA), bearer(KeyB) }));
 
     // From now on the proxy knows no key works: 503 with an OpenAI-style error, nothing sent upstream.
     for (int i = 0; i < 2; ++i) {
@@ -239,7 +244,7 @@ void KeysTest::allKeysInvalid()
         QCOMPARE(client->status(), 503);
         QVERIFY(client->header("Content-Type").startsWith("application/json"));
         QCOMPARE(client->header("Access-Control-Allow-Origin"), QByteArray("*"));
-        QJsonParseError parseError{};
+        QJsonParseError parseError {};
         const QJsonDocument document = QJsonDocument::fromJson(client->body(), &parseError);
         QCOMPARE(parseError.error, QJsonParseError::NoError);
         const QJsonObject error = document.object().value(QStringLiteral("error")).toObject();

@@ -12,13 +12,15 @@ namespace {
 // Unusual but valid spacing and number spellings: only the order of the messages may change.
 const QByteArray Sys = R"({"role":"system","content":"You are terse."})";
 const QByteArray M1 = R"({ "role": "user", "content": "one \"quoted\" \u00e9" })";
-const QByteArray M2 = R"({"role":"assistant","content":"two","tool_calls":[{"id":"c1","function":{"arguments":"{\"a\":[1,2]}"}}]})";
+const QByteArray M2
+    = R"({"role":"assistant","content":"two","tool_calls":[{"id":"c1","function":{"arguments":"{\"a\":[1,2]}"}}]})";
 const QByteArray M3 = R"({"role":"user","content":"three ]}"})";
 const QByteArray M4 = R"({"role":"user","content":[{"type":"text","text":"four"}]})";
 
 QByteArray chatBody(const QList<QByteArray> &messages)
 {
-    QByteArray body = R"({"model":"gpt-4o-mini",  "max_tokens":100, "seed":1152921504606846976, "temperature":0.70, "messages": [)";
+    QByteArray body
+        = R"({"model":"gpt-4o-mini",  "max_tokens":100, "seed":1152921504606846976, "temperature":0.70, "messages": [)";
     for (qsizetype i = 0; i < messages.size(); ++i)
         body += (i ? ",\n  " : "\n  ") + messages.at(i);
     return body + "\n], \"n\":1e2, \"stream\":false}";
@@ -52,9 +54,10 @@ void ReorderTest::init()
     m_mock = std::make_unique<MockUpstream>();
     QVERIFY(m_mock->listen());
     m_mock->setHandler([](const RecordedRequest &) {
-        return MockResponse::json(200, R"({"id":"chatcmpl-1","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})");
+        return MockResponse::json(
+            200, R"({"id":"chatcmpl-1","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})");
     });
-    m_proxy = std::make_unique<ProxyHarness>(QStringList{QStringLiteral("sk-reorder-key-00000000001")});
+    m_proxy = std::make_unique<ProxyHarness>(QStringList { QStringLiteral("sk-reorder-key-00000000001") });
 }
 
 void ReorderTest::cleanup()
@@ -79,8 +82,9 @@ bool ReorderTest::startProxy(bool reorder)
 std::unique_ptr<RawClient> ReorderTest::post(const QByteArray &target, const QByteArray &body)
 {
     auto client = std::make_unique<RawClient>();
-    client->send(m_proxy->port(),
-                 buildRequest("POST", target, m_proxy->port(), {{"Content-Type", "application/json"}}, body));
+    client->send(
+        m_proxy->port(),
+        buildRequest("POST", target, m_proxy->port(), { { "Content-Type", "application/json" } }, body));
     client->waitFinished(10000);
     return client;
 }
@@ -92,27 +96,28 @@ void ReorderTest::forwardedBody_data()
     QTest::addColumn<QByteArray>("body");
     QTest::addColumn<QByteArray>("expected");
 
-    const QByteArray five = chatBody({Sys, M1, M2, M3, M4});
+    const QByteArray five = chatBody({ Sys, M1, M2, M3, M4 });
     // [S,1,2,3,4] -> [1,S,2,3,4]: three messages follow the system message, separators stay in place.
-    const QByteArray fiveReordered = chatBody({M1, Sys, M2, M3, M4});
-    const QByteArray four = chatBody({Sys, M1, M2, M3});
-    const QByteArray noSystem = chatBody({M1, M2, M3, M4, M1});
+    const QByteArray fiveReordered = chatBody({ M1, Sys, M2, M3, M4 });
+    const QByteArray four = chatBody({ Sys, M1, M2, M3 });
+    const QByteArray noSystem = chatBody({ M1, M2, M3, M4, M1 });
 
-    QTest::newRow("chat, 5 messages, reordered") << true << QByteArray("/v1/chat/completions") << five << fiveReordered;
-    QTest::newRow("chat with query and trailing slash") << true << QByteArray("/v1/chat/completions/?api-version=1")
-                                                        << five << fiveReordered;
-    QTest::newRow("chat under base path prefix") << true << QByteArray("/openai/deployments/x/chat/completions")
-                                                 << five << fiveReordered;
-    QTest::newRow("chat, reorder disabled: byte-identical") << false << QByteArray("/v1/chat/completions") << five
-                                                            << five;
-    QTest::newRow("chat, 4 messages: under the threshold") << true << QByteArray("/v1/chat/completions") << four
-                                                           << four;
-    QTest::newRow("chat, no leading system message") << true << QByteArray("/v1/chat/completions") << noSystem
-                                                     << noSystem;
+    QTest::newRow("chat, 5 messages, reordered")
+        << true << QByteArray("/v1/chat/completions") << five << fiveReordered;
+    QTest::newRow("chat with query and trailing slash")
+        << true << QByteArray("/v1/chat/completions/?api-version=1") << five << fiveReordered;
+    QTest::newRow("chat under base path prefix")
+        << true << QByteArray("/openai/deployments/x/chat/completions") << five << fiveReordered;
+    QTest::newRow("chat, reorder disabled: byte-identical")
+        << false << QByteArray("/v1/chat/completions") << five << five;
+    QTest::newRow("chat, 4 messages: under the threshold")
+        << true << QByteArray("/v1/chat/completions") << four << four;
+    QTest::newRow("chat, no leading system message")
+        << true << QByteArray("/v1/chat/completions") << noSystem << noSystem;
     QTest::newRow("non-chat path untouched") << true << QByteArray("/v1/responses") << five << five;
     QTest::newRow("completions (legacy) untouched") << true << QByteArray("/v1/completions") << five << five;
-    QTest::newRow("chat body not an object") << true << QByteArray("/v1/chat/completions") << QByteArray("[1,2,3]")
-                                             << QByteArray("[1,2,3]");
+    QTest::newRow("chat body not an object")
+        << true << QByteArray("/v1/chat/completions") << QByteArray("[1,2,3]") << QByteArray("[1,2,3]");
 }
 
 void ReorderTest::forwardedBody()
@@ -157,7 +162,7 @@ void ReorderTest::invalidJsonOnChatPath()
     QCOMPARE(client->status(), 400);
     QVERIFY(client->header("Content-Type").startsWith("application/json"));
     QCOMPARE(client->header("Access-Control-Allow-Origin"), QByteArray("*"));
-    QJsonParseError parseError{};
+    QJsonParseError parseError {};
     const QJsonDocument document = QJsonDocument::fromJson(client->body(), &parseError);
     QCOMPARE(parseError.error, QJsonParseError::NoError);
     const QJsonObject error = document.object().value(QStringLiteral("error")).toObject();
@@ -171,7 +176,7 @@ void ReorderTest::invalidJsonOnChatPath()
     QCOMPARE(m_proxy->keys.snapshot().first().requests, quint64(0));
 
     // The connection and the proxy go on.
-    auto next = post("/v1/chat/completions", chatBody({Sys, M1}));
+    auto next = post("/v1/chat/completions", chatBody({ Sys, M1 }));
     QVERIFY(next->finished());
     QCOMPARE(next->status(), 200);
     QCOMPARE(m_mock->requestCount(), 1);
@@ -181,7 +186,7 @@ void ReorderTest::recordMarksRewrite()
 {
     QVERIFY(startProxy(true));
     QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
-    auto client = post("/v1/chat/completions", chatBody({Sys, M1, M2, M3, M4}));
+    auto client = post("/v1/chat/completions", chatBody({ Sys, M1, M2, M3, M4 }));
     QVERIFY(client->finished());
     QTRY_COMPARE(finished.size(), 1);
     const auto record = finished.first().first().value<keyrelay::RequestRecord>();

@@ -83,8 +83,9 @@ bool ResponseTest::startProxy(const QString &corsOrigin)
 std::unique_ptr<RawClient> ResponseTest::get(const QByteArray &target, int timeoutMs)
 {
     auto client = std::make_unique<RawClient>();
-    client->send(m_proxy->port(),
-                 buildRequest("GET", target, m_proxy->port(), {{"Authorization", "Bearer sk-client-key-0001"}}));
+    client->send(
+        m_proxy->port(),
+        buildRequest("GET", target, m_proxy->port(), { { "Authorization", "Bearer sk-client-key-0001" } }));
     client->waitFinished(timeoutMs);
     return client;
 }
@@ -106,24 +107,25 @@ void ResponseTest::statusAndHeaders()
     QFETCH(int, status);
     QVERIFY(startProxy());
     const QByteArray body = R"({"id":"chatcmpl-1","object":"chat.completion"})";
-    const Headers upstreamHeaders{
-        {"Content-Type", "application/json; charset=utf-8"},
-        {"Retry-After", "7"},
-        {"x-ratelimit-limit-requests", "10000"},
-        {"x-ratelimit-remaining-requests", "9999"},
-        {"x-ratelimit-reset-tokens", "6ms"},
-        {"openai-organization", "org-xyz"},
-        {"openai-processing-ms", "123"},
-        {"openai-version", "2020-10-01"},
-        {"x-request-id", "req_abc123"},
-        {"Access-Control-Allow-Origin", "https://evil.example"},
-        {"Keep-Alive", "timeout=5, max=1000"},
-        {"Connection", "X-Hop-Header"},
-        {"X-Hop-Header", "secret"},
-        {"Proxy-Authenticate", "Basic realm=\"x\""},
-        {"Trailer", "X-Checksum"},
+    const Headers upstreamHeaders {
+        { "Content-Type", "application/json; charset=utf-8" },
+        { "Retry-After", "7" },
+        { "x-ratelimit-limit-requests", "10000" },
+        { "x-ratelimit-remaining-requests", "9999" },
+        { "x-ratelimit-reset-tokens", "6ms" },
+        { "openai-organization", "org-xyz" },
+        { "openai-processing-ms", "123" },
+        { "openai-version", "2020-10-01" },
+        { "x-request-id", "req_abc123" },
+        { "Access-Control-Allow-Origin", "https://evil.example" },
+        { "Keep-Alive", "timeout=5, max=1000" },
+        { "Connection", "X-Hop-Header" },
+        { "X-Hop-Header", "secret" },
+        { "Proxy-Authenticate", "Basic realm=\"x\"" },
+        { "Trailer", "X-Checksum" },
     };
-    m_mock->setHandler([&](const RecordedRequest &) { return MockResponse::fixed(status, body, upstreamHeaders); });
+    m_mock->setHandler(
+        [&](const RecordedRequest &) { return MockResponse::fixed(status, body, upstreamHeaders); });
 
     auto client = get("/v1/chat/completions/abc");
     QVERIFY(client->finished());
@@ -148,7 +150,8 @@ void ResponseTest::statusAndHeaders()
     QCOMPARE(countHeader(client->headers(), "Access-Control-Allow-Origin"), 1);
     QCOMPARE(client->header("Access-Control-Allow-Origin"), QByteArray("*"));
     // Browsers may read the rate-limit headers.
-    QVERIFY(client->header("Access-Control-Expose-Headers").toLower().contains("x-ratelimit-remaining-requests"));
+    QVERIFY(
+        client->header("Access-Control-Expose-Headers").toLower().contains("x-ratelimit-remaining-requests"));
     QCOMPARE(m_mock->requestCount(), 1);
     QCOMPARE(m_mock->lastRequest().header("Authorization"), QByteArray("Bearer sk-client-key-0001"));
 }
@@ -193,7 +196,8 @@ void ResponseTest::bodies()
     QFETCH(int, chunkSize);
     QVERIFY(startProxy());
     m_mock->setHandler([&](const RecordedRequest &) {
-        MockResponse response = MockResponse::fixed(200, body, {{"Content-Type", "application/octet-stream"}});
+        MockResponse response
+            = MockResponse::fixed(200, body, { { "Content-Type", "application/octet-stream" } });
         response.mode = mode;
         response.chunkSize = chunkSize;
         return response;
@@ -227,7 +231,8 @@ void ResponseTest::upstreamCutsOffMidBody()
     QVERIFY(startProxy());
     const QByteArray body = randomBytes(200000, 7);
     m_mock->setHandler([&](const RecordedRequest &) {
-        MockResponse response = MockResponse::fixed(200, body, {{"Content-Type", "application/octet-stream"}});
+        MockResponse response
+            = MockResponse::fixed(200, body, { { "Content-Type", "application/octet-stream" } });
         response.mode = MockResponse::Mode::CutOff;
         response.cutAfterBytes = 1000;
         return response;
@@ -257,7 +262,8 @@ void ResponseTest::slowClientGetsEverything()
     QVERIFY(startProxy());
     const QByteArray body = randomBytes(12 * 1024 * 1024, 99);
     m_mock->setHandler([&](const RecordedRequest &) {
-        MockResponse response = MockResponse::fixed(200, body, {{"Content-Type", "application/octet-stream"}});
+        MockResponse response
+            = MockResponse::fixed(200, body, { { "Content-Type", "application/octet-stream" } });
         response.mode = MockResponse::Mode::Chunked;
         response.chunkSize = 256 * 1024;
         return response;
@@ -303,7 +309,7 @@ void ResponseTest::noBodyStatuses()
     QFETCH(int, status);
     QVERIFY(startProxy());
     m_mock->setHandler([&](const RecordedRequest &) {
-        return MockResponse::fixed(status, QByteArray(), {{"x-request-id", "req_nobody"}});
+        return MockResponse::fixed(status, QByteArray(), { { "x-request-id", "req_nobody" } });
     });
     RawClient client;
     client.send(m_proxy->port(), buildRequest("DELETE", "/v1/threads/t1", m_proxy->port()));
@@ -351,10 +357,12 @@ void ResponseTest::compressedUpstreamBody()
     m_mock->setHandler([&](const RecordedRequest &request) {
         if (!request.header("Accept-Encoding").contains("gzip"))
             return MockResponse::json(200, plain);
-        return MockResponse::fixed(200, gzipped, {{"Content-Type", "application/json"}, {"Content-Encoding", "gzip"}});
+        return MockResponse::fixed(
+            200, gzipped, { { "Content-Type", "application/json" }, { "Content-Encoding", "gzip" } });
     });
     RawClient client;
-    client.send(m_proxy->port(), buildRequest("GET", "/v1/models", m_proxy->port(), {{"Accept-Encoding", "gzip"}}));
+    client.send(m_proxy->port(),
+                buildRequest("GET", "/v1/models", m_proxy->port(), { { "Accept-Encoding", "gzip" } }));
     QVERIFY(client.waitFinished());
     QCOMPARE(client.status(), 200);
     if (client.header("Content-Encoding").contains("gzip"))
@@ -368,7 +376,8 @@ void ResponseTest::redirectPassedThrough()
     // The proxy never follows redirects itself (that could send the key elsewhere); the client decides.
     QVERIFY(startProxy());
     m_mock->setHandler([&](const RecordedRequest &) {
-        return MockResponse::fixed(307, "moved", {{"Location", m_mock->url(QStringLiteral("/elsewhere")).toEncoded()}});
+        return MockResponse::fixed(307, "moved",
+                                   { { "Location", m_mock->url(QStringLiteral("/elsewhere")).toEncoded() } });
     });
     auto client = get("/v1/models");
     QVERIFY(client->finished());

@@ -18,7 +18,8 @@ QByteArray sseEvent(const QByteArray &data)
     return "data: " + data + "\n\n";
 }
 
-const QByteArray ChatBody = R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]})";
+const QByteArray ChatBody
+    = R"({"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]})";
 } // namespace
 
 class StreamingTest : public QObject
@@ -44,7 +45,8 @@ private:
     QByteArray chatRequest() const
     {
         return buildRequest("POST", "/v1/chat/completions", m_proxy->port(),
-                            {{"Content-Type", "application/json"}, {"Accept", "text/event-stream"}}, ChatBody);
+                            { { "Content-Type", "application/json" }, { "Accept", "text/event-stream" } },
+                            ChatBody);
     }
 
     std::unique_ptr<MockUpstream> m_mock;
@@ -54,7 +56,7 @@ private:
 void StreamingTest::initTestCase()
 {
     // 256 streams hold about 4 descriptors each (client, proxy in, proxy out, mock).
-    rlimit limit{};
+    rlimit limit {};
     if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < 4096) {
         limit.rlim_cur = qMin<rlim_t>(4096, limit.rlim_max);
         setrlimit(RLIMIT_NOFILE, &limit);
@@ -65,7 +67,7 @@ void StreamingTest::init()
 {
     m_mock = std::make_unique<MockUpstream>();
     QVERIFY(m_mock->listen());
-    m_proxy = std::make_unique<ProxyHarness>(QStringList{QStringLiteral("sk-stream-key-000000000001")});
+    m_proxy = std::make_unique<ProxyHarness>(QStringList { QStringLiteral("sk-stream-key-000000000001") });
 }
 
 void StreamingTest::cleanup()
@@ -90,7 +92,8 @@ void StreamingTest::eventsArriveWhenSent()
 {
     QVERIFY(startProxy());
     m_mock->setHandler([](const RecordedRequest &) {
-        return MockResponse::sse({{0, sseEvent(R"({"n":1})")}, {2000, sseEvent(R"({"n":2})") + sseEvent("[DONE]")}});
+        return MockResponse::sse(
+            { { 0, sseEvent(R"({"n":1})") }, { 2000, sseEvent(R"({"n":2})") + sseEvent("[DONE]") } });
     });
     RawClient client;
     client.send(m_proxy->port(), chatRequest());
@@ -116,7 +119,7 @@ void StreamingTest::longStreamOutlivesIdleTimeout()
     QByteArray expected;
     for (int i = 0; i <= 8; ++i) {
         const QByteArray data = sseEvent("tick " + QByteArray::number(i));
-        events.append({i * 500, data});
+        events.append({ i * 500, data });
         expected += data;
     }
     m_mock->setHandler([&](const RecordedRequest &) { return MockResponse::sse(events); });
@@ -139,7 +142,9 @@ void StreamingTest::idleStreamIsCutAfterIdleTimeout()
     // The counterpart: a stream that goes silent longer than the idle timeout is cut off, and the
     // client sees an incomplete response (no terminating chunk), not a clean end.
     QVERIFY(startProxy(1));
-    m_mock->setHandler([](const RecordedRequest &) { return MockResponse::sse({{0, sseEvent("only one")}}, false); });
+    m_mock->setHandler([](const RecordedRequest &) {
+        return MockResponse::sse({ { 0, sseEvent("only one") } }, false);
+    });
     RawClient client;
     client.send(m_proxy->port(), chatRequest());
     QVERIFY(client.waitHead(5000));
@@ -154,7 +159,7 @@ void StreamingTest::clientLeavesMidStream()
     QVERIFY(startProxy());
     // Event 1 now, then nothing for a long time: the stream would hold the upstream open.
     m_mock->setHandler([](const RecordedRequest &) {
-        return MockResponse::sse({{0, sseEvent("first")}, {60000, sseEvent("never")}}, false);
+        return MockResponse::sse({ { 0, sseEvent("first") }, { 60000, sseEvent("never") } }, false);
     });
     QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
     QSignalSpy upstreamClosed(m_mock.get(), &MockUpstream::clientDisconnected);
@@ -175,7 +180,9 @@ void StreamingTest::clientLeavesMidStream()
     QTRY_COMPARE(m_proxy->service.activeRequests(), 0);
 
     // The same proxy serves the next request.
-    m_mock->setHandler([](const RecordedRequest &) { return MockResponse::sse({{0, sseEvent("next") + sseEvent("[DONE]")}}); });
+    m_mock->setHandler([](const RecordedRequest &) {
+        return MockResponse::sse({ { 0, sseEvent("next") + sseEvent("[DONE]") } });
+    });
     RawClient next;
     next.send(m_proxy->port(), chatRequest());
     QVERIFY(next.waitFinished(5000));
@@ -214,7 +221,8 @@ void StreamingTest::manyConcurrentStreams()
     QVERIFY(startProxy());
     m_mock->setHandler([](const RecordedRequest &request) {
         const QByteArray tag = request.header("X-Stream");
-        return MockResponse::sse({{0, sseEvent("start " + tag)}, {1000, sseEvent("end " + tag) + sseEvent("[DONE]")}});
+        return MockResponse::sse(
+            { { 0, sseEvent("start " + tag) }, { 1000, sseEvent("end " + tag) + sseEvent("[DONE]") } });
     });
 
     std::vector<std::unique_ptr<RawClient>> clients;
@@ -223,10 +231,11 @@ void StreamingTest::manyConcurrentStreams()
     clock.start();
     for (int i = 0; i < Streams; ++i) {
         auto client = std::make_unique<RawClient>();
-        client->send(m_proxy->port(),
-                     buildRequest("POST", "/v1/chat/completions", m_proxy->port(),
-                                  {{"Content-Type", "application/json"}, {"X-Stream", QByteArray::number(i)}},
-                                  ChatBody));
+        client->send(
+            m_proxy->port(),
+            buildRequest("POST", "/v1/chat/completions", m_proxy->port(),
+                         { { "Content-Type", "application/json" }, { "X-Stream", QByteArray::number(i) } },
+                         ChatBody));
         clients.push_back(std::move(client));
     }
     const auto doneCount = [&] {
@@ -257,7 +266,7 @@ void StreamingTest::shutdownLetsStreamsFinish()
 {
     QVERIFY(startProxy());
     m_mock->setHandler([](const RecordedRequest &) {
-        return MockResponse::sse({{0, sseEvent("one")}, {700, sseEvent("two") + sseEvent("[DONE]")}});
+        return MockResponse::sse({ { 0, sseEvent("one") }, { 700, sseEvent("two") + sseEvent("[DONE]") } });
     });
     RawClient streaming;
     streaming.send(m_proxy->port(), chatRequest());
@@ -285,7 +294,9 @@ void StreamingTest::shutdownLetsStreamsFinish()
 void StreamingTest::shutdownCutsStreamsAfterGrace()
 {
     QVERIFY(startProxy());
-    m_mock->setHandler([](const RecordedRequest &) { return MockResponse::sse({{0, sseEvent("one")}}, false); });
+    m_mock->setHandler([](const RecordedRequest &) {
+        return MockResponse::sse({ { 0, sseEvent("one") } }, false);
+    });
     RawClient streaming;
     streaming.send(m_proxy->port(), chatRequest());
     QTRY_VERIFY_WITH_TIMEOUT(streaming.body().contains("one"), 5000);

@@ -30,16 +30,26 @@ namespace {
 QByteArray reason(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    default: return "Mock";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Mock";
     }
 }
 
@@ -55,16 +65,14 @@ class MockConnection : public QObject
 {
 public:
     MockConnection(MockUpstream *owner, QTcpSocket *socket, int id)
-        : QObject(owner)
-        , m_owner(owner)
-        , m_socket(socket)
-        , m_id(id)
+        : QObject(owner), m_owner(owner), m_socket(socket), m_id(id)
     {
         socket->setParent(this);
         socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
         connect(socket, &QTcpSocket::readyRead, this, [this] { onReadyRead(); });
         connect(socket, &QTcpSocket::disconnected, this, [this] { onClosed(); });
-        connect(socket, &QTcpSocket::errorOccurred, this, [this](QAbstractSocket::SocketError) { onClosed(); });
+        connect(socket, &QTcpSocket::errorOccurred, this,
+                [this](QAbstractSocket::SocketError) { onClosed(); });
         connect(socket, &QTcpSocket::bytesWritten, this, [this] {
             if (m_closeWhenFlushed && m_socket && m_socket->bytesToWrite() == 0)
                 m_socket->disconnectFromHost();
@@ -110,7 +118,8 @@ private:
                     const QByteArray line = lines.at(i).trimmed();
                     const qsizetype colon = line.indexOf(':');
                     if (colon > 0)
-                        m_request.headers.append({line.left(colon).trimmed(), line.mid(colon + 1).trimmed()});
+                        m_request.headers.append(
+                            { line.left(colon).trimmed(), line.mid(colon + 1).trimmed() });
                 }
                 if (m_request.header("Transfer-Encoding").toLower().contains("chunked")) {
                     m_state = State::Chunked;
@@ -179,7 +188,8 @@ public:
 private:
     QByteArray head(const MockResponse &response, const Headers &framing) const
     {
-        QByteArray out = "HTTP/1.1 " + QByteArray::number(response.status) + ' ' + reason(response.status) + "\r\n";
+        QByteArray out
+            = "HTTP/1.1 " + QByteArray::number(response.status) + ' ' + reason(response.status) + "\r\n";
         for (const auto &header : response.headers)
             out += header.first + ": " + header.second + "\r\n";
         for (const auto &header : framing)
@@ -203,7 +213,7 @@ private:
         case MockResponse::Mode::Hold:
             return;
         case MockResponse::Mode::Fixed: {
-            Headers framing{{"Content-Length", QByteArray::number(response.body.size())}};
+            Headers framing { { "Content-Length", QByteArray::number(response.body.size()) } };
             if (m_closeAfter)
                 framing.append(makeHeader("Connection", "close"));
             write(head(response, framing));
@@ -213,7 +223,7 @@ private:
             return;
         }
         case MockResponse::Mode::Chunked: {
-            Headers framing{{"Transfer-Encoding", "chunked"}};
+            Headers framing { { "Transfer-Encoding", "chunked" } };
             if (m_closeAfter)
                 framing.append(makeHeader("Connection", "close"));
             QByteArray out = head(response, framing);
@@ -228,7 +238,7 @@ private:
             return;
         }
         case MockResponse::Mode::CloseDelimited: {
-            write(head(response, {{"Connection", "close"}}));
+            write(head(response, { { "Connection", "close" } }));
             const qsizetype tail = qMin<qsizetype>(4, response.body.size());
             write(response.body.left(response.body.size() - tail));
             const QByteArray last = response.body.right(tail);
@@ -240,7 +250,7 @@ private:
             return;
         }
         case MockResponse::Mode::CutOff: {
-            write(head(response, {{"Content-Length", QByteArray::number(response.body.size())}}));
+            write(head(response, { { "Content-Length", QByteArray::number(response.body.size()) } }));
             write(response.body.left(response.cutAfterBytes));
             QTimer::singleShot(50, this, [this] {
                 if (m_socket)
@@ -249,7 +259,7 @@ private:
             return;
         }
         case MockResponse::Mode::Events: {
-            Headers framing{{"Transfer-Encoding", "chunked"}};
+            Headers framing { { "Transfer-Encoding", "chunked" } };
             write(head(response, framing));
             const qsizetype count = response.events.size();
             if (count == 0 && response.endStream) {
@@ -323,13 +333,11 @@ private:
     bool m_closedReported = false;
 };
 
-MockUpstream::MockUpstream(QObject *parent)
-    : QObject(parent)
-    , m_server(new QTcpServer(this))
+MockUpstream::MockUpstream(QObject *parent) : QObject(parent), m_server(new QTcpServer(this))
 {
     m_clock.start();
     m_handler = [](const RecordedRequest &) {
-        return MockResponse::fixed(200, "ok", {{"Content-Type", "text/plain"}});
+        return MockResponse::fixed(200, "ok", { { "Content-Type", "text/plain" } });
     };
     m_server->setListenBacklogSize(1024);
     m_server->setMaxPendingConnections(1024);

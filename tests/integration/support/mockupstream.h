@@ -76,14 +76,14 @@ struct MockResponse
     }
     static MockResponse json(int status, const QByteArray &body)
     {
-        return fixed(status, body, {{"Content-Type", "application/json"}});
+        return fixed(status, body, { { "Content-Type", "application/json" } });
     }
     /// An SSE stream: event i is sent at offsetsMs[i].
     static MockResponse sse(const QList<QPair<int, QByteArray>> &events, bool end = true)
     {
         MockResponse r;
         r.mode = Mode::Events;
-        r.headers = {{"Content-Type", "text/event-stream"}, {"Cache-Control", "no-cache"}};
+        r.headers = { { "Content-Type", "text/event-stream" }, { "Cache-Control", "no-cache" } };
         r.events = events;
         r.endStream = end;
         return r;
@@ -118,7 +118,10 @@ public:
 
     QList<RecordedRequest> requests() const { return m_requests; }
     int requestCount() const { return int(m_requests.size()); }
-    RecordedRequest lastRequest() const { return m_requests.isEmpty() ? RecordedRequest() : m_requests.last(); }
+    RecordedRequest lastRequest() const
+    {
+        return m_requests.isEmpty() ? RecordedRequest() : m_requests.last();
+    }
     void clearRequests() { m_requests.clear(); }
 
     int openConnections() const { return int(m_connections.size()); }

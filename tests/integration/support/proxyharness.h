@@ -42,7 +42,7 @@ public:
     {
         QList<keyrelay::ApiKey> list;
         for (const QString &secret : secrets)
-            list.append({secret, QString(), true});
+            list.append({ secret, QString(), true });
         keys.setKeys(list);
     }
 
@@ -54,7 +54,7 @@ public:
     quint16 port() const { return service.port(); }
 
     keyrelay::KeyPool keys; // declared first: the service's thread uses it until the service is gone
-    keyrelay::ProxyService service{&keys};
+    keyrelay::ProxyService service { &keys };
     QList<keyrelay::RequestRecord> records; ///< every requestFinished, in the test thread
 };
 

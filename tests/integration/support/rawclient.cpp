@@ -4,8 +4,8 @@
 
 namespace it {
 
-QByteArray buildRequest(const QByteArray &method, const QByteArray &target, quint16 port, const Headers &headers,
-                        const QByteArray &body, bool forceContentLength)
+QByteArray buildRequest(const QByteArray &method, const QByteArray &target, quint16 port,
+                        const Headers &headers, const QByteArray &body, bool forceContentLength)
 {
     QByteArray out = method + ' ' + target + " HTTP/1.1\r\n";
     if (countHeader(headers, "Host") == 0)
@@ -19,8 +19,7 @@ QByteArray buildRequest(const QByteArray &method, const QByteArray &target, quin
     return out + "\r\n" + body;
 }
 
-RawClient::RawClient(QObject *parent)
-    : QObject(parent)
+RawClient::RawClient(QObject *parent) : QObject(parent)
 {
     connect(&m_socket, &QTcpSocket::connected, this, [this] {
         if (!m_pending.isEmpty()) {
@@ -79,13 +78,15 @@ void RawClient::send(quint16 port, const QByteArray &request, bool headRequest)
 
 bool RawClient::waitFinished(int timeoutMs)
 {
-    [[maybe_unused]] const bool done = QTest::qWaitFor([this] { return m_finished || m_disconnected; }, timeoutMs);
+    [[maybe_unused]] const bool done
+        = QTest::qWaitFor([this] { return m_finished || m_disconnected; }, timeoutMs);
     return m_finished;
 }
 
 bool RawClient::waitHead(int timeoutMs)
 {
-    [[maybe_unused]] const bool done = QTest::qWaitFor([this] { return m_headDone || m_disconnected; }, timeoutMs);
+    [[maybe_unused]] const bool done
+        = QTest::qWaitFor([this] { return m_headDone || m_disconnected; }, timeoutMs);
     return m_headDone;
 }
 
@@ -154,7 +155,7 @@ void RawClient::parse()
             const QByteArray line = lines.at(i).trimmed();
             const qsizetype colon = line.indexOf(':');
             if (colon > 0)
-                m_headers.append({line.left(colon).trimmed(), line.mid(colon + 1).trimmed()});
+                m_headers.append({ line.left(colon).trimmed(), line.mid(colon + 1).trimmed() });
         }
         m_headDone = true;
         if (m_headRequest || status == 204 || status == 304) {
@@ -224,7 +225,7 @@ void RawClient::parse()
         }
     }
     if (m_body.size() != before) {
-        m_timeline.append({m_clock.elapsed(), m_body.size()});
+        m_timeline.append({ m_clock.elapsed(), m_body.size() });
         Q_EMIT bodyArrived();
     }
 }

@@ -75,7 +75,8 @@ private:
     Headers m_headers;
     QByteArray m_body;
     QByteArray m_framing;
-    qint64 m_remaining = 0; ///< length mode: bytes left; chunked: bytes left in chunk, -1 size line, -2 trailers
+    qint64 m_remaining
+        = 0; ///< length mode: bytes left; chunked: bytes left in chunk, -1 size line, -2 trailers
     QList<QPair<qint64, qsizetype>> m_timeline; ///< (ms since send, body size)
     qint64 m_finishedAtMs = -1;
 };

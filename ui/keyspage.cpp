@@ -20,7 +20,8 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     : QWidget(parent), m_pool(pool), m_store(store), m_tester(tester),
       m_model(new KeyTableModel(pool, tester, this)), m_paste(new QPlainTextEdit(this)),
       m_add(new QPushButton(tr("&Add keys"), this)), m_remove(new QPushButton(tr("&Remove selected"), this)),
-      m_status(new QLabel(this)), m_storeLabel(new QLabel(this)), m_view(new QTableView(this))
+      m_status(new QLabel(this)), m_storeLabel(new QLabel(this)), m_emptyHint(new QLabel(this)),
+      m_view(new QTableView(this))
 {
     m_paste->setPlaceholderText(tr("Paste API keys here: one per line, separated by commas, or as k1|k2|k3"));
     m_add->setToolTip(tr("Add the pasted keys (Ctrl+Enter)"));
@@ -83,6 +84,16 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     else
         m_storeLabel->setText(tr("Keys are kept in memory only."));
 
+    m_emptyHint->setWordWrap(true);
+    m_emptyHint->setText(
+        tr("No keys yet. Paste your API keys above: KeyRelay then uses them in turn for every "
+           "request. Until you add one, each client's own key is passed through unchanged."));
+    const auto updateEmptyHint = [this] {
+        m_emptyHint->setVisible(m_pool->isEmpty());
+    };
+    connect(m_pool, &KeyPool::keysChanged, this, updateEmptyHint);
+    updateEmptyHint();
+
     auto *pasteRow = new QHBoxLayout;
     pasteRow->addWidget(m_paste, 1);
     auto *addColumn = new QVBoxLayout;
@@ -97,6 +108,7 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     auto *layout = new QVBoxLayout(this);
     layout->addLayout(pasteRow);
     layout->addWidget(m_status);
+    layout->addWidget(m_emptyHint);
     layout->addWidget(m_view, 1);
     layout->addLayout(bottomRow);
     m_status->hide();

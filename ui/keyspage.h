@@ -30,6 +30,8 @@ public:
     QPushButton *removeButton() const { return m_remove; }
     /// The last message shown under the paste box (added, saved, errors).
     QString statusText() const;
+    /// Shown while there is no key: explains pass-through and what to do.
+    QLabel *emptyHint() const { return m_emptyHint; }
 
 Q_SIGNALS:
     /// Saving the keys failed; @p error is safe to show.
@@ -51,6 +53,7 @@ private:
     QPushButton *m_remove;
     QLabel *m_status;
     QLabel *m_storeLabel;
+    QLabel *m_emptyHint;
     QTableView *m_view;
 };
 

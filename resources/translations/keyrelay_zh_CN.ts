@@ -152,6 +152,10 @@
             <translation>密钥仅保存在内存中。</translation>
         </message>
         <message>
+            <source>No keys yet. Paste your API keys above: KeyRelay then uses them in turn for every request. Until you add one, each client&apos;s own key is passed through unchanged.</source>
+            <translation>还没有密钥。请在上方粘贴你的 API 密钥：KeyRelay 会在每次请求时轮流使用它们。添加密钥之前，各客户端自己的密钥会原样转发。</translation>
+        </message>
+        <message>
             <source>No key found in the pasted text.</source>
             <translation>粘贴的文本中没有找到密钥。</translation>
         </message>

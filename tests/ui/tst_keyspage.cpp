@@ -7,6 +7,7 @@
 #include "proxyclient.h"
 #include "proxyservice.h"
 
+#include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QSignalSpy>
@@ -77,10 +78,12 @@ private Q_SLOTS:
             pool.setKeys({ { existing, QString(), true } });
         FileKeyStore store(dir.filePath(QStringLiteral("keys.json")));
         KeysPage page(&pool, &store, nullptr);
+        QCOMPARE(page.emptyHint()->isVisibleTo(&page), existing.isEmpty());
         page.pasteBox()->setPlainText(pasted);
         QVERIFY(page.addButton()->isEnabled());
         QTest::mouseClick(page.addButton(), Qt::LeftButton);
         QCOMPARE(secretsOf(pool), expected);
+        QVERIFY(!page.emptyHint()->isVisibleTo(&page)); // the pass-through hint goes once there are keys
         QCOMPARE(page.model()->rowCount(), expected.size());
         QVERIFY(page.pasteBox()->toPlainText().isEmpty()); // the pasted keys do not linger on screen
         // ...and they were persisted.

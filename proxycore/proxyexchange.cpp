@@ -428,7 +428,6 @@ void ProxyExchange::onUpstreamFinished()
                 = m_reply->isOpen() ? m_reply->readAll() : QByteArray(); // closed after abort()
             capture(rest);
             m_client->writeBody(rest);
-            m_record.responseBytes = m_client->bodyBytesWritten();
             m_client->abortResponse();
         }
         complete(QStringLiteral("response cut off: %1").arg(reason));
@@ -449,7 +448,6 @@ void ProxyExchange::respondWithError(int status, const QString &message, const Q
                                { { "Content-Type", "application/json" },
                                  { "Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8() } },
                                openAiErrorBody(message, type, code));
-        m_record.responseBytes = m_client ? m_client->bodyBytesWritten() : 0;
     }
     m_headSent = true;
     dropReply();
@@ -508,12 +506,11 @@ void ProxyExchange::complete(const QString &error)
     if (m_completed)
         return;
     m_completed = true;
-    if (error.isEmpty() && m_client) {
-        m_record.responseBytes = m_client->bodyBytesWritten();
+    if (error.isEmpty() && m_client)
         m_client->finishResponse();
-    }
+    // The connection object outlives an abort or a close until the event loop runs again.
     if (m_client)
-        m_record.responseBytes = qMax(m_record.responseBytes, m_client->bodyBytesWritten());
+        m_record.responseBytes = m_client->bodyBytesWritten();
     dropReply();
     if (m_record.error.isEmpty())
         m_record.error = error;

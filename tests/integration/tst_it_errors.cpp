@@ -170,7 +170,10 @@ void ErrorsTest::upstreamUnreachable()
     QCOMPARE(error.value(QStringLiteral("type")).toString(), QStringLiteral("upstream_error"));
     QCOMPARE(error.value(QStringLiteral("code")).toString(), QStringLiteral("upstream_unreachable"));
     QTRY_COMPARE(finished.size(), 1);
-    QCOMPARE(finished.first().first().value<keyrelay::RequestRecord>().status, 502);
+    const auto record = finished.first().first().value<keyrelay::RequestRecord>();
+    QCOMPARE(record.status, 502);
+    QCOMPARE(record.responseBytes, qint64(client->body().size()));
+    QVERIFY(!record.error.isEmpty());
     verifyStillServes();
 }
 

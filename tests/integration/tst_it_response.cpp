@@ -246,7 +246,11 @@ void ResponseTest::upstreamCutsOffMidBody()
     QVERIFY(client->body().size() <= 1000);
     QVERIFY(body.startsWith(client->body()));
     QTRY_COMPARE(finished.size(), 1);
-    QVERIFY(!finished.first().first().value<keyrelay::RequestRecord>().error.isEmpty());
+    const auto record = finished.first().first().value<keyrelay::RequestRecord>();
+    QVERIFY(!record.error.isEmpty());
+    // The log counts what was handed to the client before the cut (the kernel may drop some of it).
+    QVERIFY2(record.responseBytes >= client->body().size() && record.responseBytes <= 1000,
+             qPrintable(QString::number(record.responseBytes)));
 
     // And the proxy goes on serving.
     m_mock->setHandler([](const RecordedRequest &) { return MockResponse::fixed(200, "after"); });

@@ -146,9 +146,8 @@ int runHeadless(QCoreApplication &app)
                            : QStringLiteral("%1 key(s)").arg(keys.size()))
         << ", system-message reorder " << (config.reorderEnabled ? "on" : "off") << ")" << Qt::endl;
 
-    int exitCode = ExitOk;
+    bool stopping = false;
     QObject::connect(&signalWatcher, &UnixSignalWatcher::terminationRequested, &app, [&](int signalNumber) {
-        static bool stopping = false;
         if (stopping) { // a second Ctrl+C: stop at once
             QTextStream(stderr) << "keyrelay: stopping now" << Qt::endl;
             QCoreApplication::exit(ExitOk);
@@ -159,8 +158,7 @@ int runHeadless(QCoreApplication &app)
                             << Qt::endl;
         service.shutdown(config.shutdownGraceSec * 1000);
     });
-    QObject::connect(&service, &ProxyService::shutdownComplete, &app,
-                     [&] { QCoreApplication::exit(exitCode); });
+    QObject::connect(&service, &ProxyService::shutdownComplete, &app, [] { QCoreApplication::exit(ExitOk); });
     return QCoreApplication::exec();
 }
 

@@ -3,6 +3,7 @@
 #include "mockupstream.h"
 #include "rawclient.h"
 
+#include <QElapsedTimer>
 #include <QProcess>
 #include <QRegularExpression>
 #include <QTcpServer>
@@ -38,6 +39,7 @@ private Q_SLOTS:
     void servesAndLogsMaskedKey();
     void sigtermFinishesInFlightRequest();
     void sigintExitsCleanly();
+    void secondSignalStopsAtOnce();
     void configFile();
     void portInUse();
     void badStartup_data();
@@ -200,6 +202,32 @@ void HeadlessTest::sigtermFinishesInFlightRequest()
     QCOMPARE(m_process->exitStatus(), QProcess::NormalExit);
     QCOMPARE(m_process->exitCode(), 0);
     QVERIFY(m_stdout.indexOf("status=") < 0); // --quiet
+}
+
+void HeadlessTest::secondSignalStopsAtOnce()
+{
+    const quint16 port = startProxy({ QStringLiteral("--quiet") });
+    QVERIFY(port != 0);
+    // A stream that would outlast the 10 s grace period by far.
+    m_mock->setHandler([](const RecordedRequest &) {
+        return MockResponse::sse({ { 0, "data: 1\n\n" }, { 60000, "data: [DONE]\n\n" } });
+    });
+    RawClient client;
+    client.send(port,
+                buildRequest("POST", "/v1/chat/completions", port, { { "Content-Type", "application/json" } },
+                             R"({"model":"m","stream":true,"messages":[]})"));
+    QTRY_VERIFY_WITH_TIMEOUT(client.body().contains("data: 1"), 5000);
+    QElapsedTimer clock;
+    clock.start();
+    ::kill(pid_t(m_process->processId()), SIGTERM);
+    QByteArray err;
+    QTRY_VERIFY_WITH_TIMEOUT((err += m_process->readAllStandardError()).contains("finishing requests"), 5000);
+    QVERIFY(m_process->state() == QProcess::Running); // the first signal waits for the stream
+    ::kill(pid_t(m_process->processId()), SIGTERM);
+    QTRY_VERIFY_WITH_TIMEOUT(m_process->state() == QProcess::NotRunning, 5000);
+    QVERIFY2(clock.elapsed() < 8000, qPrintable(QString::number(clock.elapsed())));
+    QCOMPARE(m_process->exitStatus(), QProcess::NormalExit);
+    QCOMPARE(m_process->exitCode(), 0);
 }
 
 void HeadlessTest::sigintExitsCleanly()

@@ -113,6 +113,26 @@ bool ProxyConfig::parseUpstream(const QString &text, QUrl *url, QString *error)
     return true;
 }
 
+bool ProxyConfig::normalizePathPrefixes(const QStringList &raw, bool addLeadingSlash, QStringList *prefixes)
+{
+    QStringList cleaned;
+    for (const QString &part : raw) {
+        QString prefix = part.trimmed();
+        while (prefix.endsWith(QLatin1Char('/')))
+            prefix.chop(1);
+        if (prefix.isEmpty())
+            continue;
+        if (!prefix.startsWith(QLatin1Char('/'))) {
+            if (!addLeadingSlash)
+                return false;
+            prefix.prepend(QLatin1Char('/'));
+        }
+        cleaned.append(prefix);
+    }
+    *prefixes = cleaned;
+    return true;
+}
+
 bool ProxyConfig::parseUpstreamProxy(const QString &text, QNetworkProxy *proxy, bool *useSystem,
                                      QString *error)
 {

@@ -35,6 +35,10 @@ struct ProxyConfig
     static bool parseListen(const QString &text, QString *host, quint16 *port, QString *error);
     /// Parses an upstream base URL; accepts http and https, with or without a path.
     static bool parseUpstream(const QString &text, QUrl *url, QString *error);
+    /// Normalises path prefixes to strip: trims each one and its trailing slashes and drops empty ones.
+    /// A prefix without a leading "/" gets one when @p addLeadingSlash; otherwise it makes the list
+    /// invalid and the function returns false.
+    static bool normalizePathPrefixes(const QStringList &raw, bool addLeadingSlash, QStringList *prefixes);
     /// Parses the upstream proxy setting into a QNetworkProxy.
     static bool parseUpstreamProxy(const QString &text, QNetworkProxy *proxy, bool *useSystem,
                                    QString *error);

@@ -83,16 +83,8 @@ const std::array<SettingSpec, size_t(Setting::Count)> &specs()
               if (value.typeId() == QMetaType::QString)
                   prefixes = value.toString().split(QLatin1Char(','), Qt::SkipEmptyParts);
               QStringList cleaned;
-              for (const QString &prefix : std::as_const(prefixes)) {
-                  QString trimmed = prefix.trimmed();
-                  while (trimmed.endsWith(QLatin1Char('/')))
-                      trimmed.chop(1);
-                  if (trimmed.isEmpty())
-                      continue;
-                  if (!trimmed.startsWith(QLatin1Char('/')))
-                      return false;
-                  cleaned.append(trimmed);
-              }
+              if (!ProxyConfig::normalizePathPrefixes(prefixes, false, &cleaned))
+                  return false;
               value = cleaned;
               return true;
           } },

@@ -284,19 +284,8 @@ bool SettingsPage::formToConfig(ProxyConfig *config, QString *error) const
     config->reorderEnabled = m_reorder->isChecked();
     config->reorderThreshold = m_threshold->value();
     config->reorderDepth = m_depth->value();
-    QStringList prefixes;
-    const QStringList parts = m_stripPrefixes->text().split(QLatin1Char(','), Qt::SkipEmptyParts);
-    for (const QString &part : parts) {
-        QString prefix = part.trimmed();
-        while (prefix.endsWith(QLatin1Char('/')))
-            prefix.chop(1);
-        if (prefix.isEmpty())
-            continue;
-        if (!prefix.startsWith(QLatin1Char('/')))
-            prefix.prepend(QLatin1Char('/'));
-        prefixes << prefix;
-    }
-    config->stripPrefixes = prefixes;
+    ProxyConfig::normalizePathPrefixes(m_stripPrefixes->text().split(QLatin1Char(','), Qt::SkipEmptyParts),
+                                       true, &config->stripPrefixes);
     config->connectTimeoutSec = m_connectTimeout->value();
     config->idleTimeoutSec = m_idleTimeout->value();
     const QStringList problems = config->validate();

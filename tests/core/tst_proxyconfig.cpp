@@ -21,6 +21,8 @@ private Q_SLOTS:
     void validateListenAddress();
     void validateRanges();
     void listenAddresses();
+    void normalizePathPrefixes_data();
+    void normalizePathPrefixes();
     void endpointUrl_data();
     void endpointUrl();
     void endpointUrlOfAnyIPv6();
@@ -390,4 +392,38 @@ void tst_ProxyConfig::endpointUrlOfAnyIPv6()
 }
 
 QTEST_GUILESS_MAIN(tst_ProxyConfig)
+void tst_ProxyConfig::normalizePathPrefixes_data()
+{
+    QTest::addColumn<QStringList>("raw");
+    QTest::addColumn<bool>("addLeadingSlash");
+    QTest::addColumn<bool>("ok");
+    QTest::addColumn<QStringList>("expected");
+
+    const QStringList releaseTest { QStringLiteral("/release"), QStringLiteral("/test") };
+    QTest::newRow("clean") << releaseTest << false << true << releaseTest;
+    QTest::newRow("spaces, trailing slashes, empties")
+        << QStringList { QStringLiteral(" /release// "), QString(), QStringLiteral("/"),
+                         QStringLiteral("/test/") }
+        << false << true << releaseTest;
+    QTest::newRow("missing slash refused")
+        << QStringList { QStringLiteral("/release"), QStringLiteral("test") } << false << false
+        << QStringList();
+    QTest::newRow("missing slash added")
+        << QStringList { QStringLiteral("release"), QStringLiteral(" test/") } << true << true << releaseTest;
+}
+
+void tst_ProxyConfig::normalizePathPrefixes()
+{
+    QFETCH(QStringList, raw);
+    QFETCH(bool, addLeadingSlash);
+    QFETCH(bool, ok);
+    QFETCH(QStringList, expected);
+    QStringList prefixes { QStringLiteral("/unchanged-on-failure") };
+    QCOMPARE(ProxyConfig::normalizePathPrefixes(raw, addLeadingSlash, &prefixes), ok);
+    if (ok)
+        QCOMPARE(prefixes, expected);
+    else
+        QCOMPARE(prefixes, QStringList { QStringLiteral("/unchanged-on-failure") });
+}
+
 #include "tst_proxyconfig.moc"

@@ -234,13 +234,18 @@ void ProxyExchange::sendUpstream()
 #endif
     m_timeout = Timeout::None;
     m_connectTimer.start(m_config->connectTimeoutSec * 1000, this);
+    restartIdleTimer();
+}
+
+void ProxyExchange::restartIdleTimer()
+{
     m_idleTimer.start(m_config->idleTimeoutSec * 1000, this);
 }
 
 void ProxyExchange::onConnectionProgress()
 {
     m_connectTimer.stop();
-    m_idleTimer.start(m_config->idleTimeoutSec * 1000, this);
+    restartIdleTimer();
 }
 
 void ProxyExchange::timerEvent(QTimerEvent *event)
@@ -301,7 +306,7 @@ void ProxyExchange::onUpstreamHeaders()
     if (!statusAttribute.isValid())
         return; // not an HTTP response yet (connection error follows in finished())
     m_connectTimer.stop();
-    m_idleTimer.start(m_config->idleTimeoutSec * 1000, this);
+    restartIdleTimer();
     const int status = statusAttribute.toInt();
 
     if (m_lease.index >= 0) {
@@ -352,7 +357,7 @@ void ProxyExchange::onUpstreamData()
         onUpstreamHeaders();
     if (!m_headSent)
         return;
-    m_idleTimer.start(m_config->idleTimeoutSec * 1000, this);
+    restartIdleTimer();
     pump();
 }
 

@@ -60,6 +60,8 @@ private:
     void onUpstreamData();
     void onUpstreamFinished();
     void onConnectionProgress();
+    /// Any sign of life (connection progress, response headers or data) resets the idle timeout.
+    void restartIdleTimer();
     void onClientGone();
     void pump();
     void respondWithError(int status, const QString &message, const QString &type, const QString &code);

@@ -11,15 +11,6 @@
 using namespace it;
 
 namespace {
-QJsonObject errorObject(const QByteArray &body)
-{
-    QJsonParseError parseError {};
-    const QJsonDocument document = QJsonDocument::fromJson(body, &parseError);
-    if (parseError.error != QJsonParseError::NoError || !document.isObject())
-        return {};
-    return document.object().value(QStringLiteral("error")).toObject();
-}
-
 /// A loopback port that nothing listens on.
 quint16 closedPort()
 {

@@ -1,8 +1,18 @@
 #include "rawclient.h"
 
+#include <QJsonDocument>
 #include <QTest>
 
 namespace it {
+
+QJsonObject errorObject(const QByteArray &body)
+{
+    QJsonParseError parseError {};
+    const QJsonDocument document = QJsonDocument::fromJson(body, &parseError);
+    if (parseError.error != QJsonParseError::NoError || !document.isObject())
+        return {};
+    return document.object().value(QStringLiteral("error")).toObject();
+}
 
 QByteArray buildRequest(const QByteArray &method, const QByteArray &target, quint16 port,
                         const Headers &headers, const QByteArray &body, bool forceContentLength)

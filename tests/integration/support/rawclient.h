@@ -5,6 +5,7 @@
 #include "mockupstream.h"
 
 #include <QElapsedTimer>
+#include <QJsonObject>
 #include <QObject>
 #include <QTcpSocket>
 
@@ -14,6 +15,9 @@ namespace it {
 QByteArray buildRequest(const QByteArray &method, const QByteArray &target, quint16 port,
                         const Headers &headers = {}, const QByteArray &body = QByteArray(),
                         bool forceContentLength = false);
+
+/// The "error" object of an OpenAI-style error body; empty if the body is not a JSON object.
+QJsonObject errorObject(const QByteArray &body);
 
 class RawClient : public QObject
 {

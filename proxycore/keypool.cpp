@@ -1,5 +1,7 @@
 #include "keypool.h"
 
+#include <QCryptographicHash>
+
 #include "logging.h"
 
 #include <QRegularExpression>
@@ -7,6 +9,12 @@
 namespace keyrelay {
 
 KeyPool::KeyPool(QObject *parent) : QObject(parent) { }
+
+QString KeyPool::keyId(const QString &secret)
+{
+    const QByteArray digest = QCryptographicHash::hash(secret.trimmed().toUtf8(), QCryptographicHash::Sha256);
+    return QLatin1Char('k') + QString::fromLatin1(digest.toHex().left(12));
+}
 
 void KeyPool::setKeys(const QList<ApiKey> &keys)
 {

@@ -81,6 +81,9 @@ public:
 
     /// "sk-…a1b2": enough to recognise a key, never enough to use it.
     static QString mask(const QString &secret);
+    /// A key's stable identity: "k" + the first 12 hex digits of the SHA-256 of the secret. It does not
+    /// change when the list is edited or reordered, and reveals nothing usable about the key.
+    static QString keyId(const QString &secret);
     /// Keys from pasted text or a keys file: one per line, commas, or "k1|k2|k3"; blank lines and
     /// "#" comments ignored, whitespace trimmed, duplicates dropped, order kept.
     static QStringList parseKeyList(const QString &text);

@@ -141,14 +141,18 @@ int runHeadless(QCoreApplication &app)
     }
     // A website the user may have meant to allow: say once per origin which setting lets it in.
     QSet<QString> reportedOrigins;
-    QObject::connect(&service, &ProxyService::requestFinished, &app, [&reportedOrigins](const RequestRecord &record) {
-        if (!record.originBlocked || reportedOrigins.contains(record.origin) || reportedOrigins.size() > 100)
-            return;
-        reportedOrigins.insert(record.origin);
-        QTextStream(stderr) << "keyrelay: blocked a request from the website " << record.origin
-                            << "; if you trust it, add it to security/allowedOrigins in the settings file "
-                               "(comma-separated, e.g. allowedOrigins=" << record.origin << ")" << Qt::endl;
-    });
+    QObject::connect(&service, &ProxyService::requestFinished, &app,
+                     [&reportedOrigins](const RequestRecord &record) {
+                         if (!record.originBlocked || reportedOrigins.contains(record.origin)
+                             || reportedOrigins.size() > 100)
+                             return;
+                         reportedOrigins.insert(record.origin);
+                         QTextStream(stderr)
+                             << "keyrelay: blocked a request from the website " << record.origin
+                             << "; if you trust it, add it to security/allowedOrigins in the settings file "
+                                "(comma-separated, e.g. allowedOrigins="
+                             << record.origin << ")" << Qt::endl;
+                     });
     if (!service.start(config, &error))
         return fail(error, ExitRuntimeError);
 

@@ -1,5 +1,7 @@
 #include "trayapp.h"
 
+#include "logging.h"
+
 #include "autostartmanager.h"
 #include "icons.h"
 #include "keypool.h"
@@ -15,6 +17,7 @@
 #include <QClipboard>
 #include <QLibraryInfo>
 #include <QLocale>
+#include <QScopeGuard>
 #include <QTranslator>
 
 namespace keyrelay {
@@ -62,6 +65,8 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     }
 
     ProxyService service(&pool);
+    installRedactingMessageHandler(&service.redactor());
+    const auto restoreHandler = qScopeGuard([] { installRedactingMessageHandler(nullptr); });
     XdgAutostartManager autostart;
     MainWindow window(&settings, &pool, &store, &service, &autostart);
     TrayIcon tray;

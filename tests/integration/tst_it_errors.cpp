@@ -148,9 +148,10 @@ void ErrorsTest::upstreamUnreachable()
     QVERIFY(port != 0);
     QVERIFY(startProxy(QUrl(QStringLiteral("http://127.0.0.1:%1").arg(port))));
     QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
-    auto client = roundTrip(buildRequest("POST", "/v1/chat/completions", m_proxy->port(),
-                                         { { "Content-Type", "application/json" }, { "Origin", "http://localhost:5173" } },
-                                         R"({"model":"m","messages":[]})"));
+    auto client = roundTrip(
+        buildRequest("POST", "/v1/chat/completions", m_proxy->port(),
+                     { { "Content-Type", "application/json" }, { "Origin", "http://localhost:5173" } },
+                     R"({"model":"m","messages":[]})"));
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 502);
     QVERIFY(client->header("Content-Type").startsWith("application/json"));
@@ -185,10 +186,10 @@ void ErrorsTest::upstreamSilent()
     QVERIFY(startProxy(m_mock->url(), 1, 1));
     m_mock->setHandler([](const RecordedRequest &) { return MockResponse::hold(); });
     QSignalSpy upstreamClosed(m_mock.get(), &MockUpstream::clientDisconnected);
-    auto client = roundTrip(buildRequest(method, "/v1/chat/completions", m_proxy->port(),
-                                         { { "Content-Type", "application/json" }, { "Origin", "app://chatbox" } },
-                                         body),
-                            8000);
+    auto client = roundTrip(
+        buildRequest(method, "/v1/chat/completions", m_proxy->port(),
+                     { { "Content-Type", "application/json" }, { "Origin", "app://chatbox" } }, body),
+        8000);
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 504);
     QCOMPARE(client->header("Access-Control-Allow-Origin"), QByteArray("app://chatbox"));

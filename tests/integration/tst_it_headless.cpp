@@ -312,8 +312,9 @@ void HeadlessTest::blockedWebsiteHintAndEchoedKey()
     QVERIFY(port != 0);
     // An upstream that puts the key it received into its error message.
     m_mock->setHandler([](const RecordedRequest &request) {
-        return MockResponse::json(400, R"({"error":{"message":"bad request for key )"
-                                           + request.header("Authorization").mid(7) + R"("}})");
+        return MockResponse::json(400,
+                                  R"({"error":{"message":"bad request for key )"
+                                      + request.header("Authorization").mid(7) + R"("}})");
     });
     RawClient echoed;
     echoed.send(port, buildRequest("GET", "/v1/models", port));
@@ -324,9 +325,10 @@ void HeadlessTest::blockedWebsiteHintAndEchoedKey()
 
     for (int i = 0; i < 2; ++i) {
         RawClient blocked;
-        blocked.send(port, buildRequest("POST", "/v1/chat/completions", port,
-                                        { { "Origin", "https://evil.example" }, { "Content-Type", "text/plain" } },
-                                        "{}"));
+        blocked.send(port,
+                     buildRequest("POST", "/v1/chat/completions", port,
+                                  { { "Origin", "https://evil.example" }, { "Content-Type", "text/plain" } },
+                                  "{}"));
         QVERIFY(blocked.waitFinished());
         QCOMPARE(blocked.status(), 403);
     }
@@ -348,8 +350,8 @@ void HeadlessTest::remoteWithoutTokenExitsWithUsageError()
 {
     QByteArray out;
     QByteArray err;
-    const int code = runToExit({ QStringLiteral("--headless"), QStringLiteral("--listen"), QStringLiteral("0.0.0.0:0"),
-                                 QStringLiteral("--allow-remote") },
+    const int code = runToExit({ QStringLiteral("--headless"), QStringLiteral("--listen"),
+                                 QStringLiteral("0.0.0.0:0"), QStringLiteral("--allow-remote") },
                                &out, &err);
     QCOMPARE(code, 2);
     QVERIFY2(err.contains("security/clientToken"), err.constData());
@@ -374,7 +376,8 @@ void HeadlessTest::badStartup_data()
         << QStringList { QStringLiteral("--listen"), QStringLiteral("0.0.0.0:0") }
         << QStringLiteral("0.0.0.0");
     QTest::newRow("remote listen without a client token")
-        << QStringList { QStringLiteral("--listen"), QStringLiteral("0.0.0.0:0"), QStringLiteral("--allow-remote") }
+        << QStringList { QStringLiteral("--listen"), QStringLiteral("0.0.0.0:0"),
+                         QStringLiteral("--allow-remote") }
         << QStringLiteral("security/clientToken");
     QTest::newRow("key on the command line")
         << QStringList { QStringLiteral("sk-oops-a-key") } << QStringLiteral("keys-file");

@@ -54,8 +54,8 @@ private Q_SLOTS:
 private:
     bool startProxy(const keyrelay::ProxyConfig &config);
     keyrelay::ProxyConfig config() const { return testConfig(m_mock->url()); }
-    std::unique_ptr<RawClient> send(const QByteArray &method, const QByteArray &target, const Headers &headers,
-                                    const QByteArray &body = QByteArray());
+    std::unique_ptr<RawClient> send(const QByteArray &method, const QByteArray &target,
+                                    const Headers &headers, const QByteArray &body = QByteArray());
 
     std::unique_ptr<MockUpstream> m_mock;
     std::unique_ptr<ProxyHarness> m_proxy;
@@ -137,8 +137,9 @@ void SecurityTest::evilOriginGetsNothing()
 void SecurityTest::rebindingHostGetsNothing()
 {
     QVERIFY(startProxy(config()));
-    auto client = send("POST", "/v1/chat/completions",
-                       { { "Host", "attacker.example:9000" }, { "Content-Type", "application/json" } }, ChatBody);
+    auto client
+        = send("POST", "/v1/chat/completions",
+               { { "Host", "attacker.example:9000" }, { "Content-Type", "application/json" } }, ChatBody);
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 403);
     QVERIFY(!client->hasHeader("Access-Control-Allow-Origin"));
@@ -180,24 +181,28 @@ void SecurityTest::trustedOriginsEchoed()
 void SecurityTest::allowListedOriginWorks()
 {
     keyrelay::ProxyConfig cfg = config();
-    cfg.allowedOrigins = { QStringLiteral("https://bettergpt.chat"), QStringLiteral("https://*.example.org") };
+    cfg.allowedOrigins
+        = { QStringLiteral("https://bettergpt.chat"), QStringLiteral("https://*.example.org") };
     QVERIFY(startProxy(cfg));
-    for (const QByteArray &origin : { QByteArray("https://bettergpt.chat"), QByteArray("https://chat.example.org") }) {
+    for (const QByteArray &origin :
+         { QByteArray("https://bettergpt.chat"), QByteArray("https://chat.example.org") }) {
         auto request = send("POST", "/v1/chat/completions",
                             { { "Origin", origin }, { "Content-Type", "application/json" } }, ChatBody);
         QCOMPARE(request->status(), 200);
         QCOMPARE(request->header("Access-Control-Allow-Origin"), origin);
     }
-    auto other = send("POST", "/v1/chat/completions",
-                      { { "Origin", "https://example.org" }, { "Content-Type", "application/json" } }, ChatBody);
+    auto other
+        = send("POST", "/v1/chat/completions",
+               { { "Origin", "https://example.org" }, { "Content-Type", "application/json" } }, ChatBody);
     QCOMPARE(other->status(), 403);
     QCOMPARE(m_mock->requestCount(), 2);
 
     // "Allow any website" is an explicit switch.
     cfg.allowAnyWebsite = true;
     QVERIFY(startProxy(cfg));
-    auto any = send("POST", "/v1/chat/completions",
-                    { { "Origin", "https://evil.example" }, { "Content-Type", "application/json" } }, ChatBody);
+    auto any
+        = send("POST", "/v1/chat/completions",
+               { { "Origin", "https://evil.example" }, { "Content-Type", "application/json" } }, ChatBody);
     QCOMPARE(any->status(), 200);
     QCOMPARE(any->header("Access-Control-Allow-Origin"), QByteArray("https://evil.example"));
 }
@@ -255,8 +260,9 @@ void SecurityTest::tokenNeverReachesUpstreamInPassThrough()
     keyrelay::ProxyConfig cfg = config();
     cfg.clientToken = Token;
     QVERIFY(startProxy(cfg));
-    auto client = send("GET", "/v1/models",
-                       { { "x-api-key", Token.toUtf8() }, { "Authorization", "Bearer sk-client-own-key-000001" } });
+    auto client
+        = send("GET", "/v1/models",
+               { { "x-api-key", Token.toUtf8() }, { "Authorization", "Bearer sk-client-own-key-000001" } });
     QCOMPARE(client->status(), 200);
     QCOMPARE(m_mock->lastRequest().header("Authorization"), QByteArray("Bearer sk-client-own-key-000001"));
     auto onlyToken = send("GET", "/v1/models", { { "Authorization", "Bearer " + Token.toUtf8() } });
@@ -314,16 +320,19 @@ void SecurityTest::echoedKeyMaskedEverywhere()
         return MockResponse::json(status, body);
     });
     QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
-    auto client = send("POST", "/v1/chat/completions",
-                       { { "Content-Type", "application/json" }, { "Origin", "http://localhost:3000" } }, ChatBody);
+    auto client
+        = send("POST", "/v1/chat/completions",
+               { { "Content-Type", "application/json" }, { "Origin", "http://localhost:3000" } }, ChatBody);
     QVERIFY(client->finished());
     QCOMPARE(client->status(), status);
     // The client learns nothing of the key, but gets a well-framed, still-JSON error.
     QVERIFY2(!containsPartOf(client->body(), KeyA) && !containsPartOf(client->body(), KeyB),
              client->body().constData());
     QCOMPARE(client->header("Content-Length").toLongLong(), client->body().size());
-    QVERIFY(errorObject(client->body()).value(QStringLiteral("message")).toString().contains(
-        QLatin1String("Incorrect API key provided")));
+    QVERIFY(errorObject(client->body())
+                .value(QStringLiteral("message"))
+                .toString()
+                .contains(QLatin1String("Incorrect API key provided")));
     QCOMPARE(client->header("Access-Control-Allow-Origin"), QByteArray("http://localhost:3000"));
     // Nor does the log.
     QTRY_COMPARE(finished.count(), 1);
@@ -355,7 +364,8 @@ void SecurityTest::queryKeysRedactedInRecords()
     QVERIFY2(!record.path.contains(QLatin1String("secret-google-key")), qPrintable(record.path));
     QVERIFY(record.path.contains(QLatin1String("limit=2")));
     // The upstream still gets the query as sent.
-    QCOMPARE(m_mock->lastRequest().target, QByteArray("/v1/models?key=AIzaSyA-secret-google-key-0123456789&limit=2"));
+    QCOMPARE(m_mock->lastRequest().target,
+             QByteArray("/v1/models?key=AIzaSyA-secret-google-key-0123456789&limit=2"));
 }
 
 QTEST_GUILESS_MAIN(SecurityTest)

@@ -74,6 +74,57 @@ private Q_SLOTS:
             first.waitForFinished();
         }
     }
+
+    void withoutKeychainSecretsStayInOwnerOnlyFiles()
+    {
+        QTemporaryDir dir;
+        QVERIFY(QDir().mkpath(dir.filePath(QStringLiteral("run"))));
+        QFile::setPermissions(dir.filePath(QStringLiteral("run")),
+                              QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+        const QByteArray key = "sk-proj-AppKeyAppKeyAppKeyAppKey0000001";
+        const QByteArray password = "app-proxy-password-0001";
+        const QString settingsFile = dir.filePath(QStringLiteral("config/KeyRelay/KeyRelay.ini"));
+        const QString keysFile = dir.filePath(QStringLiteral("config/KeyRelay/keys.json"));
+        // Written by an older KeyRelay: the upstream proxy's password inside the settings file.
+        writeFile(settingsFile,
+                  "[meta]\nsettingsVersion=1\n[proxy]\nlistenPort=0\nupstreamProxy=\"http://me:" + password
+                      + "@127.0.0.1:3128\"\n");
+        writeFile(keysFile, "{\"version\":1,\"keys\":[{\"secret\":\"" + key + "\",\"label\":\"a\"}]}");
+
+        QProcessEnvironment env = environmentFor(dir);
+        env.remove(QStringLiteral("KEYRELAY_KEYSTORE"));
+        env.remove(QStringLiteral("DISPLAY"));
+        env.insert(QStringLiteral("DBUS_SESSION_BUS_ADDRESS"),
+                   QStringLiteral("unix:path=/nonexistent/keyrelay-bus"));
+        QProcess app;
+        app.setProcessEnvironment(env);
+        app.setProcessChannelMode(QProcess::MergedChannels);
+        app.start(qEnvironmentVariable("KEYRELAY_BINARY"), {});
+        QVERIFY(app.waitForStarted());
+        QByteArray output;
+        QTRY_VERIFY_WITH_TIMEOUT((output += app.readAll()).contains("listening on"), 15000);
+        app.terminate();
+        if (!app.waitForFinished(5000)) {
+            app.kill();
+            app.waitForFinished();
+        }
+        output += app.readAll();
+
+        QVERIFY2(output.contains("No system keychain (Secret Service) is available"), output.constData());
+        QVERIFY(output.contains(keysFile.toUtf8()));
+        QVERIFY(QFile::exists(keysFile)); // no keychain: the keys stay where they were
+        QFile settings(settingsFile);
+        QVERIFY(settings.open(QIODevice::ReadOnly));
+        const QByteArray settingsText = settings.readAll();
+        QVERIFY(settingsText.contains("http://me@127.0.0.1:3128"));
+        QVERIFY(!settingsText.contains(password));
+        const QString secretsFile = dir.filePath(QStringLiteral("config/KeyRelay/secrets.json"));
+        QVERIFY(QFile::exists(secretsFile));
+        QCOMPARE(QFile::permissions(secretsFile) & (QFile::ReadGroup | QFile::ReadOther),
+                 QFile::Permissions());
+        QVERIFY(!output.contains(key));
+        QVERIFY(!output.contains(password));
+    }
 };
 
 QTEST_GUILESS_MAIN(TestApp)

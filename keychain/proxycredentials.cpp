@@ -3,8 +3,10 @@
 #include "secretstore.h"
 #include "settingsregistry.h"
 
+#include <QFile>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QSaveFile>
 #include <QUrl>
 
 namespace keyrelay {
@@ -131,6 +133,21 @@ bool ProxyCredentials::migrate(SettingsRegistry *settings, bool *moved, QString 
     if (!settings->setValue(Setting::UpstreamProxy, settingUrl) || !settings->sync()) {
         *error = QStringLiteral("the settings file %1 could not be rewritten").arg(settings->fileName());
         return false;
+    }
+    // A backup the registry made of the old file (when it had problems) would still hold the password.
+    const QString backup = settings->fileName() + QStringLiteral(".bak");
+    QFile backupFile(backup);
+    if (backupFile.open(QIODevice::ReadOnly)) {
+        QByteArray content = backupFile.readAll();
+        backupFile.close();
+        if (content.contains(current.toUtf8())) {
+            content.replace(current.toUtf8(), settingUrl.toUtf8());
+            QSaveFile rewritten(backup);
+            if (rewritten.open(QIODevice::WriteOnly)) {
+                rewritten.write(content);
+                rewritten.commit();
+            }
+        }
     }
     *moved = true;
     return true;

@@ -473,8 +473,14 @@ private Q_SLOTS:
         QVERIFY(stores.keys->save(sampleKeys().mid(1), &error));
         QVERIFY(ownerOnly(keysFile));
 
-        // The proxy password moves to secrets.json (0600), not into the settings file.
+        // The proxy password moves to secrets.json (0600), not into the settings file, nor into the copy
+        // the registry keeps of a file with a bad value.
+        QFile legacy(settingsPath);
+        QVERIFY(legacy.open(QIODevice::Append));
+        legacy.write("[rewrite]\nthreshold=many\n");
+        legacy.close();
         auto settings = SettingsRegistry::openIni(settingsPath);
+        QVERIFY(QFile::exists(settingsPath + QStringLiteral(".bak")));
         const QString fullUrl = settings->value(Setting::UpstreamProxy).toString();
         ProxyCredentials credentials(stores.secrets.get());
         QVERIFY(credentials.load(&error));
@@ -485,7 +491,7 @@ private Q_SLOTS:
         const QString secretsFile = FileSecretStore::pathNextTo(settingsPath);
         QVERIFY(QFile::exists(secretsFile));
         QVERIFY(ownerOnly(secretsFile));
-        verifyNoSecretLeaked({ settingsPath });
+        verifyNoSecretLeaked({ settingsPath, settingsPath + QStringLiteral(".bak") });
         verifySettingHasNoPassword(settingsPath);
         FileSecretStore secrets(secretsFile);
         ProxyCredentials next(&secrets);

@@ -145,13 +145,12 @@ QString KeysPage::storageNoticeFor(const UserStores &stores)
         return tr("Keys are stored in %1, readable only by you (KEYRELAY_KEYSTORE=file).")
             .arg(stores.keysFile);
     case UserStores::Reason::NoKeychain:
-        return tr("No system keychain (Secret Service) is available (%1); keys are stored in %2, readable "
-                  "only "
-                  "by you.")
+        return tr("No system keychain (Secret Service) is available (%1); "
+                  "keys are stored in %2, readable only by you.")
             .arg(stores.detail, stores.keysFile);
     case UserStores::Reason::MigrationFailed:
-        return tr("The keys could not be moved into the system keychain (%1); they stay in %2, readable only "
-                  "by you.")
+        return tr("The keys could not be moved into the system keychain (%1); "
+                  "they stay in %2, readable only by you.")
             .arg(stores.detail, stores.keysFile);
     }
     return QString();

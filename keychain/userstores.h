@@ -54,6 +54,13 @@ inline const char *keyStoreEnvironmentVariable()
 /// stores, or the owner-only files keys.json and secrets.json next to @p settingsFile. With a keychain,
 /// existing files are moved into it: written, read back and compared, and only then removed; on any
 /// failure the files stay and are used. Never blocks longer than a few keychain timeouts.
+///
+/// The tray app (ui/trayapp.cpp) and `keyrelay --headless` over the same settings file use it alike:
+///     UserStores stores = openUserStores(settings->fileName());   // report stores.notice(), .problems
+///     stores.keys->load(&keys, &error);
+///     ProxyCredentials proxy(stores.secrets.get());
+///     proxy.load(&error);                       // then proxy.migrate(settings, &moved, &error) to move a
+///     proxy.complete(&config);                  // password out of the settings file, and run with config
 UserStores openUserStores(const QString &settingsFile, const UserStoreOptions &options = {});
 
 /// openUserStores() for callers that need only the keys; @p notice gets UserStores::notice() followed by

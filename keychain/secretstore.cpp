@@ -100,8 +100,18 @@ bool FileSecretStore::read(const QString &name, QString *value, QString *error)
 bool FileSecretStore::write(const QString &name, const QString &value, QString *error)
 {
     QMap<QString, QString> secrets;
-    if (!readAll(&secrets, error))
-        return false;
+    QString readError;
+    if (!readAll(&secrets, &readError)) {
+        // A damaged file is kept aside, as keys.json is, and replaced; an unreadable one is left alone.
+        const QString backup = m_path + QStringLiteral(".damaged");
+        QFile::remove(backup);
+        if (!QFile::copy(m_path, backup)) {
+            *error = readError;
+            return false;
+        }
+        QFile::setPermissions(backup, OwnerOnly);
+        secrets.clear();
+    }
     if (secrets.value(name) == value)
         return true;
     if (value.isEmpty())

@@ -22,7 +22,7 @@ public:
 };
 
 /// A JSON file readable by its owner only (0600): {"version": 1, "secrets": {"name": "value"}}. Written
-/// atomically; removed when its last secret is.
+/// atomically; removed when its last secret is. A damaged file is kept as "<file>.damaged" by the next write.
 class FileSecretStore : public SecretStore
 {
 public:

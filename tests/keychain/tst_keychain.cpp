@@ -19,6 +19,7 @@
 #include <QSignalSpy>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QTimer>
 
 using namespace keyrelay;
 
@@ -179,6 +180,23 @@ private Q_SLOTS:
         QVERIFY(store.save({}, &error));
         QVERIFY(reopened.load(&keys, &error));
         QVERIFY(keys.isEmpty());
+    }
+
+    void saveDuringSaveKeepsTheLatestList()
+    {
+        // The wait for the keychain runs an event loop: a save requested meanwhile must not be lost or
+        // overwritten by the older list.
+        KeychainKeyStore store(keychain());
+        const QList<ApiKey> all = sampleKeys();
+        QString innerError;
+        bool innerResult = false;
+        QTimer::singleShot(0, this, [&] { innerResult = store.save({ all.at(2) }, &innerError); });
+        QString error;
+        QVERIFY2(store.save({ all.at(0), all.at(1) }, &error), qPrintable(error));
+        QVERIFY(innerResult);
+        QList<ApiKey> keys;
+        QVERIFY(KeychainKeyStore(keychain()).load(&keys, &error));
+        compareKeys(keys, { all.at(2) });
     }
 
     void damagedListIsKeptAside()
@@ -447,6 +465,69 @@ class TestNoKeychain : public QObject
 private Q_SLOTS:
     void initTestCase() { QVERIFY(!QDBusConnection::sessionBus().isConnected()); }
     void cleanup() { verifyNoSecretLeaked({}); }
+
+    void proxyPasswordSplitting_data()
+    {
+        QTest::addColumn<QString>("url");
+        QTest::addColumn<QString>("withoutPassword");
+        QTest::addColumn<QString>("password");
+        QTest::newRow("http") << QStringLiteral("http://me:pw@proxy.local:3128")
+                              << QStringLiteral("http://me@proxy.local:3128") << QStringLiteral("pw");
+        QTest::newRow("encoded") << QStringLiteral("socks5://me%40corp:p%3Aw%20d@[::1]:1080")
+                                 << QStringLiteral("socks5://me%40corp@[::1]:1080")
+                                 << QStringLiteral("p:w d");
+        QTest::newRow("no password") << QStringLiteral("http://me@proxy.local:3128")
+                                     << QStringLiteral("http://me@proxy.local:3128") << QString();
+        QTest::newRow("none") << QString() << QString() << QString();
+        QTest::newRow("system") << QStringLiteral("system") << QStringLiteral("system") << QString();
+    }
+
+    void proxyPasswordSplitting()
+    {
+        QFETCH(QString, url);
+        QFETCH(QString, withoutPassword);
+        QFETCH(QString, password);
+        QString found;
+        QCOMPARE(ProxyCredentials::withoutPassword(url, &found), withoutPassword);
+        QCOMPARE(found, password);
+        if (!password.isEmpty())
+            compareProxies(ProxyCredentials::withPassword(withoutPassword, password), url);
+    }
+
+    void passwordOnlyForItsOwnProxy()
+    {
+        ProxyCredentials credentials(nullptr); // memory only
+        QString setting;
+        QString error;
+        QVERIFY(credentials.remember(QStringLiteral("http://me:pw@proxy.local:3128"), &setting, &error));
+        QCOMPARE(setting, QStringLiteral("http://me@proxy.local:3128"));
+        compareProxies(credentials.complete(setting), QStringLiteral("http://me:pw@proxy.local:3128"));
+        for (const char *other : { "http://me@evil.example:3128", "http://me@proxy.local:8080",
+                                   "http://you@proxy.local:3128", "socks5://me@proxy.local:3128" }) {
+            const QString url = QString::fromLatin1(other);
+            QCOMPARE(credentials.complete(url), url);
+        }
+        // A URL that carries its own password keeps it.
+        QCOMPARE(credentials.complete(QStringLiteral("http://me:other@proxy.local:3128")),
+                 QStringLiteral("http://me:other@proxy.local:3128"));
+    }
+
+    void damagedSecretsFileIsKeptAside()
+    {
+        QTemporaryDir dir;
+        const QString path = dir.filePath(QStringLiteral("secrets.json"));
+        writeFile(path, "{ damaged");
+        FileSecretStore store(path);
+        QString value;
+        QString error;
+        QVERIFY(!store.read(QStringLiteral("name"), &value, &error));
+        QVERIFY(error.contains(path));
+        QVERIFY(store.write(QStringLiteral("name"), ProxyPassword, &error));
+        QCOMPARE(readFile(path + QStringLiteral(".damaged")), QByteArray("{ damaged"));
+        QVERIFY(store.read(QStringLiteral("name"), &value, &error));
+        QCOMPARE(value, ProxyPassword);
+        QVERIFY(ownerOnly(path));
+    }
 
     void fallsBackToTheFiles()
     {

@@ -5,6 +5,7 @@
 #include "messagerewriter.h"
 #include "openaierror.h"
 #include "secretredactor.h"
+#include "upstreampath.h"
 #include "upstreampool.h"
 
 #include <QJsonDocument>
@@ -74,32 +75,6 @@ ProxyExchange::~ProxyExchange()
     dropReply();
 }
 
-QString ProxyExchange::upstreamPath(const QString &basePath, const QString &clientPath,
-                                    const QStringList &stripPrefixes)
-{
-    QString path = clientPath;
-    for (const QString &prefix : stripPrefixes) {
-        if (path == prefix) {
-            path = QStringLiteral("/");
-            break;
-        }
-        if (path.startsWith(prefix + QLatin1Char('/'))) {
-            path = path.mid(prefix.size());
-            break;
-        }
-    }
-    while (path.startsWith(QLatin1String("/v1/v1/")) || path == QLatin1String("/v1/v1"))
-        path.remove(0, 3);
-    QString base = basePath;
-    while (base.endsWith(QLatin1Char('/')))
-        base.chop(1);
-    // A base URL pasted with its version ("https://host/v1") and a client that adds "/v1" itself.
-    if (base.endsWith(QLatin1String("/v1"))
-        && (path.startsWith(QLatin1String("/v1/")) || path == QLatin1String("/v1")))
-        path.remove(0, 3);
-    return base + path;
-}
-
 void ProxyExchange::start()
 {
     const ProxyConfig &config = *m_config;
@@ -151,10 +126,16 @@ void ProxyExchange::start()
     const qsizetype queryAt = target.indexOf('?');
     // The path stays percent-encoded as the client sent it: decoding would turn "%2F" into a real "/"
     // and change which resource the upstream sees (e.g. "/v1/models/org%2Fmodel").
-    const QString clientPath = QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt));
+    QString clientPath;
+    if (!UpstreamPath::resolveDotSegments(QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt)),
+                                          &clientPath)) {
+        respondWithError(400, QStringLiteral("request path climbs above the API root (\"..\" segments)"),
+                         QStringLiteral("invalid_request_error"), QStringLiteral("bad_path"));
+        return;
+    }
     m_upstreamUrl = config.upstream;
     m_upstreamUrl.setPath(
-        upstreamPath(config.upstream.path(QUrl::FullyEncoded), clientPath, config.stripPrefixes),
+        UpstreamPath::join(config.upstream.path(QUrl::FullyEncoded), clientPath, config.stripPrefixes),
         QUrl::TolerantMode);
     if (queryAt >= 0)
         m_upstreamUrl.setQuery(QString::fromUtf8(target.mid(queryAt + 1)), QUrl::StrictMode);

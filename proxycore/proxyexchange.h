@@ -41,10 +41,6 @@ public:
     /// Ends the exchange now (shutdown): the client gets an error or a cut-off stream.
     void abort(const QString &reason);
 
-    /// The path that goes upstream for a client path: prefixes stripped, "/v1/v1" collapsed, and a
-    /// base URL that already ends in "/v1" not doubled. @p clientPath must start with "/".
-    static QString upstreamPath(const QString &basePath, const QString &clientPath,
-                                const QStringList &stripPrefixes);
     /// Reads "usage" token counts from a JSON body or the tail of an event stream.
     /// The "error.message" of an upstream error body, or a description of @p status.
     static QString upstreamErrorMessage(const QByteArray &body, int status);

@@ -65,6 +65,7 @@ private:
     /// Any sign of life (connection progress, response headers or data) resets the idle timeout.
     void restartIdleTimer();
     void onClientGone();
+    void onStallCheck();
     void pump();
     void respondWithError(int status, const QString &message, const QString &type, const QString &code);
     void complete(const QString &error = QString());
@@ -96,6 +97,8 @@ private:
     QPointer<QNetworkReply> m_reply;
     QBasicTimer m_connectTimer;
     QBasicTimer m_idleTimer;
+    QBasicTimer m_stallTimer; ///< runs while the client lags; see ClientStallMs
+    qint64 m_deliveredAtStallCheck = 0;
     Timeout m_timeout = Timeout::None;
     bool m_headSent = false; ///< the response is decided: no retry, no own error any more
     /// An upstream error (status >= 400, not a stream) is held back until complete, so that a key the

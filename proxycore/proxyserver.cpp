@@ -14,6 +14,8 @@
 #include <QTcpServer>
 #include <QTimer>
 
+#include <malloc.h>
+
 namespace keyrelay {
 
 namespace {
@@ -21,6 +23,7 @@ const QByteArray AllowedMethods = QByteArrayLiteral("GET, HEAD, POST, PUT, PATCH
 constexpr int ConnectionFlushTimeoutMs = 3000; ///< shutdown: how long clients get to take the last bytes
 constexpr int AcceptRetryMs = 200; ///< after accept() failed (descriptors exhausted)
 constexpr int MaxUpstreamManagers = 128;
+constexpr int TrimDelayMs = 1000; ///< after the last request ends, free memory goes back to the system
 
 } // namespace
 
@@ -286,6 +289,15 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
     connect(exchange, &ProxyExchange::finished, this, &ProxyServer::onExchangeFinished);
     connect(exchange, &QObject::destroyed, this, [this, exchange] {
         m_exchanges.remove(exchange);
+        if (m_exchanges.isEmpty() && !m_trimScheduled) {
+            // Give the memory of a burst back to the system once the proxy is quiet again.
+            m_trimScheduled = true;
+            QTimer::singleShot(TrimDelayMs, this, [this] {
+                m_trimScheduled = false;
+                if (m_exchanges.isEmpty())
+                    ::malloc_trim(0);
+            });
+        }
         checkDrained();
     });
     exchange->start();

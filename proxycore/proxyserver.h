@@ -81,6 +81,7 @@ private:
     QElapsedTimer m_lastCapWarning;
     QElapsedTimer m_lastAcceptWarning;
     bool m_shuttingDown = false;
+    bool m_trimScheduled = false;
     bool m_closingConnections = false; ///< shutdown: waiting for the connections to flush and close
 };
 

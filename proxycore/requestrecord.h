@@ -27,6 +27,7 @@ struct RequestRecord
     qint64 completionTokens = -1;
     qint64 totalTokens = -1;
     QString error; ///< empty on success
+    QString keyId;
 
     /// A single line for the headless log: time, method, path, model, key, status, latency, bytes, tokens.
     QString toLogLine() const;

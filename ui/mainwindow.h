@@ -1,4 +1,4 @@
-// The main window: a status line (endpoint, state, requests today) over the Keys, Log and Settings pages.
+// The main window: a status line (endpoint, state, requests today) over the Keys, Log, Settings, Usage pages.
 #pragma once
 
 #include <QDate>
@@ -21,18 +21,20 @@ class LogPage;
 class ProxyService;
 class SettingsPage;
 class SettingsRegistry;
+class UsagePage;
+class UsageStore;
 struct RequestRecord;
 
 class MainWindow : public QMainWindow
 {
     Q_OBJECT
 public:
-    /// Nothing is owned but the pages; @p store and @p autostart may be null.
+    /// Nothing is owned but the pages; @p store, @p autostart and @p usage may be null (no Usage page).
     MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *store, ProxyService *service,
-               AutostartManager *autostart, QWidget *parent = nullptr);
+               AutostartManager *autostart, UsageStore *usage = nullptr, QWidget *parent = nullptr);
     ~MainWindow() override;
 
-    enum Page { KeysTab, LogTab, SettingsTab };
+    enum Page { KeysTab, LogTab, SettingsTab, UsageTab };
     void showPage(Page page);
 
     /// With a tray, closing the window hides it; without one, closing quits.
@@ -47,6 +49,7 @@ public:
     KeysPage *keysPage() const { return m_keysPage; }
     LogPage *logPage() const { return m_logPage; }
     SettingsPage *settingsPage() const { return m_settingsPage; }
+    UsagePage *usagePage() const { return m_usagePage; }
     LogModel *logModel() const { return m_logModel; }
     QTabWidget *tabs() const { return m_tabs; }
 
@@ -78,6 +81,7 @@ private:
     KeysPage *m_keysPage;
     LogPage *m_logPage;
     SettingsPage *m_settingsPage;
+    UsagePage *m_usagePage = nullptr;
     QLabel *m_stateLabel;
     QLabel *m_endpointLabel;
     QPushButton *m_copyButton;

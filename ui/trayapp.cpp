@@ -10,6 +10,7 @@
 #include "singleinstance.h"
 #include "trayicon.h"
 #include "uilogging.h"
+#include "usagestore.h"
 
 #include <QApplication>
 #include <QClipboard>
@@ -60,10 +61,17 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
             startupProblems << error;
         pool.setKeys(keys);
     }
+    UsageStore usage(UsageStore::pathNextTo(settings.fileName()));
+    if (!usage.problem().isEmpty())
+        startupProblems << usage.problem();
 
     ProxyService service(&pool);
     XdgAutostartManager autostart;
-    MainWindow window(&settings, &pool, &store, &service, &autostart);
+    MainWindow window(&settings, &pool, &store, &service, &autostart, &usage);
+    QObject::connect(&service, &ProxyService::requestFinished, &usage, [&usage](const RequestRecord &record) {
+        if (!record.keyId.isEmpty())
+            usage.record(UsageEvent::fromRecord(record));
+    });
     TrayIcon tray;
 
     // Tray -> actions.

@@ -63,6 +63,7 @@ UsagePage::UsagePage(UsageStore *store, QWidget *parent) : QWidget(parent), m_st
     splitter->addWidget(buildTable());
     splitter->setStretchFactor(0, 3);
     splitter->setStretchFactor(1, 2);
+    splitter->setSizes({ 600, 400 }); // scaled to the real height: the chart gets the larger part
     splitter->setChildrenCollapsible(false);
 
     auto *layout = new QVBoxLayout(this);
@@ -113,7 +114,7 @@ QChartView *UsagePage::buildChart()
     m_series->setBarWidth(0.75);
     m_chart->addSeries(m_series);
     m_dayAxis = new QBarCategoryAxis(m_chart);
-    m_dayAxis->setLabelsAngle(-60);
+    m_dayAxis->setLabelsAngle(-90);
     m_dayAxis->setGridLineVisible(false);
     m_tokenAxis = new QValueAxis(m_chart);
     m_tokenAxis->setLabelFormat(QStringLiteral("%.0f"));
@@ -248,8 +249,8 @@ void UsagePage::updateChart(const QList<UsageRow> &rows, const QDate &today)
     const qreal highest = *std::max_element(stacked.cbegin(), stacked.cend());
     m_tokenAxis->setRange(0, highest > 0 ? highest : 1000);
     m_tokenAxis->applyNiceNumbers();
-    m_chart->setTitle(groups.isEmpty() ? tr("No tokens used in the last %n day(s)", nullptr, Days)
-                                       : tr("Tokens per day, last %n day(s)", nullptr, Days));
+    m_chart->setTitle(groups.isEmpty() ? tr("No tokens used in the last %1 days").arg(Days)
+                                       : tr("Tokens per day, last %1 days").arg(Days));
     m_chart->legend()->setVisible(!groups.isEmpty());
 }
 
@@ -287,8 +288,7 @@ void UsagePage::updateSummary(const QDate &today)
         for (const UsageRow &row : totals)
             total += row.totalTokens;
         text += QStringLiteral("   ·   ")
-            + tr("Tokens since %1: %2")
-                  .arg(QLocale().toString(since.date(), QLocale::ShortFormat), QLocale().toString(total));
+            + tr("Tokens since %1: %2").arg(dayText(since.date()), QLocale().toString(total));
     }
     m_summary->setText(text);
 }

@@ -54,10 +54,12 @@ struct Fixture
     QDateTime now { Today, QTime(15, 0) };
     std::unique_ptr<UsageStore> store;
 
-    Fixture()
+    explicit Fixture(int createdDaysAgo = 0)
     {
+        now = QDateTime(Today.addDays(-createdDaysAgo), QTime(9, 0));
         store = std::make_unique<UsageStore>(dir.filePath(QStringLiteral("usage.sqlite")),
                                              [this] { return now; });
+        now = QDateTime(Today, QTime(15, 0));
         store->setFlushPolicy(60000, 100000); // the tests flush
     }
     /// Records @p e as if it happened @p daysAgo days before today.
@@ -337,7 +339,7 @@ private Q_SLOTS:
         const QString out = qEnvironmentVariable("KEYRELAY_SCREENSHOT_DIR");
         if (out.isEmpty())
             QSKIP("set KEYRELAY_SCREENSHOT_DIR to save docs/screenshot-usage.png");
-        Fixture f;
+        Fixture f(34);
         const QStringList keys { QStringLiteral("Personal"), QStringLiteral("Team shared"),
                                  KeyPool::mask(QStringLiteral("sk-proj-bad0000000000000000000000dead")) };
         const QStringList models { QStringLiteral("gpt-4o-mini"), QStringLiteral("gpt-4o"),
@@ -347,6 +349,7 @@ private Q_SLOTS:
             seed = seed * 1103515245u + 12345u;
             return (seed >> 8) % range;
         };
+        QList<RequestRecord> todaysRequests;
         for (int daysAgo = 34; daysAgo >= 0; --daysAgo) {
             const QDate day = Today.addDays(-daysAgo);
             const bool weekend = day.dayOfWeek() >= 6;
@@ -357,6 +360,20 @@ private Q_SLOTS:
                 const qint64 prompt = 400 + next(model == 1 ? 9000 : 3000);
                 const qint64 completion = model == 2 ? 0 : 100 + next(1500);
                 f.recordOn(daysAgo, usage(keys.at(key), models.at(model), prompt, completion));
+                if (daysAgo == 0) {
+                    RequestRecord record;
+                    record.id = quint64(todaysRequests.size() + 1);
+                    record.startedAt = QDateTime(Today, QTime(9 + r, 7 * r % 60));
+                    record.method = QStringLiteral("POST");
+                    record.path = QStringLiteral("/v1/chat/completions");
+                    record.model = models.at(model);
+                    record.keyLabel = keys.at(key);
+                    record.status = 200;
+                    record.promptTokens = prompt;
+                    record.completionTokens = completion;
+                    record.totalTokens = prompt + completion;
+                    todaysRequests << record;
+                }
             }
         }
         QVERIFY(f.store->flush());
@@ -365,6 +382,17 @@ private Q_SLOTS:
         ProxyService service(&pool);
         MainWindow window(settings.get(), &pool, nullptr, &service, nullptr, f.store.get());
         window.resize(1100, 760);
+        QString error;
+        if (!service.start(settings->proxyConfig(), &error)) { // the default port may be taken here
+            settings->setValue(Setting::ListenPort, 0);
+            QVERIFY2(service.start(settings->proxyConfig(), &error), qPrintable(error));
+        }
+        // The status line counts what the proxy reports: today's requests, as the proxy would have.
+        QSignalSpy counted(&window, &MainWindow::requestCountChanged);
+        for (const RequestRecord &record : std::as_const(todaysRequests))
+            Q_EMIT service.requestFinished(record);
+        QTRY_VERIFY(!counted.isEmpty());
+        QCOMPARE(window.requestsToday(), quint64(todaysRequests.size()));
         window.showPage(MainWindow::UsageTab);
         window.show();
         QVERIFY(QTest::qWaitForWindowExposed(&window));

@@ -155,7 +155,7 @@ void UsageStore::record(const UsageEvent &event)
         value.completionTokens += completion;
         value.totalTokens += total;
         arm = m_pendingEvents++ == 0;
-        if (m_pendingEvents >= m_threshold && !m_flushQueued) {
+        if (m_pendingEvents >= m_threshold && !m_flushQueued && !m_failing) {
             m_flushQueued = true;
             flushNow = true;
         }
@@ -260,13 +260,14 @@ UsageRow UsageStore::todayTotal() const
 
 // --- on m_thread ---------------------------------------------------------------------------------
 
-void UsageStore::setProblem(const QString &problem)
+void UsageStore::setProblem(const QString &problem, bool lasting)
 {
     {
         QMutexLocker lock(&m_mutex);
         if (m_problem == problem)
             return;
         m_problem = problem;
+        m_problemLasting = lasting && !problem.isEmpty();
     }
     if (!problem.isEmpty())
         qCWarning(lcUsage).noquote() << problem;
@@ -312,8 +313,18 @@ bool UsageStore::ensureOpen()
             return false;
         }
         if (schema != Schema::Damaged) {
-            QMutexLocker lock(&m_mutex);
-            m_open = true;
+            // A write-ahead log: a commit every few seconds without waiting for the disk each time;
+            // after a power cut the last commits may be missing, but the file stays consistent.
+            QSqlQuery pragma(QSqlDatabase::database(m_connectionName, false));
+            if (!pragma.exec(QStringLiteral("PRAGMA journal_mode = WAL"))
+                || !pragma.exec(QStringLiteral("PRAGMA synchronous = NORMAL")))
+                qCWarning(lcUsage).noquote()
+                    << "usage database: no write-ahead log:" << errorText(pragma.lastError());
+            {
+                QMutexLocker lock(&m_mutex);
+                m_open = true;
+            }
+            clearPassingProblem();
             return true;
         }
         if (!setAside(reason))
@@ -454,7 +465,8 @@ bool UsageStore::setAside(const QString &reason)
     }
     setProblem(tr("The usage database %1 could not be used (%2). It was renamed to %3 and a new one "
                   "was started; the figures recorded before are in the renamed file.")
-                   .arg(QDir::toNativeSeparators(m_path), reason, QFileInfo(target).fileName()));
+                   .arg(QDir::toNativeSeparators(m_path), reason, QFileInfo(target).fileName()),
+               true);
     return true;
 }
 
@@ -540,15 +552,31 @@ bool UsageStore::flushOnThread(QString *error)
             QMutexLocker lock(&m_mutex);
             merge(&m_pending, batch);
             m_pendingEvents += events;
+            m_failing = true;
         }
         m_timer->start(); // try again later
         if (error)
             *error = failure;
         return false;
     }
+    {
+        QMutexLocker lock(&m_mutex);
+        m_failing = false;
+    }
+    clearPassingProblem();
     QMetaObject::invokeMethod(
         this, [this] { Q_EMIT flushed(); }, Qt::QueuedConnection);
     return true;
+}
+
+void UsageStore::clearPassingProblem()
+{
+    {
+        QMutexLocker lock(&m_mutex);
+        if (m_problem.isEmpty() || m_problemLasting)
+            return;
+    }
+    setProblem(QString());
 }
 
 void UsageStore::merge(Batch *into, const Batch &from)

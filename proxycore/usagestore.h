@@ -149,7 +149,10 @@ private:
     bool writeBatch(const Batch &batch, QString *error, bool *corrupt);
     bool flushOnThread(QString *error);
     QList<UsageRow> query(const QDate &from, const QDate &to, bool perDay, GroupBy by) const;
-    void setProblem(const QString &problem);
+    /// @p lasting: stays until the store is destroyed (a file set aside); otherwise cleared as soon
+    /// as the database works again.
+    void setProblem(const QString &problem, bool lasting = false);
+    void clearPassingProblem();
 
     static void merge(Batch *into, const Batch &from);
 
@@ -167,7 +170,9 @@ private:
     int m_pendingEvents = 0;
     int m_threshold = DefaultFlushThreshold;
     bool m_flushQueued = false;
+    bool m_failing = false; ///< the last write failed: retry on the timer only, not per event
     QString m_problem;
+    bool m_problemLasting = false;
 };
 
 } // namespace keyrelay

@@ -363,9 +363,10 @@ void tst_UsageStore::damagedFileIsSetAside()
     QVERIFY(store.problem().contains(QStringLiteral("usage.sqlite.damaged-20260501-090807")));
     QVERIFY(store.isOpen());
 
-    // The new database works.
+    // The new database works; the notice stays, so the user learns where the old figures are.
     store.record(usage(QStringLiteral("kA"), QString(), QStringLiteral("gpt-4o"), 1, 2, 3));
     QVERIFY(store.flush());
+    QVERIFY(store.problem().contains(QStringLiteral("usage.sqlite.damaged-20260501-090807")));
     QCOMPARE(requestsOnDisk(path), 1);
     QCOMPARE(scalarOnDisk(path, QStringLiteral("PRAGMA user_version")), UsageStore::SchemaVersion);
     QCOMPARE(store.totals(GroupBy::Key).size(), 1);
@@ -389,6 +390,16 @@ void tst_UsageStore::unusableLocationKeepsFiguresInMemory()
     QVERIFY(!error.isEmpty());
     QCOMPARE(store.pendingEvents(), 1); // kept for a later attempt
     QCOMPARE(store.todayTotal().totalTokens, 3);
+
+    // Once the folder can be made, the next write succeeds and the problem goes away.
+    QSignalSpy problemChanged(&store, &UsageStore::problemChanged);
+    QVERIFY(QFile::remove(blocker));
+    QVERIFY2(store.flush(&error), qPrintable(error));
+    QVERIFY(store.isOpen());
+    QCOMPARE(store.problem(), QString());
+    QCOMPARE(store.pendingEvents(), 0);
+    QCOMPARE(requestsOnDisk(blocker + QStringLiteral("/usage.sqlite")), 1);
+    QTRY_VERIFY(!problemChanged.isEmpty() && problemChanged.last().first().toString().isEmpty());
 }
 
 void tst_UsageStore::concurrentRecordFromTwoThreads()

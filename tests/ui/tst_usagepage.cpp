@@ -25,6 +25,7 @@
 #include <QTableView>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QTranslator>
 
 #include <memory>
 
@@ -331,6 +332,16 @@ private Q_SLOTS:
         MainWindow without(settings.get(), &pool, nullptr, &service, nullptr);
         QVERIFY(!without.usagePage());
         QCOMPARE(without.tabs()->count(), 3);
+    }
+
+    void chineseTranslation()
+    {
+        QTranslator translator;
+        QVERIFY(translator.load(QLocale(QLocale::Chinese, QLocale::China), QStringLiteral("keyrelay"),
+                                QStringLiteral("_"), QStringLiteral(":/keyrelay/i18n")));
+        QCOMPARE(translator.translate("keyrelay::MainWindow", "&Usage"), QStringLiteral("用量(&U)"));
+        QCOMPARE(translator.translate("keyrelay::UsagePage", "Tokens per day, last %1 days"),
+                 QStringLiteral("每日 token 用量（最近 %1 天）"));
     }
 
     /// Not a check: saves the page with a month of data for the documentation.

@@ -152,7 +152,6 @@ QTableView *UsagePage::buildTable()
     m_view->verticalHeader()->hide();
     m_view->verticalHeader()->setDefaultSectionSize(m_view->fontMetrics().height() + 6);
     m_view->horizontalHeader()->setSectionResizeMode(QHeaderView::Stretch);
-    m_view->horizontalHeader()->setSectionResizeMode(GroupColumn, QHeaderView::Stretch);
     m_view->setMinimumHeight(120);
     return m_view;
 }

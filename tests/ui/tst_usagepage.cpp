@@ -407,7 +407,8 @@ private Q_SLOTS:
         window.showPage(MainWindow::UsageTab);
         window.show();
         QVERIFY(QTest::qWaitForWindowExposed(&window));
-        QTest::qWait(200); // let the chart lay itself out
+        QCoreApplication::sendPostedEvents(); // the chart lays itself out on posted events
+        QCoreApplication::processEvents();
         const QString file = QDir(out).filePath(QStringLiteral("screenshot-usage.png"));
         QVERIFY(window.grab().save(file));
         qInfo("saved %s", qPrintable(file));

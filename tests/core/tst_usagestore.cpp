@@ -132,6 +132,7 @@ private Q_SLOTS:
     void unusableLocationKeepsFiguresInMemory();
     void concurrentRecordFromTwoThreads();
     void ownConnectionOnly();
+    void eventFromRequestRecord();
 };
 
 void tst_UsageStore::nothingWrittenBeforeFlush()
@@ -450,6 +451,25 @@ void tst_UsageStore::ownConnectionOnly()
     QVERIFY(QSqlDatabase::connectionNames().isEmpty()); // each store removed its connection
     QCOMPARE(UsageStore::pathNextTo(QStringLiteral("/home/u/.config/KeyRelay/KeyRelay.ini")),
              QStringLiteral("/home/u/.config/KeyRelay/usage.sqlite"));
+}
+
+void tst_UsageStore::eventFromRequestRecord()
+{
+    keyrelay::RequestRecord record;
+    record.keyId = QStringLiteral("k0123456789ab");
+    record.keyLabel = QStringLiteral("sk-…a1b2");
+    record.model = QStringLiteral("gpt-4o");
+    record.promptTokens = 11;
+    record.completionTokens = 22;
+    record.totalTokens = 33;
+    const UsageEvent e = UsageEvent::fromRecord(record);
+    QCOMPARE(e.keyId, record.keyId);
+    QCOMPARE(e.keyLabel, record.keyLabel);
+    QCOMPARE(e.model, record.model);
+    QCOMPARE(e.promptTokens, 11);
+    QCOMPARE(e.completionTokens, 22);
+    QCOMPARE(e.totalTokens, 33);
+    QCOMPARE(UsageEvent::fromRecord(keyrelay::RequestRecord()).totalTokens, -1); // unknown stays unknown
 }
 
 QTEST_GUILESS_MAIN(tst_UsageStore)

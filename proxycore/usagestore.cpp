@@ -96,7 +96,7 @@ bool UsageRow::operator==(const UsageRow &other) const
 
 UsageStore::UsageStore(const QString &path, Clock clock, QObject *parent)
     : QObject(parent), m_path(path), m_connectionName(newConnectionName()),
-      m_clock(clock ? std::move(clock) : Clock([] { return QDateTime::currentDateTime(); })),
+      m_clock(clock ? std::move(clock) : Clock([] { return QDateTime::currentDateTimeUtc(); })),
       m_context(new QObject), m_timer(new QTimer(m_context))
 {
     m_thread.setObjectName(QStringLiteral("KeyRelay usage"));
@@ -139,7 +139,7 @@ template<typename Fn> void UsageStore::runOnThread(Fn &&fn) const
 
 void UsageStore::record(const UsageEvent &event)
 {
-    const QDate day = m_clock().toLocalTime().date();
+    const QDateTime time = now();
     const qint64 prompt = qMax<qint64>(0, event.promptTokens);
     const qint64 completion = qMax<qint64>(0, event.completionTokens);
     const qint64 total = event.totalTokens >= 0 ? event.totalTokens : prompt + completion;
@@ -147,7 +147,7 @@ void UsageStore::record(const UsageEvent &event)
     bool flushNow = false;
     {
         QMutexLocker lock(&m_mutex);
-        PendingValue &value = m_pending[PendingKey { day, event.keyId, event.model }];
+        PendingValue &value = m_pending[PendingKey { dayAtLocked(time), event.keyId, event.model }];
         if (!event.keyLabel.isEmpty())
             value.keyLabel = event.keyLabel;
         ++value.requests;
@@ -171,6 +171,31 @@ void UsageStore::record(const UsageEvent &event)
                     m_timer->start();
             },
             Qt::QueuedConnection);
+}
+
+QDateTime UsageStore::now() const
+{
+    const QDateTime time = m_clock();
+    return time.isValid() ? time : QDateTime::currentDateTimeUtc();
+}
+
+QDate UsageStore::dayAtLocked(const QDateTime &time)
+{
+    // Local time is slow to work out (a time-zone lookup per call): keep the current day's bounds and
+    // look again only when they are passed, and at least once a minute (the zone may change).
+    const qint64 ms = time.toMSecsSinceEpoch();
+    if (ms >= m_dayCache.startMs && ms < m_dayCache.endMs)
+        return m_dayCache.day;
+    const QDate day = time.toLocalTime().date();
+    const qint64 start = QDateTime(day, QTime(0, 0)).toMSecsSinceEpoch();
+    const qint64 end = QDateTime(day.addDays(1), QTime(0, 0)).toMSecsSinceEpoch();
+    // A midnight skipped or repeated by a clock change: keep nothing that is not surely inside the day.
+    if (start <= ms && ms < end && QDateTime::fromMSecsSinceEpoch(start).date() == day
+        && QDateTime::fromMSecsSinceEpoch(end - 1).date() == day)
+        m_dayCache = { qMax(start, ms - 60000), qMin(end, ms + 60000), day };
+    else
+        m_dayCache = {};
+    return day;
 }
 
 bool UsageStore::flush(QString *error)
@@ -218,7 +243,7 @@ QDateTime UsageStore::createdAt() const
 
 QDate UsageStore::today() const
 {
-    return m_clock().toLocalTime().date();
+    return now().toLocalTime().date();
 }
 
 QList<UsageRow> UsageStore::daily(int days, GroupBy by) const
@@ -398,7 +423,7 @@ bool UsageStore::createSchema(QString *error)
         *error = errorText(db.lastError());
         return false;
     }
-    const QDateTime created = m_clock();
+    const QDateTime created = now();
     bool ok = true;
     {
         QSqlQuery query(db);
@@ -445,8 +470,8 @@ void UsageStore::closeDatabase()
 bool UsageStore::setAside(const QString &reason)
 {
     closeDatabase();
-    const QString base
-        = m_path + QStringLiteral(".damaged-") + m_clock().toString(QStringLiteral("yyyyMMdd-HHmmss"));
+    const QString base = m_path + QStringLiteral(".damaged-")
+        + now().toLocalTime().toString(QStringLiteral("yyyyMMdd-HHmmss"));
     QString target = base;
     for (int n = 2; QFileInfo::exists(target); ++n)
         target = base + QLatin1Char('-') + QString::number(n);

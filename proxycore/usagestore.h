@@ -69,7 +69,7 @@ public:
     static constexpr int DefaultFlushThreshold = 200;
 
     /// Opens (or creates) the database at @p path. @p clock gives the time for the day boundary
-    /// (local time); the default is QDateTime::currentDateTime.
+    /// (in local time); the default is QDateTime::currentDateTimeUtc.
     explicit UsageStore(const QString &path, Clock clock = {}, QObject *parent = nullptr);
     /// Writes what is pending, then closes the database.
     ~UsageStore() override;
@@ -155,6 +155,10 @@ private:
     void clearPassingProblem();
 
     static void merge(Batch *into, const Batch &from);
+    /// The clock's time; the system's when the clock has none.
+    QDateTime now() const;
+    /// The local date at @p time; called with m_mutex held.
+    QDate dayAtLocked(const QDateTime &time);
 
     const QString m_path;
     const QString m_connectionName;
@@ -173,6 +177,12 @@ private:
     bool m_failing = false; ///< the last write failed: retry on the timer only, not per event
     QString m_problem;
     bool m_problemLasting = false;
+    struct DayCache
+    {
+        qint64 startMs = 0;
+        qint64 endMs = 0; ///< empty range: nothing cached
+        QDate day;
+    } m_dayCache;
 };
 
 } // namespace keyrelay

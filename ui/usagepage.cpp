@@ -287,7 +287,7 @@ void UsagePage::updateSummary(const QDate &today)
         for (const UsageRow &row : totals)
             total += row.totalTokens;
         text += QStringLiteral("   ·   ")
-            + tr("Tokens since %1: %2").arg(dayText(since.date()), QLocale().toString(total));
+            + tr("Tokens since %1: %2").arg(dayText(since.toLocalTime().date()), QLocale().toString(total));
     }
     m_summary->setText(text);
 }

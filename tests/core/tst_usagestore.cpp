@@ -133,6 +133,7 @@ private Q_SLOTS:
     void concurrentRecordFromTwoThreads();
     void ownConnectionOnly();
     void eventFromRequestRecord();
+    void clockWithoutTimeFallsBackToTheSystem();
 };
 
 void tst_UsageStore::nothingWrittenBeforeFlush()
@@ -258,23 +259,28 @@ void tst_UsageStore::dayRollsOverWithTheClock()
     const QString kA = QStringLiteral("kA");
     const QString model = QStringLiteral("gpt-4o");
 
-    store.record(usage(kA, QStringLiteral("work"), model, 4, 6, 10));
+    store.record(usage(kA, QStringLiteral("work"), model, 3, 5, 8));
     QVERIFY(store.flush());
-    clock.now = QDateTime(QDate(2026, 3, 11), QTime(0, 0, 5));
+    clock.now = QDateTime(QDate(2026, 3, 10), QTime(23, 59, 59, 999)); // the last millisecond of the day
+    store.record(usage(kA, QStringLiteral("work"), model, 1, 1, 2));
+    clock.now = QDateTime(QDate(2026, 3, 11), QTime(0, 0)); // the first of the next
     store.record(usage(kA, QStringLiteral("work"), model, 8, 12, 20));
+    clock.now = QDateTime(QDate(2026, 3, 10), QTime(12, 0)); // a clock set back books on its own day
+    store.record(usage(kA, QStringLiteral("work"), model, 0, 0, 0));
+    clock.now = QDateTime(QDate(2026, 3, 11), QTime(0, 0, 5));
 
     const QDate first(2026, 3, 10);
     const QDate second(2026, 3, 11);
     QCOMPARE(store.today(), second);
     const QList<UsageRow> expected {
-        row(first, kA, QStringLiteral("work"), QString(), 1, 4, 6, 10),
+        row(first, kA, QStringLiteral("work"), QString(), 3, 4, 6, 10),
         row(second, kA, QStringLiteral("work"), QString(), 1, 8, 12, 20),
     };
     QCOMPARE(store.daily(30, GroupBy::Key), expected);
     QCOMPARE(store.daily(1, GroupBy::Key), QList<UsageRow> { expected.at(1) });
     QCOMPARE(store.todayTotal().totalTokens, 20);
     QCOMPARE(store.forDay(first, GroupBy::Model),
-             QList<UsageRow> { row(first, QString(), QString(), model, 1, 4, 6, 10) });
+             QList<UsageRow> { row(first, QString(), QString(), model, 3, 4, 6, 10) });
 
     // Thirty days later both days have left the 30-day window, but not the totals.
     clock.now = QDateTime(QDate(2026, 4, 10), QTime(12, 0));
@@ -470,6 +476,20 @@ void tst_UsageStore::eventFromRequestRecord()
     QCOMPARE(e.completionTokens, 22);
     QCOMPARE(e.totalTokens, 33);
     QCOMPARE(UsageEvent::fromRecord(keyrelay::RequestRecord()).totalTokens, -1); // unknown stays unknown
+}
+
+void tst_UsageStore::clockWithoutTimeFallsBackToTheSystem()
+{
+    QTemporaryDir dir;
+    const QString path = dir.filePath(QStringLiteral("usage.sqlite"));
+    UsageStore store(path, [] { return QDateTime(); });
+    QVERIFY2(store.problem().isEmpty(), qPrintable(store.problem()));
+    QVERIFY(store.createdAt().isValid());
+    QVERIFY(store.today().isValid());
+    store.record(usage(QStringLiteral("kA"), QString(), QStringLiteral("m"), 1, 1, 2));
+    QVERIFY(store.flush());
+    QCOMPARE(scalarOnDisk(path, QStringLiteral("SELECT COUNT(*) FROM usage_daily WHERE length(day) = 10")),
+             1);
 }
 
 QTEST_GUILESS_MAIN(tst_UsageStore)

@@ -1,16 +1,17 @@
 #include "csv.h"
 
+#include <QRegularExpression>
+
 namespace keyrelay {
 
 QString csvField(const QString &text)
 {
+    // Plain numbers such as "-1" and a lone "-" cannot be formulas and stay as they are.
+    static const QRegularExpression plainNumber(QStringLiteral("^-?[0-9]+(\\.[0-9]+)?$"));
     QString field = text;
-    if (!field.isEmpty()) {
-        const QChar first = field.front();
-        if (first == QLatin1Char('=') || first == QLatin1Char('+') || first == QLatin1Char('-')
-            || first == QLatin1Char('@') || first == QLatin1Char('\t') || first == QLatin1Char('\r'))
-            field.prepend(QLatin1Char('\''));
-    }
+    if (!field.isEmpty() && QStringLiteral("=+-@\t\r").contains(field.front()) && field != QLatin1String("-")
+        && !plainNumber.match(field).hasMatch())
+        field.prepend(QLatin1Char('\''));
     const bool needsQuotes = field.contains(QLatin1Char(',')) || field.contains(QLatin1Char('"'))
         || field.contains(QLatin1Char('\n')) || field.contains(QLatin1Char('\r'))
         || (!field.isEmpty() && (field.front().isSpace() || field.back().isSpace()));

@@ -259,7 +259,10 @@ private Q_SLOTS:
         QTest::newRow("newline") << QStringLiteral("a\nb") << QStringLiteral("\"a\nb\"");
         QTest::newRow("equals") << QStringLiteral("=1+2") << QStringLiteral("'=1+2");
         QTest::newRow("plus") << QStringLiteral("+1") << QStringLiteral("'+1");
-        QTest::newRow("minus") << QStringLiteral("-1") << QStringLiteral("'-1");
+        QTest::newRow("minus") << QStringLiteral("-A1") << QStringLiteral("'-A1");
+        QTest::newRow("negative number") << QStringLiteral("-12.5") << QStringLiteral("-12.5");
+        QTest::newRow("lone minus") << QStringLiteral("-") << QStringLiteral("-");
+        QTest::newRow("minus formula") << QStringLiteral("-1+2") << QStringLiteral("'-1+2");
         QTest::newRow("at") << QStringLiteral("@SUM(A1)") << QStringLiteral("'@SUM(A1)");
         QTest::newRow("tab") << QStringLiteral("\tx") << QStringLiteral("'\tx");
         QTest::newRow("carriage return") << QStringLiteral("\rx") << QStringLiteral("\"'\rx\"");

@@ -15,6 +15,7 @@ class QSpinBox;
 namespace keyrelay {
 
 class AutostartManager;
+class ProxyCredentials;
 class ProxyService;
 class SettingsRegistry;
 
@@ -25,6 +26,10 @@ public:
     /// @p autostart may be null (the option is then hidden).
     SettingsPage(SettingsRegistry *settings, ProxyService *service, AutostartManager *autostart,
                  QWidget *parent = nullptr);
+
+    /// From now on the proxy password is shown from, and saved to, @p credentials instead of the settings
+    /// file. May be null (the password then stays in the proxy URL of the settings, as typed).
+    void setProxyCredentials(ProxyCredentials *credentials);
 
     /// Fills the form from the registry (drops unapplied edits).
     void revert();
@@ -54,6 +59,18 @@ public:
     QSpinBox *idleTimeoutSpin() const { return m_idleTimeout; }
     QCheckBox *startMinimizedCheck() const { return m_startMinimized; }
     QCheckBox *startAtLoginCheck() const { return m_startAtLogin; }
+    QLineEdit *allowedOriginsEdit() const { return m_allowedOrigins; }
+    QCheckBox *allowAnyWebsiteCheck() const { return m_allowAnyWebsite; }
+    QLabel *allowAnyWebsiteWarning() const { return m_allowAnyWarning; }
+    QLineEdit *clientTokenEdit() const { return m_clientToken; }
+    QPushButton *generateTokenButton() const { return m_generateToken; }
+    QPushButton *copyTokenButton() const { return m_copyToken; }
+    QLineEdit *allowedHostsEdit() const { return m_allowedHosts; }
+
+    /// "Allow this website" from the log: adds @p origin to security/allowedOrigins and applies it at
+    /// once (other unapplied edits on the page stay as they are). Returns false with a message if
+    /// @p origin is not a website origin.
+    bool allowWebsite(const QString &origin, QString *error = nullptr);
     QPushButton *applyButton() const { return m_apply; }
 
 Q_SIGNALS:
@@ -73,6 +90,7 @@ private:
     SettingsRegistry *m_settings;
     ProxyService *m_service;
     AutostartManager *m_autostart;
+    ProxyCredentials *m_credentials = nullptr;
 
     QLineEdit *m_listenHost;
     QSpinBox *m_listenPort;
@@ -92,6 +110,13 @@ private:
     QSpinBox *m_idleTimeout;
     QCheckBox *m_startMinimized;
     QCheckBox *m_startAtLogin;
+    QLineEdit *m_allowedOrigins;
+    QCheckBox *m_allowAnyWebsite;
+    QLabel *m_allowAnyWarning;
+    QLineEdit *m_clientToken;
+    QPushButton *m_generateToken;
+    QPushButton *m_copyToken;
+    QLineEdit *m_allowedHosts;
     QLabel *m_message;
     QPushButton *m_apply;
     QPushButton *m_revert;

@@ -5,7 +5,8 @@
  * 127.0.0.1 only. Every request (any method, any path) gets 200 with a fixed
  * chat-completion JSON body. The request head is read up to the blank line,
  * then Content-Length bytes of body are read and discarded before answering.
- * Chunked request bodies are not supported (answered with 501 and closed).
+ * Chunked request bodies (as Go's http.Client sends a body of unknown length) are decoded;
+ * another Transfer-Encoding is answered with 501 and the connection closed.
  * Requests that arrive pipelined in the same read are answered in order.
  *
  * Server-sent events: a request whose body (its first 4 KiB) contains "stream":true gets a
@@ -65,6 +66,7 @@ struct conn {
     size_t in_len;
     long long body_left;   /* >0: bytes of request body still to discard */
     int have_head;         /* head parsed, waiting for body */
+    enum { CH_NONE, CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER } chunk_state; /* chunked request body */
     int close_after;       /* Connection: close (or HTTP/1.0 without keep-alive) */
     char *out;             /* pending output */
     size_t out_len, out_off, out_cap;
@@ -245,7 +247,55 @@ static int process_input(struct conn *c)
     for (;;) {
         if (c->closing || c->stream_idx >= 0)
             break;
-        if (c->have_head) {
+        if (c->have_head && c->chunk_state != CH_NONE && c->chunk_state != CH_DATA) {
+            /* chunked request body: a size line, the CRLF after a chunk's data, or a trailer line */
+            const char *line = c->in + pos;
+            const char *eol = memmem(line, c->in_len - pos, "\r\n", 2);
+            if (!eol) {
+                if (c->in_len - pos >= MAX_HEAD) {
+                    out_append(c, ERR_400, sizeof ERR_400 - 1);
+                    c->closing = 1;
+                }
+                break;
+            }
+            size_t line_len = (size_t)(eol - line);
+            pos += line_len + 2;
+            if (c->chunk_state == CH_SIZE) {
+                char tmp[32];
+                size_t hex_len = 0;
+                while (hex_len < line_len && line[hex_len] != ';' && line[hex_len] != ' ')
+                    ++hex_len;
+                char *endp = NULL;
+                long long size = -1;
+                if (hex_len > 0 && hex_len < sizeof tmp) {
+                    memcpy(tmp, line, hex_len);
+                    tmp[hex_len] = '\0';
+                    size = strtoll(tmp, &endp, 16);
+                    if (*endp != '\0')
+                        size = -1;
+                }
+                if (size < 0) {
+                    out_append(c, ERR_400, sizeof ERR_400 - 1);
+                    c->closing = 1;
+                    break;
+                }
+                c->chunk_state = size == 0 ? CH_TRAILER : CH_DATA;
+                c->body_left = size;
+                continue;
+            }
+            if (c->chunk_state == CH_DATA_END) {
+                if (line_len != 0) {
+                    out_append(c, ERR_400, sizeof ERR_400 - 1);
+                    c->closing = 1;
+                    break;
+                }
+                c->chunk_state = CH_SIZE;
+                continue;
+            }
+            if (line_len != 0) /* CH_TRAILER: skip trailer fields up to the empty line */
+                continue;
+            c->chunk_state = CH_NONE;
+        } else if (c->have_head) {
             size_t avail = c->in_len - pos;
             size_t take = (long long)avail < c->body_left ? avail : (size_t)c->body_left;
             if (c->dumping && take > 0)
@@ -260,6 +310,12 @@ static int process_input(struct conn *c)
             c->body_left -= (long long)take;
             if (c->body_left > 0)
                 break;
+            if (c->chunk_state == CH_DATA) {
+                c->chunk_state = CH_DATA_END;
+                continue;
+            }
+        }
+        if (c->have_head) { /* the whole request is in: answer it */
             c->have_head = 0;
             if (c->dumping) {
                 fputs("\n", g_dump);
@@ -301,12 +357,15 @@ static int process_input(struct conn *c)
         size_t vlen = 0;
         const char *v;
         long long clen = 0;
-        if ((v = find_header(start, head_len, "Transfer-Encoding", &vlen)) && contains_token(v, vlen, "chunked")) {
-            out_append(c, ERR_501, sizeof ERR_501 - 1);
-            c->closing = 1;
-            break;
-        }
-        if ((v = find_header(start, head_len, "Content-Length", &vlen))) {
+        int chunked = 0;
+        if ((v = find_header(start, head_len, "Transfer-Encoding", &vlen))) {
+            if (!contains_token(v, vlen, "chunked")) {
+                out_append(c, ERR_501, sizeof ERR_501 - 1);
+                c->closing = 1;
+                break;
+            }
+            chunked = 1;
+        } else if ((v = find_header(start, head_len, "Content-Length", &vlen))) {
             char tmp[32];
             if (vlen == 0 || vlen >= sizeof tmp) {
                 out_append(c, ERR_400, sizeof ERR_400 - 1);
@@ -340,7 +399,8 @@ static int process_input(struct conn *c)
         }
         pos += head_len;
         c->have_head = 1;
-        c->body_left = clen;
+        c->body_left = chunked ? 0 : clen;
+        c->chunk_state = chunked ? CH_SIZE : CH_NONE;
     }
     if (pos > 0) {
         memmove(c->in, c->in + pos, c->in_len - pos);

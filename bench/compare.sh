@@ -216,6 +216,9 @@ nginx_conf() {
         echo "      proxy_http_version 1.1;"
         echo "      proxy_set_header Connection \"\";"
         echo "      proxy_buffering off;"
+        # stream request bodies too: buffered, a body over 8 KiB goes through a temp file and is sent
+        # to the upstream in a second write after the head, which Nagle + delayed ACK stall ~40 ms
+        echo "      proxy_request_buffering off;"
         echo "    }"
         echo "  }"
         echo "}"

@@ -56,7 +56,8 @@ die() { log "$*"; exit 1; }
 FAILURES=()
 fail() { FAILURES+=("$*"); log "FAILED: $*"; }
 
-[[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 ]] || die "DURATION is whole seconds (got '$DURATION')"
+DURATION=${DURATION%s}
+[[ $DURATION =~ ^[0-9]+$ && $DURATION -ge 1 ]] || die "DURATION is whole seconds, e.g. 5 or 5s (got '$DURATION')"
 for tool in wrk curl "$CC" go nginx; do
     command -v "$tool" >/dev/null 2>&1 || die "$tool not found (Debian packages: wrk curl gcc golang-go nginx-light)"
 done

@@ -21,6 +21,8 @@
 # Exit status: 0 when every part ran; 1 when something failed to start, answer or run (the table is
 # still printed, with the failures listed under it).
 set -uo pipefail
+{ # the whole script is one compound command: bash parses it before running it, so editing this
+  # file while a run is going on cannot change what that run does
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$SCRIPT_DIR/.." && pwd)
@@ -583,3 +585,4 @@ if ((${#FAILURES[@]})); then
     exit 1
 fi
 exit 0
+}

@@ -136,7 +136,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # --- ports --------------------------------------------------------------------------------------
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+port_in_use() { # a listener, or any socket bound to the port (e.g. the local end of a client connection)
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+    command -v ss >/dev/null 2>&1 && [[ -n $(ss -Htan "( sport = :$1 )" 2>/dev/null) ]]
+}
 USED_PORTS=" 9000 "
 PICKED_PORT=
 pick_port() { # sets PICKED_PORT (not via $(...), so USED_PORTS persists)
@@ -178,6 +181,21 @@ start() {
     PID[$name]=$!
     wait_ready "$name" "$url"
 }
+# start_retry name setup-function: the function picks its port(s) and sets START_URL and START_CMD;
+# up to 3 attempts, because a port that looked free can be taken before the server binds it
+START_URL=
+START_CMD=()
+start_retry() {
+    local name=$1 setup=$2 attempt
+    for attempt in 1 2 3; do
+        "$setup" || return 1
+        start "$name" "$START_URL" "${START_CMD[@]}" && return 0
+        stop_pid "${PID[$name]}"
+        unset "PID[$name]"
+        ((attempt < 3)) && log "$name: retrying on another port"
+    done
+    return 1
+}
 
 # --- build the helpers --------------------------------------------------------------------------
 log "building the mock, the stream client and the Go proxy ..."
@@ -192,9 +210,13 @@ SSE_CLIENT=$WORK_DIR/sse_client
 # --- start everything ---------------------------------------------------------------------------
 DUMP_FILE=$RESULTS_DIR/upstream-dump.txt
 : >"$DUMP_FILE"
-pick_port; MOCK_PORT=$PICKED_PORT
-start mock "http://127.0.0.1:$MOCK_PORT/health" "$WORK_DIR/mock_upstream" "$MOCK_PORT" "$DUMP_FILE" \
-    || die "the mock upstream did not start"
+setup_mock() {
+    pick_port
+    MOCK_PORT=$PICKED_PORT
+    START_URL=http://127.0.0.1:$MOCK_PORT/health
+    START_CMD=("$WORK_DIR/mock_upstream" "$MOCK_PORT" "$DUMP_FILE")
+}
+start_retry mock setup_mock || die "the mock upstream did not start"
 
 # nginx_conf dir listen-lines...: a plain streaming reverse proxy to the mock
 nginx_conf() {
@@ -227,36 +249,48 @@ nginx_conf() {
         echo "}"
     } >"$dir/nginx.conf"
 }
-pick_port; NGINX_PORT=$PICKED_PORT
-nginx_conf "$WORK_DIR/nginx" "listen 127.0.0.1:$NGINX_PORT;"
-start nginx "http://127.0.0.1:$NGINX_PORT/health" \
-    nginx -p "$WORK_DIR/nginx" -c "$WORK_DIR/nginx/nginx.conf" -e "$WORK_DIR/nginx/error.log" -g 'daemon off;' \
-    || die "nginx did not start"
+setup_nginx() {
+    pick_port
+    NGINX_PORT=$PICKED_PORT
+    nginx_conf "$WORK_DIR/nginx" "listen 127.0.0.1:$NGINX_PORT;"
+    START_URL=http://127.0.0.1:$NGINX_PORT/health
+    START_CMD=(nginx -p "$WORK_DIR/nginx" -c "$WORK_DIR/nginx/nginx.conf" -e "$WORK_DIR/nginx/error.log" -g 'daemon off;')
+}
+start_retry nginx setup_nginx || die "nginx did not start"
 
-pick_port; GO_PORT=$PICKED_PORT
-start go "http://127.0.0.1:$GO_PORT/health" \
-    "$WORK_DIR/goproxy" -listen "127.0.0.1:$GO_PORT" -target "http://127.0.0.1:$MOCK_PORT" \
-    || die "the Go proxy did not start"
+setup_go() {
+    pick_port
+    GO_PORT=$PICKED_PORT
+    START_URL=http://127.0.0.1:$GO_PORT/health
+    START_CMD=("$WORK_DIR/goproxy" -listen "127.0.0.1:$GO_PORT" -target "http://127.0.0.1:$MOCK_PORT")
+}
+start_retry go setup_go || die "the Go proxy did not start"
 
+declare -A PORT=()
 KEYS_FILE=$WORK_DIR/keys.txt
 (umask 077 && printf '# fake keys for the benchmark\nsk-bench-fake-key-one-0000000000\nsk-bench-fake-key-two-0000000000\nsk-bench-fake-key-three-00000000\n' >"$KEYS_FILE")
 
 # start_keyrelay name upstream-url [binary] [trust]: trust=1 runs it in a private mount namespace
 # where /etc/ssl/certs also holds the test CA (Qt 6.4 reads only its fixed certificate directories)
-start_keyrelay() {
-    local name=$1 upstream=$2 bin=${3:-$KEYRELAY_BIN} trust=${4:-0}
+KR_NAME="" KR_UPSTREAM="" KR_BIN="" KR_TRUST=""
+setup_keyrelay() {
     pick_port
-    local port=$PICKED_PORT
-    local cmd=("$bin" --headless --quiet --listen "127.0.0.1:$port" --upstream "$upstream" --keys-file "$KEYS_FILE")
-    if [[ $trust == 1 ]]; then
-        cmd=(unshare --mount -- sh -c 'mount --bind "$1" /etc/ssl/certs && shift && exec "$@"' sh
-            "$WORK_DIR/tls/certs" "${cmd[@]}")
+    PORT[$KR_NAME]=$PICKED_PORT
+    START_URL=http://127.0.0.1:$PICKED_PORT/_keyrelay/health
+    START_CMD=("$KR_BIN" --headless --quiet --listen "127.0.0.1:$PICKED_PORT" --upstream "$KR_UPSTREAM"
+        --keys-file "$KEYS_FILE")
+    if [[ $KR_TRUST == 1 ]]; then
+        # shellcheck disable=SC2016  # $1 and $@ belong to the inner sh
+        START_CMD=(unshare --mount -- sh -c 'mount --bind "$1" /etc/ssl/certs && shift && exec "$@"' sh
+            "$WORK_DIR/tls/certs" "${START_CMD[@]}")
     fi
-    PORT[$name]=$port
-    start "$name" "http://127.0.0.1:$port/_keyrelay/health" "${cmd[@]}"
+}
+start_keyrelay() {
+    KR_NAME=$1 KR_UPSTREAM=$2 KR_BIN=${3:-$KEYRELAY_BIN} KR_TRUST=${4:-0}
+    start_retry "$KR_NAME" setup_keyrelay
 }
 
-declare -A PORT=([direct]=$MOCK_PORT [nginx]=$NGINX_PORT [go]=$GO_PORT)
+PORT[direct]=$MOCK_PORT PORT[nginx]=$NGINX_PORT PORT[go]=$GO_PORT
 declare -A TITLE=([direct]="direct (mock)" [nginx]="nginx" [go]="Go proxy" [keyrelay]="KeyRelay"
     [kr-nginx]="KeyRelay → nginx (http)" [kr-h2]="KeyRelay → nginx (https, h2)")
 TARGETS=(direct nginx go keyrelay)
@@ -280,12 +314,18 @@ if [[ $HTTPS == 1 ]]; then
         cp -a /etc/ssl/certs/. "$tls/certs/" 2>/dev/null
         cp "$tls/ca.pem" "$tls/certs/keyrelay-bench-ca.pem"
         ln -sf keyrelay-bench-ca.pem "$tls/certs/$(openssl x509 -hash -noout -in "$tls/ca.pem").0"
-        pick_port; TLS_PORT=$PICKED_PORT
-        pick_port; TLS_PLAIN_PORT=$PICKED_PORT
-        nginx_conf "$WORK_DIR/nginx-tls" "listen 127.0.0.1:$TLS_PLAIN_PORT;" "listen 127.0.0.1:$TLS_PORT ssl http2;" \
-            "ssl_certificate $tls/server.pem;" "ssl_certificate_key $tls/server.key;"
-        if start nginx-tls "http://127.0.0.1:$TLS_PLAIN_PORT/health" nginx -p "$WORK_DIR/nginx-tls" \
-                -c "$WORK_DIR/nginx-tls/nginx.conf" -e "$WORK_DIR/nginx-tls/error.log" -g 'daemon off;' \
+        setup_nginx_tls() {
+            pick_port
+            TLS_PORT=$PICKED_PORT
+            pick_port
+            TLS_PLAIN_PORT=$PICKED_PORT
+            nginx_conf "$WORK_DIR/nginx-tls" "listen 127.0.0.1:$TLS_PLAIN_PORT;" "listen 127.0.0.1:$TLS_PORT ssl http2;" \
+                "ssl_certificate $tls/server.pem;" "ssl_certificate_key $tls/server.key;"
+            START_URL=http://127.0.0.1:$TLS_PLAIN_PORT/health
+            START_CMD=(nginx -p "$WORK_DIR/nginx-tls" -c "$WORK_DIR/nginx-tls/nginx.conf"
+                -e "$WORK_DIR/nginx-tls/error.log" -g 'daemon off;')
+        }
+        if start_retry nginx-tls setup_nginx_tls \
             && [[ $(curl -s -o /dev/null -w '%{http_version} %{http_code}' --cacert "$tls/ca.pem" \
                 "https://localhost:$TLS_PORT/health") == "2 200" ]]; then
             start_keyrelay kr-nginx "http://127.0.0.1:$TLS_PLAIN_PORT" && TARGETS+=(kr-nginx) \

@@ -4,7 +4,7 @@
 # assertions and fails only when a prerequisite is missing or a part of the benchmark did not run.
 #
 # Usage: bench/ci-smoke.sh BUILD_DIR      (BUILD_DIR/app/keyrelay must exist)
-# Debian packages it needs: wrk curl gcc golang-go nginx-light (or nginx) openssl util-linux procps
+# Debian packages it needs: wrk curl gcc golang-go nginx-light (or nginx) openssl ca-certificates util-linux iproute2
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -18,7 +18,7 @@ for tool in wrk curl cc go nginx openssl unshare timeout awk; do
 done
 if ((${#missing[@]})); then
     echo "ci-smoke.sh: missing tools: ${missing[*]}" >&2
-    echo "ci-smoke.sh: install with: apt-get install -y wrk curl gcc golang-go nginx-light openssl util-linux" >&2
+    echo "ci-smoke.sh: install with: apt-get install -y wrk curl gcc golang-go nginx-light openssl ca-certificates util-linux iproute2" >&2
     exit 1
 fi
 

@@ -33,7 +33,7 @@ while [[ $# -gt 0 ]]; do
         --smoke) SMOKE=1 ;;
         --build-dir) BUILD_DIR=${2:?--build-dir needs a directory}; shift ;;
         --build-dir=*) BUILD_DIR=${1#*=} ;;
-        -h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,/^set /p' "${BASH_SOURCE[0]}" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "compare.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -52,6 +52,9 @@ READY_TIMEOUT_S=15
 CC=${CC:-cc}
 START_TS=$(date +%s)
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# Everything talks to 127.0.0.1: no proxy from the environment may get in the way (curl, Go, Qt).
+unset http_proxy https_proxy all_proxy no_proxy HTTP_PROXY HTTPS_PROXY ALL_PROXY NO_PROXY
 
 log() { echo "compare.sh: $*" >&2; }
 die() { log "$*"; exit 1; }

@@ -524,6 +524,7 @@ for t in "${TARGETS[@]}"; do
         R["in_time_$n/$t"]=$(sed -n 's/.* in_time=\([0-9]*\).*/\1/p' <<<"$out")
         R["complete_$n/$t"]=$(sed -n 's/.* complete=\([0-9]*\).*/\1/p' <<<"$out")
         R["slowest_$n/$t"]=$(sed -n 's/.* total_max_us=\([-0-9]*\).*/\1/p' <<<"$out")
+        R["burst_ttfb_$n/$t"]=$(sed -n 's/.* ttfb_p50_us=\([-0-9]*\).*/\1/p' <<<"$out")
         R["cpu_chunk_$n/$t"]=$(awk -v d=$((after - before)) -v h="$CLK_TCK" -v n="$n" -v k="$STREAM_CHUNKS" \
             'BEGIN { printf "%.1f", d / h * 1e6 / (n * (k + 1)) }')
         f=$(sed -n 's/.* failed=\([0-9]*\).*/\1/p' <<<"$out")
@@ -589,6 +590,7 @@ cell_streams() {
     [[ -n $it ]] || { echo n/a; return; }
     echo "$it ($c complete, slowest $(fmt_us "$s"))"
 }
+cell_burst_ttfb() { [[ $1 == __ratio ]] && return; fmt_us "$(val "burst_ttfb_$TAG" "$1")"; }
 cell_cpu_chunk() { [[ $1 == __ratio ]] && return; v=$(val "cpu_chunk_$TAG" "$1"); [[ -n $v ]] && echo "$v µs" || echo n/a; }
 cell_rss() {
     [[ $1 == __ratio ]] && return
@@ -622,6 +624,7 @@ row "one timed stream ($STREAM_CHUNKS × $STREAM_INTERVAL_MS ms)" cell_single
 for n in $STREAM_COUNTS; do
     TAG=$n
     row "$n streams at once: in time (≤ 1.2× one)" cell_streams
+    row "$n streams at once: time to first byte, p50" cell_burst_ttfb
     row "CPU per streamed chunk, $n streams" cell_cpu_chunk
 done
 row "RSS MB: idle / 64 conns / $MAX_N streams / peak" cell_rss

@@ -162,6 +162,7 @@ void ProxyExchange::start()
         m_lease = m_keys->passThrough(m_clientKey);
     }
     m_record.keyLabel = m_lease.label;
+    m_record.keyId = m_lease.index >= 0 ? KeyPool::keyId(m_lease.secret) : QString();
     sendUpstream();
 }
 
@@ -338,6 +339,7 @@ void ProxyExchange::onUpstreamHeaders()
                 if (m_lease.isValid()) {
                     ++m_record.attempts;
                     m_record.keyLabel = m_lease.label;
+                    m_record.keyId = KeyPool::keyId(m_lease.secret);
                     sendUpstream();
                     return;
                 }

@@ -28,9 +28,21 @@ using keyrelay::RewriteOptions;
 
 namespace {
 
+// What violated() prints along with the broken invariant.
+const RewriteOptions *g_options = nullptr;
+const MessageRewriter::Result *g_result = nullptr;
+
 [[noreturn]] void violated(const char *what, int line)
 {
     std::fprintf(stderr, "fuzz_message_rewriter: invariant violated (line %d): %s\n", line, what);
+    if (g_options) {
+        std::fprintf(stderr, "options: enabled=%d threshold=%d depth=%d\n", int(g_options->enabled),
+                     g_options->threshold, g_options->depth);
+    }
+    if (g_result) {
+        std::fprintf(stderr, "outcome=%d, rewritten body (%lld bytes): %.2000s\n", int(g_result->outcome),
+                     static_cast<long long>(g_result->body.size()), g_result->body.constData());
+    }
     std::abort();
 }
 
@@ -57,7 +69,10 @@ QList<QByteArray> serialisedElements(const QJsonArray &array)
 void check(const QByteArray &body, const RewriteOptions &options)
 {
     const QByteArray original(body.constData(), body.size()); // a deep copy
+    g_options = &options;
+    g_result = nullptr;
     const MessageRewriter::Result result = MessageRewriter::rewrite(body, options);
+    g_result = &result;
     FUZZ_CHECK(body == original);
 
     QJsonParseError parseError {};
@@ -131,6 +146,7 @@ void check(const QByteArray &body, const RewriteOptions &options)
     outRoot.remove(QLatin1String("messages"));
     FUZZ_CHECK(QJsonDocument(rootRest).toJson(QJsonDocument::Compact)
                == QJsonDocument(outRoot).toJson(QJsonDocument::Compact));
+    g_result = nullptr;
 }
 
 } // namespace

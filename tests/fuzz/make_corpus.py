@@ -5,6 +5,8 @@ request_parser seeds are an 8-byte prefix (see fuzz_request_parser.cpp) followed
   byte 0: limits profile in bits 0-1 (0 defaults, 1 small, 2 tiny), bit 2 feeds the split run byte by byte;
   bytes 1-7: split points, each at byte * len(payload) / 256.
 message_rewriter seeds are request bodies as they are.
+upstream_path seeds are a 2-byte prefix (byte 0: upstream base path, byte 1: strip prefixes; see
+fuzz_upstream_path.cpp) followed by a request target.
 """
 import pathlib
 import shutil
@@ -147,6 +149,34 @@ REWRITER = {
     "utf8_bom": b'\xef\xbb\xbf{"messages":[]}',
 }
 
+# (base index, strip index, target); bases: "", "/", "/prefix/openai", "/v1", "/api/v1/", "/a%2Fb/v1";
+# strips: none, ["/release", "/test"], ["/v1"]
+PATHS = {
+    "chat": (2, 0, b"/v1/chat/completions"),
+    "chat_query": (3, 0, b"/v1/models?limit=5&after=/../../x"),
+    "dotdot": (2, 0, b"/../../admin"),
+    "dotdot_encoded": (2, 0, b"/%2e%2e/%2e%2e/admin"),
+    "dotdot_mixed_case": (2, 0, b"/v1/%2E%2e/%2e./admin"),
+    "dotdot_inside": (2, 0, b"/v1/models/../../../admin"),
+    "dotdot_resolves_inside": (2, 0, b"/v1/a/./b/../models"),
+    "dotdot_slash_encoded": (2, 0, b"/v1/..%2f..%2fadmin"),
+    "dotdot_backslash": (2, 0, b"/v1/..\\..\\admin"),
+    "dotdot_backslash_encoded": (2, 0, b"/v1/..%5c..%5cadmin"),
+    "double_encoded": (2, 0, b"/v1/%252e%252e/%252e%252e/admin"),
+    "trailing_dot": (1, 0, b"/v1/models/."),
+    "trailing_dotdot": (1, 0, b"/v1/models/.."),
+    "empty_segments": (2, 0, b"//..//v1//models"),
+    "strip_prefix": (0, 1, b"/release/v1/models"),
+    "strip_prefix_only": (0, 1, b"/test"),
+    "strip_prefix_dotdot": (2, 1, b"/release/../../admin"),
+    "v1v1": (3, 2, b"/v1/v1/chat/completions"),
+    "base_v1": (4, 0, b"/v1/models"),
+    "encoded_base": (5, 0, b"/v1/models/org%2Fmodel"),
+    "percent_garbage": (2, 0, b"/%%2e%2e/%zz/%/%2"),
+    "utf8": (2, 0, b"/v1/\xc3\xa9/\xff\xfe/x"),
+    "fragment": (2, 0, b"/v1/models#/../../admin"),
+}
+
 
 def write(directory, seeds):
     if directory.exists():
@@ -159,4 +189,5 @@ def write(directory, seeds):
 write(HERE / "corpus" / "request_parser",
       {name: bytes([flags]) + SPREAD + payload for name, (flags, payload) in PARSER.items()})
 write(HERE / "corpus" / "message_rewriter", REWRITER)
-print(f"{len(PARSER)} request_parser seeds, {len(REWRITER)} message_rewriter seeds")
+write(HERE / "corpus" / "upstream_path", {name: bytes([b, s]) + t for name, (b, s, t) in PATHS.items()})
+print(f"{len(PARSER)} request_parser, {len(REWRITER)} message_rewriter, {len(PATHS)} upstream_path seeds")

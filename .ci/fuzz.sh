@@ -52,7 +52,7 @@ for target in "${targets[@]}"; do
         echo "----- fuzz_$target FAILED (exit $rc); end of $log:"
         grep -vE '^#[0-9]+ ' "$log" | tail -60
         for a in $artifacts; do
-            echo "reproducer: $a ($(stat -c %s "$a") bytes), hex: $(head -c 512 "$a" | xxd -p | tr -d '\n')"
+            echo "reproducer: $a ($(stat -c %s "$a") bytes), hex: $(head -c 512 "$a" | od -An -v -tx1 | tr -d ' \n')"
         done
         echo "replay: $binary <reproducer>"
         summaries+=("fuzz_$target: FAILED (exit $rc) after ${execs:-?} execs; cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}; reproducer(s): ${artifacts:-none}")

@@ -127,6 +127,11 @@ REWRITER = {
     "duplicate_messages_key": b'{"messages":[1,2,3],"model":"a","messages":[{"role":"system","content":"S"},'
                               b'{"role":"user","content":"a"},{"role":"user","content":"b"},'
                               b'{"role":"user","content":"c"},{"role":"user","content":"d"}],"model":"b"}',
+    "duplicate_messages_key_escaped": b'{"messages":[{"role":"system","content":"S"},{"role":"user","content":"a"},'
+                                      b'{"role":"user","content":"b"},{"role":"user","content":"c"},'
+                                      b'{"role":"user","content":"d"}],"messag\\u0065s":[{"role":"system",'
+                                      b'"content":"T"},{"role":"user","content":"1"},{"role":"user","content":"2"},'
+                                      b'{"role":"user","content":"3"}]}',
     "duplicate_messages": b'{"messages":[{"role":"system","content":"S"},{"role":"user","content":"a"},'
                           b'{"role":"user","content":"a"},{"role":"system","content":"S"},'
                           b'{"role":"user","content":"a"},{"role":"user","content":"a"}]}',

@@ -108,7 +108,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!target.startsWith('/'))
         return 0; // ProxyExchange answers 400
 
-    // As ProxyExchange::start() does.
+    // A copy of what ProxyExchange::start() does (proxyexchange.cpp, "Where it goes"): keep it in sync, or
+    // better move that code into UpstreamPath and call it here.
     const qsizetype queryAt = target.indexOf('?');
     const QString clientTarget = QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt));
     g_target = &clientTarget;

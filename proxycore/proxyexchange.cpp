@@ -133,8 +133,11 @@ void ProxyExchange::start()
     QString clientPath;
     if (!UpstreamPath::resolveDotSegments(QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt)),
                                           &clientPath)) {
-        respondWithError(400, QStringLiteral("request path climbs above the API root (\"..\" segments)"),
-                         QStringLiteral("invalid_request_error"), QStringLiteral("bad_path"));
+        respondWithError(
+            400,
+            QStringLiteral(
+                "request path is malformed (a bad %-escape) or climbs above the API root (\"..\")"),
+            QStringLiteral("invalid_request_error"), QStringLiteral("bad_path"));
         return;
     }
     m_upstreamUrl = config.upstream;

@@ -46,10 +46,10 @@ const MessageRewriter::Result *g_result = nullptr;
     std::abort();
 }
 
-#define FUZZ_CHECK(condition)                                                                                 \
-    do {                                                                                                      \
-        if (!(condition))                                                                                     \
-            violated(#condition, __LINE__);                                                                   \
+#define FUZZ_CHECK(condition)                                                                                \
+    do {                                                                                                     \
+        if (!(condition))                                                                                    \
+            violated(#condition, __LINE__);                                                                  \
     } while (false)
 
 QByteArray serialised(const QJsonValue &value)
@@ -98,8 +98,11 @@ void check(const QByteArray &body, const RewriteOptions &options)
     const QJsonValue messagesValue = root.value(QLatin1String("messages"));
     const QJsonArray messages = messagesValue.toArray();
     const qsizetype count = messages.size();
-    const bool applies = options.enabled && messagesValue.isArray() && options.depth >= 1
-        && count > options.threshold && count - 1 > options.depth && messages.at(0).isObject()
+    // Bodies holding a raw U+FEFF are left alone on purpose (Qt 6.4 drops it from JSON strings, so
+    // what QJsonDocument says about them would not match the bytes).
+    const bool applies = options.enabled && !body.contains("\xEF\xBB\xBF") && messagesValue.isArray()
+        && options.depth >= 1 && count > options.threshold && count - 1 > options.depth
+        && messages.at(0).isObject()
         && messages.at(0)
                 .toObject()
                 .value(QLatin1String("role"))

@@ -1,8 +1,8 @@
 // libFuzzer target: HttpRequestParser driven the way HttpConnection drives it.
 //
 // Input layout (see README.md): an 8-byte prefix, then the bytes a client sends.
-//   byte 0      bits 0-1: limits profile (0, 3 defaults; 1 small; 2 tiny), bit 2: split run feeds byte by byte
-//   bytes 1..7  split points, each at (byte * payload size / 256) of the payload
+//   byte 0      bits 0-1: limits profile (0, 3 defaults; 1 small; 2 tiny), bit 2: split run feeds byte by
+//   byte bytes 1..7  split points, each at (byte * payload size / 256) of the payload
 // The payload is parsed twice, once in one piece and once in the chosen pieces; every call is checked
 // against the invariants below and both runs must produce the same requests and the same outcome.
 #include "httprequestparser.h"
@@ -31,10 +31,10 @@ constexpr size_t PrefixBytes = 8;
     std::abort();
 }
 
-#define FUZZ_CHECK(condition)                                                                                 \
-    do {                                                                                                      \
-        if (!(condition))                                                                                     \
-            violated(#condition, __LINE__);                                                                   \
+#define FUZZ_CHECK(condition)                                                                                \
+    do {                                                                                                     \
+        if (!(condition))                                                                                    \
+            violated(#condition, __LINE__);                                                                  \
     } while (false)
 
 HttpLimits limitsFor(unsigned profile)
@@ -120,8 +120,15 @@ void checkComplete(const HttpRequest &request, const HttpLimits &limits)
         FUZZ_CHECK(request.body.size() == contentLength.toLongLong());
     else if (transferEncoding.isEmpty())
         FUZZ_CHECK(request.body.isEmpty());
-    else
-        FUZZ_CHECK(transferEncoding.trimmed().toLower().endsWith("chunked"));
+    else {
+        // The last non-empty list element is chunked (empty list elements are ignored, RFC 9110 5.6.1).
+        QByteArray last;
+        for (const QByteArray &element : transferEncoding.split(',')) {
+            if (!element.trimmed().isEmpty())
+                last = element.trimmed().toLower();
+        }
+        FUZZ_CHECK(last == "chunked");
+    }
 }
 
 void appendField(QByteArray *out, const QByteArray &field)
@@ -182,7 +189,8 @@ Run drive(const QByteArray &payload, const std::vector<qsizetype> &cuts, const H
             // Consumed from the front only, and never more than was given.
             FUZZ_CHECK(buffer.size() <= before.size());
             const qsizetype taken = before.size() - buffer.size();
-            FUZZ_CHECK(std::memcmp(buffer.constData(), before.constData() + taken, size_t(buffer.size())) == 0);
+            FUZZ_CHECK(std::memcmp(buffer.constData(), before.constData() + taken, size_t(buffer.size()))
+                       == 0);
             consumed += taken;
             FUZZ_CHECK(consumed <= fed);
             FUZZ_CHECK(consumed + buffer.size() == fed);
@@ -229,8 +237,9 @@ Run drive(const QByteArray &payload, const std::vector<qsizetype> &cuts, const H
 
 void dump(const char *label, const Run &run)
 {
-    std::fprintf(stderr, "%s: %lld events%s, %lld bytes left\n", label, static_cast<long long>(run.events.size()),
-                 run.failed ? " (ends in Error)" : "", static_cast<long long>(run.leftover.size()));
+    std::fprintf(stderr, "%s: %lld events%s, %lld bytes left\n", label,
+                 static_cast<long long>(run.events.size()), run.failed ? " (ends in Error)" : "",
+                 static_cast<long long>(run.leftover.size()));
     for (const QByteArray &event : run.events) {
         const QByteArray shown = event.left(160).toPercentEncoding(" :/;=,.-_!#$&'()*+");
         std::fprintf(stderr, "  %s%s\n", shown.constData(), event.size() > 160 ? "..." : "");

@@ -35,10 +35,10 @@ const QString *g_path = nullptr;
     std::abort();
 }
 
-#define FUZZ_CHECK(condition)                                                                                 \
-    do {                                                                                                      \
-        if (!(condition))                                                                                     \
-            violated(#condition, __LINE__);                                                                   \
+#define FUZZ_CHECK(condition)                                                                                \
+    do {                                                                                                     \
+        if (!(condition))                                                                                    \
+            violated(#condition, __LINE__);                                                                  \
     } while (false)
 
 int hexValue(char c)
@@ -57,8 +57,8 @@ QByteArray percentDecoded(const QByteArray &text)
 {
     QByteArray out;
     for (qsizetype i = 0; i < text.size(); ++i) {
-        if (text.at(i) == '%' && i + 2 < text.size()
-            && hexValue(text.at(i + 1)) >= 0 && hexValue(text.at(i + 2)) >= 0) {
+        if (text.at(i) == '%' && i + 2 < text.size() && hexValue(text.at(i + 1)) >= 0
+            && hexValue(text.at(i + 2)) >= 0) {
             out.append(char(hexValue(text.at(i + 1)) * 16 + hexValue(text.at(i + 2))));
             i += 2;
         } else {
@@ -92,9 +92,8 @@ bool staysInside(const QString &path)
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const bases[] = { "", "/", "/prefix/openai", "/v1", "/api/v1/", "/a%2Fb/v1" };
-    static const QList<QStringList> strips = { {},
-                                               { QStringLiteral("/release"), QStringLiteral("/test") },
-                                               { QStringLiteral("/v1") } };
+    static const QList<QStringList> strips
+        = { {}, { QStringLiteral("/release"), QStringLiteral("/test") }, { QStringLiteral("/v1") } };
     if (size < 2)
         return 0;
     const char *base = bases[data[0] % (sizeof(bases) / sizeof(bases[0]))];

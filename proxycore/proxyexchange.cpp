@@ -224,7 +224,10 @@ void ProxyExchange::sendUpstream()
     });
 #ifndef QT_NO_SSL
     connect(m_reply, &QNetworkReply::encrypted, this, &ProxyExchange::onConnectionProgress);
+    connect(m_reply, &QNetworkReply::encrypted, m_upstream, &UpstreamPool::onConnectionStarting);
 #endif
+    connect(m_reply, &QNetworkReply::socketStartedConnecting, m_upstream,
+            &UpstreamPool::onConnectionStarting);
     m_timeout = Timeout::None;
     m_connectTimer.start(m_config->connectTimeoutSec * 1000, this);
     restartIdleTimer();

@@ -1,14 +1,262 @@
 #include "keypool.h"
 
-#include <QCryptographicHash>
-
 #include "logging.h"
 
+#include <QCryptographicHash>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QRegularExpression>
 
 namespace keyrelay {
 
 KeyPool::KeyPool(QObject *parent) : QObject(parent) { }
+
+QDateTime KeyPool::now() const
+{
+    return m_clock ? m_clock() : QDateTime::currentDateTimeUtc();
+}
+
+void KeyPool::setClock(std::function<QDateTime()> clock)
+{
+    QMutexLocker lock(&m_mutex);
+    m_clock = std::move(clock);
+}
+
+void KeyPool::setPolicy(const HealthPolicy &policy)
+{
+    QMutexLocker lock(&m_mutex);
+    m_policy = policy;
+}
+
+HealthPolicy KeyPool::policy() const
+{
+    QMutexLocker lock(&m_mutex);
+    return m_policy;
+}
+
+QDateTime KeyPool::coolingEnd(const Entry &entry, const QDateTime &now, const QString &model) const
+{
+    QDateTime end;
+    for (const QString &key : { model, QString() }) {
+        const QDateTime until = entry.status.coolingByModel.value(key);
+        if (until.isValid() && until > now && (!end.isValid() || until > end))
+            end = until;
+        if (model.isEmpty())
+            break;
+    }
+    return end;
+}
+
+KeyLease KeyPool::acquireFor(const QSet<QString> &excludeIds, const QString &model)
+{
+    QMutexLocker lock(&m_mutex);
+    const int count = int(m_entries.size());
+    if (count == 0)
+        return {};
+    const QDateTime current = now();
+    int chosen = -1;
+    for (int step = 0; step < count && chosen < 0; ++step) {
+        const int index = (m_cursor + step) % count;
+        if (!excludeIds.contains(m_entries[index].status.id) && isUsable(m_entries[index], current, model))
+            chosen = index;
+    }
+    if (chosen < 0) {
+        // No key can be used now. Keys that are only cooling come back at a known time: say when.
+        QDateTime earliest;
+        int promising = -1;
+        for (int index = 0; index < count; ++index) {
+            const Entry &entry = m_entries[index];
+            if (!entry.key.enabled || excludeIds.contains(entry.status.id))
+                continue;
+            const bool condemned
+                = entry.status.health == KeyHealth::Invalid || entry.status.health == KeyHealth::Exhausted;
+            if (!condemned) {
+                const QDateTime end = coolingEnd(entry, current, model);
+                if (end.isValid() && (!earliest.isValid() || end < earliest))
+                    earliest = end;
+            } else if (promising < 0 || entry.status.coolingUntil < m_entries[promising].status.coolingUntil) {
+                promising = index; // invalid/exhausted: the one due for a re-check first
+            }
+        }
+        if (earliest.isValid()) {
+            KeyLease lease;
+            lease.retryAt = earliest;
+            return lease;
+        }
+        chosen = promising; // never refuse for a reason with no known end: let the upstream answer
+    }
+    if (chosen < 0)
+        return {};
+    m_cursor = (chosen + 1) % count;
+    Entry &entry = m_entries[chosen];
+    ++entry.status.requests;
+    entry.status.lastUsed = current;
+    KeyLease lease { chosen, entry.key.secret, labelFor(entry), entry.status.id, QDateTime() };
+    return lease;
+}
+
+void KeyPool::report(const QString &keyId, const QString &model, KeyVerdict verdict, qint64 retryAfterMs,
+                     const QString &reason)
+{
+    int index = -1;
+    QString label;
+    QString failure;
+    bool recovered = false;
+    {
+        QMutexLocker lock(&m_mutex);
+        for (int i = 0; i < m_entries.size(); ++i) {
+            if (m_entries[i].status.id == keyId) {
+                index = i;
+                break;
+            }
+        }
+        if (index < 0)
+            return; // removed from the list meanwhile
+        Entry &entry = m_entries[index];
+        KeyStatus &status = entry.status;
+        const KeyHealth before = status.health;
+        const QDateTime current = now();
+        label = labelFor(entry);
+        switch (verdict) {
+        case KeyVerdict::Success:
+            status.health = KeyHealth::Ok;
+            status.coolingByModel.remove(model);
+            status.consecutive429.remove(model);
+            status.coolingUntil = QDateTime();
+            for (const QDateTime &until : std::as_const(status.coolingByModel)) {
+                if (until > current) {
+                    status.health = KeyHealth::RateLimited; // still cooling for another model
+                    if (!status.coolingUntil.isValid() || until > status.coolingUntil)
+                        status.coolingUntil = until;
+                }
+            }
+            recovered = before == KeyHealth::Invalid || before == KeyHealth::Exhausted;
+            if (recovered)
+                status.lastError = QStringLiteral("works again");
+            break;
+        case KeyVerdict::Invalid:
+        case KeyVerdict::Exhausted:
+            status.health = verdict == KeyVerdict::Invalid ? KeyHealth::Invalid : KeyHealth::Exhausted;
+            status.coolingUntil = current.addSecs(verdict == KeyVerdict::Invalid ? m_policy.recheckInvalidSec
+                                                                                  : m_policy.recheckExhaustedSec);
+            status.lastError = reason;
+            ++status.errors;
+            break;
+        case KeyVerdict::RateLimited: {
+            // The later of the upstream's reset time and an exponential backoff for repeated 429s.
+            const int repeats = ++status.consecutive429[model];
+            const qint64 backoffMs = qMin<qint64>(qint64(1000) << qMin(repeats - 1, 6), 60 * 1000);
+            const qint64 waitMs = qBound<qint64>(1, qMax(retryAfterMs, backoffMs), qint64(3600) * 1000);
+            const QDateTime until = current.addMSecs(waitMs);
+            status.coolingByModel.insert(model, until);
+            if (status.health != KeyHealth::Invalid && status.health != KeyHealth::Exhausted)
+                status.health = KeyHealth::RateLimited;
+            if (!status.coolingUntil.isValid() || until > status.coolingUntil)
+                status.coolingUntil = until;
+            status.lastError = reason;
+            ++status.errors;
+            break;
+        }
+        case KeyVerdict::NotKeysFault:
+            ++status.errors;
+            if (!reason.isEmpty())
+                status.lastError = reason;
+            break;
+        }
+        if (status.health != before
+            && (status.health == KeyHealth::Invalid || status.health == KeyHealth::Exhausted
+                || status.health == KeyHealth::RateLimited)) {
+            failure = status.lastError;
+            qCWarning(lcKeys).noquote() << "key" << label << "skipped:" << failure;
+        }
+        if (recovered)
+            qCInfo(lcKeys).noquote() << "key" << label << "works again";
+    }
+    Q_EMIT keyStatusChanged(index);
+    if (!failure.isEmpty())
+        Q_EMIT keyFailed(index, label, failure);
+    if (recovered)
+        Q_EMIT keyRecovered(index, label);
+}
+
+UpstreamVerdict KeyPool::classify(int httpStatus, const QByteArray &body)
+{
+    UpstreamVerdict result;
+    if (httpStatus >= 200 && httpStatus < 400) {
+        result.verdict = KeyVerdict::Success;
+        return result;
+    }
+    const QJsonValue error = QJsonDocument::fromJson(body).object().value(QLatin1String("error"));
+    const QJsonObject object = error.toObject();
+    const QString code = object.value(QLatin1String("code")).toString().toLower();
+    const QString type = object.value(QLatin1String("type")).toString().toLower();
+    const QString message = (error.isString() ? error.toString() : object.value(QLatin1String("message")).toString());
+    const QString text = (code + QLatin1Char(' ') + type + QLatin1Char(' ') + message).toLower();
+    result.reason = QStringLiteral("%1%2%3")
+                        .arg(httpStatus)
+                        .arg(code.isEmpty() ? QString() : QLatin1Char(' ') + code)
+                        .arg(message.isEmpty() ? QString() : QStringLiteral(": ") + message.left(200));
+    const auto mentions = [&text](std::initializer_list<const char *> words) {
+        for (const char *word : words) {
+            if (text.contains(QLatin1String(word)))
+                return true;
+        }
+        return false;
+    };
+    switch (httpStatus) {
+    case 401:
+        result.verdict = KeyVerdict::Invalid;
+        break;
+    case 402:
+        result.verdict = KeyVerdict::Exhausted;
+        break;
+    case 403:
+        // Region, country or model access is not the key's fault; a key or organisation refused is.
+        if (mentions({ "country", "region", "territory", "model" }))
+            result.verdict = KeyVerdict::NotKeysFault;
+        else if (mentions({ "api key", "api_key", "apikey", "organization", "organisation", "account", "not allowed",
+                            "permission", "revoked", "disabled" }))
+            result.verdict = KeyVerdict::Invalid;
+        break;
+    case 429:
+        result.verdict = mentions({ "insufficient_quota", "billing", "quota", "credit", "exceeded your current" })
+            ? KeyVerdict::Exhausted
+            : KeyVerdict::RateLimited;
+        break;
+    default:
+        break;
+    }
+    return result;
+}
+
+qint64 KeyPool::parseDurationMs(const QByteArray &text)
+{
+    const QByteArray value = text.trimmed().toLower();
+    if (value.isEmpty())
+        return -1;
+    bool plain = false;
+    const double seconds = value.toDouble(&plain);
+    if (plain)
+        return seconds >= 0 ? qint64(seconds * 1000) : -1;
+    static const QRegularExpression part(QStringLiteral("([0-9]+(?:\\.[0-9]+)?)(ms|h|m|s)"));
+    double total = 0;
+    qsizetype consumed = 0;
+    auto it = part.globalMatch(QString::fromLatin1(value));
+    while (it.hasNext()) {
+        const QRegularExpressionMatch match = it.next();
+        if (match.capturedStart() != consumed)
+            return -1;
+        consumed = match.capturedEnd();
+        const double number = match.captured(1).toDouble();
+        const QString unit = match.captured(2);
+        total += unit == QLatin1String("h")    ? number * 3600000
+            : unit == QLatin1String("m")       ? number * 60000
+            : unit == QLatin1String("s")       ? number * 1000
+                                                : number;
+    }
+    return consumed == value.size() && consumed > 0 ? qint64(total) : -1;
+}
+
 
 QString KeyPool::keyId(const QString &secret)
 {
@@ -38,6 +286,7 @@ void KeyPool::setKeys(const QList<ApiKey> &keys)
                 }
             }
             entry.status.masked = mask(secret);
+            entry.status.id = keyId(secret);
             entry.status.enabled = key.enabled;
             entry.status.label = labelFor(entry);
             entries.append(entry);
@@ -84,6 +333,7 @@ void KeyPool::setEnabled(int index, bool enabled)
         if (enabled) {
             entry.status.health = KeyHealth::Unknown;
             entry.status.coolingUntil = QDateTime();
+            entry.status.coolingByModel.clear();
         }
     }
     Q_EMIT keysChanged();
@@ -102,11 +352,13 @@ void KeyPool::setLabel(int index, const QString &label)
     Q_EMIT keysChanged();
 }
 
-bool KeyPool::isUsable(const Entry &entry, const QDateTime &now) const
+bool KeyPool::isUsable(const Entry &entry, const QDateTime &now, const QString &model) const
 {
-    if (!entry.key.enabled || entry.status.health == KeyHealth::Invalid)
+    if (!entry.key.enabled)
         return false;
-    return !(entry.status.health == KeyHealth::RateLimited && entry.status.coolingUntil > now);
+    if (entry.status.health == KeyHealth::Invalid || entry.status.health == KeyHealth::Exhausted)
+        return entry.status.coolingUntil.isValid() && entry.status.coolingUntil <= now; // due for a re-check
+    return !coolingEnd(entry, now, model).isValid();
 }
 
 QString KeyPool::labelFor(const Entry &entry) const
@@ -120,7 +372,7 @@ KeyLease KeyPool::acquire(const QSet<int> &exclude)
     const int count = int(m_entries.size());
     if (count == 0)
         return {};
-    const QDateTime now = QDateTime::currentDateTimeUtc();
+    const QDateTime now = this->now();
     int chosen = -1;
     for (int step = 0; step < count; ++step) {
         const int index = (m_cursor + step) % count;
@@ -133,7 +385,8 @@ KeyLease KeyPool::acquire(const QSet<int> &exclude)
         // Every enabled, valid key is cooling down: use the one that recovers first rather than fail.
         for (int index = 0; index < count; ++index) {
             const Entry &entry = m_entries[index];
-            if (exclude.contains(index) || !entry.key.enabled || entry.status.health == KeyHealth::Invalid)
+            if (exclude.contains(index) || !entry.key.enabled || entry.status.health == KeyHealth::Invalid
+                || entry.status.health == KeyHealth::Exhausted)
                 continue;
             if (chosen < 0 || entry.status.coolingUntil < m_entries[chosen].status.coolingUntil)
                 chosen = index;
@@ -145,13 +398,13 @@ KeyLease KeyPool::acquire(const QSet<int> &exclude)
     Entry &entry = m_entries[chosen];
     ++entry.status.requests;
     entry.status.lastUsed = now;
-    return { chosen, entry.key.secret, labelFor(entry) };
+    return { chosen, entry.key.secret, labelFor(entry), entry.status.id, QDateTime() };
 }
 
 bool KeyPool::hasUsableKey(const QSet<int> &exclude) const
 {
     QMutexLocker lock(&m_mutex);
-    const QDateTime now = QDateTime::currentDateTimeUtc();
+    const QDateTime now = this->now();
     for (int index = 0; index < m_entries.size(); ++index) {
         if (!exclude.contains(index) && isUsable(m_entries[index], now))
             return true;
@@ -170,51 +423,26 @@ KeyLease KeyPool::passThrough(const QString &clientKey)
         secret = parts.at(int(m_passThroughCounter % quint64(parts.size()))).trimmed();
         ++m_passThroughCounter;
     }
-    return { -1, secret, mask(secret) };
+    return { -1, secret, mask(secret), QString(), QDateTime() };
 }
 
 void KeyPool::reportResult(int index, int httpStatus, int retryAfterSec, const QString &error)
 {
-    QString failure;
-    QString label;
-    bool changed = false;
+    QString id;
     {
         QMutexLocker lock(&m_mutex);
         if (index < 0 || index >= m_entries.size())
             return;
-        Entry &entry = m_entries[index];
-        KeyStatus &status = entry.status;
-        const KeyHealth before = status.health;
-        label = labelFor(entry);
-        if (httpStatus == 401) {
-            status.health = KeyHealth::Invalid;
-            status.lastError = error.isEmpty() ? QStringLiteral("401 Unauthorized: invalid key") : error;
-            ++status.errors;
-        } else if (httpStatus == 429) {
-            const int seconds = retryAfterSec > 0 ? qMin(retryAfterSec, 3600) : 20;
-            status.health = KeyHealth::RateLimited;
-            status.coolingUntil = QDateTime::currentDateTimeUtc().addSecs(seconds);
-            status.lastError = error.isEmpty() ? QStringLiteral("429 rate limited") : error;
-            ++status.errors;
-        } else if (httpStatus >= 200 && httpStatus < 400) {
-            status.health = KeyHealth::Ok;
-            status.coolingUntil = QDateTime();
-        } else if (httpStatus == 0 || httpStatus >= 400) {
-            ++status.errors;
-            if (!error.isEmpty())
-                status.lastError = error;
-        }
-        changed = true;
-        if (status.health != before
-            && (status.health == KeyHealth::Invalid || status.health == KeyHealth::RateLimited)) {
-            failure = status.lastError;
-            qCWarning(lcKeys).noquote() << "key" << label << "skipped:" << failure;
-        }
+        id = m_entries[index].status.id;
     }
-    if (changed)
-        Q_EMIT keyStatusChanged(index);
-    if (!failure.isEmpty())
-        Q_EMIT keyFailed(index, label, failure);
+    UpstreamVerdict verdict = classify(httpStatus, QByteArray());
+    if (httpStatus == 0)
+        verdict.verdict = KeyVerdict::NotKeysFault;
+    const QString reason = !error.isEmpty() ? error
+        : httpStatus == 401                 ? QStringLiteral("401 Unauthorized: invalid key")
+        : httpStatus == 429                 ? QStringLiteral("429 rate limited")
+                                            : verdict.reason;
+    report(id, QString(), verdict.verdict, retryAfterSec > 0 ? qint64(retryAfterSec) * 1000 : 20 * 1000, reason);
 }
 
 void KeyPool::resetHealth(int index)
@@ -225,6 +453,8 @@ void KeyPool::resetHealth(int index)
             return;
         m_entries[index].status.health = KeyHealth::Unknown;
         m_entries[index].status.coolingUntil = QDateTime();
+        m_entries[index].status.coolingByModel.clear();
+        m_entries[index].status.consecutive429.clear();
     }
     Q_EMIT keyStatusChanged(index);
 }

@@ -107,9 +107,18 @@ QString KeyTableModel::stateText(int row) const
     case KeyHealth::Ok:
         return tr("ok");
     case KeyHealth::RateLimited:
-        return tr("rate-limited");
+        return status.coolingUntil.isValid()
+            ? tr("rate-limited until %1").arg(QLocale().toString(status.coolingUntil.toLocalTime().time(), QLocale::ShortFormat))
+            : tr("rate-limited");
     case KeyHealth::Invalid:
-        return tr("invalid");
+        return status.coolingUntil.isValid()
+            ? tr("invalid (re-checked %1)").arg(QLocale().toString(status.coolingUntil.toLocalTime().time(), QLocale::ShortFormat))
+            : tr("invalid");
+    case KeyHealth::Exhausted:
+        return status.coolingUntil.isValid()
+            ? tr("quota used up (re-checked %1)")
+                  .arg(QLocale().toString(status.coolingUntil.toLocalTime().time(), QLocale::ShortFormat))
+            : tr("quota used up");
     }
     return QString();
 }
@@ -179,7 +188,7 @@ QVariant KeyTableModel::data(const QModelIndex &index, int role) const
     if (role == Qt::TextAlignmentRole && (column == RequestsColumn || column == ErrorsColumn))
         return int(Qt::AlignRight | Qt::AlignVCenter);
     if (role == Qt::ForegroundRole && column == StateColumn) {
-        if (status.health == KeyHealth::Invalid)
+        if (status.health == KeyHealth::Invalid || status.health == KeyHealth::Exhausted)
             return QColor(0xc0, 0x20, 0x20);
         if (status.health == KeyHealth::RateLimited)
             return QColor(0xb0, 0x70, 0x00);

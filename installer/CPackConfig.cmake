@@ -5,16 +5,14 @@ set(CPACK_PACKAGE_VENDOR "KeyRelay")
 set(CPACK_PACKAGE_CONTACT "KeyRelay developers <dev@keyrelay.invalid>")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
 set(CPACK_GENERATOR "DEB;TGZ")
-set(CPACK_STRIP_FILES ON)
 
 set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${CPACK_PACKAGE_CONTACT}")
 set(CPACK_DEBIAN_PACKAGE_RELEASE 1) # Debian revision; must match installer/debian/changelog
 set(CPACK_DEBIAN_PACKAGE_SECTION "net")
 set(CPACK_DEBIAN_PACKAGE_PRIORITY "optional")
 set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "${PROJECT_HOMEPAGE_URL}")
-# The first line is the synopsis; CPack indents the rest as the extended description.
-set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "${PROJECT_DESCRIPTION}
-KeyRelay is a local proxy for OpenAI-compatible APIs. Chat clients and SDKs
+# The extended description (the synopsis line is CPACK_PACKAGE_DESCRIPTION_SUMMARY); "." is an empty line.
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "KeyRelay is a local proxy for OpenAI-compatible APIs. Chat clients and SDKs
 (BetterChatGPT, NextChat, ChatBox, Open WebUI, the openai libraries, curl) are
 pointed at http://127.0.0.1:9000/v1 and KeyRelay forwards every request to the
 chosen upstream with the user's own API keys: rotated round-robin, skipped when
@@ -29,7 +27,9 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # (usage statistics), the OS keychain library and the libsecret it dlopen()s (key store).
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "qt6-qpa-plugins, libqt6sql6-sqlite, libqt6keychain1, libsecret-1-0")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
-# Debug symbols in keyrelay-dbgsym_*.ddeb, like Debian's own packages.
-set(CPACK_DEBIAN_DEBUGINFO_PACKAGE ON)
+# Stripped binaries. No -dbgsym package: CPack 3.25's (CPACK_DEBIAN_DEBUGINFO_PACKAGE) lists absolute build
+# paths in its md5sums and has no copyright or changelog (three lintian errors); the unstripped binary stays in
+# the build folder.
+set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 include(CPack)

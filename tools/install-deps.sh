@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what KeyRelay needs to build, test and run on Debian 12 (bookworm).
+# Installs what KeyRelay needs to build, test and run on Debian 12 (bookworm), and to build and check its package
+# (file for CPack, lintian, desktop-file-validate, appstreamcli, rsvg-convert for tools/render-icons.sh; python3,
+# curl and nginx-light for the deployment tests and .ci/package-check.sh).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -7,6 +9,8 @@ PACKAGES=(
     build-essential cmake ninja-build pkg-config
     qt6-base-dev
     qt6-tools-dev qt6-tools-dev-tools qt6-l10n-tools qt6-qpa-plugins libgl-dev
+    file lintian desktop-file-utils appstream librsvg2-bin
+    python3 curl nginx-light
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

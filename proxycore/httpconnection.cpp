@@ -535,8 +535,8 @@ void HttpConnection::rejectAndClose(int status, const QByteArray &message, qint6
     const QByteArray body = openAiErrorBody(
         QString::fromUtf8(message), QStringLiteral("invalid_request_error"),
         status == 413 ? QStringLiteral("request_too_large") : QStringLiteral("bad_request"));
-    const HeaderList headers { { "Content-Type", "application/json" },
-                               { "Access-Control-Allow-Origin", m_limits.corsAllowOrigin } };
+    // No CORS headers: the request was never read far enough to know whether its origin is allowed.
+    const HeaderList headers { { "Content-Type", "application/json" } };
     if (drainBytes == 0 || !m_socket) {
         sendResponse(status, headers, body);
         return;

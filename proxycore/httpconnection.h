@@ -34,7 +34,6 @@ struct HttpLimits
     qint64 maxHeadBytes = 64 * 1024;
     qint64 maxBodyBytes = qint64(32) * 1024 * 1024;
     int keepAliveIdleMs = 120 * 1000; ///< an idle connection (no request in flight) is closed after this
-    QByteArray corsAllowOrigin = "*"; ///< for the errors the connection answers itself (400, 413...)
 };
 
 class HttpConnection : public QObject

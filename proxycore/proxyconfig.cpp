@@ -1,5 +1,7 @@
 #include "proxyconfig.h"
 
+#include "accesspolicy.h"
+
 namespace keyrelay {
 
 QStringList ProxyConfig::validate() const
@@ -14,7 +16,23 @@ QStringList ProxyConfig::validate() const
                             "listen address %1 is reachable from other machines; "
                             "they could use your keys (allow remote clients explicitly to do this)")
                             .arg(address.toString());
+        } else if (!address.isLoopback() && clientToken.trimmed().isEmpty()) {
+            problems << QStringLiteral("listening on %1 (reachable from other machines) requires a client "
+                                       "access token: set security/clientToken")
+                            .arg(address.toString());
         }
+    }
+    if (!allowedHosts.isEmpty() && clientToken.trimmed().isEmpty()) {
+        problems << QStringLiteral("security/allowedHosts makes KeyRelay reachable through other host names "
+                                   "and requires a client access token: set security/clientToken");
+    }
+    for (const QString &origin : allowedOrigins) {
+        if (!AccessPolicy::isValidOriginEntry(origin))
+            problems << QStringLiteral("allowed origin \"%1\" is not an origin like https://app.example").arg(origin);
+    }
+    for (const QString &host : allowedHosts) {
+        if (!AccessPolicy::isValidHostEntry(host))
+            problems << QStringLiteral("allowed host \"%1\" is not a host name").arg(host);
     }
     QUrl parsed;
     if (!parseUpstream(upstream.toString(), &parsed, &error))

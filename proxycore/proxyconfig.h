@@ -25,7 +25,12 @@ struct ProxyConfig
     int connectTimeoutSec = 15;
     int idleTimeoutSec = 300; ///< no bytes in either direction for this long ends the request
     qint64 maxBodyBytes = qint64(32) * 1024 * 1024;
-    QString corsAllowOrigin = QStringLiteral("*");
+    /// Browser origins allowed besides the default ones (loopback pages, extensions, desktop apps):
+    /// exact origins such as "https://bettergpt.chat", or "https://*.example.org" for subdomains.
+    QStringList allowedOrigins;
+    bool allowAnyWebsite = false; ///< every website open in the browser may use the keys
+    QString clientToken; ///< when set, every request must carry it; required for remote access
+    QStringList allowedHosts; ///< Host names accepted besides loopback names (behind a reverse proxy)
     int shutdownGraceSec = 10; ///< how long a stop waits for in-flight responses
 
     /// Human-readable problems; empty when the configuration can be used.

@@ -1,8 +1,10 @@
 #include "proxyexchange.h"
 
+#include "accesspolicy.h"
 #include "logging.h"
 #include "messagerewriter.h"
 #include "openaierror.h"
+#include "secretredactor.h"
 #include "upstreampool.h"
 
 #include <QJsonDocument>
@@ -19,6 +21,7 @@ constexpr qint64 UpstreamReadBuffer = 256 * 1024;
 constexpr qint64 MaxCapturedJson = 4 * 1024 * 1024;
 constexpr qint64 CapturedStreamTail = 64 * 1024;
 constexpr qint64 MaxModelScanBytes = 4 * 1024 * 1024;
+constexpr qint64 MaxHeldErrorBody = 1024 * 1024;
 
 bool isHopByHop(const QByteArray &lowerName)
 {
@@ -45,18 +48,15 @@ QByteArray defaultUserAgent()
     return QByteArrayLiteral("KeyRelay/" KEYRELAY_VERSION);
 }
 
-const QByteArray ExposedHeaders = QByteArrayLiteral(
-    "x-request-id, openai-organization, openai-processing-ms, openai-version, openai-model, retry-after, "
-    "x-ratelimit-limit-requests, x-ratelimit-limit-tokens, x-ratelimit-remaining-requests, "
-    "x-ratelimit-remaining-tokens, x-ratelimit-reset-requests, x-ratelimit-reset-tokens");
-
 } // namespace
 
 ProxyExchange::ProxyExchange(quint64 id, HttpConnection *client, const HttpRequest &request,
-                             std::shared_ptr<const ProxyConfig> config, KeyPool *keys, UpstreamPool *upstream,
-                             QObject *parent)
-    : QObject(parent), m_client(client), m_request(request), m_config(std::move(config)), m_keys(keys),
-      m_upstream(upstream)
+                             std::shared_ptr<const ProxyConfig> config,
+                             std::shared_ptr<const AccessPolicy> policy, HeaderList corsHeaders, KeyPool *keys,
+                             UpstreamPool *upstream, const SecretRedactor *redactor, QObject *parent)
+    : QObject(parent), m_client(client), m_request(request), m_config(std::move(config)),
+      m_policy(std::move(policy)), m_corsHeaders(std::move(corsHeaders)), m_keys(keys), m_upstream(upstream),
+      m_redactor(redactor)
 {
     m_clock.start();
     m_record.id = id;
@@ -103,16 +103,19 @@ void ProxyExchange::start()
 {
     const ProxyConfig &config = *m_config;
 
-    // Which key: the pool's, or in pass-through mode the client's own.
+    // Which key: the pool's, or in pass-through mode the client's own. KeyRelay's client access token
+    // is never a key and never goes upstream.
     QByteArray authorization = m_request.header("Authorization").trimmed();
     if (authorization.toLower().startsWith("bearer "))
-        m_clientKey = QString::fromUtf8(authorization.mid(7).trimmed());
-    else if (!authorization.isEmpty())
+        authorization = authorization.mid(7).trimmed();
+    if (!authorization.isEmpty() && !m_policy->isToken(authorization))
         m_clientKey = QString::fromUtf8(authorization);
-    const QByteArray apiKeyHeader = m_request.header("api-key").trimmed();
-    if (m_clientKey.isEmpty() && !apiKeyHeader.isEmpty()) {
-        m_clientKey = QString::fromUtf8(apiKeyHeader);
-        m_clientUsedApiKeyHeader = true;
+    for (const char *name : { "api-key", "x-api-key" }) {
+        const QByteArray value = m_request.header(name).trimmed();
+        if (m_clientKey.isEmpty() && !value.isEmpty() && !m_policy->isToken(value)) {
+            m_clientKey = QString::fromUtf8(value);
+            m_clientUsedApiKeyHeader = true;
+        }
     }
 
     // The body: rewrite chat conversations, read the model for the log.
@@ -185,7 +188,7 @@ QNetworkRequest ProxyExchange::buildUpstreamRequest() const
         const QByteArray name = header.first.toLower();
         if (isHopByHop(name) || connectionNamed.contains(name) || name == "host" || name == "expect"
             || name == "content-length" || name == "authorization" || name == "api-key"
-            || name == "accept-encoding") {
+            || name == "x-api-key" || name == "accept-encoding") {
             continue;
         }
         if (name == "user-agent")
@@ -283,8 +286,7 @@ HeaderList ProxyExchange::responseHeaders() const
         }
         headers.append(pair);
     }
-    headers.append({ "Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8() });
-    headers.append({ "Access-Control-Expose-Headers", ExposedHeaders });
+    headers += m_corsHeaders;
     return headers;
 }
 
@@ -336,7 +338,8 @@ void ProxyExchange::onUpstreamHeaders()
     m_record.latencyMs = m_clock.elapsed();
     const QByteArray contentType = m_reply->rawHeader("Content-Type").toLower();
     m_record.streamed = contentType.startsWith("text/event-stream");
-    if (m_client)
+    m_holdingError = status >= 400 && !m_record.streamed && m_request.method != "HEAD";
+    if (m_client && !m_holdingError)
         m_client->writeHead(status, responseHeaders(), headContentLength());
 }
 
@@ -375,10 +378,34 @@ void ProxyExchange::pump()
         if (data.isEmpty())
             break;
         capture(data);
-        m_client->writeBody(data);
+        if (m_holdingError) {
+            m_heldError += data;
+            if (m_heldError.size() > MaxHeldErrorBody)
+                releaseHeldError(false);
+            continue;
+        }
+        m_client->writeBody(m_maskChunks ? m_redactor->maskConfiguredSecrets(data) : data);
     }
-    if (m_upstreamDone && m_reply->bytesAvailable() == 0)
+    if (m_upstreamDone && m_reply->bytesAvailable() == 0) {
+        if (m_holdingError)
+            releaseHeldError(true);
         complete();
+    }
+}
+
+void ProxyExchange::releaseHeldError(bool whole)
+{
+    m_holdingError = false;
+    m_maskChunks = !whole;
+    const QByteArray body = m_redactor->maskConfiguredSecrets(m_heldError);
+    if (body.size() != m_heldError.size())
+        qCWarning(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
+                                       << "- the upstream's error response contained a key; masked it";
+    m_heldError.clear();
+    if (!m_client)
+        return;
+    m_client->writeHead(m_record.status, responseHeaders(), whole ? body.size() : -1);
+    m_client->writeBody(body);
 }
 
 void ProxyExchange::onUpstreamFinished()
@@ -432,7 +459,8 @@ void ProxyExchange::onUpstreamFinished()
             const QByteArray rest
                 = m_reply->isOpen() ? m_reply->readAll() : QByteArray(); // closed after abort()
             capture(rest);
-            m_client->writeBody(rest);
+            if (!m_holdingError) // a held error's head was never sent: just drop the connection
+                m_client->writeBody(m_maskChunks ? m_redactor->maskConfiguredSecrets(rest) : rest);
             m_client->abortResponse();
         }
         complete(QStringLiteral("response cut off: %1").arg(reason));
@@ -445,14 +473,15 @@ void ProxyExchange::onUpstreamFinished()
 void ProxyExchange::respondWithError(int status, const QString &message, const QString &type,
                                      const QString &code)
 {
-    qCInfo(lcForward).noquote() << m_record.method << m_record.path << "->" << status << message;
+    qCInfo(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path) << "->" << status
+                                << m_redactor->redact(message);
     m_record.status = status;
     m_record.latencyMs = m_clock.elapsed();
     if (m_client) {
-        m_client->sendResponse(status,
-                               { { "Content-Type", "application/json" },
-                                 { "Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8() } },
-                               openAiErrorBody(message, type, code));
+        HeaderList headers = m_corsHeaders;
+        headers.prepend(qMakePair(QByteArray("Content-Type"), QByteArray("application/json")));
+        m_client->sendResponse(status, headers,
+                               openAiErrorBody(m_redactor->redact(message), type, code));
     }
     m_headSent = true;
     dropReply();

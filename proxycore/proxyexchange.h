@@ -19,15 +19,21 @@ class QNetworkAccessManager;
 
 namespace keyrelay {
 
+class AccessPolicy;
+class SecretRedactor;
 class UpstreamPool;
 
 class ProxyExchange : public QObject
 {
     Q_OBJECT
 public:
+    /// @p corsHeaders: what every response to this request carries for the browser (empty when the
+    /// request has no allowed Origin); decided by the AccessPolicy. @p redactor masks configured
+    /// secrets in upstream error bodies before the client sees them.
     ProxyExchange(quint64 id, HttpConnection *client, const HttpRequest &request,
-                  std::shared_ptr<const ProxyConfig> config, KeyPool *keys, UpstreamPool *upstream,
-                  QObject *parent = nullptr);
+                  std::shared_ptr<const ProxyConfig> config, std::shared_ptr<const AccessPolicy> policy,
+                  HeaderList corsHeaders, KeyPool *keys, UpstreamPool *upstream,
+                  const SecretRedactor *redactor, QObject *parent = nullptr);
     ~ProxyExchange() override;
 
     /// Validates, rewrites and sends the request. Emits finished() exactly once, possibly from here.
@@ -70,12 +76,18 @@ private:
     HeaderList responseHeaders() const;
     qint64 headContentLength() const;
     void capture(const QByteArray &data);
+    /// Sends a held-back upstream error response, with every configured secret in it masked.
+    /// @p whole: the body is complete (sent with its Content-Length); otherwise the rest follows masked.
+    void releaseHeldError(bool whole);
 
     QPointer<HttpConnection> m_client;
     HttpRequest m_request;
     std::shared_ptr<const ProxyConfig> m_config;
+    std::shared_ptr<const AccessPolicy> m_policy;
+    HeaderList m_corsHeaders;
     KeyPool *m_keys;
     UpstreamPool *m_upstream;
+    const SecretRedactor *m_redactor;
 
     QByteArray m_body; ///< what goes upstream (rewritten or original)
     QString m_clientKey;
@@ -89,7 +101,12 @@ private:
     QBasicTimer m_connectTimer;
     QBasicTimer m_idleTimer;
     Timeout m_timeout = Timeout::None;
-    bool m_headSent = false;
+    bool m_headSent = false; ///< the response is decided: no retry, no own error any more
+    /// An upstream error (status >= 400, not a stream) is held back until complete, so that a key the
+    /// upstream echoes in it can be masked; past MaxHeldErrorBody the rest is masked chunk by chunk.
+    bool m_holdingError = false;
+    bool m_maskChunks = false;
+    QByteArray m_heldError;
     bool m_upstreamDone = false;
     bool m_completed = false;
     QByteArray m_captured; ///< response bytes kept for the usage counts (bounded)

@@ -1,9 +1,11 @@
 #include "proxyserver.h"
 
+#include "accesspolicy.h"
 #include "keypool.h"
 #include "logging.h"
 #include "openaierror.h"
 #include "proxyexchange.h"
+#include "secretredactor.h"
 #include "upstreampool.h"
 
 #include <QJsonDocument>
@@ -14,35 +16,15 @@
 namespace keyrelay {
 
 namespace {
-const QByteArray AllowedHeaders = QByteArrayLiteral(
-    "authorization, content-type, api-key, openai-organization, openai-project, openai-beta, "
-    "x-stainless-arch, x-stainless-lang, x-stainless-os, x-stainless-package-version, "
-    "x-stainless-retry-count, "
-    "x-stainless-runtime, x-stainless-runtime-version, x-stainless-timeout, x-stainless-helper-method, "
-    "x-stainless-async, x-stainless-poll-helper, x-stainless-raw-response, x-request-id, accept, "
-    "accept-language, cache-control, user-agent, x-requested-with");
 const QByteArray AllowedMethods = QByteArrayLiteral("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
 constexpr int ConnectionFlushTimeoutMs = 3000; ///< shutdown: how long clients get to take the last bytes
 
-bool isLoopbackHostName(QByteArray host)
-{
-    host = host.trimmed().toLower();
-    if (host.startsWith('[')) {
-        const qsizetype close = host.indexOf(']');
-        host = close > 0 ? host.mid(1, close - 1) : host;
-    } else if (host.count(':') == 1) {
-        host = host.left(host.indexOf(':'));
-    }
-    if (host == "localhost" || host.endsWith(".localhost"))
-        return true;
-    const QHostAddress address(QString::fromLatin1(host));
-    return !address.isNull() && address.isLoopback();
-}
 } // namespace
 
-ProxyServer::ProxyServer(KeyPool *keys, QObject *parent)
+ProxyServer::ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent)
     : QObject(parent), m_keys(keys), m_upstream(new UpstreamPool(128, this)),
-      m_config(std::make_shared<const ProxyConfig>())
+      m_config(std::make_shared<const ProxyConfig>()),
+      m_policy(std::make_shared<const AccessPolicy>(*m_config)), m_redactor(redactor)
 {
 }
 
@@ -64,11 +46,13 @@ ProxyServer::~ProxyServer()
 void ProxyServer::setConfig(const ProxyConfig &config)
 {
     m_config = std::make_shared<const ProxyConfig>(config);
+    m_policy = std::make_shared<const AccessPolicy>(config);
     QNetworkProxy proxy;
     bool useSystem = false;
     QString error;
     if (ProxyConfig::parseUpstreamProxy(config.upstreamProxy, &proxy, &useSystem, &error))
         m_upstream->setProxy(proxy, useSystem);
+    m_redactor->setExtraSecrets({ config.clientToken, proxy.password() });
 }
 
 bool ProxyServer::listen(const ProxyConfig &config, QString *error)
@@ -154,7 +138,6 @@ void ProxyServer::onNewConnection()
         return;
     HttpLimits limits;
     limits.maxBodyBytes = m_config->maxBodyBytes;
-    limits.corsAllowOrigin = m_config->corsAllowOrigin.toUtf8();
     while (QTcpSocket *socket = server->nextPendingConnection()) {
         if (!m_config->allowRemoteClients && !socket->peerAddress().isLoopback()) {
             qCWarning(lcServer).noquote() << "refused a connection from" << socket->peerAddress().toString();
@@ -172,18 +155,9 @@ void ProxyServer::onNewConnection()
     }
 }
 
-bool ProxyServer::hostAllowed(const HttpRequest &request, const HttpConnection *connection) const
-{
-    if (m_config->allowRemoteClients || !connection->localAddress().isLoopback())
-        return true;
-    // A page on another site must not reach the keys through DNS rebinding: on loopback, the Host
-    // header has to name this machine.
-    const QByteArray host = request.header("Host");
-    return host.isEmpty() || isLoopbackHostName(host);
-}
-
 void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &request)
 {
+    const AccessPolicy &policy = *m_policy;
     if (m_shuttingDown) {
         connection->sendResponse(503, { { "Content-Type", "application/json" }, { "Connection", "close" } },
                                  openAiErrorBody(QStringLiteral("KeyRelay is shutting down"),
@@ -191,42 +165,72 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
                                                  QStringLiteral("shutting_down")));
         return;
     }
-    if (!hostAllowed(request, connection)) {
+    // A page on another site must not reach the keys through DNS rebinding: on loopback, the Host
+    // header has to name this machine (or a name the user listed for a reverse proxy).
+    const bool remoteListener = m_config->allowRemoteClients || !connection->localAddress().isLoopback();
+    if (!policy.hostAllowed(request.header("Host"), remoteListener)) {
+        refuse(connection, request, 403,
+               QStringLiteral("Host \"%1\" is not this machine; KeyRelay only serves local clients (a reverse "
+                              "proxy's host name can be added to security/allowedHosts)")
+                   .arg(QString::fromUtf8(request.header("Host").left(200))),
+               QStringLiteral("keyrelay_error"), QStringLiteral("host_not_allowed"));
+        return;
+    }
+    // Browsers: only origins the user trusts get anything. The refusal carries no CORS headers, so the
+    // page cannot even read it.
+    const QByteArray origin = request.header("Origin").trimmed();
+    const AccessPolicy::OriginVerdict verdict = policy.checkOrigin(origin);
+    if (verdict == AccessPolicy::OriginVerdict::Blocked) {
         const QString message
-            = QStringLiteral("Host \"%1\" is not this machine; KeyRelay only serves local clients")
-                  .arg(QString::fromUtf8(request.header("Host")));
-        const QByteArray body
-            = openAiErrorBody(message, QStringLiteral("keyrelay_error"), QStringLiteral("host_not_allowed"));
-        connection->sendResponse(403, { { "Content-Type", "application/json" } }, body);
-        recordLocal(request, 403, body.size(), message);
+            = QStringLiteral("the website %1 may not use KeyRelay; allow it in KeyRelay's settings "
+                             "(security/allowedOrigins)")
+                  .arg(QString::fromUtf8(origin.left(200)));
+        const QByteArray body = openAiErrorBody(message, QStringLiteral("permission_error"),
+                                                QStringLiteral("origin_not_allowed"));
+        connection->sendResponse(403, { { "Content-Type", "application/json" }, { "Vary", "Origin" } }, body);
+        recordLocal(request, 403, body.size(), message, true);
         return;
     }
+    const bool allowedOrigin = verdict == AccessPolicy::OriginVerdict::Allowed;
     if (request.method == "OPTIONS") {
-        answerPreflight(connection, request);
+        // Preflights carry no credentials: answered before the token check, never forwarded.
+        connection->sendResponse(204, allowedOrigin ? AccessPolicy::preflightHeaders(request) : HeaderList(),
+                                 QByteArray());
         return;
     }
-    if (request.method == "CONNECT" || request.method == "TRACE") {
-        const QByteArray body
-            = openAiErrorBody(QStringLiteral("method not supported by KeyRelay"),
-                              QStringLiteral("invalid_request_error"), QStringLiteral("method_not_allowed"));
-        connection->sendResponse(405, { { "Content-Type", "application/json" }, { "Allow", AllowedMethods } },
-                                 body);
-        recordLocal(request, 405, body.size(), QStringLiteral("method not allowed"));
+    const HeaderList cors = AccessPolicy::responseCorsHeaders(allowedOrigin ? origin : QByteArray());
+    if (!policy.tokenAccepted(request)) {
+        HeaderList headers = cors;
+        headers += HeaderList { { "WWW-Authenticate", "Bearer realm=\"KeyRelay\"" } };
+        refuse(connection, request, 401,
+               QStringLiteral("KeyRelay requires its client access token: send it as the API key "
+                              "(Authorization: Bearer <token>)"),
+               QStringLiteral("invalid_request_error"), QStringLiteral("invalid_client_token"), headers);
+        return;
+    }
+    const QByteArray method = request.method.toUpper();
+    if (method == "CONNECT" || method == "TRACE" || method == "TRACK") {
+        HeaderList headers = cors;
+        headers += HeaderList { { "Allow", AllowedMethods } };
+        refuse(connection, request, 405, QStringLiteral("method not supported by KeyRelay"),
+               QStringLiteral("invalid_request_error"), QStringLiteral("method_not_allowed"), headers);
         return;
     }
     if (request.target == "/_keyrelay/health") {
         QJsonObject health;
         health.insert(QLatin1String("status"), QLatin1String("ok"));
         health.insert(QLatin1String("version"), QLatin1String(KEYRELAY_VERSION));
-        health.insert(QLatin1String("upstream"), m_config->upstream.toString());
+        health.insert(QLatin1String("upstream"), m_redactor->redact(m_config->upstream.toString()));
         health.insert(QLatin1String("keys"), m_keys->size());
         health.insert(QLatin1String("active_requests"), activeRequests());
-        connection->sendResponse(200,
-                                 { { "Content-Type", "application/json" }, { "Cache-Control", "no-store" } },
-                                 QJsonDocument(health).toJson(QJsonDocument::Compact));
+        HeaderList headers = cors;
+        headers += HeaderList { { "Content-Type", "application/json" } };
+        headers += HeaderList { { "Cache-Control", "no-store" } };
+        connection->sendResponse(200, headers, QJsonDocument(health).toJson(QJsonDocument::Compact));
         return;
     }
-    auto *exchange = new ProxyExchange(m_nextId++, connection, request, m_config, m_keys, m_upstream, this);
+    auto *exchange = new ProxyExchange(m_nextId++, connection, request, m_config, m_policy, cors, m_keys,
+                                       m_upstream, m_redactor, this);
     m_exchanges.insert(exchange);
     connect(exchange, &ProxyExchange::finished, this, &ProxyServer::onExchangeFinished);
     connect(exchange, &QObject::destroyed, this, [this, exchange] {
@@ -236,22 +240,19 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
     exchange->start();
 }
 
-void ProxyServer::answerPreflight(HttpConnection *connection, const HttpRequest &request)
+void ProxyServer::refuse(HttpConnection *connection, const HttpRequest &request, int status,
+                         const QString &message, const QString &type, const QString &code,
+                         const HeaderList &extraHeaders)
 {
-    HeaderList headers {
-        { "Access-Control-Allow-Origin", m_config->corsAllowOrigin.toUtf8() },
-        { "Access-Control-Allow-Methods", AllowedMethods },
-        { "Access-Control-Allow-Headers", AllowedHeaders },
-        { "Access-Control-Max-Age", "86400" },
-        { "Vary", "Origin, Access-Control-Request-Headers" },
-    };
-    // Chrome's Private Network Access: a public web app asking for a loopback endpoint.
-    if (request.header("Access-Control-Request-Private-Network").toLower() == "true")
-        headers.append(qMakePair(QByteArray("Access-Control-Allow-Private-Network"), QByteArray("true")));
-    connection->sendResponse(204, headers, QByteArray());
+    HeaderList headers = extraHeaders;
+    headers.prepend(qMakePair(QByteArray("Content-Type"), QByteArray("application/json")));
+    const QByteArray body = openAiErrorBody(message, type, code);
+    connection->sendResponse(status, headers, body);
+    recordLocal(request, status, body.size(), message);
 }
 
-void ProxyServer::recordLocal(const HttpRequest &request, int status, qint64 bytes, const QString &error)
+void ProxyServer::recordLocal(const HttpRequest &request, int status, qint64 bytes, const QString &error,
+                              bool originBlocked)
 {
     RequestRecord record;
     record.id = m_nextId++;
@@ -263,12 +264,24 @@ void ProxyServer::recordLocal(const HttpRequest &request, int status, qint64 byt
     record.requestBytes = request.body.size();
     record.responseBytes = bytes;
     record.error = error;
+    record.origin = QString::fromUtf8(request.header("Origin").trimmed().left(200));
+    record.originBlocked = originBlocked;
+    emitRecord(record);
+}
+
+void ProxyServer::emitRecord(RequestRecord record)
+{
+    record.path = m_redactor->redact(record.path);
+    record.error = m_redactor->redact(record.error);
+    record.model = m_redactor->redact(record.model);
+    record.keyLabel = m_redactor->redact(record.keyLabel);
+    record.origin = m_redactor->redact(record.origin);
     Q_EMIT requestFinished(record);
 }
 
 void ProxyServer::onExchangeFinished(const RequestRecord &record)
 {
-    Q_EMIT requestFinished(record);
+    emitRecord(record);
 }
 
 void ProxyServer::shutdown(int graceMs)

@@ -16,7 +16,9 @@ class QTcpServer;
 
 namespace keyrelay {
 
+class AccessPolicy;
 class KeyPool;
+class SecretRedactor;
 class ProxyExchange;
 class UpstreamPool;
 
@@ -25,7 +27,8 @@ class ProxyServer : public QObject
 {
     Q_OBJECT
 public:
-    explicit ProxyServer(KeyPool *keys, QObject *parent = nullptr);
+    /// @p redactor (not owned, thread-safe) cleans every record; the server sets its extra secrets.
+    ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent = nullptr);
     ~ProxyServer() override;
 
     /// Starts listening. On failure returns false and a message fit for the user (e.g. port in use).
@@ -51,15 +54,21 @@ Q_SIGNALS:
 private:
     void onNewConnection();
     void onRequest(HttpConnection *connection, const HttpRequest &request);
-    bool hostAllowed(const HttpRequest &request, const HttpConnection *connection) const;
-    void answerPreflight(HttpConnection *connection, const HttpRequest &request);
     void onExchangeFinished(const RequestRecord &record);
-    void recordLocal(const HttpRequest &request, int status, qint64 bytes, const QString &error);
+    /// Answers a request itself (refusals, health) with an OpenAI-style error body and logs it.
+    void refuse(HttpConnection *connection, const HttpRequest &request, int status, const QString &message,
+                const QString &type, const QString &code, const HeaderList &extraHeaders = {});
+    void recordLocal(const HttpRequest &request, int status, qint64 bytes, const QString &error,
+                     bool originBlocked = false);
+    /// The one exit of request records: every text in them passes the redactor here.
+    void emitRecord(RequestRecord record);
     void checkDrained();
 
     KeyPool *m_keys;
     UpstreamPool *m_upstream;
     std::shared_ptr<const ProxyConfig> m_config;
+    std::shared_ptr<const AccessPolicy> m_policy;
+    SecretRedactor *m_redactor;
     QList<QTcpServer *> m_listeners;
     QSet<ProxyExchange *> m_exchanges;
     QSet<HttpConnection *> m_connections;

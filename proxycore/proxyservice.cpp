@@ -5,11 +5,11 @@
 
 namespace keyrelay {
 
-ProxyService::ProxyService(KeyPool *keys, QObject *parent) : QObject(parent)
+ProxyService::ProxyService(KeyPool *keys, QObject *parent) : QObject(parent), m_redactor(keys)
 {
     qRegisterMetaType<keyrelay::RequestRecord>();
     m_thread.setObjectName(QStringLiteral("KeyRelay proxy"));
-    m_server = new ProxyServer(keys);
+    m_server = new ProxyServer(keys, &m_redactor);
     m_server->moveToThread(&m_thread);
     connect(&m_thread, &QThread::finished, m_server, &QObject::deleteLater);
     connect(m_server, &ProxyServer::requestFinished, this, &ProxyService::requestFinished);

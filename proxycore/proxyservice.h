@@ -3,6 +3,7 @@
 
 #include "proxyconfig.h"
 #include "requestrecord.h"
+#include "secretredactor.h"
 
 #include <QObject>
 #include <QThread>
@@ -42,6 +43,8 @@ public:
     QString clientBaseUrl() const { return m_config.clientBaseUrl(m_port); }
     ProxyConfig config() const { return m_config; }
     int activeRequests() const;
+    /// Masks keys, the client token and the proxy password in any text (thread-safe).
+    const SecretRedactor &redactor() const { return m_redactor; }
 
 Q_SIGNALS:
     void started(const QString &endpointUrl);
@@ -54,6 +57,7 @@ Q_SIGNALS:
 private:
     void setState(State state);
 
+    SecretRedactor m_redactor;
     QThread m_thread;
     ProxyServer *m_server = nullptr;
     ProxyConfig m_config;

@@ -56,6 +56,8 @@ QString RequestRecord::toLogLine() const
         line += QLatin1String(" reordered");
     if (attempts > 1)
         line += QLatin1String(" attempts=") + QString::number(attempts);
+    if (originBlocked)
+        line += QLatin1String(" origin=") + orDash(origin) + QLatin1String(" blocked");
     if (!error.isEmpty())
         line += QLatin1String(" error=\"") + oneLine(error) + QLatin1Char('"');
     return line;

@@ -27,6 +27,9 @@ struct RequestRecord
     qint64 completionTokens = -1;
     qint64 totalTokens = -1;
     QString error; ///< empty on success
+    QString origin; ///< the browser Origin header, if any
+    bool originBlocked = false; ///< refused because the website is not allowed (see security/allowedOrigins)
+    QString keyId; ///< KeyPool::keyId() of the key used; empty in pass-through mode
 
     /// A single line for the headless log: time, method, path, model, key, status, latency, bytes, tokens.
     QString toLogLine() const;

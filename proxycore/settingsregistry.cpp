@@ -1,5 +1,6 @@
 #include "settingsregistry.h"
 
+#include "accesspolicy.h"
 #include "logging.h"
 
 #include <QDateTime>
@@ -36,6 +37,28 @@ bool toBool(QVariant &value)
         return true;
     }
     return false;
+}
+
+/// A comma-separated list (or a QStringList) whose trimmed, non-empty entries all pass @p entryOk.
+std::function<bool(QVariant &)> stringList(std::function<bool(const QString &)> entryOk)
+{
+    return [entryOk](QVariant &value) {
+        QStringList raw = value.toStringList();
+        if (value.typeId() == QMetaType::QString)
+            raw = value.toString().split(QLatin1Char(','), Qt::SkipEmptyParts);
+        QStringList cleaned;
+        for (const QString &entry : std::as_const(raw)) {
+            const QString trimmed = entry.trimmed();
+            if (trimmed.isEmpty())
+                continue;
+            if (!entryOk(trimmed))
+                return false;
+            if (!cleaned.contains(trimmed))
+                cleaned.append(trimmed);
+        }
+        value = cleaned;
+        return true;
+    };
 }
 
 QString displayText(const QVariant &value)
@@ -91,13 +114,22 @@ const std::array<SettingSpec, size_t(Setting::Count)> &specs()
         { Setting::ConnectTimeoutSec, "proxy/connectTimeoutSec", 15, intRange(1, 3600) },
         { Setting::IdleTimeoutSec, "proxy/idleTimeoutSec", 300, intRange(1, 86400) },
         { Setting::MaxBodyMiB, "proxy/maxBodyMiB", 32, intRange(1, 1024) },
-        { Setting::CorsAllowOrigin, "security/corsAllowOrigin", QStringLiteral("*"),
+        { Setting::AllowedOrigins, "security/allowedOrigins", QStringList(),
+          stringList([](const QString &entry) { return AccessPolicy::isValidOriginEntry(entry); }) },
+        { Setting::AllowAnyWebsite, "security/allowAnyWebsite", false, toBool },
+        { Setting::ClientToken, "security/clientToken", QString(),
           [](QVariant &value) {
-              const QString origin = value.toString().trimmed();
-              value = origin;
-              return !origin.isEmpty() && !origin.contains(QLatin1Char('\n'))
-                  && !origin.contains(QLatin1Char('\r'));
+              const QString token = value.toString().trimmed();
+              value = token;
+              // Sent by clients as a header value: printable ASCII without spaces, long enough to guess.
+              for (const QChar c : token) {
+                  if (c.unicode() <= 0x20 || c.unicode() >= 0x7f)
+                      return false;
+              }
+              return token.isEmpty() || token.size() >= 16;
           } },
+        { Setting::AllowedHosts, "security/allowedHosts", QStringList(),
+          stringList([](const QString &entry) { return AccessPolicy::isValidHostEntry(entry); }) },
         { Setting::StartMinimized, "ui/startMinimized", false, toBool },
         { Setting::StartAtLogin, "ui/startAtLogin", false, toBool },
     } };
@@ -172,7 +204,7 @@ void SettingsRegistry::load()
                           .arg(file)
                           .arg(m_fileVersion);
     }
-    // Migrations from older versions go here, one step at a time.
+    migrate();
 
     if (!m_problems.isEmpty() && fileExists) {
         const QString backup = file + QStringLiteral(".bak");
@@ -182,6 +214,29 @@ void SettingsRegistry::load()
     }
     for (const QString &problem : std::as_const(m_problems))
         qCWarning(lcSettings).noquote() << problem;
+}
+
+void SettingsRegistry::migrate()
+{
+    // Migrations from older versions, one step at a time.
+    const QString oldCors = QStringLiteral("security/corsAllowOrigin");
+    if (m_fileVersion < 2 && m_storage->contains(oldCors)) {
+        // Version 1 sent "Access-Control-Allow-Origin: <corsAllowOrigin>" (default "*") to every
+        // website. "*" becomes the new default policy, NOT "allow any website"; a specific origin the
+        // user had set is kept as an allowed origin.
+        const QString origin = m_storage->value(oldCors).toString().trimmed();
+        m_storage->remove(oldCors);
+        if (origin != QLatin1String("*") && AccessPolicy::isValidOriginEntry(origin)) {
+            QStringList origins = value(Setting::AllowedOrigins).toStringList();
+            if (!origins.contains(origin))
+                origins.append(origin);
+            setValue(Setting::AllowedOrigins, origins);
+        }
+        m_fileVersion = CurrentVersion;
+        m_storage->setValue(QStringLiteral("meta/settingsVersion"), CurrentVersion);
+        qCInfo(lcSettings).noquote() << "settings migrated to version" << CurrentVersion
+                                     << "(CORS: origin allow-list)";
+    }
 }
 
 QVariant SettingsRegistry::value(Setting setting) const
@@ -236,7 +291,10 @@ ProxyConfig SettingsRegistry::proxyConfig() const
     config.connectTimeoutSec = value(Setting::ConnectTimeoutSec).toInt();
     config.idleTimeoutSec = value(Setting::IdleTimeoutSec).toInt();
     config.maxBodyBytes = qint64(value(Setting::MaxBodyMiB).toInt()) * 1024 * 1024;
-    config.corsAllowOrigin = value(Setting::CorsAllowOrigin).toString();
+    config.allowedOrigins = value(Setting::AllowedOrigins).toStringList();
+    config.allowAnyWebsite = value(Setting::AllowAnyWebsite).toBool();
+    config.clientToken = value(Setting::ClientToken).toString();
+    config.allowedHosts = value(Setting::AllowedHosts).toStringList();
     return config;
 }
 
@@ -254,7 +312,10 @@ void SettingsRegistry::setProxyConfig(const ProxyConfig &config)
     setValue(Setting::ConnectTimeoutSec, config.connectTimeoutSec);
     setValue(Setting::IdleTimeoutSec, config.idleTimeoutSec);
     setValue(Setting::MaxBodyMiB, int(qMax<qint64>(1, config.maxBodyBytes / (1024 * 1024))));
-    setValue(Setting::CorsAllowOrigin, config.corsAllowOrigin);
+    setValue(Setting::AllowedOrigins, config.allowedOrigins);
+    setValue(Setting::AllowAnyWebsite, config.allowAnyWebsite);
+    setValue(Setting::ClientToken, config.clientToken);
+    setValue(Setting::AllowedHosts, config.allowedHosts);
 }
 
 } // namespace keyrelay

@@ -27,7 +27,10 @@ enum class Setting {
     ConnectTimeoutSec,
     IdleTimeoutSec,
     MaxBodyMiB,
-    CorsAllowOrigin,
+    AllowedOrigins,
+    AllowAnyWebsite,
+    ClientToken,
+    AllowedHosts,
     StartMinimized,
     StartAtLogin,
     Count
@@ -49,7 +52,8 @@ class SettingsRegistry : public QObject
 {
     Q_OBJECT
 public:
-    static constexpr int CurrentVersion = 1;
+    /// 2: CORS by origin allow-list (security/allowedOrigins) instead of security/corsAllowOrigin.
+    static constexpr int CurrentVersion = 2;
 
     /// Takes ownership of @p storage.
     explicit SettingsRegistry(std::unique_ptr<QSettings> storage, QObject *parent = nullptr);
@@ -81,6 +85,7 @@ Q_SIGNALS:
 
 private:
     void load();
+    void migrate();
 
     std::unique_ptr<QSettings> m_storage;
     std::array<QVariant, size_t(Setting::Count)> m_values;

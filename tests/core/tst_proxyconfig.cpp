@@ -19,6 +19,7 @@ private Q_SLOTS:
     void validateDefaults();
     void validateListenAddress_data();
     void validateListenAddress();
+    void remoteListeningNeedsToken();
     void validateRanges();
     void listenAddresses();
     void normalizePathPrefixes_data();
@@ -274,6 +275,26 @@ void tst_ProxyConfig::validateListenAddress_data()
     QTest::newRow("empty") << QString() << false << false;
 }
 
+void tst_ProxyConfig::remoteListeningNeedsToken()
+{
+    ProxyConfig config;
+    config.listenHost = QStringLiteral("0.0.0.0");
+    config.allowRemoteClients = true;
+    QStringList problems = config.validate();
+    QCOMPARE(problems.size(), 1);
+    QVERIFY2(problems.first().contains(QLatin1String("security/clientToken")), qPrintable(problems.first()));
+    config.clientToken = QStringLiteral("krt-0123456789abcdefghij");
+    QVERIFY(config.validate().isEmpty());
+
+    ProxyConfig behindReverseProxy;
+    behindReverseProxy.allowedHosts = { QStringLiteral("api.example.test") };
+    problems = behindReverseProxy.validate();
+    QCOMPARE(problems.size(), 1);
+    QVERIFY2(problems.first().contains(QLatin1String("security/allowedHosts")), qPrintable(problems.first()));
+    behindReverseProxy.clientToken = QStringLiteral("krt-0123456789abcdefghij");
+    QVERIFY(behindReverseProxy.validate().isEmpty());
+}
+
 void tst_ProxyConfig::validateListenAddress()
 {
     QFETCH(QString, host);
@@ -282,6 +303,8 @@ void tst_ProxyConfig::validateListenAddress()
     ProxyConfig config;
     config.listenHost = host;
     config.allowRemoteClients = allowRemote;
+    if (allowRemote) // remote access always needs the client token (tested below)
+        config.clientToken = QStringLiteral("krt-0123456789abcdefghij");
     const QStringList problems = config.validate();
     QCOMPARE(problems.isEmpty(), valid);
     if (!valid) {

@@ -65,6 +65,8 @@ private Q_SLOTS:
     void problemNamesTheDefault();
     void settingsVersionSurvivesAFreshRead();
     void newerVersionInKeyRelaysOwnSpelling();
+    void migratesWildcardCorsToDefaultPolicy();
+    void migratesSpecificCorsOriginToAllowList();
 
 private:
     QString iniPath() const { return m_dir->filePath(QStringLiteral("keyrelay.ini")); }
@@ -148,7 +150,11 @@ void tst_SettingsRegistry::valuesRoundTrip()
         QVERIFY(writer->setValue(Setting::ConnectTimeoutSec, 5));
         QVERIFY(writer->setValue(Setting::IdleTimeoutSec, 60));
         QVERIFY(writer->setValue(Setting::MaxBodyMiB, 64));
-        QVERIFY(writer->setValue(Setting::CorsAllowOrigin, QStringLiteral("https://app.example")));
+        QVERIFY(writer->setValue(Setting::AllowedOrigins,
+                                 QStringLiteral("https://app.example, https://*.corp.example")));
+        QVERIFY(writer->setValue(Setting::AllowAnyWebsite, true));
+        QVERIFY(writer->setValue(Setting::ClientToken, QStringLiteral("krt-0123456789abcdefXYZ")));
+        QVERIFY(writer->setValue(Setting::AllowedHosts, QStringLiteral("api.example.test")));
         QVERIFY(writer->setValue(Setting::StartMinimized, true));
         QVERIFY(writer->setValue(Setting::StartAtLogin, true));
         QVERIFY(writer->sync());
@@ -171,7 +177,11 @@ void tst_SettingsRegistry::valuesRoundTrip()
     QCOMPARE(reader->value(Setting::ConnectTimeoutSec).toInt(), 5);
     QCOMPARE(reader->value(Setting::IdleTimeoutSec).toInt(), 60);
     QCOMPARE(reader->value(Setting::MaxBodyMiB).toInt(), 64);
-    QCOMPARE(reader->value(Setting::CorsAllowOrigin).toString(), QStringLiteral("https://app.example"));
+    QCOMPARE(reader->value(Setting::AllowedOrigins).toStringList(),
+             (QStringList { QStringLiteral("https://app.example"), QStringLiteral("https://*.corp.example") }));
+    QCOMPARE(reader->value(Setting::AllowAnyWebsite).toBool(), true);
+    QCOMPARE(reader->value(Setting::ClientToken).toString(), QStringLiteral("krt-0123456789abcdefXYZ"));
+    QCOMPARE(reader->value(Setting::AllowedHosts).toStringList(), QStringList { QStringLiteral("api.example.test") });
     QCOMPARE(reader->value(Setting::StartMinimized).toBool(), true);
     QCOMPARE(reader->value(Setting::StartAtLogin).toBool(), true);
     QCOMPARE(reader->fileVersion(), SettingsRegistry::CurrentVersion);
@@ -238,8 +248,13 @@ void tst_SettingsRegistry::invalidValueInFile_data()
         << Setting::UpstreamProxy;
     QTest::newRow("relative strip prefix")
         << QByteArrayLiteral("proxy") << QByteArrayLiteral("stripPrefixes=release") << Setting::StripPrefixes;
-    QTest::newRow("empty CORS origin")
-        << QByteArrayLiteral("security") << QByteArrayLiteral("corsAllowOrigin=") << Setting::CorsAllowOrigin;
+    QTest::newRow("origin with a path")
+        << QByteArrayLiteral("security") << QByteArrayLiteral("allowedOrigins=https://a.example/path")
+        << Setting::AllowedOrigins;
+    QTest::newRow("short client token")
+        << QByteArrayLiteral("security") << QByteArrayLiteral("clientToken=short") << Setting::ClientToken;
+    QTest::newRow("host with a path")
+        << QByteArrayLiteral("security") << QByteArrayLiteral("allowedHosts=a.example/x") << Setting::AllowedHosts;
     QTest::newRow("max body 0") << QByteArrayLiteral("proxy") << QByteArrayLiteral("maxBodyMiB=0")
                                 << Setting::MaxBodyMiB;
     QTest::newRow("idle timeout huge")
@@ -356,7 +371,8 @@ void tst_SettingsRegistry::invalidSetValueKeepsOldValue()
     QVERIFY(!registry->setValue(Setting::ReorderThreshold, 0));
     QVERIFY(!registry->setValue(Setting::ReorderEnabled, QStringLiteral("maybe")));
     QVERIFY(!registry->setValue(Setting::ListenHost, QStringLiteral("not a host")));
-    QVERIFY(!registry->setValue(Setting::CorsAllowOrigin, QStringLiteral("https://a\r\nSet-Cookie: x")));
+    QVERIFY(!registry->setValue(Setting::AllowedOrigins, QStringLiteral("https://a\r\nSet-Cookie: x")));
+    QVERIFY(!registry->setValue(Setting::ClientToken, QStringLiteral("a token with spaces in it")));
     QVERIFY(!registry->setValue(Setting::UpstreamProxy, QStringLiteral("gopher://h:70")));
     QCOMPARE(changed.count(), 0);
     QVERIFY(registry->sync());
@@ -366,7 +382,8 @@ void tst_SettingsRegistry::invalidSetValueKeepsOldValue()
     QCOMPARE(file.value(QStringLiteral("proxy/listenPort")).toInt(), 9100);
     QVERIFY(!file.contains(QStringLiteral("proxy/upstream")));
     QVERIFY(!file.contains(QStringLiteral("rewrite/threshold")));
-    QVERIFY(!file.contains(QStringLiteral("security/corsAllowOrigin")));
+    QVERIFY(!file.contains(QStringLiteral("security/allowedOrigins")));
+    QVERIFY(!file.contains(QStringLiteral("security/clientToken")));
 }
 
 void tst_SettingsRegistry::setValueNormalises_data()
@@ -393,9 +410,11 @@ void tst_SettingsRegistry::setValueNormalises_data()
     QTest::newRow("proxy system") << Setting::UpstreamProxy << QVariant(QStringLiteral(" system "))
                                   << QVariant(QStringLiteral("system"));
     QTest::newRow("threshold 1000") << Setting::ReorderThreshold << QVariant(1000) << QVariant(1000);
-    QTest::newRow("cors trimmed") << Setting::CorsAllowOrigin
-                                  << QVariant(QStringLiteral(" https://x.example "))
-                                  << QVariant(QStringLiteral("https://x.example"));
+    QTest::newRow("origins trimmed and split")
+        << Setting::AllowedOrigins << QVariant(QStringLiteral(" https://x.example , null,,https://x.example"))
+        << QVariant(QStringList { QStringLiteral("https://x.example"), QStringLiteral("null") });
+    QTest::newRow("token trimmed") << Setting::ClientToken << QVariant(QStringLiteral(" krt-abcdefghijklmnop "))
+                                   << QVariant(QStringLiteral("krt-abcdefghijklmnop"));
 }
 
 void tst_SettingsRegistry::setValueNormalises()
@@ -457,6 +476,42 @@ void tst_SettingsRegistry::newerVersionInKeyRelaysOwnSpelling()
     QVERIFY(problemsText(*registry).contains(QLatin1String("newer")));
 }
 
+void tst_SettingsRegistry::migratesWildcardCorsToDefaultPolicy()
+{
+    // Version 1's default, "*", must become the new default policy, not "allow any website".
+    QVERIFY(writeFile(iniPath(), QByteArrayLiteral("[meta]\nsettingsVersion=1\n[security]\ncorsAllowOrigin=*\n"
+                                                   "[proxy]\nlistenPort=9300\n")));
+    {
+        const auto registry = SettingsRegistry::openIni(iniPath());
+        QVERIFY2(registry->problems().isEmpty(), qPrintable(problemsText(*registry)));
+        QCOMPARE(registry->fileVersion(), SettingsRegistry::CurrentVersion);
+        QCOMPARE(registry->value(Setting::AllowAnyWebsite).toBool(), false);
+        QVERIFY(registry->value(Setting::AllowedOrigins).toStringList().isEmpty());
+        QCOMPARE(registry->value(Setting::ListenPort).toInt(), 9300);
+        const ProxyConfig config = registry->proxyConfig();
+        QVERIFY(!config.allowAnyWebsite);
+    }
+    QSettings file(iniPath(), QSettings::IniFormat);
+    QVERIFY(!file.contains(QStringLiteral("security/corsAllowOrigin")));
+    QCOMPARE(file.value(QStringLiteral("meta/settingsVersion")).toInt(), SettingsRegistry::CurrentVersion);
+}
+
+void tst_SettingsRegistry::migratesSpecificCorsOriginToAllowList()
+{
+    QVERIFY(writeFile(iniPath(),
+                      QByteArrayLiteral("[security]\ncorsAllowOrigin=https://bettergpt.chat\n")));
+    {
+        const auto registry = SettingsRegistry::openIni(iniPath());
+        QCOMPARE(registry->value(Setting::AllowedOrigins).toStringList(),
+                 QStringList { QStringLiteral("https://bettergpt.chat") });
+        QCOMPARE(registry->value(Setting::AllowAnyWebsite).toBool(), false);
+    }
+    const auto reread = SettingsRegistry::openIni(iniPath());
+    QCOMPARE(reread->value(Setting::AllowedOrigins).toStringList(),
+             QStringList { QStringLiteral("https://bettergpt.chat") });
+    QCOMPARE(reread->fileVersion(), SettingsRegistry::CurrentVersion);
+}
+
 void tst_SettingsRegistry::newerVersionIsAProblem()
 {
     // A newer version next to values this version understands.
@@ -487,7 +542,9 @@ void tst_SettingsRegistry::proxyConfigRoundTrip()
     config.connectTimeoutSec = 7;
     config.idleTimeoutSec = 120;
     config.maxBodyBytes = qint64(16) * 1024 * 1024;
-    config.corsAllowOrigin = QStringLiteral("https://ui.example");
+    config.allowedOrigins = { QStringLiteral("https://ui.example") };
+    config.clientToken = QStringLiteral("krt-abcdefghijklmnopqrstuvwxyz");
+    config.allowedHosts = { QStringLiteral("api.example.test") };
 
     const auto check = [&config](const ProxyConfig &got) {
         QCOMPARE(got.listenHost, config.listenHost);
@@ -502,19 +559,22 @@ void tst_SettingsRegistry::proxyConfigRoundTrip()
         QCOMPARE(got.connectTimeoutSec, config.connectTimeoutSec);
         QCOMPARE(got.idleTimeoutSec, config.idleTimeoutSec);
         QCOMPARE(got.maxBodyBytes, config.maxBodyBytes);
-        QCOMPARE(got.corsAllowOrigin, config.corsAllowOrigin);
+        QCOMPARE(got.allowedOrigins, config.allowedOrigins);
+        QCOMPARE(got.allowAnyWebsite, config.allowAnyWebsite);
+        QCOMPARE(got.clientToken, config.clientToken);
+        QCOMPARE(got.allowedHosts, config.allowedHosts);
         QVERIFY(got.validate().isEmpty());
     };
     {
         const auto registry = SettingsRegistry::openIni(iniPath());
         QSignalSpy changed(registry.get(), &SettingsRegistry::changed);
         registry->setProxyConfig(config);
-        QCOMPARE(changed.count(), 13); // every persisted field differs from its default
+        QCOMPARE(changed.count(), 15); // every persisted field differs from its default
         check(registry->proxyConfig());
         if (QTest::currentTestFailed())
             return;
         registry->setProxyConfig(config);
-        QCOMPARE(changed.count(), 13);
+        QCOMPARE(changed.count(), 15);
     }
     const auto reader = SettingsRegistry::openIni(iniPath());
     QVERIFY2(reader->problems().isEmpty(), qPrintable(problemsText(*reader)));

@@ -262,7 +262,7 @@ void HeadlessTest::configFile()
         file.write("[proxy]\nupstream=" + m_mock->url().toEncoded()
                    + "\nstripPrefixes=/release\nlistenPort=1\n"
                      "[rewrite]\nreorderSystemMessage=false\n"
-                     "[security]\ncorsAllowOrigin=http://localhost:3000\n");
+                     "[security]\nallowedOrigins=https://bettergpt.chat\n");
     }
     const quint16 port = startProxy({ QStringLiteral("--config"), configPath }, false);
     QVERIFY(port != 0);
@@ -274,11 +274,12 @@ void HeadlessTest::configFile()
     client.send(port,
                 buildRequest("POST", "/release/v1/chat/completions", port,
                              { { "Authorization", "Bearer sk-own-key-0000000000" },
-                               { "Content-Type", "application/json" } },
+                               { "Content-Type", "application/json" },
+                               { "Origin", "https://bettergpt.chat" } },
                              body));
     QVERIFY(client.waitFinished());
     QCOMPARE(client.status(), 200);
-    QCOMPARE(client.header("Access-Control-Allow-Origin"), QByteArray("http://localhost:3000"));
+    QCOMPARE(client.header("Access-Control-Allow-Origin"), QByteArray("https://bettergpt.chat"));
     QCOMPARE(m_mock->lastRequest().target, QByteArray("/v1/chat/completions"));
     QCOMPARE(m_mock->lastRequest().body, body);
     ::kill(pid_t(m_process->processId()), SIGTERM);

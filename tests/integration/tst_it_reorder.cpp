@@ -161,7 +161,7 @@ void ReorderTest::invalidJsonOnChatPath()
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 400);
     QVERIFY(client->header("Content-Type").startsWith("application/json"));
-    QCOMPARE(client->header("Access-Control-Allow-Origin"), QByteArray("*"));
+    QVERIFY(!client->hasHeader("Access-Control-Allow-Origin")); // no Origin, no CORS
     const QJsonObject error = errorObject(client->body());
     QVERIFY2(!error.isEmpty(), client->body().constData());
     QVERIFY(error.value(QStringLiteral("message")).toString().contains(QStringLiteral("JSON")));

@@ -47,8 +47,8 @@ private Q_SLOTS:
     void redirectPassedThrough();
 
 private:
-    bool startProxy(const QString &corsOrigin = QString());
-    std::unique_ptr<RawClient> get(const QByteArray &target, int timeoutMs = 20000);
+    bool startProxy(const QString &allowedOrigin = QString());
+    std::unique_ptr<RawClient> get(const QByteArray &target, int timeoutMs = 20000, const QByteArray &origin = {});
 
     std::unique_ptr<MockUpstream> m_mock;
     std::unique_ptr<ProxyHarness> m_proxy;
@@ -68,11 +68,11 @@ void ResponseTest::cleanup()
     m_mock.reset();
 }
 
-bool ResponseTest::startProxy(const QString &corsOrigin)
+bool ResponseTest::startProxy(const QString &allowedOrigin)
 {
     keyrelay::ProxyConfig config = testConfig(m_mock->url());
-    if (!corsOrigin.isEmpty())
-        config.corsAllowOrigin = corsOrigin;
+    if (!allowedOrigin.isEmpty())
+        config.allowedOrigins = { allowedOrigin };
     QString error;
     const bool ok = m_proxy->start(config, &error);
     if (!ok)
@@ -80,12 +80,13 @@ bool ResponseTest::startProxy(const QString &corsOrigin)
     return ok;
 }
 
-std::unique_ptr<RawClient> ResponseTest::get(const QByteArray &target, int timeoutMs)
+std::unique_ptr<RawClient> ResponseTest::get(const QByteArray &target, int timeoutMs, const QByteArray &origin)
 {
     auto client = std::make_unique<RawClient>();
-    client->send(
-        m_proxy->port(),
-        buildRequest("GET", target, m_proxy->port(), { { "Authorization", "Bearer sk-client-key-0001" } }));
+    Headers headers { { "Authorization", "Bearer sk-client-key-0001" } };
+    if (!origin.isEmpty())
+        headers.append({ "Origin", origin });
+    client->send(m_proxy->port(), buildRequest("GET", target, m_proxy->port(), headers));
     client->waitFinished(timeoutMs);
     return client;
 }
@@ -146,23 +147,30 @@ void ResponseTest::statusAndHeaders()
     QVERIFY(!client->hasHeader("Proxy-Authenticate"));
     QVERIFY(!client->hasHeader("Trailer"));
     QVERIFY(!client->header("Connection").toLower().contains("x-hop-header"));
-    // CORS: the proxy's own origin, exactly once, whatever the upstream said.
-    QCOMPARE(countHeader(client->headers(), "Access-Control-Allow-Origin"), 1);
-    QCOMPARE(client->header("Access-Control-Allow-Origin"), QByteArray("*"));
-    // Browsers may read the rate-limit headers.
-    QVERIFY(
-        client->header("Access-Control-Expose-Headers").toLower().contains("x-ratelimit-remaining-requests"));
+    // CORS is KeyRelay's decision, whatever the upstream said: a request without Origin gets none.
+    QCOMPARE(countHeader(client->headers(), "Access-Control-Allow-Origin"), 0);
     QCOMPARE(m_mock->requestCount(), 1);
     QCOMPARE(m_mock->lastRequest().header("Authorization"), QByteArray("Bearer sk-client-key-0001"));
 }
 
 void ResponseTest::configuredCorsOrigin()
 {
-    QVERIFY(startProxy(QStringLiteral("http://localhost:3000")));
-    auto client = get("/v1/models");
+    QVERIFY(startProxy(QStringLiteral("https://bettergpt.chat")));
+    m_mock->setHandler([](const RecordedRequest &) {
+        return MockResponse::fixed(200, "{}",
+                                   { { "Content-Type", "application/json" },
+                                     { "Access-Control-Allow-Origin", "https://evil.example" },
+                                     { "x-ratelimit-remaining-requests", "9" } });
+    });
+    auto client = get("/v1/models", 5000, "https://bettergpt.chat");
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 200);
-    QCOMPARE(client->header("Access-Control-Allow-Origin"), QByteArray("http://localhost:3000"));
+    // The allowed origin echoed exactly once, never the upstream's; browsers may read rate limits.
+    QCOMPARE(countHeader(client->headers(), "Access-Control-Allow-Origin"), 1);
+    QCOMPARE(client->header("Access-Control-Allow-Origin"), QByteArray("https://bettergpt.chat"));
+    QVERIFY(client->header("Vary").contains("Origin"));
+    QVERIFY(
+        client->header("Access-Control-Expose-Headers").toLower().contains("x-ratelimit-remaining-requests"));
 }
 
 void ResponseTest::bodies_data()

@@ -1,0 +1,44 @@
+// The one redaction step for every string that leaves the proxy core: log lines, request records,
+// error texts, the status endpoint, headless output, the GUI and its exports.
+#pragma once
+
+#include <QByteArray>
+#include <QMutex>
+#include <QString>
+#include <QStringList>
+
+namespace keyrelay {
+
+class KeyPool;
+
+/// Thread-safe. Masks, wherever they appear in a text: every configured key (read from the key pool at
+/// the time of the call) and every extra secret (client token, upstream proxy password); the values of
+/// Authorization / api-key / x-api-key headers; "key=" / "api_key=" style query values; and anything
+/// shaped like a provider key ("sk-…", "sk-ant-…", "AIza…", "xai-…"). Masks look like KeyPool::mask().
+class SecretRedactor
+{
+public:
+    explicit SecretRedactor(const KeyPool *keys = nullptr);
+
+    /// Secrets that are not API keys: the client access token, the upstream proxy's password.
+    void setExtraSecrets(const QStringList &secrets);
+
+    QString redact(const QString &text) const;
+    /// Only the configured secrets (keys and extras), byte-exact elsewhere: for response bodies, whose
+    /// other content must reach the client unchanged.
+    QByteArray maskConfiguredSecrets(const QByteArray &data) const;
+    /// Whether @p data contains any configured secret.
+    bool containsConfiguredSecret(const QByteArray &data) const;
+
+    /// The pattern-based part of redact(), without configured secrets.
+    static QString redactPatterns(const QString &text);
+
+private:
+    QStringList configuredSecrets() const;
+
+    const KeyPool *m_keys;
+    mutable QMutex m_mutex;
+    QStringList m_extraSecrets;
+};
+
+} // namespace keyrelay

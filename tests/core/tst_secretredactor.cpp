@@ -1,0 +1,142 @@
+// SecretRedactor: no whole key in any text that leaves the proxy core.
+#include "keypool.h"
+#include "secretredactor.h"
+
+#include <QtTest>
+
+using namespace keyrelay;
+
+namespace {
+const QString KeyA = QStringLiteral("sk-proj-AAAAbbbbCCCCddddEEEEffff0000111122223333");
+const QString KeyB = QStringLiteral("cstm9f8e7d6c5b4aQzXwVuTs1234"); // not sk- shaped
+const QString Token = QStringLiteral("krt-clienttoken-abcdefghijklmnop");
+
+/// True when any 5 consecutive characters of @p secret appear in @p text.
+bool leaksPartOf(const QString &text, const QString &secret)
+{
+    // The mask shows the first 3 and last 4 characters: look for longer runs from the middle.
+    for (qsizetype i = 1; i + 5 < secret.size() - 1; ++i) {
+        if (text.contains(secret.mid(i, 5)))
+            return true;
+    }
+    return false;
+}
+} // namespace
+
+class tst_SecretRedactor : public QObject
+{
+    Q_OBJECT
+private Q_SLOTS:
+    void init();
+    void configuredKeysAnywhere_data();
+    void configuredKeysAnywhere();
+    void keysAddedLaterAreMasked();
+    void extraSecrets();
+    void patterns_data();
+    void patterns();
+    void leavesOrdinaryTextAlone();
+    void bodiesMaskOnlyConfiguredSecrets();
+
+private:
+    KeyPool m_pool;
+};
+
+void tst_SecretRedactor::init()
+{
+    m_pool.setKeys({ { KeyA, QString(), true }, { KeyB, QStringLiteral("second"), true } });
+}
+
+void tst_SecretRedactor::configuredKeysAnywhere_data()
+{
+    QTest::addColumn<QString>("text");
+    QTest::newRow("plain") << QStringLiteral("Incorrect API key provided: %1.").arg(KeyB);
+    QTest::newRow("json") << QStringLiteral("{\"error\":{\"message\":\"bad key '%1'\"}}").arg(KeyA);
+    QTest::newRow("twice") << KeyB + QLatin1Char(' ') + KeyB;
+    QTest::newRow("glued") << QStringLiteral("x") + KeyB + QStringLiteral("y");
+    QTest::newRow("query") << QStringLiteral("/v1/models?key=%1&x=1").arg(KeyB);
+}
+
+void tst_SecretRedactor::configuredKeysAnywhere()
+{
+    QFETCH(QString, text);
+    const SecretRedactor redactor(&m_pool);
+    const QString out = redactor.redact(text);
+    QVERIFY2(!out.contains(KeyA) && !out.contains(KeyB), qPrintable(out));
+    QVERIFY2(!leaksPartOf(out, KeyA) && !leaksPartOf(out, KeyB), qPrintable(out));
+}
+
+void tst_SecretRedactor::keysAddedLaterAreMasked()
+{
+    const SecretRedactor redactor(&m_pool);
+    const QString later = QStringLiteral("provider-key-added-later-123456");
+    QVERIFY(redactor.redact(later).contains(later));
+    m_pool.setKeys({ { later, QString(), true } });
+    QVERIFY(!redactor.redact(later).contains(later));
+}
+
+void tst_SecretRedactor::extraSecrets()
+{
+    SecretRedactor redactor(&m_pool);
+    redactor.setExtraSecrets({ Token, QStringLiteral("proxy-password-1"), QStringLiteral("abc") });
+    QVERIFY(!redactor.redact(QStringLiteral("token %1").arg(Token)).contains(Token));
+    QVERIFY(!redactor.redact(QStringLiteral("pw proxy-password-1")).contains(QStringLiteral("proxy-password-1")));
+    // Too short to be a secret: masking it would mangle ordinary words.
+    QCOMPARE(redactor.redact(QStringLiteral("abc")), QStringLiteral("abc"));
+}
+
+void tst_SecretRedactor::patterns_data()
+{
+    QTest::addColumn<QString>("text");
+    QTest::addColumn<QString>("secret");
+    const QString unknown = QStringLiteral("unknownsecretvalue12345");
+    QTest::newRow("bearer") << QStringLiteral("Authorization: Bearer %1").arg(unknown) << unknown;
+    QTest::newRow("bearer alone") << QStringLiteral("sent bearer %1 upstream").arg(unknown) << unknown;
+    QTest::newRow("api-key header") << QStringLiteral("api-key: %1").arg(unknown) << unknown;
+    QTest::newRow("x-api-key header") << QStringLiteral("X-Api-Key=%1").arg(unknown) << unknown;
+    QTest::newRow("query key") << QStringLiteral("/v1/models?key=%1").arg(unknown) << unknown;
+    QTest::newRow("query api_key") << QStringLiteral("/x?a=1&api_key=%1&b=2").arg(unknown) << unknown;
+    QTest::newRow("sk shape") << QStringLiteral("key sk-abcdefghijklmnopqrstuvwxyz012345 bad")
+                              << QStringLiteral("sk-abcdefghijklmnopqrstuvwxyz012345");
+    QTest::newRow("sk-ant shape") << QStringLiteral("sk-ant-api03-abcdefghijklmnopqrstuvwxyz")
+                                  << QStringLiteral("sk-ant-api03-abcdefghijklmnopqrstuvwxyz");
+    QTest::newRow("google shape") << QStringLiteral("AIzaSyA1234567890abcdefghijklmnopqrs")
+                                  << QStringLiteral("AIzaSyA1234567890abcdefghijklmnopqrs");
+}
+
+void tst_SecretRedactor::patterns()
+{
+    QFETCH(QString, text);
+    QFETCH(QString, secret);
+    const QString out = SecretRedactor().redact(text);
+    QVERIFY2(!out.contains(secret), qPrintable(out));
+    QVERIFY2(!leaksPartOf(out, secret), qPrintable(out));
+}
+
+void tst_SecretRedactor::leavesOrdinaryTextAlone()
+{
+    const SecretRedactor redactor(&m_pool);
+    const QStringList texts { QStringLiteral("POST /v1/chat/completions model=gpt-4o status=200"),
+                              QStringLiteral("upstream answered 429 Too Many Requests"),
+                              QStringLiteral("the task-list is long"),
+                              QStringLiteral("/v1/models?limit=5") };
+    for (const QString &text : texts)
+        QCOMPARE(redactor.redact(text), text);
+}
+
+void tst_SecretRedactor::bodiesMaskOnlyConfiguredSecrets()
+{
+    const SecretRedactor redactor(&m_pool);
+    const QByteArray body = "{\"error\":{\"message\":\"key " + KeyB.toUtf8()
+        + " invalid\",\"note\":\"sk-abcdefghijklmnopqrstuvwxyz is an example\"}}";
+    QVERIFY(redactor.containsConfiguredSecret(body));
+    const QByteArray masked = redactor.maskConfiguredSecrets(body);
+    QVERIFY(!masked.contains(KeyB.toUtf8()));
+    QVERIFY(!redactor.containsConfiguredSecret(masked));
+    // Everything else byte for byte (an example key in the text is not one of ours).
+    QVERIFY(masked.contains("sk-abcdefghijklmnopqrstuvwxyz is an example"));
+    QVERIFY(masked.startsWith("{\"error\":{\"message\":\"key "));
+    QCOMPARE(redactor.maskConfiguredSecrets("no secrets here"), QByteArray("no secrets here"));
+}
+
+QTEST_GUILESS_MAIN(tst_SecretRedactor)
+#include "tst_secretredactor.moc"

@@ -152,6 +152,38 @@ wait "$KR_PID" || fail "keyrelay did not exit 0 on SIGTERM"
 KR_PID=""
 echo "proxied: 200 from the mock, with the key from --keys-file (masked in the log)"
 
+step "the service's command and the tray app share one configuration (installed binary)"
+# The unit's own ExecStart, with a config folder of its own whose settings pick a free port and the mock.
+exec_start=$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/user/keyrelay.service)
+[ -n "$exec_start" ] || fail "no ExecStart in keyrelay.service"
+mkdir -p "$WORK/svc/config/KeyRelay" "$WORK/svc/run"
+chmod 700 "$WORK/svc/run"
+printf '[proxy]\nlistenPort=0\nupstream=http://127.0.0.1:%s\n' "$mock_port" >"$WORK/svc/config/KeyRelay/KeyRelay.ini"
+svc_env=(env HOME="$WORK/svc" XDG_CONFIG_HOME="$WORK/svc/config" XDG_RUNTIME_DIR="$WORK/svc/run")
+# shellcheck disable=SC2086 # ExecStart is a command line: split it into words
+"${svc_env[@]}" $exec_start >"$WORK/svc.out" 2>"$WORK/svc.err" &
+KR_PID=$!
+svc_listening() { grep -q 'listening on http://127.0.0.1:' "$WORK/svc.err" "$WORK/svc.out" || ! kill -0 "$KR_PID" 2>/dev/null; }
+wait_for "the service command to listen" 15 svc_listening
+kill -0 "$KR_PID" 2>/dev/null || { cat "$WORK/svc.err"; fail "the unit's command exited at start"; }
+set +e
+"${svc_env[@]}" QT_QPA_PLATFORM=offscreen timeout 20 /usr/bin/keyrelay >"$WORK/tray.out" 2>"$WORK/tray.err"
+tray_code=$?
+set -e
+[ "$tray_code" -eq 1 ] || { cat "$WORK/tray.err"; fail "the tray app next to the service: exit $tray_code, expected 1"; }
+grep -q 'already runs in the background' "$WORK/tray.err" || fail "the tray app does not say the service runs: $(cat "$WORK/tray.err")"
+kill -TERM "$KR_PID"
+wait "$KR_PID" || fail "the service command did not exit 0 on SIGTERM"
+KR_PID=""
+echo "the tray app refuses with a clear message while the service runs with the same settings"
+set +e
+env -u DISPLAY -u WAYLAND_DISPLAY -u QT_QPA_PLATFORM "${svc_env[@]}" timeout 20 /usr/bin/keyrelay 2>"$WORK/nodisplay.err"
+nodisplay_code=$?
+set -e
+[ "$nodisplay_code" -eq 1 ] && grep -q 'keyrelay --headless' "$WORK/nodisplay.err" \
+    || fail "without a display: exit $nodisplay_code, $(cat "$WORK/nodisplay.err")"
+echo "without a display: $(cat "$WORK/nodisplay.err")"
+
 step "purge and check nothing is left"
 $SUDO apt-get purge -y -qq keyrelay >"$WORK/apt-purge.log" 2>&1 || { cat "$WORK/apt-purge.log"; fail "apt-get purge"; }
 dpkg-query -W -f='${Status}' keyrelay 2>/dev/null | grep -q "installed" && fail "keyrelay is still installed"

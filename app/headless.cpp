@@ -2,6 +2,7 @@
 
 #include "keypool.h"
 #include "keystore.h"
+#include "logging.h"
 #include "proxyservice.h"
 #include "settingsregistry.h"
 #include "unixsignalwatcher.h"
@@ -12,6 +13,7 @@
 #include <QFile>
 #include <QFileInfo>
 #include <QLockFile>
+#include <QSet>
 #include <QTextStream>
 
 #include <cstdio>
@@ -191,6 +193,7 @@ int runHeadless(QCoreApplication &app)
     }
 
     ProxyService service(&keys);
+    installRedactingMessageHandler(&service.redactor());
     UnixSignalWatcher signalWatcher;
     const bool quiet = parser.isSet(QStringLiteral("quiet"));
     if (!quiet) {
@@ -200,6 +203,20 @@ int runHeadless(QCoreApplication &app)
             std::fflush(stdout);
         });
     }
+    // A website the user may have meant to allow: say once per origin which setting lets it in.
+    QSet<QString> reportedOrigins;
+    QObject::connect(&service, &ProxyService::requestFinished, &app,
+                     [&reportedOrigins](const RequestRecord &record) {
+                         if (!record.originBlocked || reportedOrigins.contains(record.origin)
+                             || reportedOrigins.size() > 100)
+                             return;
+                         reportedOrigins.insert(record.origin);
+                         QTextStream(stderr)
+                             << "keyrelay: blocked a request from the website " << record.origin
+                             << "; if you trust it, add it to security/allowedOrigins in the settings file "
+                                "(comma-separated, e.g. allowedOrigins="
+                             << record.origin << ")" << Qt::endl;
+                     });
     if (!service.start(config, &error))
         return fail(error, ExitRuntimeError);
 
@@ -223,7 +240,9 @@ int runHeadless(QCoreApplication &app)
         service.shutdown(config.shutdownGraceSec * 1000);
     });
     QObject::connect(&service, &ProxyService::shutdownComplete, &app, [] { QCoreApplication::exit(ExitOk); });
-    return QCoreApplication::exec();
+    const int code = QCoreApplication::exec();
+    installRedactingMessageHandler(nullptr);
+    return code;
 }
 
 } // namespace keyrelay

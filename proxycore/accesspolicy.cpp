@@ -40,7 +40,8 @@ Origin parseOrigin(const QByteArray &lowerOrigin)
     QByteArray rest = lowerOrigin.mid(sep + 3);
     if (rest.endsWith('/'))
         rest.chop(1);
-    if (rest.isEmpty() || rest.contains('/') || rest.contains('@') || rest.contains('?') || rest.contains('#'))
+    if (rest.isEmpty() || rest.contains('/') || rest.contains('@') || rest.contains('?')
+        || rest.contains('#'))
         return origin;
     if (rest.startsWith('[')) {
         const qsizetype close = rest.indexOf(']');
@@ -122,8 +123,9 @@ bool AccessPolicy::isTrustedByDefault(const QByteArray &origin)
         return false;
     if (parsed.scheme == "http" || parsed.scheme == "https")
         return isLoopbackHost(parsed.host);
-    static const QList<QByteArray> trustedSchemes { "chrome-extension", "moz-extension", "safari-web-extension",
-                                                     "app",              "tauri",         "vscode-webview" };
+    static const QList<QByteArray> trustedSchemes {
+        "chrome-extension", "moz-extension", "safari-web-extension", "app", "tauri", "vscode-webview"
+    };
     return trustedSchemes.contains(parsed.scheme);
 }
 
@@ -237,7 +239,8 @@ bool AccessPolicy::isValidOriginEntry(const QString &entry)
     QByteArray host = parsed.host;
     if (host.startsWith("*.")) // wildcard subdomains
         host = host.mid(2);
-    static const QRegularExpression hostPattern(QStringLiteral("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$"));
+    static const QRegularExpression hostPattern(
+        QStringLiteral("^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$"));
     return hostPattern.match(QString::fromUtf8(host)).hasMatch()
         || !QHostAddress(QString::fromUtf8(host)).isNull();
 }
@@ -247,7 +250,8 @@ bool AccessPolicy::isValidHostEntry(const QString &entry)
     if (entry.contains(QLatin1Char('/')))
         return false; // a URL, not a host name
     const QByteArray host = hostName(entry.toUtf8());
-    static const QRegularExpression hostPattern(QStringLiteral("^[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*$"));
+    static const QRegularExpression hostPattern(
+        QStringLiteral("^[a-z0-9_]([a-z0-9_-]*[a-z0-9])?(\\.[a-z0-9_]([a-z0-9_-]*[a-z0-9])?)*$"));
     return !host.isEmpty()
         && (hostPattern.match(QString::fromUtf8(host)).hasMatch()
             || !QHostAddress(QString::fromUtf8(host)).isNull());
@@ -258,7 +262,8 @@ QString AccessPolicy::generateToken()
     QByteArray random(30, Qt::Uninitialized);
     QRandomGenerator::system()->generate(random.begin(), random.end());
     return QStringLiteral("krt-")
-        + QString::fromLatin1(random.toBase64(QByteArray::Base64UrlEncoding | QByteArray::OmitTrailingEquals));
+        + QString::fromLatin1(
+               random.toBase64(QByteArray::Base64UrlEncoding | QByteArray::OmitTrailingEquals));
 }
 
 } // namespace keyrelay

@@ -13,31 +13,10 @@ constexpr qint64 InputWhileHandlingLimit = 1024 * 1024;
 constexpr int DrainIdleMs = 5000; ///< Draining: close when the client sends nothing for this long
 constexpr qint64 MaxDrainBytes = qint64(1024) * 1024 * 1024; ///< Draining: give up (reset) beyond this
 
-bool isToken(const QByteArray &text)
-{
-    if (text.isEmpty())
-        return false;
-    for (const char c : text) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
-            || QByteArrayView("!#$%&'*+-.^_`|~").contains(c);
-        if (!ok)
-            return false;
-    }
-    return true;
-}
 } // namespace
 
-QByteArray headerValue(const HeaderList &headers, const QByteArray &name)
-{
-    for (const auto &header : headers) {
-        if (header.first.compare(name, Qt::CaseInsensitive) == 0)
-            return header.second;
-    }
-    return {};
-}
-
 HttpConnection::HttpConnection(QTcpSocket *socket, const HttpLimits &limits, QObject *parent)
-    : QObject(parent), m_socket(socket), m_limits(limits)
+    : QObject(parent), m_socket(socket), m_limits(limits), m_parser(limits)
 {
     socket->setParent(this);
     socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);
@@ -73,7 +52,7 @@ bool HttpConnection::isOpen() const
 
 bool HttpConnection::isIdle() const
 {
-    return m_state == State::ReadingHead && m_input.isEmpty();
+    return m_state == State::Reading && m_input.isEmpty() && m_parser.isIdle();
 }
 
 qint64 HttpConnection::pendingOutput() const
@@ -88,17 +67,38 @@ void HttpConnection::restartIdleTimer()
 
 void HttpConnection::timerEvent(QTimerEvent *event)
 {
+    if (event->timerId() == m_headTimer.timerId()) {
+        m_headTimer.stop();
+        if (m_state == State::Reading && m_parser.isReadingHead())
+            rejectAndClose(408, "the request head was not completed in time");
+        return;
+    }
+    if (event->timerId() == m_bodyTimer.timerId()) {
+        onBodyWindowElapsed();
+        return;
+    }
     if (event->timerId() != m_idleTimer.timerId())
         return QObject::timerEvent(event);
     m_idleTimer.stop();
-    if (m_state == State::Draining) {
+    if (m_state == State::Draining)
         startClosing();
-    } else if (m_state == State::ReadingHead && m_input.isEmpty()) {
-        closeNow();
-    } else if (m_state == State::ReadingHead || m_state == State::ReadingBody
-               || m_state == State::ReadingChunked) {
-        rejectAndClose(408, "the request was not completed in time");
+    else if (isIdle())
+        closeNow(); // an idle keep-alive connection
+}
+
+void HttpConnection::onBodyWindowElapsed()
+{
+    if (m_state != State::Reading || !m_parser.isReadingBody()) {
+        m_bodyTimer.stop();
+        return;
     }
+    // A body trickling in slower than the minimum rate holds a connection for nothing: refuse it.
+    const qint64 received = m_parser.bodyBytesReceived() - m_bodyWindowStart;
+    if (received < m_limits.minBodyBytesPerWindow) {
+        rejectAndClose(408, "the request body arrived too slowly");
+        return;
+    }
+    m_bodyWindowStart = m_parser.bodyBytesReceived();
 }
 
 void HttpConnection::onReadyRead()
@@ -120,189 +120,48 @@ void HttpConnection::onReadyRead()
         return;
     }
     m_input.append(m_socket->readAll());
-    restartIdleTimer();
     processInput();
 }
 
 void HttpConnection::processInput()
 {
     m_processScheduled = false;
-    while (m_state == State::ReadingHead || m_state == State::ReadingBody
-           || m_state == State::ReadingChunked) {
-        if (m_state == State::ReadingHead) {
-            // Tolerate leading empty lines between requests (RFC 9112 2.2).
-            qsizetype skip = 0;
-            while (skip < m_input.size() && (m_input.at(skip) == '\r' || m_input.at(skip) == '\n'))
-                ++skip;
-            if (skip)
-                m_input.remove(0, skip);
-            qsizetype headEnd = m_input.indexOf("\r\n\r\n");
-            qsizetype terminatorLength = 4;
-            const qsizetype bareEnd = m_input.indexOf("\n\n");
-            if (bareEnd >= 0 && (headEnd < 0 || bareEnd < headEnd)) {
-                headEnd = bareEnd;
-                terminatorLength = 2;
+    while (m_state == State::Reading) {
+        const bool wasIdle = m_parser.isIdle();
+        const HttpRequestParser::Event event = m_parser.parse(m_input);
+        switch (event) {
+        case HttpRequestParser::Event::NeedMore:
+            if (m_parser.isReadingHead()) {
+                if (m_parser.isIdle()) {
+                    if (!m_idleTimer.isActive())
+                        restartIdleTimer();
+                } else if (wasIdle || !m_headTimer.isActive()) {
+                    // The head deadline runs from its first byte and is not extended by later bytes.
+                    m_idleTimer.stop();
+                    if (!m_headTimer.isActive())
+                        m_headTimer.start(m_limits.headTimeoutMs, Qt::CoarseTimer, this);
+                }
             }
-            if (headEnd < 0) {
-                if (m_input.size() > m_limits.maxHeadBytes)
-                    rejectAndClose(431, "request headers are too large");
-                return;
+            return;
+        case HttpRequestParser::Event::HeadParsed:
+            m_idleTimer.stop();
+            m_headTimer.stop();
+            if (m_parser.isReadingBody()) {
+                m_bodyWindowStart = 0;
+                m_bodyTimer.start(m_limits.headTimeoutMs, Qt::CoarseTimer, this);
+                const qint64 expected = m_parser.bodyRemaining() > 0 ? m_parser.bodyRemaining() : 1;
+                if (m_parser.expectsContinue() && m_input.size() < expected && m_socket)
+                    m_socket->write("HTTP/1.1 100 Continue\r\n\r\n");
             }
-            if (headEnd > m_limits.maxHeadBytes) {
-                rejectAndClose(431, "request headers are too large");
-                return;
-            }
-            if (!parseHead(headEnd, terminatorLength))
-                return;
             continue;
-        }
-        if (m_state == State::ReadingBody) {
-            if (m_input.size() < m_bodyRemaining)
-                return;
-            m_request.body = m_input.left(m_bodyRemaining);
-            m_input.remove(0, m_bodyRemaining);
-            m_bodyRemaining = 0;
+        case HttpRequestParser::Event::Complete:
+            m_bodyTimer.stop();
             dispatch();
             return;
-        }
-        if (m_state == State::ReadingChunked) {
-            if (!readChunked())
-                return;
-            dispatch();
+        case HttpRequestParser::Event::Error:
+            rejectAndClose(m_parser.errorStatus(), m_parser.errorMessage(), m_parser.errorDrainBytes());
             return;
         }
-    }
-}
-
-bool HttpConnection::parseHead(qsizetype headEnd, qsizetype terminatorLength)
-{
-    const QByteArray head = m_input.left(headEnd);
-    m_input.remove(0, headEnd + terminatorLength);
-    QList<QByteArray> lines = head.split('\n');
-    for (QByteArray &line : lines) {
-        if (line.endsWith('\r'))
-            line.chop(1);
-    }
-    const QList<QByteArray> requestLine = lines.first().split(' ');
-    if (requestLine.size() != 3 || !isToken(requestLine.at(0)) || requestLine.at(1).isEmpty()) {
-        rejectAndClose(400, "malformed request line");
-        return false;
-    }
-    const QByteArray &version = requestLine.at(2);
-    if (version == "HTTP/1.1") {
-        m_request.minorVersion = 1;
-    } else if (version == "HTTP/1.0") {
-        m_request.minorVersion = 0;
-    } else {
-        rejectAndClose(505, "only HTTP/1.0 and HTTP/1.1 are supported");
-        return false;
-    }
-    m_request.method = requestLine.at(0);
-    m_request.target = requestLine.at(1);
-    m_request.headers.clear();
-    m_request.body.clear();
-    for (qsizetype i = 1; i < lines.size(); ++i) {
-        const QByteArray &line = lines.at(i);
-        const qsizetype colon = line.indexOf(':');
-        if (colon <= 0 || !isToken(line.left(colon))) {
-            rejectAndClose(400, "malformed header line");
-            return false;
-        }
-        m_request.headers.append({ line.left(colon), line.mid(colon + 1).trimmed() });
-    }
-    const QByteArray connection = m_request.header("Connection").toLower();
-    m_request.keepAlive
-        = m_request.minorVersion == 1 ? !connection.contains("close") : connection.contains("keep-alive");
-    m_expectContinue = m_request.header("Expect").toLower() == "100-continue";
-
-    const QByteArray transferEncoding = m_request.header("Transfer-Encoding").trimmed().toLower();
-    const QByteArray contentLength = m_request.header("Content-Length").trimmed();
-    if (!transferEncoding.isEmpty()) {
-        if (transferEncoding != "chunked") {
-            rejectAndClose(501, "unsupported Transfer-Encoding");
-            return false;
-        }
-        m_state = State::ReadingChunked;
-        m_bodyRemaining = -1;
-    } else if (!contentLength.isEmpty()) {
-        bool ok = false;
-        const qint64 length = contentLength.toLongLong(&ok);
-        if (!ok || length < 0) {
-            rejectAndClose(400, "invalid Content-Length");
-            return false;
-        }
-        if (length > m_limits.maxBodyBytes) {
-            // A client that waits for "100 Continue" sends no body; any other one is still uploading it.
-            rejectAndClose(413,
-                           QByteArray("request body of ") + QByteArray::number(length)
-                               + " bytes is over the limit of " + QByteArray::number(m_limits.maxBodyBytes)
-                               + " bytes",
-                           m_expectContinue ? 0 : length);
-            return false;
-        }
-        m_bodyRemaining = length;
-        m_state = State::ReadingBody;
-    } else {
-        m_bodyRemaining = 0;
-        m_state = State::ReadingBody;
-    }
-    if (m_expectContinue && m_state != State::ReadingBody) {
-        m_socket->write("HTTP/1.1 100 Continue\r\n\r\n");
-    } else if (m_expectContinue && m_bodyRemaining > 0 && m_input.size() < m_bodyRemaining) {
-        m_socket->write("HTTP/1.1 100 Continue\r\n\r\n");
-    }
-    return true;
-}
-
-bool HttpConnection::readChunked()
-{
-    // m_request.body accumulates; m_input holds undecoded bytes.
-    while (true) {
-        if (m_bodyRemaining > 0) { // inside chunk data (+ CRLF)
-            if (m_input.size() < m_bodyRemaining + 2)
-                return false;
-            m_request.body.append(m_input.constData(), m_bodyRemaining);
-            m_input.remove(0, m_bodyRemaining + 2);
-            m_bodyRemaining = -1;
-            continue;
-        }
-        if (m_bodyRemaining == -2) { // trailers after the last chunk
-            const qsizetype lineEnd = m_input.indexOf('\n');
-            if (lineEnd < 0)
-                return false;
-            const QByteArray line = m_input.left(lineEnd).trimmed();
-            m_input.remove(0, lineEnd + 1);
-            if (line.isEmpty()) {
-                m_bodyRemaining = 0;
-                return true;
-            }
-            continue;
-        }
-        const qsizetype lineEnd = m_input.indexOf('\n');
-        if (lineEnd < 0) {
-            if (m_input.size() > 1024)
-                rejectAndClose(400, "malformed chunk size");
-            return false;
-        }
-        QByteArray sizeText = m_input.left(lineEnd).trimmed();
-        m_input.remove(0, lineEnd + 1);
-        const qsizetype semicolon = sizeText.indexOf(';');
-        if (semicolon >= 0)
-            sizeText.truncate(semicolon);
-        bool ok = false;
-        const qint64 size = sizeText.trimmed().toLongLong(&ok, 16);
-        if (!ok || size < 0) {
-            rejectAndClose(400, "malformed chunk size");
-            return false;
-        }
-        if (m_request.body.size() + size > m_limits.maxBodyBytes) {
-            rejectAndClose(413,
-                           "request body is over the limit of " + QByteArray::number(m_limits.maxBodyBytes)
-                               + " bytes",
-                           m_expectContinue ? 0 : -1);
-            return false;
-        }
-        m_bodyRemaining = size == 0 ? -2 : size;
     }
 }
 
@@ -314,13 +173,13 @@ void HttpConnection::dispatch()
     m_chunked = false;
     m_noBody = false;
     m_bodyBytesWritten = 0;
-    m_closeAfterResponse = m_closeAfterResponse || !m_request.keepAlive;
-    m_requestMinorVersion = m_request.minorVersion;
-    m_isHeadRequest = m_request.method == "HEAD";
+    const HttpRequest request = m_parser.takeRequest();
+    m_parser.reset();
+    m_closeAfterResponse = m_closeAfterResponse || !request.keepAlive;
+    m_requestMinorVersion = request.minorVersion;
+    m_isHeadRequest = request.method == "HEAD";
     if (m_socket)
         m_socket->setReadBufferSize(InputWhileHandlingLimit);
-    const HttpRequest request = std::move(m_request);
-    m_request = HttpRequest();
     Q_EMIT requestReceived(this, request);
 }
 
@@ -454,7 +313,7 @@ void HttpConnection::finishResponse()
             closeNow();
         return;
     }
-    m_state = State::ReadingHead;
+    m_state = State::Reading;
     m_socket->setReadBufferSize(0);
     restartIdleTimer();
     // Pipelined requests or data that arrived during the response: handle it after this call returns.
@@ -497,6 +356,8 @@ void HttpConnection::startClosing()
 {
     m_state = State::Closing;
     m_idleTimer.stop();
+    m_headTimer.stop();
+    m_bodyTimer.stop();
     if (m_socket)
         m_socket->disconnectFromHost(); // sends what is buffered first
     else
@@ -527,6 +388,8 @@ void HttpConnection::drainInput()
 void HttpConnection::rejectAndClose(int status, const QByteArray &message, qint64 drainBytes)
 {
     qCInfo(lcServer).noquote() << "rejecting request:" << status << QString::fromUtf8(message);
+    m_headTimer.stop();
+    m_bodyTimer.stop();
     m_state = State::Handling;
     m_closeAfterResponse = true;
     m_headWritten = false;
@@ -580,6 +443,8 @@ void HttpConnection::closeNow()
         return;
     m_state = State::Closed;
     m_idleTimer.stop();
+    m_headTimer.stop();
+    m_bodyTimer.stop();
     if (m_socket && m_socket->state() != QAbstractSocket::UnconnectedState)
         m_socket->abort();
     Q_EMIT closed();

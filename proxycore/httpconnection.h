@@ -1,6 +1,8 @@
 // One client connection of the local HTTP/1.1 server: parses requests, frames responses.
 #pragma once
 
+#include "httprequestparser.h"
+
 #include <QBasicTimer>
 #include <QByteArray>
 #include <QElapsedTimer>
@@ -11,30 +13,6 @@
 #include <QTcpSocket>
 
 namespace keyrelay {
-
-using HeaderList = QList<QPair<QByteArray, QByteArray>>;
-
-/// Case-insensitive lookup of the first header named @p name.
-QByteArray headerValue(const HeaderList &headers, const QByteArray &name);
-
-struct HttpRequest
-{
-    QByteArray method; ///< upper case as sent, e.g. "POST"
-    QByteArray target; ///< request target as sent, e.g. "/v1/models?limit=5"
-    int minorVersion = 1; ///< HTTP/1.x
-    HeaderList headers; ///< in order, names as sent
-    QByteArray body; ///< de-chunked
-    bool keepAlive = true;
-
-    QByteArray header(const QByteArray &name) const { return headerValue(headers, name); }
-};
-
-struct HttpLimits
-{
-    qint64 maxHeadBytes = 64 * 1024;
-    qint64 maxBodyBytes = qint64(32) * 1024 * 1024;
-    int keepAliveIdleMs = 120 * 1000; ///< an idle connection (no request in flight) is closed after this
-};
 
 class HttpConnection : public QObject
 {
@@ -88,12 +66,10 @@ protected:
 private:
     /// Draining: an error answer is sent and the rest of the request body is read and dropped, so that
     /// closing does not reset the connection before the client has read the answer.
-    enum class State { ReadingHead, ReadingBody, ReadingChunked, Handling, Draining, Closing, Closed };
+    enum class State { Reading, Handling, Draining, Closing, Closed };
 
     void onReadyRead();
     void processInput();
-    bool parseHead(qsizetype headEnd, qsizetype headLength);
-    bool readChunked();
     void dispatch();
     /// @p drainBytes: request body bytes still to come that are read and dropped before closing
     /// (-1: unknown, drop until the client stops sending; 0: close at once).
@@ -104,15 +80,17 @@ private:
     void onDisconnected();
     void onBytesWritten();
     void restartIdleTimer();
+    void onBodyWindowElapsed();
 
     QPointer<QTcpSocket> m_socket;
     HttpLimits m_limits;
-    State m_state = State::ReadingHead;
+    State m_state = State::Reading;
     QByteArray m_input;
-    HttpRequest m_request;
-    qint64 m_bodyRemaining = 0;
-    bool m_expectContinue = false;
-    QBasicTimer m_idleTimer;
+    HttpRequestParser m_parser;
+    QBasicTimer m_idleTimer; ///< idle keep-alive connection, or Draining: client silent
+    QBasicTimer m_headTimer; ///< the head must be complete headTimeoutMs after its first byte
+    QBasicTimer m_bodyTimer; ///< each window must bring minBodyBytesPerWindow body bytes
+    qint64 m_bodyWindowStart = 0; ///< body bytes received when the current window began
 
     bool m_headWritten = false;
     bool m_chunked = false;

@@ -28,7 +28,8 @@ QStringList ProxyConfig::validate() const
     }
     for (const QString &origin : allowedOrigins) {
         if (!AccessPolicy::isValidOriginEntry(origin))
-            problems << QStringLiteral("allowed origin \"%1\" is not an origin like https://app.example").arg(origin);
+            problems << QStringLiteral("allowed origin \"%1\" is not an origin like https://app.example")
+                            .arg(origin);
     }
     for (const QString &host : allowedHosts) {
         if (!AccessPolicy::isValidHostEntry(host))

@@ -52,8 +52,9 @@ QByteArray defaultUserAgent()
 
 ProxyExchange::ProxyExchange(quint64 id, HttpConnection *client, const HttpRequest &request,
                              std::shared_ptr<const ProxyConfig> config,
-                             std::shared_ptr<const AccessPolicy> policy, HeaderList corsHeaders, KeyPool *keys,
-                             UpstreamPool *upstream, const SecretRedactor *redactor, QObject *parent)
+                             std::shared_ptr<const AccessPolicy> policy, HeaderList corsHeaders,
+                             KeyPool *keys, UpstreamPool *upstream, const SecretRedactor *redactor,
+                             QObject *parent)
     : QObject(parent), m_client(client), m_request(request), m_config(std::move(config)),
       m_policy(std::move(policy)), m_corsHeaders(std::move(corsHeaders)), m_keys(keys), m_upstream(upstream),
       m_redactor(redactor)
@@ -187,8 +188,8 @@ QNetworkRequest ProxyExchange::buildUpstreamRequest() const
     for (const auto &header : m_request.headers) {
         const QByteArray name = header.first.toLower();
         if (isHopByHop(name) || connectionNamed.contains(name) || name == "host" || name == "expect"
-            || name == "content-length" || name == "authorization" || name == "api-key"
-            || name == "x-api-key" || name == "accept-encoding") {
+            || name == "content-length" || name == "authorization" || name == "api-key" || name == "x-api-key"
+            || name == "accept-encoding") {
             continue;
         }
         if (name == "user-agent")
@@ -480,8 +481,7 @@ void ProxyExchange::respondWithError(int status, const QString &message, const Q
     if (m_client) {
         HeaderList headers = m_corsHeaders;
         headers.prepend(qMakePair(QByteArray("Content-Type"), QByteArray("application/json")));
-        m_client->sendResponse(status, headers,
-                               openAiErrorBody(m_redactor->redact(message), type, code));
+        m_client->sendResponse(status, headers, openAiErrorBody(m_redactor->redact(message), type, code));
     }
     m_headSent = true;
     dropReply();

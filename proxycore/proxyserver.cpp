@@ -169,11 +169,12 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
     // header has to name this machine (or a name the user listed for a reverse proxy).
     const bool remoteListener = m_config->allowRemoteClients || !connection->localAddress().isLoopback();
     if (!policy.hostAllowed(request.header("Host"), remoteListener)) {
-        refuse(connection, request, 403,
-               QStringLiteral("Host \"%1\" is not this machine; KeyRelay only serves local clients (a reverse "
-                              "proxy's host name can be added to security/allowedHosts)")
-                   .arg(QString::fromUtf8(request.header("Host").left(200))),
-               QStringLiteral("keyrelay_error"), QStringLiteral("host_not_allowed"));
+        refuse(
+            connection, request, 403,
+            QStringLiteral("Host \"%1\" is not this machine; KeyRelay only serves local clients (a reverse "
+                           "proxy's host name can be added to security/allowedHosts)")
+                .arg(QString::fromUtf8(request.header("Host").left(200))),
+            QStringLiteral("keyrelay_error"), QStringLiteral("host_not_allowed"));
         return;
     }
     // Browsers: only origins the user trusts get anything. The refusal carries no CORS headers, so the

@@ -49,7 +49,8 @@ public:
 
     /// The cells of @p rows as CSV (RFC 4180 quoting), with a header line.
     QString toCsv(const QList<int> &rows) const;
-    /// One CSV field: quoted when it holds a comma, quote, CR or LF (or leading/trailing spaces).
+    /// One CSV field: quoted when it holds a comma, quote, CR or LF (or leading/trailing spaces);
+    /// formula-looking cells (=, +, -, @, tab, CR first) are neutralised with a leading apostrophe.
     static QString csvField(const QString &text);
     /// The text of a cell as displayed (and exported).
     QString cellText(int row, int column) const;

@@ -27,7 +27,8 @@ namespace keyrelay {
 LogPage::LogPage(LogModel *model, QWidget *parent)
     : QWidget(parent), m_model(model), m_filter(new LogFilterModel(this)), m_filterEdit(new QLineEdit(this)),
       m_statusFilter(new QComboBox(this)), m_clear(new QPushButton(tr("C&lear"), this)),
-      m_export(new QPushButton(tr("&Export CSV…"), this)), m_count(new QLabel(this)),
+      m_export(new QPushButton(tr("&Export CSV…"), this)),
+      m_allowWebsite(new QPushButton(tr("&Allow this website"), this)), m_count(new QLabel(this)),
       m_view(new QTableView(this))
 {
     m_filter->setSourceModel(m_model);
@@ -40,6 +41,12 @@ LogPage::LogPage(LogModel *model, QWidget *parent)
             [this](int index) { m_filter->setErrorsOnly(index == 1); });
     connect(m_clear, &QPushButton::clicked, m_model, &LogModel::clear);
     connect(m_export, &QPushButton::clicked, this, &LogPage::exportWithDialog);
+    m_allowWebsite->setToolTip(tr("Let the website of the selected blocked request use KeyRelay"));
+    connect(m_allowWebsite, &QPushButton::clicked, this, [this] {
+        const QString origin = selectedBlockedOrigin();
+        if (!origin.isEmpty())
+            Q_EMIT allowWebsiteRequested(origin);
+    });
 
     m_view->setModel(m_filter);
     m_view->setSelectionBehavior(QAbstractItemView::SelectRows);
@@ -74,6 +81,11 @@ LogPage::LogPage(LogModel *model, QWidget *parent)
         QMenu menu(this);
         copy->setEnabled(m_view->selectionModel()->hasSelection());
         menu.addAction(copy);
+        const QString origin = selectedBlockedOrigin();
+        if (!origin.isEmpty()) {
+            menu.addAction(tr("Allow %1").arg(origin), this,
+                           [this, origin] { Q_EMIT allowWebsiteRequested(origin); });
+        }
         menu.exec(m_view->viewport()->mapToGlobal(pos));
         copy->setEnabled(true);
     });
@@ -87,12 +99,16 @@ LogPage::LogPage(LogModel *model, QWidget *parent)
     top->addWidget(m_filterEdit, 1);
     top->addWidget(m_statusFilter);
     top->addWidget(m_clear);
+    top->addWidget(m_allowWebsite);
     top->addWidget(m_export);
     auto *layout = new QVBoxLayout(this);
     layout->addLayout(top);
     layout->addWidget(m_view, 1);
     layout->addWidget(m_count);
+    connect(m_view->selectionModel(), &QItemSelectionModel::selectionChanged, this,
+            &LogPage::updateAllowWebsite);
     updateCount();
+    updateAllowWebsite();
 }
 
 LogPage::~LogPage()
@@ -100,6 +116,26 @@ LogPage::~LogPage()
     // Hiding the view while QWidget tears it down still moves the scroll bar: stop listening first.
     disconnect(m_view->verticalScrollBar(), nullptr, this, nullptr);
     disconnect(m_filter, nullptr, this, nullptr);
+    disconnect(m_view->selectionModel(), nullptr, this, nullptr);
+}
+
+QString LogPage::selectedBlockedOrigin() const
+{
+    const QModelIndexList selected = m_view->selectionModel()->selectedRows();
+    if (selected.size() != 1)
+        return QString();
+    const int row = m_filter->mapToSource(selected.first()).row();
+    if (row < 0 || row >= m_model->rowCount())
+        return QString();
+    const RequestRecord &record = m_model->record(row);
+    return record.originBlocked ? record.origin : QString();
+}
+
+void LogPage::updateAllowWebsite()
+{
+    const QString origin = selectedBlockedOrigin();
+    m_allowWebsite->setVisible(!origin.isEmpty());
+    m_allowWebsite->setText(origin.isEmpty() ? tr("&Allow this website") : tr("&Allow %1").arg(origin));
 }
 
 void LogPage::updateCount()

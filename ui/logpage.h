@@ -33,10 +33,18 @@ public:
     void copySelection();
     /// Writes the rows that pass the current filter as CSV. Returns false with @p error on failure.
     bool exportCsv(const QString &path, QString *error) const;
+    /// The website of the selected row, if that request was refused because of its origin.
+    QString selectedBlockedOrigin() const;
+    QPushButton *allowWebsiteButton() const { return m_allowWebsite; }
+
+Q_SIGNALS:
+    /// The user chose "Allow this website" on a blocked request.
+    void allowWebsiteRequested(const QString &origin);
 
 private:
     void exportWithDialog();
     void updateCount();
+    void updateAllowWebsite();
 
     LogModel *m_model;
     LogFilterModel *m_filter;
@@ -44,6 +52,7 @@ private:
     QComboBox *m_statusFilter;
     QPushButton *m_clear;
     QPushButton *m_export;
+    QPushButton *m_allowWebsite;
     QLabel *m_count;
     QTableView *m_view;
     bool m_follow = true;

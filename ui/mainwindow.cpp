@@ -17,6 +17,7 @@
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLocale>
+#include <QMessageBox>
 #include <QPushButton>
 #include <QTabWidget>
 #include <QVBoxLayout>
@@ -99,6 +100,11 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
     });
     connect(m_service, &ProxyService::requestFinished, this, &MainWindow::onRequestFinished);
     connect(m_service, &ProxyService::requestFinished, m_logModel, &LogModel::append);
+    connect(m_logPage, &LogPage::allowWebsiteRequested, this, [this](const QString &origin) {
+        QString error;
+        if (!m_settingsPage->allowWebsite(origin, &error))
+            QMessageBox::warning(this, tr("KeyRelay"), tr("Could not allow %1: %2").arg(origin, error));
+    });
     connect(m_settingsPage, &SettingsPage::applied, this, [this] {
         m_tester->setConfig(m_settings->proxyConfig());
         updateState();

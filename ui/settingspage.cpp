@@ -1,5 +1,7 @@
 #include "settingspage.h"
 
+#include "accesspolicy.h"
+
 #include "autostartmanager.h"
 #include "messagerewriter.h"
 #include "proxyservice.h"
@@ -7,9 +9,11 @@
 #include "uilogging.h"
 
 #include <QCheckBox>
+#include <QClipboard>
 #include <QComboBox>
 #include <QFormLayout>
 #include <QGroupBox>
+#include <QGuiApplication>
 #include <QHBoxLayout>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -130,6 +134,56 @@ SettingsPage::SettingsPage(SettingsRegistry *settings, ProxyService *service, Au
     rewriteForm->addRow(tr("After:"), m_previewAfter);
     rewriteForm->addRow(note);
 
+    // Security: which browser pages and which clients may use the keys.
+    auto *securityBox = new QGroupBox(tr("Security"), content);
+    m_allowedOrigins = new QLineEdit(securityBox);
+    m_allowedOrigins->setPlaceholderText(QStringLiteral("https://bettergpt.chat, https://*.example.org"));
+    m_allowedOrigins->setToolTip(
+        tr("Websites (origins) that may use KeyRelay from your browser, separated by "
+           "commas. Pages on this computer (localhost), browser extensions and desktop "
+           "apps are always allowed."));
+    auto *originsNote
+        = new QLabel(tr("Pages on this computer (localhost), browser extensions and desktop apps "
+                        "are always allowed. A blocked website shows in the log, where one click "
+                        "allows it."),
+                     securityBox);
+    originsNote->setWordWrap(true);
+    m_allowAnyWebsite = new QCheckBox(tr("Allow any website (not recommended)"), securityBox);
+    m_allowAnyWarning
+        = new QLabel(tr("Warning: every website open in your browser could then use your API keys "
+                        "and spend your money."),
+                     securityBox);
+    m_allowAnyWarning->setWordWrap(true);
+    m_allowAnyWarning->setStyleSheet(QStringLiteral("color: #c02020; font-weight: bold;"));
+    m_clientToken = new QLineEdit(securityBox);
+    m_clientToken->setPlaceholderText(tr("none: any program on this computer may use KeyRelay"));
+    m_clientToken->setToolTip(tr("When set, clients must send this token as their API key. Required for "
+                                 "listening on a network address or behind a reverse proxy."));
+    m_generateToken = new QPushButton(tr("&Generate"), securityBox);
+    m_copyToken = new QPushButton(tr("Cop&y"), securityBox);
+    auto *tokenRow = new QHBoxLayout;
+    tokenRow->addWidget(m_clientToken, 1);
+    tokenRow->addWidget(m_generateToken);
+    tokenRow->addWidget(m_copyToken);
+    m_allowedHosts = new QLineEdit(securityBox);
+    m_allowedHosts->setPlaceholderText(QStringLiteral("api.example.com"));
+    m_allowedHosts->setToolTip(
+        tr("Host names a reverse proxy sends (besides localhost); needs a client token."));
+    auto *securityForm = new QFormLayout(securityBox);
+    securityForm->addRow(tr("Allowed websites:"), m_allowedOrigins);
+    securityForm->addRow(QString(), originsNote);
+    securityForm->addRow(m_allowAnyWebsite);
+    securityForm->addRow(m_allowAnyWarning);
+    securityForm->addRow(tr("Client access token:"), tokenRow);
+    securityForm->addRow(tr("Reverse-proxy host names:"), m_allowedHosts);
+    connect(m_allowAnyWebsite, &QCheckBox::toggled, m_allowAnyWarning, &QWidget::setVisible);
+    connect(m_generateToken, &QPushButton::clicked, this,
+            [this] { m_clientToken->setText(AccessPolicy::generateToken()); });
+    connect(m_copyToken, &QPushButton::clicked, this, [this] {
+        if (!m_clientToken->text().trimmed().isEmpty())
+            QGuiApplication::clipboard()->setText(m_clientToken->text().trimmed());
+    });
+
     // Desktop.
     auto *desktopBox = new QGroupBox(tr("Desktop"), content);
     m_startMinimized = new QCheckBox(tr("Start minimized to the tray"), desktopBox);
@@ -144,6 +198,7 @@ SettingsPage::SettingsPage(SettingsRegistry *settings, ProxyService *service, Au
     contentLayout->addWidget(listenBox);
     contentLayout->addWidget(upstreamBox);
     contentLayout->addWidget(rewriteBox);
+    contentLayout->addWidget(securityBox);
     contentLayout->addWidget(desktopBox);
     contentLayout->addStretch();
 
@@ -216,6 +271,11 @@ void SettingsPage::revert()
     m_stripPrefixes->setText(config.stripPrefixes.join(QStringLiteral(", ")));
     m_connectTimeout->setValue(config.connectTimeoutSec);
     m_idleTimeout->setValue(config.idleTimeoutSec);
+    m_allowedOrigins->setText(config.allowedOrigins.join(QStringLiteral(", ")));
+    m_allowAnyWebsite->setChecked(config.allowAnyWebsite);
+    m_allowAnyWarning->setVisible(config.allowAnyWebsite);
+    m_clientToken->setText(config.clientToken);
+    m_allowedHosts->setText(config.allowedHosts.join(QStringLiteral(", ")));
     m_startMinimized->setChecked(m_settings->value(Setting::StartMinimized).toBool());
     m_startAtLogin->setChecked(m_autostart ? m_autostart->isEnabled()
                                            : m_settings->value(Setting::StartAtLogin).toBool());
@@ -288,6 +348,24 @@ bool SettingsPage::formToConfig(ProxyConfig *config, QString *error) const
                                        true, &config->stripPrefixes);
     config->connectTimeoutSec = m_connectTimeout->value();
     config->idleTimeoutSec = m_idleTimeout->value();
+    const auto splitList = [](const QString &text) {
+        QStringList entries;
+        const QStringList parts = text.split(QLatin1Char(','), Qt::SkipEmptyParts);
+        for (const QString &part : parts) {
+            if (!part.trimmed().isEmpty() && !entries.contains(part.trimmed()))
+                entries.append(part.trimmed());
+        }
+        return entries;
+    };
+    config->allowedOrigins = splitList(m_allowedOrigins->text());
+    config->allowAnyWebsite = m_allowAnyWebsite->isChecked();
+    config->clientToken = m_clientToken->text().trimmed();
+    config->allowedHosts = splitList(m_allowedHosts->text());
+    QVariant token = config->clientToken;
+    if (!SettingsRegistry::spec(Setting::ClientToken).validate(token)) {
+        *error = tr("The client access token must be at least 16 characters without spaces (use Generate).");
+        return false;
+    }
     const QStringList problems = config->validate();
     if (!problems.isEmpty()) {
         *error = problems.join(QStringLiteral("; "));
@@ -329,6 +407,30 @@ bool SettingsPage::apply()
     else
         setMessage(warnings.join(QLatin1Char(' ')), true);
     Q_EMIT applied();
+    return true;
+}
+
+bool SettingsPage::allowWebsite(const QString &origin, QString *error)
+{
+    const QString entry = origin.trimmed();
+    if (entry.isEmpty() || !AccessPolicy::isValidOriginEntry(entry)) {
+        if (error)
+            *error = tr("\"%1\" is not a website origin.").arg(entry);
+        return false;
+    }
+    QStringList origins = m_settings->value(Setting::AllowedOrigins).toStringList();
+    if (!origins.contains(entry, Qt::CaseInsensitive))
+        origins.append(entry);
+    m_settings->setValue(Setting::AllowedOrigins, origins);
+    m_settings->sync();
+    QString serviceError;
+    if (!m_service->applyConfig(m_settings->proxyConfig(), &serviceError)) {
+        if (error)
+            *error = serviceError;
+        return false;
+    }
+    m_allowedOrigins->setText(origins.join(QStringLiteral(", ")));
+    setMessage(tr("%1 may now use KeyRelay.").arg(entry), false);
     return true;
 }
 

@@ -54,6 +54,18 @@ public:
     QSpinBox *idleTimeoutSpin() const { return m_idleTimeout; }
     QCheckBox *startMinimizedCheck() const { return m_startMinimized; }
     QCheckBox *startAtLoginCheck() const { return m_startAtLogin; }
+    QLineEdit *allowedOriginsEdit() const { return m_allowedOrigins; }
+    QCheckBox *allowAnyWebsiteCheck() const { return m_allowAnyWebsite; }
+    QLabel *allowAnyWebsiteWarning() const { return m_allowAnyWarning; }
+    QLineEdit *clientTokenEdit() const { return m_clientToken; }
+    QPushButton *generateTokenButton() const { return m_generateToken; }
+    QPushButton *copyTokenButton() const { return m_copyToken; }
+    QLineEdit *allowedHostsEdit() const { return m_allowedHosts; }
+
+    /// "Allow this website" from the log: adds @p origin to security/allowedOrigins and applies it at
+    /// once (other unapplied edits on the page stay as they are). Returns false with a message if
+    /// @p origin is not a website origin.
+    bool allowWebsite(const QString &origin, QString *error = nullptr);
     QPushButton *applyButton() const { return m_apply; }
 
 Q_SIGNALS:
@@ -92,6 +104,13 @@ private:
     QSpinBox *m_idleTimeout;
     QCheckBox *m_startMinimized;
     QCheckBox *m_startAtLogin;
+    QLineEdit *m_allowedOrigins;
+    QCheckBox *m_allowAnyWebsite;
+    QLabel *m_allowAnyWarning;
+    QLineEdit *m_clientToken;
+    QPushButton *m_generateToken;
+    QPushButton *m_copyToken;
+    QLineEdit *m_allowedHosts;
     QLabel *m_message;
     QPushButton *m_apply;
     QPushButton *m_revert;

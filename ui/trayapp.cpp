@@ -1,5 +1,7 @@
 #include "trayapp.h"
 
+#include "logging.h"
+
 #include "autostartmanager.h"
 #include "icons.h"
 #include "keypool.h"
@@ -17,6 +19,7 @@
 #include <QLibraryInfo>
 #include <QLocale>
 #include <QMessageBox>
+#include <QScopeGuard>
 #include <QTextStream>
 #include <QTranslator>
 
@@ -84,6 +87,8 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     }
 
     ProxyService service(&pool);
+    installRedactingMessageHandler(&service.redactor());
+    const auto restoreHandler = qScopeGuard([] { installRedactingMessageHandler(nullptr); });
     XdgAutostartManager autostart;
     MainWindow window(&settings, &pool, &store, &service, &autostart);
     TrayIcon tray;

@@ -45,12 +45,14 @@ void tst_AccessPolicy::originVerdicts_data()
     const int allowed = int(AccessPolicy::OriginVerdict::Allowed);
     const int blocked = int(AccessPolicy::OriginVerdict::Blocked);
     const QStringList empty;
-    const QStringList list { QStringLiteral("https://bettergpt.chat"), QStringLiteral("https://*.example.org"),
+    const QStringList list { QStringLiteral("https://bettergpt.chat"),
+                             QStringLiteral("https://*.example.org"),
                              QStringLiteral("http://192.168.1.5:3000") };
     QTest::newRow("no origin") << empty << QByteArray() << none;
     QTest::newRow("evil website") << empty << QByteArray("https://evil.example") << blocked;
     QTest::newRow("null is not allowed by default") << empty << QByteArray("null") << blocked;
-    QTest::newRow("null when listed") << QStringList { QStringLiteral("null") } << QByteArray("null") << allowed;
+    QTest::newRow("null when listed")
+        << QStringList { QStringLiteral("null") } << QByteArray("null") << allowed;
     QTest::newRow("localhost any port") << empty << QByteArray("http://localhost:3000") << allowed;
     QTest::newRow("localhost https") << empty << QByteArray("https://localhost") << allowed;
     QTest::newRow("127.0.0.1") << empty << QByteArray("http://127.0.0.1:5173") << allowed;
@@ -58,7 +60,8 @@ void tst_AccessPolicy::originVerdicts_data()
     QTest::newRow("sub.localhost") << empty << QByteArray("http://app.localhost:3000") << allowed;
     QTest::newRow("localhost lookalike") << empty << QByteArray("http://localhost.evil.example") << blocked;
     QTest::newRow("127 lookalike") << empty << QByteArray("http://127.0.0.1.evil.example") << blocked;
-    QTest::newRow("chrome extension") << empty << QByteArray("chrome-extension://abcdefghijklmnop") << allowed;
+    QTest::newRow("chrome extension")
+        << empty << QByteArray("chrome-extension://abcdefghijklmnop") << allowed;
     QTest::newRow("moz extension") << empty << QByteArray("moz-extension://1234-5678") << allowed;
     QTest::newRow("safari extension") << empty << QByteArray("safari-web-extension://x") << allowed;
     QTest::newRow("app scheme") << empty << QByteArray("app://obsidian.md") << allowed;
@@ -70,7 +73,8 @@ void tst_AccessPolicy::originVerdicts_data()
     QTest::newRow("listed, other scheme") << list << QByteArray("http://bettergpt.chat") << blocked;
     QTest::newRow("listed, other port") << list << QByteArray("https://bettergpt.chat:8443") << blocked;
     QTest::newRow("listed, suffix trick") << list << QByteArray("https://evilbettergpt.chat") << blocked;
-    QTest::newRow("listed, prefix trick") << list << QByteArray("https://bettergpt.chat.evil.example") << blocked;
+    QTest::newRow("listed, prefix trick")
+        << list << QByteArray("https://bettergpt.chat.evil.example") << blocked;
     QTest::newRow("wildcard subdomain") << list << QByteArray("https://chat.example.org") << allowed;
     QTest::newRow("wildcard deep subdomain") << list << QByteArray("https://a.b.example.org") << allowed;
     QTest::newRow("wildcard not the apex") << list << QByteArray("https://example.org") << blocked;
@@ -142,7 +146,8 @@ void tst_AccessPolicy::tokenChannels_data()
     QTest::newRow("bearer lower case") << HeaderList { { "authorization", "bearer " + token } } << true;
     QTest::newRow("x-api-key") << HeaderList { { "x-api-key", token } } << true;
     QTest::newRow("api-key") << HeaderList { { "api-key", " " + token + " " } } << true;
-    QTest::newRow("wrong") << HeaderList { { "Authorization", "Bearer krt-secret-token-0123456788" } } << false;
+    QTest::newRow("wrong") << HeaderList { { "Authorization", "Bearer krt-secret-token-0123456788" } }
+                           << false;
     QTest::newRow("prefix only") << HeaderList { { "Authorization", "Bearer krt-secret-token" } } << false;
     QTest::newRow("longer") << HeaderList { { "Authorization", "Bearer " + token + "x" } } << false;
     QTest::newRow("without Bearer") << HeaderList { { "Authorization", token } } << false;

@@ -79,7 +79,8 @@ void tst_SecretRedactor::extraSecrets()
     SecretRedactor redactor(&m_pool);
     redactor.setExtraSecrets({ Token, QStringLiteral("proxy-password-1"), QStringLiteral("abc") });
     QVERIFY(!redactor.redact(QStringLiteral("token %1").arg(Token)).contains(Token));
-    QVERIFY(!redactor.redact(QStringLiteral("pw proxy-password-1")).contains(QStringLiteral("proxy-password-1")));
+    QVERIFY(
+        !redactor.redact(QStringLiteral("pw proxy-password-1")).contains(QStringLiteral("proxy-password-1")));
     // Too short to be a secret: masking it would mangle ordinary words.
     QCOMPARE(redactor.redact(QStringLiteral("abc")), QStringLiteral("abc"));
 }
@@ -117,8 +118,7 @@ void tst_SecretRedactor::leavesOrdinaryTextAlone()
     const SecretRedactor redactor(&m_pool);
     const QStringList texts { QStringLiteral("POST /v1/chat/completions model=gpt-4o status=200"),
                               QStringLiteral("upstream answered 429 Too Many Requests"),
-                              QStringLiteral("the task-list is long"),
-                              QStringLiteral("/v1/models?limit=5") };
+                              QStringLiteral("the task-list is long"), QStringLiteral("/v1/models?limit=5") };
     for (const QString &text : texts)
         QCOMPARE(redactor.redact(text), text);
 }

@@ -177,11 +177,13 @@ void tst_SettingsRegistry::valuesRoundTrip()
     QCOMPARE(reader->value(Setting::ConnectTimeoutSec).toInt(), 5);
     QCOMPARE(reader->value(Setting::IdleTimeoutSec).toInt(), 60);
     QCOMPARE(reader->value(Setting::MaxBodyMiB).toInt(), 64);
-    QCOMPARE(reader->value(Setting::AllowedOrigins).toStringList(),
-             (QStringList { QStringLiteral("https://app.example"), QStringLiteral("https://*.corp.example") }));
+    QCOMPARE(
+        reader->value(Setting::AllowedOrigins).toStringList(),
+        (QStringList { QStringLiteral("https://app.example"), QStringLiteral("https://*.corp.example") }));
     QCOMPARE(reader->value(Setting::AllowAnyWebsite).toBool(), true);
     QCOMPARE(reader->value(Setting::ClientToken).toString(), QStringLiteral("krt-0123456789abcdefXYZ"));
-    QCOMPARE(reader->value(Setting::AllowedHosts).toStringList(), QStringList { QStringLiteral("api.example.test") });
+    QCOMPARE(reader->value(Setting::AllowedHosts).toStringList(),
+             QStringList { QStringLiteral("api.example.test") });
     QCOMPARE(reader->value(Setting::StartMinimized).toBool(), true);
     QCOMPARE(reader->value(Setting::StartAtLogin).toBool(), true);
     QCOMPARE(reader->fileVersion(), SettingsRegistry::CurrentVersion);
@@ -254,7 +256,8 @@ void tst_SettingsRegistry::invalidValueInFile_data()
     QTest::newRow("short client token")
         << QByteArrayLiteral("security") << QByteArrayLiteral("clientToken=short") << Setting::ClientToken;
     QTest::newRow("host with a path")
-        << QByteArrayLiteral("security") << QByteArrayLiteral("allowedHosts=a.example/x") << Setting::AllowedHosts;
+        << QByteArrayLiteral("security") << QByteArrayLiteral("allowedHosts=a.example/x")
+        << Setting::AllowedHosts;
     QTest::newRow("max body 0") << QByteArrayLiteral("proxy") << QByteArrayLiteral("maxBodyMiB=0")
                                 << Setting::MaxBodyMiB;
     QTest::newRow("idle timeout huge")
@@ -413,7 +416,8 @@ void tst_SettingsRegistry::setValueNormalises_data()
     QTest::newRow("origins trimmed and split")
         << Setting::AllowedOrigins << QVariant(QStringLiteral(" https://x.example , null,,https://x.example"))
         << QVariant(QStringList { QStringLiteral("https://x.example"), QStringLiteral("null") });
-    QTest::newRow("token trimmed") << Setting::ClientToken << QVariant(QStringLiteral(" krt-abcdefghijklmnop "))
+    QTest::newRow("token trimmed") << Setting::ClientToken
+                                   << QVariant(QStringLiteral(" krt-abcdefghijklmnop "))
                                    << QVariant(QStringLiteral("krt-abcdefghijklmnop"));
 }
 
@@ -479,8 +483,9 @@ void tst_SettingsRegistry::newerVersionInKeyRelaysOwnSpelling()
 void tst_SettingsRegistry::migratesWildcardCorsToDefaultPolicy()
 {
     // Version 1's default, "*", must become the new default policy, not "allow any website".
-    QVERIFY(writeFile(iniPath(), QByteArrayLiteral("[meta]\nsettingsVersion=1\n[security]\ncorsAllowOrigin=*\n"
-                                                   "[proxy]\nlistenPort=9300\n")));
+    QVERIFY(writeFile(iniPath(),
+                      QByteArrayLiteral("[meta]\nsettingsVersion=1\n[security]\ncorsAllowOrigin=*\n"
+                                        "[proxy]\nlistenPort=9300\n")));
     {
         const auto registry = SettingsRegistry::openIni(iniPath());
         QVERIFY2(registry->problems().isEmpty(), qPrintable(problemsText(*registry)));
@@ -498,8 +503,7 @@ void tst_SettingsRegistry::migratesWildcardCorsToDefaultPolicy()
 
 void tst_SettingsRegistry::migratesSpecificCorsOriginToAllowList()
 {
-    QVERIFY(writeFile(iniPath(),
-                      QByteArrayLiteral("[security]\ncorsAllowOrigin=https://bettergpt.chat\n")));
+    QVERIFY(writeFile(iniPath(), QByteArrayLiteral("[security]\ncorsAllowOrigin=https://bettergpt.chat\n")));
     {
         const auto registry = SettingsRegistry::openIni(iniPath());
         QCOMPARE(registry->value(Setting::AllowedOrigins).toStringList(),

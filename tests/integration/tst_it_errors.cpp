@@ -148,9 +148,10 @@ void ErrorsTest::upstreamUnreachable()
     QVERIFY(port != 0);
     QVERIFY(startProxy(QUrl(QStringLiteral("http://127.0.0.1:%1").arg(port))));
     QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
-    auto client = roundTrip(buildRequest("POST", "/v1/chat/completions", m_proxy->port(),
-                                         { { "Content-Type", "application/json" }, { "Origin", "http://localhost:5173" } },
-                                         R"({"model":"m","messages":[]})"));
+    auto client = roundTrip(
+        buildRequest("POST", "/v1/chat/completions", m_proxy->port(),
+                     { { "Content-Type", "application/json" }, { "Origin", "http://localhost:5173" } },
+                     R"({"model":"m","messages":[]})"));
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 502);
     QVERIFY(client->header("Content-Type").startsWith("application/json"));
@@ -185,10 +186,10 @@ void ErrorsTest::upstreamSilent()
     QVERIFY(startProxy(m_mock->url(), 1, 1));
     m_mock->setHandler([](const RecordedRequest &) { return MockResponse::hold(); });
     QSignalSpy upstreamClosed(m_mock.get(), &MockUpstream::clientDisconnected);
-    auto client = roundTrip(buildRequest(method, "/v1/chat/completions", m_proxy->port(),
-                                         { { "Content-Type", "application/json" }, { "Origin", "app://chatbox" } },
-                                         body),
-                            8000);
+    auto client = roundTrip(
+        buildRequest(method, "/v1/chat/completions", m_proxy->port(),
+                     { { "Content-Type", "application/json" }, { "Origin", "app://chatbox" } }, body),
+        8000);
     QVERIFY(client->finished());
     QCOMPARE(client->status(), 504);
     QCOMPARE(client->header("Access-Control-Allow-Origin"), QByteArray("app://chatbox"));
@@ -287,8 +288,11 @@ void ErrorsTest::malformedRequest_data()
                                     << 400;
     QTest::newRow("absolute-form target") << QByteArray("GET http://evil.example/x HTTP/1.1\r\n\r\n") << 400;
     QTest::newRow("HTTP/2.0 version") << QByteArray("GET / HTTP/2.0\r\n\r\n") << 505;
-    QTest::newRow("unknown transfer coding")
-        << QByteArray("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n") << 501;
+    // RFC 9112 6.3: chunked not final -> the length cannot be known: 400 and close.
+    QTest::newRow("transfer coding without chunked")
+        << QByteArray("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n") << 400;
+    QTest::newRow("unsupported transfer coding before chunked")
+        << QByteArray("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n") << 501;
 }
 
 void ErrorsTest::malformedRequest()

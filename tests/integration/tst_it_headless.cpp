@@ -41,6 +41,8 @@ private Q_SLOTS:
     void cleanup();
 
     void servesAndLogsMaskedKey();
+    void blockedWebsiteHintAndEchoedKey();
+    void remoteWithoutTokenExitsWithUsageError();
     void sigtermFinishesInFlightRequest();
     void sigintExitsCleanly();
     void secondSignalStopsAtOnce();
@@ -307,6 +309,59 @@ void HeadlessTest::portInUse()
     QVERIFY(!out.contains("listening on"));
 }
 
+void HeadlessTest::blockedWebsiteHintAndEchoedKey()
+{
+    const QString keysFile = writeKeysFile(Key1.toUtf8() + "\n");
+    const quint16 port = startProxy({ QStringLiteral("--keys-file"), keysFile });
+    QVERIFY(port != 0);
+    // An upstream that puts the key it received into its error message.
+    m_mock->setHandler([](const RecordedRequest &request) {
+        return MockResponse::json(400,
+                                  R"({"error":{"message":"bad request for key )"
+                                      + request.header("Authorization").mid(7) + R"("}})");
+    });
+    RawClient echoed;
+    echoed.send(port, buildRequest("GET", "/v1/models", port));
+    QVERIFY(echoed.waitFinished());
+    QCOMPARE(echoed.status(), 400);
+    QVERIFY2(!echoed.body().contains(Key1.toUtf8()), echoed.body().constData());
+    QVERIFY(echoed.body().contains("bad request for key"));
+
+    for (int i = 0; i < 2; ++i) {
+        RawClient blocked;
+        blocked.send(port,
+                     buildRequest("POST", "/v1/chat/completions", port,
+                                  { { "Origin", "https://evil.example" }, { "Content-Type", "text/plain" } },
+                                  "{}"));
+        QVERIFY(blocked.waitFinished());
+        QCOMPARE(blocked.status(), 403);
+    }
+    QTRY_VERIFY_WITH_TIMEOUT(m_stdout.count("blocked") == 2, 5000);
+    ::kill(pid_t(m_process->processId()), SIGTERM);
+    QVERIFY(m_process->waitForFinished(10000));
+    QCOMPARE(m_process->exitCode(), 0);
+    const QByteArray err = m_process->readAllStandardError();
+    // Said once, with the setting that lets the website in.
+    QCOMPARE(err.count("security/allowedOrigins"), 1);
+    QVERIFY(err.contains("https://evil.example"));
+    // No whole key in any output.
+    QVERIFY2(!m_stdout.contains(Key1.toUtf8()), m_stdout.constData());
+    QVERIFY(!err.contains(Key1.toUtf8()));
+    QVERIFY(m_stdout.contains("bad request for key"));
+}
+
+void HeadlessTest::remoteWithoutTokenExitsWithUsageError()
+{
+    QByteArray out;
+    QByteArray err;
+    const int code = runToExit({ QStringLiteral("--headless"), QStringLiteral("--listen"),
+                                 QStringLiteral("0.0.0.0:0"), QStringLiteral("--allow-remote") },
+                               &out, &err);
+    QCOMPARE(code, 2);
+    QVERIFY2(err.contains("security/clientToken"), err.constData());
+    QCOMPARE(err.trimmed().count('\n'), 0);
+}
+
 void HeadlessTest::badStartup_data()
 {
     QTest::addColumn<QStringList>("args");
@@ -324,6 +379,10 @@ void HeadlessTest::badStartup_data()
     QTest::newRow("remote listen without opt-in")
         << QStringList { QStringLiteral("--listen"), QStringLiteral("0.0.0.0:0") }
         << QStringLiteral("0.0.0.0");
+    QTest::newRow("remote listen without a client token")
+        << QStringList { QStringLiteral("--listen"), QStringLiteral("0.0.0.0:0"),
+                         QStringLiteral("--allow-remote") }
+        << QStringLiteral("security/clientToken");
     QTest::newRow("key on the command line")
         << QStringList { QStringLiteral("sk-oops-a-key") } << QStringLiteral("keys-file");
 }

@@ -48,7 +48,8 @@ private Q_SLOTS:
 
 private:
     bool startProxy(const QString &allowedOrigin = QString());
-    std::unique_ptr<RawClient> get(const QByteArray &target, int timeoutMs = 20000, const QByteArray &origin = {});
+    std::unique_ptr<RawClient> get(const QByteArray &target, int timeoutMs = 20000,
+                                   const QByteArray &origin = {});
 
     std::unique_ptr<MockUpstream> m_mock;
     std::unique_ptr<ProxyHarness> m_proxy;
@@ -80,7 +81,8 @@ bool ResponseTest::startProxy(const QString &allowedOrigin)
     return ok;
 }
 
-std::unique_ptr<RawClient> ResponseTest::get(const QByteArray &target, int timeoutMs, const QByteArray &origin)
+std::unique_ptr<RawClient> ResponseTest::get(const QByteArray &target, int timeoutMs,
+                                             const QByteArray &origin)
 {
     auto client = std::make_unique<RawClient>();
     Headers headers { { "Authorization", "Bearer sk-client-key-0001" } };

@@ -18,12 +18,15 @@ struct ProxyAnswer
 
 inline ProxyAnswer postThrough(QNetworkAccessManager *manager, const QString &endpoint,
                                const QByteArray &body,
-                               const QString &path = QStringLiteral("/v1/chat/completions"))
+                               const QString &path = QStringLiteral("/v1/chat/completions"),
+                               const QList<QPair<QByteArray, QByteArray>> &extraHeaders = {})
 {
     manager->setProxy(QNetworkProxy::NoProxy);
     QNetworkRequest request(QUrl(endpoint + path));
     request.setHeader(QNetworkRequest::ContentTypeHeader, QStringLiteral("application/json"));
     request.setRawHeader("Authorization", "Bearer client-placeholder");
+    for (const auto &header : extraHeaders)
+        request.setRawHeader(header.first, header.second);
     std::unique_ptr<QNetworkReply> reply(manager->post(request, body));
     if (!QTest::qWaitFor([&] { return reply->isFinished(); }, 15000))
         reply->abort();

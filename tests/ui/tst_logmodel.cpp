@@ -204,6 +204,16 @@ private Q_SLOTS:
         QTest::newRow("cr") << QStringLiteral("a\rb") << QStringLiteral("\"a\rb\"");
         QTest::newRow("leading space") << QStringLiteral(" x") << QStringLiteral("\" x\"");
         QTest::newRow("unicode") << QStringLiteral("模型") << QStringLiteral("模型");
+        // Formula injection: a spreadsheet must see text, not a formula.
+        QTest::newRow("equals") << QStringLiteral("=HYPERLINK(\"http://x\")")
+                                << QStringLiteral("\"'=HYPERLINK(\"\"http://x\"\")\"");
+        QTest::newRow("plus") << QStringLiteral("+cmd|' /C calc'!A0")
+                              << QStringLiteral("'+cmd|' /C calc'!A0");
+        QTest::newRow("minus formula") << QStringLiteral("-2+3") << QStringLiteral("'-2+3");
+        QTest::newRow("at") << QStringLiteral("@SUM(A1)") << QStringLiteral("'@SUM(A1)");
+        QTest::newRow("leading tab") << QStringLiteral("\t=1") << QStringLiteral("'\t=1");
+        QTest::newRow("negative number stays") << QStringLiteral("-1") << QStringLiteral("-1");
+        QTest::newRow("dash stays") << QStringLiteral("-") << QStringLiteral("-");
     }
 
     void csvField()

@@ -11,10 +11,13 @@
 #include "settingsregistry.h"
 
 #include <QCheckBox>
+#include <QClipboard>
 #include <QComboBox>
+#include <QGuiApplication>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QLabel>
 #include <QLineEdit>
 #include <QPushButton>
 #include <QSignalSpy>
@@ -214,6 +217,84 @@ private Q_SLOTS:
         const ProxyAnswer old = postThrough(&freshClient, oldEndpoint, chatBody());
         QCOMPARE(old.status, 0);
         QCOMPARE(old.error, QNetworkReply::ConnectionRefusedError);
+    }
+
+    void blockedWebsiteAllowedWithOneClick()
+    {
+        Fixture f;
+        QVERIFY(f.setUp());
+        f.window->show();
+        f.window->showPage(MainWindow::LogTab);
+        const QList<QPair<QByteArray, QByteArray>> origin { { "Origin", "https://bettergpt.chat" } };
+        const QString endpoint = f.service->endpointUrl();
+        QCOMPARE(postThrough(&f.client, endpoint, chatBody(), QStringLiteral("/v1/chat/completions"), origin)
+                     .status,
+                 403);
+        QCOMPARE(f.upstream.received.size(), 0);
+
+        LogModel *log = f.window->logModel();
+        QTRY_COMPARE(log->rowCount(), 1);
+        QVERIFY(log->record(0).originBlocked);
+        LogPage *page = f.window->logPage();
+        QVERIFY(page->allowWebsiteButton()->isHidden());
+        page->view()->selectRow(0);
+        QCOMPARE(page->selectedBlockedOrigin(), QStringLiteral("https://bettergpt.chat"));
+        QVERIFY(!page->allowWebsiteButton()->isHidden());
+        QTest::mouseClick(page->allowWebsiteButton(), Qt::LeftButton);
+
+        QCOMPARE(f.settings->value(Setting::AllowedOrigins).toStringList(),
+                 QStringList { QStringLiteral("https://bettergpt.chat") });
+        QCOMPARE(f.window->settingsPage()->allowedOriginsEdit()->text(),
+                 QStringLiteral("https://bettergpt.chat"));
+        QCOMPARE(postThrough(&f.client, endpoint, chatBody(), QStringLiteral("/v1/chat/completions"), origin)
+                     .status,
+                 200);
+        QCOMPARE(f.upstream.received.size(), 1);
+    }
+
+    void securitySettings()
+    {
+        Fixture f;
+        QVERIFY(f.setUp());
+        SettingsPage *page = f.window->settingsPage();
+        f.window->show();
+        f.window->showPage(MainWindow::SettingsTab);
+        // "Allow any website" carries a visible warning.
+        QVERIFY(!page->allowAnyWebsiteWarning()->isVisible());
+        page->allowAnyWebsiteCheck()->setChecked(true);
+        QVERIFY(page->allowAnyWebsiteWarning()->isVisible());
+        page->allowAnyWebsiteCheck()->setChecked(false);
+
+        // A reverse-proxy host name needs a token: the page refuses and says why.
+        page->allowedHostsEdit()->setText(QStringLiteral("api.example.test"));
+        QVERIFY(!page->apply());
+        QVERIFY2(page->errorText().contains(QLatin1String("clientToken")), qPrintable(page->errorText()));
+        QVERIFY(f.settings->value(Setting::AllowedHosts).toStringList().isEmpty());
+
+        // Generate makes a fresh token; Copy puts it on the clipboard; then it applies.
+        QTest::mouseClick(page->generateTokenButton(), Qt::LeftButton);
+        const QString token = page->clientTokenEdit()->text();
+        QVERIFY(token.size() >= 40);
+        QTest::mouseClick(page->generateTokenButton(), Qt::LeftButton);
+        QVERIFY(page->clientTokenEdit()->text() != token);
+        QTest::mouseClick(page->copyTokenButton(), Qt::LeftButton);
+        QCOMPARE(QGuiApplication::clipboard()->text(), page->clientTokenEdit()->text());
+        QVERIFY2(page->apply(), qPrintable(page->errorText()));
+        QCOMPARE(f.settings->value(Setting::ClientToken).toString(), page->clientTokenEdit()->text());
+
+        // The running proxy enforces it at once.
+        QCOMPARE(postThrough(&f.client, f.service->endpointUrl(), chatBody()).status, 401);
+        const QList<QPair<QByteArray, QByteArray>> withToken { { "x-api-key",
+                                                                 page->clientTokenEdit()->text().toUtf8() } };
+        QCOMPARE(postThrough(&f.client, f.service->endpointUrl(), chatBody(),
+                             QStringLiteral("/v1/chat/completions"), withToken)
+                     .status,
+                 200);
+
+        // A short hand-typed token is refused with a clear message.
+        page->clientTokenEdit()->setText(QStringLiteral("short"));
+        QVERIFY(!page->apply());
+        QVERIFY(page->errorText().contains(QLatin1String("16")));
     }
 
     void portInUseShowsError()

@@ -159,7 +159,8 @@ exec_start=$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/user/keyrelay.service)
 mkdir -p "$WORK/svc/config/KeyRelay" "$WORK/svc/run"
 chmod 700 "$WORK/svc/run"
 printf '[proxy]\nlistenPort=0\nupstream=http://127.0.0.1:%s\n' "$mock_port" >"$WORK/svc/config/KeyRelay/KeyRelay.ini"
-svc_env=(env HOME="$WORK/svc" XDG_CONFIG_HOME="$WORK/svc/config" XDG_RUNTIME_DIR="$WORK/svc/run")
+# KEYRELAY_KEYSTORE=file: the files next to those settings, whatever keychain this machine has.
+svc_env=(env HOME="$WORK/svc" XDG_CONFIG_HOME="$WORK/svc/config" XDG_RUNTIME_DIR="$WORK/svc/run" KEYRELAY_KEYSTORE=file)
 # shellcheck disable=SC2086 # ExecStart is a command line: split it into words
 "${svc_env[@]}" $exec_start >"$WORK/svc.out" 2>"$WORK/svc.err" &
 KR_PID=$!

@@ -3,10 +3,13 @@
 #include "keypool.h"
 #include "keystore.h"
 #include "logging.h"
+#include "proxycredentials.h"
 #include "proxyservice.h"
+#include "secretstore.h"
 #include "settingsregistry.h"
 #include "unixsignalwatcher.h"
 #include "userconfig.h"
+#include "userstores.h"
 
 #include <QCommandLineParser>
 #include <QCoreApplication>
@@ -73,10 +76,27 @@ std::unique_ptr<SettingsRegistry> openSettings(const QCommandLineParser &parser,
     return settings;
 }
 
-/// The keys: --keys-file FILE, or the key store that belongs to the settings file (the tray app's keys).
-/// Sets @p source to where they came from, for the start-up line.
+/// The key store and the upstream proxy's password that belong to @p settingsFile. With the tray app's
+/// settings, the tray app's own stores (the system keychain when one answers, else the owner-only files next
+/// to the settings; see openUserStores); with --config FILE, the files next to FILE, never the keychain,
+/// which is one per user, not one per settings file. The one place to change where headless keys come from.
+UserStores openStores(const QString &settingsFile, bool traySettings)
+{
+    if (traySettings)
+        return openUserStores(settingsFile);
+    UserStores stores;
+    stores.reason = UserStores::Reason::ForcedFile;
+    stores.keysFile = FileKeyStore::pathNextTo(settingsFile);
+    stores.keys = std::make_unique<FileKeyStore>(stores.keysFile);
+    stores.secrets = std::make_unique<FileSecretStore>(FileSecretStore::pathNextTo(settingsFile));
+    return stores;
+}
+
+/// The keys: --keys-file FILE, or the key store of the settings file (the tray app's keys), which also
+/// completes @p config with the stored upstream proxy password. Sets @p source to where the keys came from,
+/// for the start-up line.
 bool loadKeys(const QCommandLineParser &parser, const QString &settingsFile, QList<ApiKey> *keys,
-              QString *source, QString *error, int *exitCode)
+              ProxyConfig *config, QString *source, QString *error, int *exitCode)
 {
     if (parser.isSet(QStringLiteral("keys-file"))) {
         QStringList secrets;
@@ -89,12 +109,20 @@ bool loadKeys(const QCommandLineParser &parser, const QString &settingsFile, QLi
             keys->append({ secret, QString(), true });
         return true;
     }
-    const std::unique_ptr<KeyStore> store = userconfig::openKeyStore(settingsFile);
-    *source = store->location();
-    if (!store->load(keys, error)) {
+    const UserStores stores = openStores(settingsFile, !parser.isSet(QStringLiteral("config")));
+    for (const QString &line : stores.messages + stores.problems)
+        QTextStream(stderr) << "keyrelay: " << line << Qt::endl;
+    *source = stores.inKeychain() ? QStringLiteral("the system keychain") : stores.keysFile;
+    if (!stores.keys->load(keys, error)) {
         *exitCode = ExitRuntimeError;
         return false;
     }
+    ProxyCredentials proxy(stores.secrets.get());
+    QString proxyError;
+    if (proxy.load(&proxyError))
+        proxy.complete(config);
+    else
+        QTextStream(stderr) << "keyrelay: warning: " << proxyError << Qt::endl;
     return true;
 }
 
@@ -117,8 +145,8 @@ int runHeadless(QCoreApplication &app)
     parser.addOption(
         { QStringLiteral("keys-file"),
           QStringLiteral("File with one API key per line (# comments; k1|k2 also accepted; - reads "
-                         "standard input). Default: the keys saved next to the settings file (the tray "
-                         "app's); with none, clients' own keys are passed through."),
+                         "standard input). Default: the tray app's keys (system keychain or keys.json "
+                         "next to the settings file); with none, clients' own keys are passed through."),
           QStringLiteral("FILE") });
     parser.addOption({ QStringLiteral("config"),
                        QStringLiteral("INI settings file, as written by the GUI. Default: the tray app's "
@@ -187,7 +215,7 @@ int runHeadless(QCoreApplication &app)
     {
         QList<ApiKey> list;
         int exitCode = ExitOk;
-        if (!loadKeys(parser, settingsFile, &list, &keySource, &error, &exitCode))
+        if (!loadKeys(parser, settingsFile, &list, &config, &keySource, &error, &exitCode))
             return fail(error, exitCode);
         keys.setKeys(list);
     }

@@ -1,4 +1,5 @@
 // Entry point: `keyrelay --headless ...` runs the proxy alone; plain `keyrelay` starts the tray app.
+#include "descriptorlimit.h"
 #include "headless.h"
 
 #include <QByteArray>
@@ -68,6 +69,9 @@ void setIdentity()
 
 int main(int argc, char **argv)
 {
+    // Many concurrent streams need many descriptors: use what the hard limit allows (the proxy sizes
+    // its connection budget from the result and logs it).
+    keyrelay::DescriptorLimit::raiseSoftLimit();
     if (wantsHeadless(argc, argv)) {
         QCoreApplication app(argc, argv);
         setIdentity();

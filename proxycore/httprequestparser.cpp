@@ -185,8 +185,9 @@ HttpRequestParser::Event HttpRequestParser::parseHeadLines(const QByteArray &hea
             return fail(400, "NUL in the request head");
     }
     if (lines.size() - 1 > m_limits.maxHeaderCount)
-        return fail(431, "too many request headers (the limit is " + QByteArray::number(m_limits.maxHeaderCount)
-                             + ")");
+        return fail(431,
+                    "too many request headers (the limit is " + QByteArray::number(m_limits.maxHeaderCount)
+                        + ")");
 
     const QList<QByteArray> requestLine = lines.first().split(' ');
     if (requestLine.size() == 2 && isToken(requestLine.at(0)))

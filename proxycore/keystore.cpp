@@ -29,6 +29,57 @@ QString keepDamagedCopy(const QString &path)
 }
 } // namespace
 
+QByteArray keysToJson(const QList<ApiKey> &keys)
+{
+    QJsonArray array;
+    for (const ApiKey &key : keys) {
+        QJsonObject object;
+        object.insert(QLatin1String("secret"), key.secret);
+        object.insert(QLatin1String("label"), key.label);
+        object.insert(QLatin1String("enabled"), key.enabled);
+        array.append(object);
+    }
+    QJsonObject root;
+    root.insert(QLatin1String("version"), FormatVersion);
+    root.insert(QLatin1String("keys"), array);
+    return QJsonDocument(root).toJson(QJsonDocument::Indented);
+}
+
+bool keysFromJson(const QByteArray &json, QList<ApiKey> *keys, int *skipped, QString *problem)
+{
+    keys->clear();
+    *skipped = 0;
+    QJsonParseError parseError;
+    const QJsonDocument document = QJsonDocument::fromJson(json, &parseError);
+    if (parseError.error != QJsonParseError::NoError) {
+        *problem = parseError.errorString();
+        return false;
+    }
+    if (!document.isObject()) {
+        *problem = QStringLiteral("not a JSON object");
+        return false;
+    }
+    const QJsonValue list = document.object().value(QLatin1String("keys"));
+    if (!list.isArray()) {
+        *problem = QStringLiteral("no \"keys\" list");
+        return false;
+    }
+    const QJsonArray array = list.toArray();
+    for (const QJsonValue &item : array) {
+        const QJsonObject object = item.toObject();
+        ApiKey key;
+        key.secret = object.value(QLatin1String("secret")).toString().trimmed();
+        key.label = object.value(QLatin1String("label")).toString();
+        key.enabled = object.value(QLatin1String("enabled")).toBool(true);
+        if (key.secret.isEmpty() || key.secret.contains(QLatin1Char('\n'))) {
+            ++*skipped;
+            continue;
+        }
+        keys->append(key);
+    }
+    return true;
+}
+
 FileKeyStore::FileKeyStore(const QString &path) : m_path(path) { }
 
 QString FileKeyStore::pathNextTo(const QString &settingsFile)
@@ -50,36 +101,15 @@ bool FileKeyStore::load(QList<ApiKey> *keys, QString *error)
         *error = QStringLiteral("the keys file %1 is too large to be a key list").arg(m_path);
         return false;
     }
-    QJsonParseError parseError;
-    const QJsonDocument document = QJsonDocument::fromJson(file.readAll(), &parseError);
-    if (parseError.error != QJsonParseError::NoError || !document.isObject()) {
+    int skipped = 0;
+    QString problem;
+    if (!keysFromJson(file.readAll(), keys, &skipped, &problem)) {
         const QString backup = keepDamagedCopy(m_path);
         *error
             = QStringLiteral("the keys file %1 is damaged (%2); no keys were loaded%3")
-                  .arg(m_path,
-                       parseError.error != QJsonParseError::NoError ? parseError.errorString()
-                                                                    : QStringLiteral("not a JSON object"),
+                  .arg(m_path, problem,
                        backup.isEmpty() ? QString() : QStringLiteral(" (a copy was kept as %1)").arg(backup));
         return false;
-    }
-    const QJsonValue list = document.object().value(QLatin1String("keys"));
-    if (!list.isArray()) {
-        *error = QStringLiteral("the keys file %1 has no \"keys\" list; no keys were loaded").arg(m_path);
-        return false;
-    }
-    int skipped = 0;
-    const QJsonArray array = list.toArray();
-    for (const QJsonValue &item : array) {
-        const QJsonObject object = item.toObject();
-        ApiKey key;
-        key.secret = object.value(QLatin1String("secret")).toString().trimmed();
-        key.label = object.value(QLatin1String("label")).toString();
-        key.enabled = object.value(QLatin1String("enabled")).toBool(true);
-        if (key.secret.isEmpty() || key.secret.contains(QLatin1Char('\n'))) {
-            ++skipped;
-            continue;
-        }
-        keys->append(key);
     }
     if (skipped > 0) {
         *error = QStringLiteral("%1 entr(y/ies) of the keys file %2 were unreadable and skipped")
@@ -101,18 +131,6 @@ bool FileKeyStore::save(const QList<ApiKey> &keys, QString *error)
         *error = QStringLiteral("cannot create the folder %1").arg(info.absolutePath());
         return false;
     }
-    QJsonArray array;
-    for (const ApiKey &key : keys) {
-        QJsonObject object;
-        object.insert(QLatin1String("secret"), key.secret);
-        object.insert(QLatin1String("label"), key.label);
-        object.insert(QLatin1String("enabled"), key.enabled);
-        array.append(object);
-    }
-    QJsonObject root;
-    root.insert(QLatin1String("version"), FormatVersion);
-    root.insert(QLatin1String("keys"), array);
-
     QSaveFile file(m_path);
     if (!file.open(QIODevice::WriteOnly)) {
         *error = QStringLiteral("cannot write the keys file %1: %2").arg(m_path, file.errorString());
@@ -120,7 +138,7 @@ bool FileKeyStore::save(const QList<ApiKey> &keys, QString *error)
     }
     // The temporary file gets owner-only access before any key is written to it.
     file.setPermissions(OwnerOnly);
-    file.write(QJsonDocument(root).toJson(QJsonDocument::Indented));
+    file.write(keysToJson(keys));
     if (!file.commit()) {
         *error = QStringLiteral("cannot write the keys file %1: %2").arg(m_path, file.errorString());
         return false;

@@ -23,6 +23,14 @@ public:
     virtual QString location() const = 0;
 };
 
+/// The key list as JSON: {"version": 1, "keys": [{"secret", "label", "enabled"}, ...]}. The format of
+/// keys.json, and of the key list kept in the system keychain.
+QByteArray keysToJson(const QList<ApiKey> &keys);
+
+/// Parses keysToJson()'s format. Returns false with a @p problem (never containing a key) for text that
+/// is not such a list; entries without a usable secret are skipped and counted in @p skipped.
+bool keysFromJson(const QByteArray &json, QList<ApiKey> *keys, int *skipped, QString *problem);
+
 /// A JSON file readable by its owner only (0600), written atomically with QSaveFile.
 class FileKeyStore : public KeyStore
 {

@@ -50,6 +50,10 @@ QStringList ProxyConfig::validate() const
         problems << QStringLiteral("connect timeout must be between 1 and 3600 seconds");
     if (idleTimeoutSec < 1 || idleTimeoutSec > 86400)
         problems << QStringLiteral("idle timeout must be between 1 and 86400 seconds");
+    if (headTimeoutSec < 1 || headTimeoutSec > 3600)
+        problems << QStringLiteral("head timeout must be between 1 and 3600 seconds");
+    if (maxConnections < 1)
+        problems << QStringLiteral("maximum connections must be at least 1");
     if (maxBodyBytes < 1024)
         problems << QStringLiteral("maximum body size must be at least 1 KiB");
     for (const QString &prefix : stripPrefixes) {

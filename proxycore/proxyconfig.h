@@ -32,6 +32,8 @@ struct ProxyConfig
     QString clientToken; ///< when set, every request must carry it; required for remote access
     QStringList allowedHosts; ///< Host names accepted besides loopback names (behind a reverse proxy)
     int shutdownGraceSec = 10; ///< how long a stop waits for in-flight responses
+    int headTimeoutSec = 10; ///< a request head must be complete this long after its first byte
+    int maxConnections = 512; ///< simultaneous client connections; more are answered 503
 
     /// Human-readable problems; empty when the configuration can be used.
     QStringList validate() const;

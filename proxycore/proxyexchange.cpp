@@ -5,6 +5,7 @@
 #include "messagerewriter.h"
 #include "openaierror.h"
 #include "secretredactor.h"
+#include "upstreampath.h"
 #include "upstreampool.h"
 
 #include <QJsonDocument>
@@ -17,7 +18,11 @@ namespace keyrelay {
 namespace {
 
 constexpr qint64 ClientBacklogLimit = 1024 * 1024; ///< stop reading upstream while the client lags this much
-constexpr qint64 UpstreamReadBuffer = 256 * 1024;
+constexpr qint64 UpstreamReadBuffer = 64 * 1024;
+/// QNetworkAccessManager (Qt 6.4) stops handing data to the reply at its read buffer size, but its
+/// HTTP thread's socket keeps reading the upstream: a client that takes no byte for this long while
+/// data waits for it is cut off (the upstream request is aborted, the memory returned).
+constexpr int ClientStallMs = 2000;
 constexpr qint64 MaxCapturedJson = 4 * 1024 * 1024;
 constexpr qint64 CapturedStreamTail = 64 * 1024;
 constexpr qint64 MaxModelScanBytes = 4 * 1024 * 1024;
@@ -74,32 +79,6 @@ ProxyExchange::~ProxyExchange()
     dropReply();
 }
 
-QString ProxyExchange::upstreamPath(const QString &basePath, const QString &clientPath,
-                                    const QStringList &stripPrefixes)
-{
-    QString path = clientPath;
-    for (const QString &prefix : stripPrefixes) {
-        if (path == prefix) {
-            path = QStringLiteral("/");
-            break;
-        }
-        if (path.startsWith(prefix + QLatin1Char('/'))) {
-            path = path.mid(prefix.size());
-            break;
-        }
-    }
-    while (path.startsWith(QLatin1String("/v1/v1/")) || path == QLatin1String("/v1/v1"))
-        path.remove(0, 3);
-    QString base = basePath;
-    while (base.endsWith(QLatin1Char('/')))
-        base.chop(1);
-    // A base URL pasted with its version ("https://host/v1") and a client that adds "/v1" itself.
-    if (base.endsWith(QLatin1String("/v1"))
-        && (path.startsWith(QLatin1String("/v1/")) || path == QLatin1String("/v1")))
-        path.remove(0, 3);
-    return base + path;
-}
-
 void ProxyExchange::start()
 {
     const ProxyConfig &config = *m_config;
@@ -151,10 +130,16 @@ void ProxyExchange::start()
     const qsizetype queryAt = target.indexOf('?');
     // The path stays percent-encoded as the client sent it: decoding would turn "%2F" into a real "/"
     // and change which resource the upstream sees (e.g. "/v1/models/org%2Fmodel").
-    const QString clientPath = QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt));
+    QString clientPath;
+    if (!UpstreamPath::resolveDotSegments(QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt)),
+                                          &clientPath)) {
+        respondWithError(400, QStringLiteral("request path climbs above the API root (\"..\" segments)"),
+                         QStringLiteral("invalid_request_error"), QStringLiteral("bad_path"));
+        return;
+    }
     m_upstreamUrl = config.upstream;
     m_upstreamUrl.setPath(
-        upstreamPath(config.upstream.path(QUrl::FullyEncoded), clientPath, config.stripPrefixes),
+        UpstreamPath::join(config.upstream.path(QUrl::FullyEncoded), clientPath, config.stripPrefixes),
         QUrl::TolerantMode);
     if (queryAt >= 0)
         m_upstreamUrl.setQuery(QString::fromUtf8(target.mid(queryAt + 1)), QUrl::StrictMode);
@@ -260,11 +245,34 @@ void ProxyExchange::timerEvent(QTimerEvent *event)
     } else if (event->timerId() == m_idleTimer.timerId()) {
         m_idleTimer.stop();
         m_timeout = Timeout::Idle;
+    } else if (event->timerId() == m_stallTimer.timerId()) {
+        onStallCheck();
+        return;
     } else {
         return QObject::timerEvent(event);
     }
     if (m_reply)
         m_reply->abort(); // finished() follows with OperationCanceledError
+}
+
+void ProxyExchange::onStallCheck()
+{
+    if (!m_client || m_completed) {
+        m_stallTimer.stop();
+        return;
+    }
+    const qint64 delivered = m_client->bodyBytesWritten() - m_client->pendingOutput();
+    if (delivered != m_deliveredAtStallCheck || m_client->pendingOutput() < ClientBacklogLimit) {
+        m_deliveredAtStallCheck = delivered; // slow but reading: fine
+        if (m_client->pendingOutput() < ClientBacklogLimit)
+            m_stallTimer.stop();
+        return;
+    }
+    m_stallTimer.stop();
+    qCWarning(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
+                                   << "- the client stopped reading; cutting the response off";
+    m_client->abortResponse();
+    complete(QStringLiteral("response cut off: the client took nothing for %1 s").arg(ClientStallMs / 1000));
 }
 
 HeaderList ProxyExchange::responseHeaders() const
@@ -310,6 +318,9 @@ void ProxyExchange::onUpstreamHeaders()
         return; // not an HTTP response yet (connection error follows in finished())
     m_connectTimer.stop();
     restartIdleTimer();
+    // Qt 6.4 forgets a read buffer size set before the request started (the HTTP thread's delegate is
+    // connected later): set it again now that it exists, or QNAM reads the whole response regardless.
+    m_reply->setReadBufferSize(UpstreamReadBuffer);
     const int status = statusAttribute.toInt();
 
     if (m_lease.index >= 0) {
@@ -386,6 +397,15 @@ void ProxyExchange::pump()
             continue;
         }
         m_client->writeBody(m_maskChunks ? m_redactor->maskConfiguredSecrets(data) : data);
+    }
+    // Watch a client that lags: one that takes nothing for ClientStallMs is cut off (see above).
+    if (m_client->pendingOutput() >= ClientBacklogLimit) {
+        if (!m_stallTimer.isActive()) {
+            m_deliveredAtStallCheck = m_client->bodyBytesWritten() - m_client->pendingOutput();
+            m_stallTimer.start(ClientStallMs, this);
+        }
+    } else {
+        m_stallTimer.stop();
     }
     if (m_upstreamDone && m_reply->bytesAvailable() == 0) {
         if (m_holdingError)
@@ -515,6 +535,7 @@ void ProxyExchange::dropReply()
 {
     m_connectTimer.stop();
     m_idleTimer.stop();
+    m_stallTimer.stop();
     if (m_reply) {
         QNetworkReply *reply = m_reply;
         m_reply = nullptr;

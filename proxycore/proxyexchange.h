@@ -41,10 +41,6 @@ public:
     /// Ends the exchange now (shutdown): the client gets an error or a cut-off stream.
     void abort(const QString &reason);
 
-    /// The path that goes upstream for a client path: prefixes stripped, "/v1/v1" collapsed, and a
-    /// base URL that already ends in "/v1" not doubled. @p clientPath must start with "/".
-    static QString upstreamPath(const QString &basePath, const QString &clientPath,
-                                const QStringList &stripPrefixes);
     /// Reads "usage" token counts from a JSON body or the tail of an event stream.
     /// The "error.message" of an upstream error body, or a description of @p status.
     static QString upstreamErrorMessage(const QByteArray &body, int status);
@@ -69,6 +65,7 @@ private:
     /// Any sign of life (connection progress, response headers or data) resets the idle timeout.
     void restartIdleTimer();
     void onClientGone();
+    void onStallCheck();
     void pump();
     void respondWithError(int status, const QString &message, const QString &type, const QString &code);
     void complete(const QString &error = QString());
@@ -100,6 +97,8 @@ private:
     QPointer<QNetworkReply> m_reply;
     QBasicTimer m_connectTimer;
     QBasicTimer m_idleTimer;
+    QBasicTimer m_stallTimer; ///< runs while the client lags; see ClientStallMs
+    qint64 m_deliveredAtStallCheck = 0;
     Timeout m_timeout = Timeout::None;
     bool m_headSent = false; ///< the response is decided: no retry, no own error any more
     /// An upstream error (status >= 400, not a stream) is held back until complete, so that a key the

@@ -1,6 +1,7 @@
 #include "proxyserver.h"
 
 #include "accesspolicy.h"
+#include "descriptorlimit.h"
 #include "keypool.h"
 #include "logging.h"
 #include "openaierror.h"
@@ -13,16 +14,21 @@
 #include <QTcpServer>
 #include <QTimer>
 
+#include <malloc.h>
+
 namespace keyrelay {
 
 namespace {
 const QByteArray AllowedMethods = QByteArrayLiteral("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
 constexpr int ConnectionFlushTimeoutMs = 3000; ///< shutdown: how long clients get to take the last bytes
+constexpr int AcceptRetryMs = 200; ///< after accept() failed (descriptors exhausted)
+constexpr int MaxUpstreamManagers = 128;
+constexpr int TrimDelayMs = 1000; ///< after the last request ends, free memory goes back to the system
 
 } // namespace
 
 ProxyServer::ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent)
-    : QObject(parent), m_keys(keys), m_upstream(new UpstreamPool(128, this)),
+    : QObject(parent), m_keys(keys), m_upstream(new UpstreamPool(MaxUpstreamManagers, this)),
       m_config(std::make_shared<const ProxyConfig>()),
       m_policy(std::make_shared<const AccessPolicy>(*m_config)), m_redactor(redactor)
 {
@@ -64,6 +70,9 @@ bool ProxyServer::listen(const ProxyConfig &config, QString *error)
         return false;
     }
     setConfig(config);
+    const qint64 descriptors = DescriptorLimit::softLimit();
+    m_budget = DescriptorLimit::budget(descriptors, config.maxConnections, MaxUpstreamManagers);
+    m_upstream->setMaxManagers(m_budget.maxUpstreamManagers);
     m_shuttingDown = false;
     m_closingConnections = false;
     const QList<QHostAddress> addresses = config.listenAddresses();
@@ -96,11 +105,50 @@ bool ProxyServer::listen(const ProxyConfig &config, QString *error)
         }
         port = server->serverPort(); // port 0: the second listener takes the same port as the first
         connect(server, &QTcpServer::newConnection, this, &ProxyServer::onNewConnection);
+        connect(server, &QTcpServer::acceptError, this, [this, server](QAbstractSocket::SocketError socketError) {
+            // Out of descriptors (or another accept failure): Qt pauses the listener. Retry shortly
+            // instead of spinning, and keep serving the connections that exist.
+            if (!m_lastAcceptWarning.isValid() || m_lastAcceptWarning.elapsed() > 10000) {
+                qCWarning(lcServer).noquote()
+                    << "cannot accept a connection:" << server->errorString() << socketError
+                    << "- retrying; open connections:" << m_connections.size();
+                m_lastAcceptWarning.start();
+            }
+            server->pauseAccepting();
+            QTimer::singleShot(AcceptRetryMs, server, [server] { server->resumeAccepting(); });
+        });
         m_listeners.append(server);
     }
     qCInfo(lcServer).noquote() << "listening on" << config.endpointUrl(port) << "forwarding to"
                                << config.upstream.toString();
+    qCInfo(lcServer).noquote() << "open-file limit" << descriptors << "- serving up to"
+                               << m_budget.maxConnections << "connections with up to"
+                               << m_budget.maxUpstreamManagers << "upstream managers";
     return true;
+}
+
+void ProxyServer::refuseConnection(QTcpSocket *socket)
+{
+    if (!m_lastCapWarning.isValid() || m_lastCapWarning.elapsed() > 10000) {
+        qCWarning(lcServer).noquote() << "connection limit of" << m_budget.maxConnections
+                                      << "reached; answering 503 to new connections (proxy/maxConnections)";
+        m_lastCapWarning.start();
+    }
+    const QByteArray body
+        = openAiErrorBody(QStringLiteral("KeyRelay is serving its maximum of %1 connections; retry shortly")
+                              .arg(m_budget.maxConnections),
+                          QStringLiteral("keyrelay_error"), QStringLiteral("too_many_connections"));
+    socket->setParent(this);
+    socket->write("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
+                  "Connection: close\r\nContent-Length: "
+                  + QByteArray::number(body.size()) + "\r\n\r\n" + body);
+    socket->disconnectFromHost();
+    if (socket->state() == QAbstractSocket::UnconnectedState) {
+        socket->deleteLater();
+        return;
+    }
+    connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+    QTimer::singleShot(2000, socket, [socket] { socket->abort(); }); // a client that never reads
 }
 
 void ProxyServer::close()
@@ -138,7 +186,12 @@ void ProxyServer::onNewConnection()
         return;
     HttpLimits limits;
     limits.maxBodyBytes = m_config->maxBodyBytes;
+    limits.headTimeoutMs = m_config->headTimeoutSec * 1000;
     while (QTcpSocket *socket = server->nextPendingConnection()) {
+        if (m_connections.size() >= m_budget.maxConnections) {
+            refuseConnection(socket);
+            continue;
+        }
         if (!m_config->allowRemoteClients && !socket->peerAddress().isLoopback()) {
             qCWarning(lcServer).noquote() << "refused a connection from" << socket->peerAddress().toString();
             socket->abort();
@@ -236,6 +289,15 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
     connect(exchange, &ProxyExchange::finished, this, &ProxyServer::onExchangeFinished);
     connect(exchange, &QObject::destroyed, this, [this, exchange] {
         m_exchanges.remove(exchange);
+        if (m_exchanges.isEmpty() && !m_trimScheduled) {
+            // Give the memory of a burst back to the system once the proxy is quiet again.
+            m_trimScheduled = true;
+            QTimer::singleShot(TrimDelayMs, this, [this] {
+                m_trimScheduled = false;
+                if (m_exchanges.isEmpty())
+                    ::malloc_trim(0);
+            });
+        }
         checkDrained();
     });
     exchange->start();

@@ -1,10 +1,12 @@
 // The local endpoint: listens on loopback, answers CORS preflights, hands requests to ProxyExchange.
 #pragma once
 
+#include "descriptorlimit.h"
 #include "httpconnection.h"
 #include "proxyconfig.h"
 #include "requestrecord.h"
 
+#include <QElapsedTimer>
 #include <QList>
 #include <QObject>
 #include <QPointer>
@@ -53,6 +55,8 @@ Q_SIGNALS:
 
 private:
     void onNewConnection();
+    /// Over the connection budget: a 503 on the new connection, then close it.
+    void refuseConnection(QTcpSocket *socket);
     void onRequest(HttpConnection *connection, const HttpRequest &request);
     void onExchangeFinished(const RequestRecord &record);
     /// Answers a request itself (refusals, health) with an OpenAI-style error body and logs it.
@@ -73,7 +77,11 @@ private:
     QSet<ProxyExchange *> m_exchanges;
     QSet<HttpConnection *> m_connections;
     quint64 m_nextId = 1;
+    DescriptorBudget m_budget;
+    QElapsedTimer m_lastCapWarning;
+    QElapsedTimer m_lastAcceptWarning;
     bool m_shuttingDown = false;
+    bool m_trimScheduled = false;
     bool m_closingConnections = false; ///< shutdown: waiting for the connections to flush and close
 };
 

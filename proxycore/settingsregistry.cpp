@@ -114,6 +114,8 @@ const std::array<SettingSpec, size_t(Setting::Count)> &specs()
         { Setting::ConnectTimeoutSec, "proxy/connectTimeoutSec", 15, intRange(1, 3600) },
         { Setting::IdleTimeoutSec, "proxy/idleTimeoutSec", 300, intRange(1, 86400) },
         { Setting::MaxBodyMiB, "proxy/maxBodyMiB", 32, intRange(1, 1024) },
+        { Setting::HeadTimeoutSec, "proxy/headTimeoutSec", 10, intRange(1, 3600) },
+        { Setting::MaxConnections, "proxy/maxConnections", 512, intRange(1, 1000000) },
         { Setting::AllowedOrigins, "security/allowedOrigins", QStringList(),
           stringList([](const QString &entry) { return AccessPolicy::isValidOriginEntry(entry); }) },
         { Setting::AllowAnyWebsite, "security/allowAnyWebsite", false, toBool },
@@ -291,6 +293,8 @@ ProxyConfig SettingsRegistry::proxyConfig() const
     config.connectTimeoutSec = value(Setting::ConnectTimeoutSec).toInt();
     config.idleTimeoutSec = value(Setting::IdleTimeoutSec).toInt();
     config.maxBodyBytes = qint64(value(Setting::MaxBodyMiB).toInt()) * 1024 * 1024;
+    config.headTimeoutSec = value(Setting::HeadTimeoutSec).toInt();
+    config.maxConnections = value(Setting::MaxConnections).toInt();
     config.allowedOrigins = value(Setting::AllowedOrigins).toStringList();
     config.allowAnyWebsite = value(Setting::AllowAnyWebsite).toBool();
     config.clientToken = value(Setting::ClientToken).toString();
@@ -312,6 +316,8 @@ void SettingsRegistry::setProxyConfig(const ProxyConfig &config)
     setValue(Setting::ConnectTimeoutSec, config.connectTimeoutSec);
     setValue(Setting::IdleTimeoutSec, config.idleTimeoutSec);
     setValue(Setting::MaxBodyMiB, int(qMax<qint64>(1, config.maxBodyBytes / (1024 * 1024))));
+    setValue(Setting::HeadTimeoutSec, config.headTimeoutSec);
+    setValue(Setting::MaxConnections, config.maxConnections);
     setValue(Setting::AllowedOrigins, config.allowedOrigins);
     setValue(Setting::AllowAnyWebsite, config.allowAnyWebsite);
     setValue(Setting::ClientToken, config.clientToken);

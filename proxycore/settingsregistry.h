@@ -27,6 +27,8 @@ enum class Setting {
     ConnectTimeoutSec,
     IdleTimeoutSec,
     MaxBodyMiB,
+    HeadTimeoutSec,
+    MaxConnections,
     AllowedOrigins,
     AllowAnyWebsite,
     ClientToken,

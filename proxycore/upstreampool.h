@@ -25,6 +25,10 @@ public:
     /// Applies to managers created from now on and to the existing ones.
     void setProxy(const QNetworkProxy &proxy, bool useSystemProxy);
 
+    /// Caps the number of managers (existing ones beyond the cap stay until the pool goes).
+    void setMaxManagers(int maxManagers) { m_maxManagers = qMax(1, maxManagers); }
+    int maxManagers() const { return m_maxManagers; }
+
     QNetworkAccessManager *acquire();
     void release(QNetworkAccessManager *manager);
 

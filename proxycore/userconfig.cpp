@@ -1,7 +1,5 @@
 #include "userconfig.h"
 
-#include "keystore.h"
-
 #include <QCoreApplication>
 #include <QCryptographicHash>
 #include <QDir>
@@ -41,11 +39,6 @@ std::unique_ptr<QSettings> openUserSettings()
     return std::make_unique<QSettings>(QSettings::IniFormat, QSettings::UserScope,
                                        QCoreApplication::organizationName(),
                                        QCoreApplication::applicationName());
-}
-
-std::unique_ptr<KeyStore> openKeyStore(const QString &settingsFile)
-{
-    return std::make_unique<FileKeyStore>(FileKeyStore::pathNextTo(settingsFile));
 }
 
 QString instanceLockPath(const QString &settingsFile)

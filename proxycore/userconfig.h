@@ -1,5 +1,6 @@
-// Where a KeyRelay finds its settings and keys, shared by the tray app and `keyrelay --headless` so that the
-// service and the tray app are one KeyRelay; and the lock that keeps two of them off one settings file.
+// Where a KeyRelay finds its settings, shared by the tray app and `keyrelay --headless` so that the service
+// and the tray app are one KeyRelay (their keys: keychain/userstores.h); and the lock that keeps two of them
+// off one settings file.
 #pragma once
 
 #include <QString>
@@ -10,17 +11,11 @@ class QSettings;
 
 namespace keyrelay {
 
-class KeyStore;
-
 namespace userconfig {
 
 /// The user's settings: an INI file in the user scope named after the organisation and application
 /// (~/.config/KeyRelay/KeyRelay.ini, below $XDG_CONFIG_HOME when set). Set those names first.
 std::unique_ptr<QSettings> openUserSettings();
-
-/// The key store that belongs to @p settingsFile (today keys.json next to it). The one place that
-/// decides which KeyStore implementation the tray app and the headless mode use.
-std::unique_ptr<KeyStore> openKeyStore(const QString &settingsFile);
 
 /// The lock file that marks the KeyRelay running with @p settingsFile, in the user's runtime folder.
 QString instanceLockPath(const QString &settingsFile);

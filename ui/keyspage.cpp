@@ -3,6 +3,7 @@
 #include "keystore.h"
 #include "keytablemodel.h"
 #include "uilogging.h"
+#include "userstores.h"
 
 #include <QAction>
 #include <QHBoxLayout>
@@ -123,6 +124,36 @@ KeysPage::~KeysPage()
     // The view and model are torn down by QWidget after this destructor: stop listening to them first.
     disconnect(m_view->selectionModel(), nullptr, this, nullptr);
     disconnect(m_model, nullptr, this, nullptr);
+}
+
+void KeysPage::setStorageNotice(const QString &text)
+{
+    m_storeLabel->setText(text);
+}
+
+QString KeysPage::storageNotice() const
+{
+    return m_storeLabel->text();
+}
+
+QString KeysPage::storageNoticeFor(const UserStores &stores)
+{
+    switch (stores.reason) {
+    case UserStores::Reason::Keychain:
+        return tr("Keys are stored in the system keychain, never in the settings file.");
+    case UserStores::Reason::ForcedFile:
+        return tr("Keys are stored in %1, readable only by you (KEYRELAY_KEYSTORE=file).")
+            .arg(stores.keysFile);
+    case UserStores::Reason::NoKeychain:
+        return tr("No system keychain (Secret Service) is available (%1); "
+                  "keys are stored in %2, readable only by you.")
+            .arg(stores.detail, stores.keysFile);
+    case UserStores::Reason::MigrationFailed:
+        return tr("The keys could not be moved into the system keychain (%1); "
+                  "they stay in %2, readable only by you.")
+            .arg(stores.detail, stores.keysFile);
+    }
+    return QString();
 }
 
 QString KeysPage::statusText() const

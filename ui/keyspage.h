@@ -14,6 +14,7 @@ class KeyPool;
 class KeyStore;
 class KeyTableModel;
 class KeyTester;
+struct UserStores;
 
 class KeysPage : public QWidget
 {
@@ -32,6 +33,12 @@ public:
     QString statusText() const;
     /// Shown while there is no key: explains pass-through and what to do.
     QLabel *emptyHint() const { return m_emptyHint; }
+
+    /// Where the keys are stored and why, for the user (replaces the default line under the table).
+    void setStorageNotice(const QString &text);
+    QString storageNotice() const;
+    /// The translated notice for @p stores: the keychain, or the file and why.
+    static QString storageNoticeFor(const UserStores &stores);
 
 Q_SIGNALS:
     /// Saving the keys failed; @p error is safe to show.

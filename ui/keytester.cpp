@@ -1,6 +1,6 @@
 #include "keytester.h"
 
-#include "proxyexchange.h"
+#include "upstreampath.h"
 #include "uilogging.h"
 
 #include <QJsonDocument>
@@ -45,7 +45,7 @@ void KeyTester::setConfig(const ProxyConfig &config)
 QUrl KeyTester::modelsUrl(const QUrl &upstream)
 {
     QUrl url = upstream;
-    url.setPath(ProxyExchange::upstreamPath(upstream.path(), QStringLiteral("/v1/models"), {}));
+    url.setPath(UpstreamPath::join(upstream.path(), QStringLiteral("/v1/models"), {}));
     url.setQuery(QString());
     url.setFragment(QString());
     return url;

@@ -6,6 +6,7 @@
 #include "keytester.h"
 #include "logmodel.h"
 #include "logpage.h"
+#include "proxycredentials.h"
 #include "proxyservice.h"
 #include "settingspage.h"
 #include "settingsregistry.h"
@@ -32,7 +33,7 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
 {
     setWindowTitle(tr("KeyRelay"));
     setWindowIcon(icons::appIcon());
-    m_tester->setConfig(settings->proxyConfig());
+    m_tester->setConfig(runtimeConfig());
 
     m_keysPage = new KeysPage(pool, store, m_tester, m_tabs);
     m_logPage = new LogPage(m_logModel, m_tabs);
@@ -106,11 +107,11 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
             QMessageBox::warning(this, tr("KeyRelay"), tr("Could not allow %1: %2").arg(origin, error));
     });
     connect(m_settingsPage, &SettingsPage::applied, this, [this] {
-        m_tester->setConfig(m_settings->proxyConfig());
+        m_tester->setConfig(runtimeConfig());
         updateState();
     });
     connect(m_settingsPage, &SettingsPage::applyFailed, this, [this](const QString &) {
-        m_tester->setConfig(m_settings->proxyConfig());
+        m_tester->setConfig(runtimeConfig());
         updateState();
     });
     connect(m_keysPage, &KeysPage::saveFailed, this, [this](const QString &error) {
@@ -129,6 +130,21 @@ MainWindow::~MainWindow()
 {
     // The pages go first, while the log model and the key tester they use still exist.
     delete takeCentralWidget();
+}
+
+void MainWindow::setProxyCredentials(ProxyCredentials *credentials)
+{
+    m_credentials = credentials;
+    m_settingsPage->setProxyCredentials(credentials);
+    m_tester->setConfig(runtimeConfig());
+}
+
+ProxyConfig MainWindow::runtimeConfig() const
+{
+    ProxyConfig config = m_settings->proxyConfig();
+    if (m_credentials)
+        m_credentials->complete(&config);
+    return config;
 }
 
 void MainWindow::showPage(Page page)
@@ -154,7 +170,7 @@ void MainWindow::copyEndpoint()
 void MainWindow::startProxy()
 {
     QString error;
-    m_service->start(m_settings->proxyConfig(), &error); // failures arrive through failed()
+    m_service->start(runtimeConfig(), &error); // failures arrive through failed()
 }
 
 void MainWindow::stopProxy()

@@ -1,6 +1,8 @@
 // The main window: a status line (endpoint, state, requests today) over the Keys, Log and Settings pages.
 #pragma once
 
+#include "proxyconfig.h"
+
 #include <QDate>
 #include <QMainWindow>
 #include <QTimer>
@@ -18,6 +20,7 @@ class KeyTester;
 class KeysPage;
 class LogModel;
 class LogPage;
+class ProxyCredentials;
 class ProxyService;
 class SettingsPage;
 class SettingsRegistry;
@@ -34,6 +37,10 @@ public:
 
     enum Page { KeysTab, LogTab, SettingsTab };
     void showPage(Page page);
+
+    /// Keeps the upstream proxy's password out of the settings file (here and on the Settings page); the
+    /// proxy and the key tester get the setting completed with it. May be null (the URL is used as stored).
+    void setProxyCredentials(ProxyCredentials *credentials);
 
     /// With a tray, closing the window hides it; without one, closing quits.
     void setHideOnClose(bool hide) { m_hideOnClose = hide; }
@@ -67,9 +74,12 @@ protected:
 
 private:
     void updateState();
+    /// The settings' proxy configuration with the proxy password put back in, to run with.
+    ProxyConfig runtimeConfig() const;
     void onRequestFinished(const RequestRecord &record);
 
     SettingsRegistry *m_settings;
+    ProxyCredentials *m_credentials = nullptr;
     KeyPool *m_pool;
     ProxyService *m_service;
     KeyTester *m_tester;

@@ -4,6 +4,7 @@
 
 #include "autostartmanager.h"
 #include "messagerewriter.h"
+#include "proxycredentials.h"
 #include "proxyservice.h"
 #include "settingsregistry.h"
 #include "uilogging.h"
@@ -241,9 +242,17 @@ SettingsPage::SettingsPage(SettingsRegistry *settings, ProxyService *service, Au
     revert();
 }
 
+void SettingsPage::setProxyCredentials(ProxyCredentials *credentials)
+{
+    m_credentials = credentials;
+    revert();
+}
+
 void SettingsPage::revert()
 {
-    const ProxyConfig config = m_settings->proxyConfig();
+    ProxyConfig config = m_settings->proxyConfig();
+    if (m_credentials)
+        m_credentials->complete(&config);
     m_listenHost->setText(config.listenHost);
     m_listenPort->setValue(config.listenPort);
     m_upstream->setText(config.upstream.toString());
@@ -383,10 +392,18 @@ bool SettingsPage::apply()
         Q_EMIT applyFailed(error);
         return false;
     }
-    m_settings->setProxyConfig(config);
+    QStringList warnings;
+    ProxyConfig stored = config;
+    if (m_credentials) {
+        // The settings file gets the proxy URL without its password; the password goes to the store.
+        QString secretError;
+        if (!m_credentials->remember(config.upstreamProxy, &stored.upstreamProxy, &secretError))
+            warnings << tr("The proxy password could not be stored (%1); it is used until KeyRelay quits.")
+                            .arg(secretError);
+    }
+    m_settings->setProxyConfig(stored);
     m_settings->setValue(Setting::StartMinimized, m_startMinimized->isChecked());
     m_settings->setValue(Setting::StartAtLogin, m_startAtLogin->isChecked());
-    QStringList warnings;
     if (m_autostart && m_autostart->isEnabled() != m_startAtLogin->isChecked()) {
         QString autostartError;
         if (!m_autostart->setEnabled(m_startAtLogin->isChecked(), &autostartError))

@@ -15,6 +15,7 @@ class QSpinBox;
 namespace keyrelay {
 
 class AutostartManager;
+class ProxyCredentials;
 class ProxyService;
 class SettingsRegistry;
 
@@ -25,6 +26,10 @@ public:
     /// @p autostart may be null (the option is then hidden).
     SettingsPage(SettingsRegistry *settings, ProxyService *service, AutostartManager *autostart,
                  QWidget *parent = nullptr);
+
+    /// From now on the proxy password is shown from, and saved to, @p credentials instead of the settings
+    /// file. May be null (the password then stays in the proxy URL of the settings, as typed).
+    void setProxyCredentials(ProxyCredentials *credentials);
 
     /// Fills the form from the registry (drops unapplied edits).
     void revert();
@@ -85,6 +90,7 @@ private:
     SettingsRegistry *m_settings;
     ProxyService *m_service;
     AutostartManager *m_autostart;
+    ProxyCredentials *m_credentials = nullptr;
 
     QLineEdit *m_listenHost;
     QSpinBox *m_listenPort;

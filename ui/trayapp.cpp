@@ -5,14 +5,16 @@
 #include "autostartmanager.h"
 #include "icons.h"
 #include "keypool.h"
-#include "keystore.h"
+#include "keyspage.h"
 #include "mainwindow.h"
+#include "proxycredentials.h"
 #include "proxyservice.h"
 #include "settingsregistry.h"
 #include "singleinstance.h"
 #include "trayicon.h"
 #include "uilogging.h"
 #include "userconfig.h"
+#include "userstores.h"
 
 #include <QApplication>
 #include <QClipboard>
@@ -74,23 +76,43 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
         return 1;
     }
 
+    // Keys and the proxy password: in the system keychain when one answers, else in owner-only files.
     KeyPool pool;
-    const std::unique_ptr<KeyStore> storeOwner = userconfig::openKeyStore(settings.fileName());
-    KeyStore &store = *storeOwner;
-    QStringList startupProblems = settings.problems();
+    UserStores stores = openUserStores(settings.fileName());
+    qCInfo(lcUi).noquote() << stores.notice();
+    for (const QString &message : std::as_const(stores.messages))
+        qCInfo(lcUi).noquote() << message;
+    QStringList startupProblems = settings.problems() + stores.problems;
     {
         QList<ApiKey> keys;
         QString error;
-        if (!store.load(&keys, &error))
+        if (!stores.keys->load(&keys, &error))
             startupProblems << error;
         pool.setKeys(keys);
+    }
+    ProxyCredentials proxyCredentials(stores.secrets.get());
+    {
+        QString error;
+        bool moved = false;
+        if (!proxyCredentials.load(&error))
+            startupProblems << error;
+        else if (!proxyCredentials.migrate(&settings, &moved, &error))
+            startupProblems << QStringLiteral(
+                                   "the upstream proxy password could not be moved out of the settings "
+                                   "file (%1); it stays there")
+                                   .arg(error);
+        else if (moved)
+            qCInfo(lcUi).noquote() << "moved the upstream proxy password from the settings file to"
+                                   << stores.secrets->location();
     }
 
     ProxyService service(&pool);
     installRedactingMessageHandler(&service.redactor());
     const auto restoreHandler = qScopeGuard([] { installRedactingMessageHandler(nullptr); });
     XdgAutostartManager autostart;
-    MainWindow window(&settings, &pool, &store, &service, &autostart);
+    MainWindow window(&settings, &pool, stores.keys.get(), &service, &autostart);
+    window.setProxyCredentials(&proxyCredentials);
+    window.keysPage()->setStorageNotice(KeysPage::storageNoticeFor(stores));
     TrayIcon tray;
 
     // Tray -> actions.
@@ -154,9 +176,13 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
         window.showMessage(
             QObject::tr("Problems found at start-up: %1").arg(startupProblems.join(QStringLiteral("; "))),
             true);
+    else if (!stores.messages.isEmpty())
+        window.showMessage(stores.messages.join(QLatin1Char(' ')), false);
 
     QString error;
-    if (!service.start(settings.proxyConfig(), &error))
+    ProxyConfig config = settings.proxyConfig();
+    proxyCredentials.complete(&config);
+    if (!service.start(config, &error))
         qCWarning(lcUi).noquote() << "proxy did not start:" << error;
     updateTray();
 

@@ -160,6 +160,22 @@
             <translation>密钥仅保存在内存中。</translation>
         </message>
         <message>
+            <source>Keys are stored in the system keychain, never in the settings file.</source>
+            <translation>密钥保存在系统钥匙串中，不会写入设置文件。</translation>
+        </message>
+        <message>
+            <source>Keys are stored in %1, readable only by you (KEYRELAY_KEYSTORE=file).</source>
+            <translation>密钥保存在 %1，仅你本人可读（KEYRELAY_KEYSTORE=file）。</translation>
+        </message>
+        <message>
+            <source>No system keychain (Secret Service) is available (%1); keys are stored in %2, readable only by you.</source>
+            <translation>没有可用的系统钥匙串（Secret Service）（%1）；密钥保存在 %2，仅你本人可读。</translation>
+        </message>
+        <message>
+            <source>The keys could not be moved into the system keychain (%1); they stay in %2, readable only by you.</source>
+            <translation>无法将密钥移入系统钥匙串（%1）；密钥仍保存在 %2，仅你本人可读。</translation>
+        </message>
+        <message>
             <source>No keys yet. Paste your API keys above: KeyRelay then uses them in turn for every request. Until you add one, each client&apos;s own key is passed through unchanged.</source>
             <translation>还没有密钥。请在上方粘贴你的 API 密钥：KeyRelay 会在每次请求时轮流使用它们。添加密钥之前，各客户端自己的密钥会原样转发。</translation>
         </message>
@@ -532,6 +548,10 @@
         <message>
             <source>Settings applied.</source>
             <translation>设置已应用。</translation>
+        </message>
+        <message>
+            <source>The proxy password could not be stored (%1); it is used until KeyRelay quits.</source>
+            <translation>无法保存代理密码（%1）；在 KeyRelay 退出前仍会使用它。</translation>
         </message>
         <message>
             <source>%1 (unchanged)</source>

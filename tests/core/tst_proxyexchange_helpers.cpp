@@ -1,5 +1,6 @@
 // Unit tests of ProxyExchange's static helpers: the upstream path and the usage counts of a response.
 #include "proxyexchange.h"
+#include "upstreampath.h"
 
 #include <QtTest>
 
@@ -12,6 +13,8 @@ class tst_ProxyExchangeHelpers : public QObject
 private Q_SLOTS:
     void upstreamPath_data();
     void upstreamPath();
+    void dotSegments_data();
+    void dotSegments();
     void parseUsage_data();
     void parseUsage();
     void parseUsageLeavesOutputsAloneWhenAbsent();
@@ -94,7 +97,39 @@ void tst_ProxyExchangeHelpers::upstreamPath()
     QFETCH(QString, client);
     QFETCH(QStringList, strip);
     QFETCH(QString, expected);
-    QCOMPARE(ProxyExchange::upstreamPath(base, client, strip), expected);
+    QCOMPARE(keyrelay::UpstreamPath::join(base, client, strip), expected);
+}
+
+void tst_ProxyExchangeHelpers::dotSegments_data()
+{
+    QTest::addColumn<QString>("path");
+    QTest::addColumn<QString>("expected"); // empty: refused
+    QTest::newRow("plain") << QStringLiteral("/v1/models") << QStringLiteral("/v1/models");
+    QTest::newRow("dot") << QStringLiteral("/v1/./models") << QStringLiteral("/v1/models");
+    QTest::newRow("dot dot inside") << QStringLiteral("/v1/x/../models") << QStringLiteral("/v1/models");
+    QTest::newRow("encoded dot dot inside") << QStringLiteral("/v1/x/%2E%2e/models") << QStringLiteral("/v1/models");
+    QTest::newRow("trailing dot dot") << QStringLiteral("/v1/x/..") << QStringLiteral("/v1/");
+    QTest::newRow("percent-encoding kept") << QStringLiteral("/v1/models/org%2Fmodel")
+                                           << QStringLiteral("/v1/models/org%2Fmodel");
+    QTest::newRow("dots in a name") << QStringLiteral("/v1/files/a..b") << QStringLiteral("/v1/files/a..b");
+    QTest::newRow("climbs") << QStringLiteral("/../../admin") << QString();
+    QTest::newRow("climbs encoded") << QStringLiteral("/%2e%2e/%2e%2e/admin") << QString();
+    QTest::newRow("climbs mixed") << QStringLiteral("/v1/../.%2E/admin") << QString();
+    QTest::newRow("climbs through %2f") << QStringLiteral("/v1/..%2f..%2fadmin") << QString();
+    QTest::newRow("climbs through backslash") << QStringLiteral("/v1/..\\..\\admin") << QString();
+    QTest::newRow("climbs through %5c") << QStringLiteral("/v1/..%5C..%5Cadmin") << QString();
+    QTest::newRow("not a path") << QStringLiteral("v1/models") << QString();
+}
+
+void tst_ProxyExchangeHelpers::dotSegments()
+{
+    QFETCH(QString, path);
+    QFETCH(QString, expected);
+    QString resolved;
+    const bool ok = keyrelay::UpstreamPath::resolveDotSegments(path, &resolved);
+    QCOMPARE(ok, !expected.isEmpty());
+    if (ok)
+        QCOMPARE(resolved, expected);
 }
 
 void tst_ProxyExchangeHelpers::parseUsage_data()

@@ -109,6 +109,7 @@ QProcessEnvironment OneConfigTest::environment(const QString &platform) const
     env.insert(QStringLiteral("XDG_RUNTIME_DIR"), m_dir->filePath(QStringLiteral("run")));
     env.insert(QStringLiteral("QT_QPA_PLATFORM"), platform);
     env.insert(QStringLiteral("QT_LOGGING_RULES"), QStringLiteral("keyrelay.*.info=true"));
+    env.insert(QStringLiteral("KEYRELAY_KEYSTORE"), QStringLiteral("file")); // never the tester's keychain
     return env;
 }
 

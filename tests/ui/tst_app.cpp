@@ -20,6 +20,26 @@ private:
         return env;
     }
 
+    /// Runs the app until it listens, then stops it; returns everything it printed.
+    QByteArray runUntilListening(const QProcessEnvironment &env)
+    {
+        QProcess app;
+        app.setProcessEnvironment(env);
+        app.setProcessChannelMode(QProcess::MergedChannels);
+        app.start(qEnvironmentVariable("KEYRELAY_BINARY"), {});
+        if (!app.waitForStarted())
+            return QByteArray("could not start the app");
+        QByteArray output;
+        if (!QTest::qWaitFor([&] { return (output += app.readAll()).contains("listening on"); }, 15000))
+            output += "\n(the app did not listen within 15 s)";
+        app.terminate();
+        if (!app.waitForFinished(5000)) {
+            app.kill();
+            app.waitForFinished();
+        }
+        return output + app.readAll();
+    }
+
     void writeFile(const QString &path, const QByteArray &content)
     {
         QDir().mkpath(QFileInfo(path).absolutePath());
@@ -73,6 +93,96 @@ private Q_SLOTS:
             first.kill();
             first.waitForFinished();
         }
+    }
+
+    void keysMoveIntoTheKeychain()
+    {
+        if (qgetenv("KEYRELAY_KEYCHAIN_TEST") != "keyring")
+            QSKIP(
+                "needs a Secret Service: CTest runs this as tst_ui_app_keyring, in a private D-Bus session");
+        QTemporaryDir dir;
+        QVERIFY(QDir().mkpath(dir.filePath(QStringLiteral("run"))));
+        QFile::setPermissions(dir.filePath(QStringLiteral("run")),
+                              QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+        const QByteArray key = "sk-proj-KeychainAppKeyKeychainAppKey0001";
+        const QByteArray password = "keychain-app-proxy-password";
+        const QString settingsFile = dir.filePath(QStringLiteral("config/KeyRelay/KeyRelay.ini"));
+        const QString keysFile = dir.filePath(QStringLiteral("config/KeyRelay/keys.json"));
+        writeFile(settingsFile,
+                  "[meta]\nsettingsVersion=1\n[proxy]\nlistenPort=0\nupstreamProxy=\"http://me:" + password
+                      + "@127.0.0.1:3128\"\n");
+        writeFile(keysFile, "{\"version\":1,\"keys\":[{\"secret\":\"" + key + "\",\"label\":\"a\"}]}");
+        QProcessEnvironment env = environmentFor(dir);
+        env.remove(QStringLiteral("KEYRELAY_KEYSTORE"));
+
+        // First start: the keys and the proxy password move into the keychain.
+        QByteArray output = runUntilListening(env);
+        QVERIFY2(output.contains("Moved 1 key(s) from"), output.constData());
+        QVERIFY(!QFile::exists(keysFile));
+        QFile settings(settingsFile);
+        QVERIFY(settings.open(QIODevice::ReadOnly));
+        const QByteArray settingsText = settings.readAll();
+        QVERIFY(settingsText.contains("http://me@127.0.0.1:3128"));
+        QVERIFY(!settingsText.contains(password));
+        QVERIFY(!QFile::exists(dir.filePath(QStringLiteral("config/KeyRelay/secrets.json"))));
+
+        // Second start: the key comes back from the keychain.
+        output += runUntilListening(env);
+        QVERIFY2(output.contains("loaded 1 key(s) from the system keychain"), output.constData());
+        QVERIFY(!QFile::exists(keysFile));
+        QVERIFY(!output.contains(key));
+        QVERIFY(!output.contains(password));
+    }
+
+    void withoutKeychainSecretsStayInOwnerOnlyFiles()
+    {
+        QTemporaryDir dir;
+        QVERIFY(QDir().mkpath(dir.filePath(QStringLiteral("run"))));
+        QFile::setPermissions(dir.filePath(QStringLiteral("run")),
+                              QFile::ReadOwner | QFile::WriteOwner | QFile::ExeOwner);
+        const QByteArray key = "sk-proj-AppKeyAppKeyAppKeyAppKey0000001";
+        const QByteArray password = "app-proxy-password-0001";
+        const QString settingsFile = dir.filePath(QStringLiteral("config/KeyRelay/KeyRelay.ini"));
+        const QString keysFile = dir.filePath(QStringLiteral("config/KeyRelay/keys.json"));
+        // Written by an older KeyRelay: the upstream proxy's password inside the settings file.
+        writeFile(settingsFile,
+                  "[meta]\nsettingsVersion=1\n[proxy]\nlistenPort=0\nupstreamProxy=\"http://me:" + password
+                      + "@127.0.0.1:3128\"\n");
+        writeFile(keysFile, "{\"version\":1,\"keys\":[{\"secret\":\"" + key + "\",\"label\":\"a\"}]}");
+
+        QProcessEnvironment env = environmentFor(dir);
+        env.remove(QStringLiteral("KEYRELAY_KEYSTORE"));
+        env.remove(QStringLiteral("DISPLAY"));
+        env.insert(QStringLiteral("DBUS_SESSION_BUS_ADDRESS"),
+                   QStringLiteral("unix:path=/nonexistent/keyrelay-bus"));
+        QProcess app;
+        app.setProcessEnvironment(env);
+        app.setProcessChannelMode(QProcess::MergedChannels);
+        app.start(qEnvironmentVariable("KEYRELAY_BINARY"), {});
+        QVERIFY(app.waitForStarted());
+        QByteArray output;
+        QTRY_VERIFY_WITH_TIMEOUT((output += app.readAll()).contains("listening on"), 15000);
+        app.terminate();
+        if (!app.waitForFinished(5000)) {
+            app.kill();
+            app.waitForFinished();
+        }
+        output += app.readAll();
+
+        QVERIFY2(output.contains("No system keychain (Secret Service) is available"), output.constData());
+        QVERIFY(output.contains(keysFile.toUtf8()));
+        QVERIFY(QFile::exists(keysFile)); // no keychain: the keys stay where they were
+        QFile settings(settingsFile);
+        QVERIFY(settings.open(QIODevice::ReadOnly));
+        const QByteArray settingsText = settings.readAll();
+        QVERIFY(settingsText.contains("http://me@127.0.0.1:3128"));
+        QVERIFY(!settingsText.contains(password));
+        const QString secretsFile = dir.filePath(QStringLiteral("config/KeyRelay/secrets.json"));
+        QVERIFY(QFile::exists(secretsFile));
+        QCOMPARE(QFile::permissions(secretsFile) & (QFile::ReadGroup | QFile::ReadOther),
+                 QFile::Permissions());
+        QVERIFY(!output.contains(key));
+        QVERIFY(!output.contains(password));
     }
 };
 

@@ -6,6 +6,7 @@
 #include "mockupstream.h"
 #include "proxyclient.h"
 #include "proxyservice.h"
+#include "userstores.h"
 
 #include <QLabel>
 #include <QPlainTextEdit>
@@ -38,6 +39,34 @@ class TestKeysPage : public QObject
     Q_OBJECT
 private Q_SLOTS:
     void initTestCase() { QStandardPaths::setTestModeEnabled(true); }
+
+    void storageNoticeSaysWhereAndWhy()
+    {
+        KeyPool pool;
+        QTemporaryDir dir;
+        FileKeyStore store(dir.filePath(QStringLiteral("keys.json")));
+        KeysPage page(&pool, &store, nullptr);
+        QVERIFY(page.storageNotice().contains(store.location()));
+
+        UserStores stores;
+        stores.keysFile = store.location();
+        stores.reason = UserStores::Reason::NoKeychain;
+        stores.detail = QStringLiteral("Could not connect: No such file or directory");
+        const QString fallback = KeysPage::storageNoticeFor(stores);
+        QVERIFY(fallback.contains(QLatin1String("No system keychain")));
+        QVERIFY(fallback.contains(stores.keysFile));
+        QVERIFY(fallback.contains(stores.detail));
+        page.setStorageNotice(fallback);
+        QCOMPARE(page.storageNotice(), fallback);
+
+        stores.reason = UserStores::Reason::MigrationFailed;
+        QVERIFY(KeysPage::storageNoticeFor(stores).contains(stores.keysFile));
+        stores.reason = UserStores::Reason::ForcedFile;
+        QVERIFY(KeysPage::storageNoticeFor(stores).contains(QLatin1String("KEYRELAY_KEYSTORE=file")));
+        stores.reason = UserStores::Reason::Keychain;
+        QVERIFY(KeysPage::storageNoticeFor(stores).contains(QLatin1String("system keychain")));
+        QVERIFY(!KeysPage::storageNoticeFor(stores).contains(stores.keysFile));
+    }
 
     void pasteForms_data()
     {

@@ -6,7 +6,9 @@
 #include "mainwindow.h"
 #include "mockupstream.h"
 #include "proxyclient.h"
+#include "proxycredentials.h"
 #include "proxyservice.h"
+#include "secretstore.h"
 #include "settingspage.h"
 #include "settingsregistry.h"
 
@@ -376,6 +378,48 @@ private Q_SLOTS:
         QCOMPARE(page->composedUpstreamProxy(), QStringLiteral("system"));
         page->proxyTypeCombo()->setCurrentIndex(0);
         QCOMPARE(page->composedUpstreamProxy(), QString());
+    }
+
+    void proxyPasswordStaysOutOfTheSettingsFile()
+    {
+        Fixture f;
+        QVERIFY(f.setUp());
+        const QString secretsFile = FileSecretStore::pathNextTo(f.settings->fileName());
+        FileSecretStore secrets(secretsFile);
+        ProxyCredentials credentials(&secrets);
+        f.window->setProxyCredentials(&credentials);
+        SettingsPage *page = f.window->settingsPage();
+        const QString password = QStringLiteral("pr0xy-pw-never-in-settings");
+        page->proxyTypeCombo()->setCurrentIndex(2); // HTTP
+        page->proxyHostEdit()->setText(QStringLiteral("127.0.0.1"));
+        page->proxyPortSpin()->setValue(3128);
+        page->proxyUserEdit()->setText(QStringLiteral("me"));
+        page->proxyPasswordEdit()->setText(password);
+        QVERIFY2(page->apply(), qPrintable(page->errorText()));
+
+        QCOMPARE(f.settings->value(Setting::UpstreamProxy).toString(),
+                 QStringLiteral("http://me@127.0.0.1:3128"));
+        QVERIFY(f.settings->sync());
+        QFile file(f.settings->fileName());
+        QVERIFY(file.open(QIODevice::ReadOnly));
+        QVERIFY(!file.readAll().contains(password.toUtf8()));
+        QVERIFY(f.service->config().upstreamProxy.contains(password)); // the running proxy has it
+
+        // The next start (new credentials over the same store) gets it back for this proxy.
+        FileSecretStore reopenedSecrets(secretsFile);
+        ProxyCredentials next(&reopenedSecrets);
+        QString error;
+        QVERIFY(next.load(&error));
+        QVERIFY(next.complete(f.settings->value(Setting::UpstreamProxy).toString()).contains(password));
+        page->proxyPasswordEdit()->clear();
+        page->revert();
+        QCOMPARE(page->proxyPasswordEdit()->text(), password);
+
+        // No password any more: the stored one is forgotten.
+        page->proxyPasswordEdit()->clear();
+        QVERIFY2(page->apply(), qPrintable(page->errorText()));
+        QVERIFY(!QFile::exists(secretsFile));
+        QVERIFY(!f.service->config().upstreamProxy.contains(password));
     }
 
     void startAtLoginWritesAutostartEntry()

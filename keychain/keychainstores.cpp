@@ -1,0 +1,125 @@
+#include "keychainstores.h"
+
+#include "logging.h"
+
+namespace keyrelay {
+
+namespace {
+QString secretEntry(const QString &name)
+{
+    return QStringLiteral("secret/") + name;
+}
+} // namespace
+
+KeychainKeyStore::KeychainKeyStore(const Keychain &keychain) : m_keychain(keychain) { }
+
+QString KeychainKeyStore::location() const
+{
+    return QStringLiteral("the system keychain (service \"%1\")").arg(m_keychain.service());
+}
+
+bool KeychainKeyStore::load(QList<ApiKey> *keys, QString *error)
+{
+    keys->clear();
+    QByteArray json;
+    QString keychainError;
+    switch (m_keychain.read(entryName(), &json, &keychainError)) {
+    case Keychain::Status::Ok:
+        break;
+    case Keychain::Status::NotFound:
+        return true;
+    case Keychain::Status::Unavailable:
+    case Keychain::Status::Failed:
+        *error = QStringLiteral("cannot read the keys from %1: %2").arg(location(), keychainError);
+        return false;
+    }
+    int skipped = 0;
+    QString problem;
+    if (!keysFromJson(json, keys, &skipped, &problem)) {
+        // Keep the damaged list aside before the next save replaces it.
+        QString copyError;
+        const bool kept = m_keychain.write(entryName() + QStringLiteral(".damaged"), json, &copyError)
+            == Keychain::Status::Ok;
+        *error = QStringLiteral("the key list in %1 is damaged (%2); no keys were loaded%3")
+                     .arg(location(), problem,
+                          kept ? QStringLiteral(" (a copy was kept as entry \"%1.damaged\")").arg(entryName())
+                               : QString());
+        return false;
+    }
+    if (skipped > 0) {
+        *error = QStringLiteral("%1 entr(y/ies) of the key list in %2 were unreadable and skipped")
+                     .arg(skipped)
+                     .arg(location());
+        return false;
+    }
+    qCInfo(lcKeys) << "loaded" << keys->size() << "key(s) from the system keychain";
+    return true;
+}
+
+bool KeychainKeyStore::save(const QList<ApiKey> &keys, QString *error)
+{
+    if (m_saving) {
+        m_pending = keys;
+        m_hasPending = true;
+        return true;
+    }
+    m_saving = true;
+    QList<ApiKey> toWrite = keys;
+    bool ok = true;
+    for (;;) {
+        QString keychainError;
+        if (m_keychain.write(entryName(), keysToJson(toWrite), &keychainError) != Keychain::Status::Ok) {
+            *error = QStringLiteral("cannot write the keys to %1: %2").arg(location(), keychainError);
+            ok = false;
+        } else {
+            qCInfo(lcKeys) << "saved" << toWrite.size() << "key(s) to the system keychain";
+        }
+        if (!m_hasPending)
+            break;
+        toWrite = m_pending;
+        m_pending.clear();
+        m_hasPending = false;
+    }
+    m_saving = false;
+    return ok;
+}
+
+KeychainSecretStore::KeychainSecretStore(const Keychain &keychain) : m_keychain(keychain) { }
+
+QString KeychainSecretStore::location() const
+{
+    return QStringLiteral("the system keychain (service \"%1\")").arg(m_keychain.service());
+}
+
+bool KeychainSecretStore::read(const QString &name, QString *value, QString *error)
+{
+    value->clear();
+    QByteArray data;
+    QString keychainError;
+    switch (m_keychain.read(secretEntry(name), &data, &keychainError)) {
+    case Keychain::Status::Ok:
+        *value = QString::fromUtf8(data);
+        return true;
+    case Keychain::Status::NotFound:
+        return true;
+    case Keychain::Status::Unavailable:
+    case Keychain::Status::Failed:
+        break;
+    }
+    *error = QStringLiteral("cannot read a secret from %1: %2").arg(location(), keychainError);
+    return false;
+}
+
+bool KeychainSecretStore::write(const QString &name, const QString &value, QString *error)
+{
+    QString keychainError;
+    const Keychain::Status status = value.isEmpty()
+        ? m_keychain.remove(secretEntry(name), &keychainError)
+        : m_keychain.write(secretEntry(name), value.toUtf8(), &keychainError);
+    if (status == Keychain::Status::Ok)
+        return true;
+    *error = QStringLiteral("cannot store a secret in %1: %2").arg(location(), keychainError);
+    return false;
+}
+
+} // namespace keyrelay

@@ -1,0 +1,46 @@
+// The key list and named secrets kept in the system keychain.
+#pragma once
+
+#include "keychain.h"
+#include "keystore.h"
+#include "secretstore.h"
+
+namespace keyrelay {
+
+/// The whole key list as one keychain entry ("keys" under the service name), in keysToJson()'s format.
+/// Saving and loading take one keychain call each, bounded by the keychain's timeout.
+class KeychainKeyStore : public KeyStore
+{
+public:
+    static QString entryName() { return QStringLiteral("keys"); }
+
+    explicit KeychainKeyStore(const Keychain &keychain = Keychain());
+
+    bool load(QList<ApiKey> *keys, QString *error) override;
+    /// A save requested while a save waits for the keychain (the wait runs an event loop) is not lost:
+    /// the latest list is written right after.
+    bool save(const QList<ApiKey> &keys, QString *error) override;
+    QString location() const override;
+
+private:
+    Keychain m_keychain;
+    bool m_saving = false;
+    bool m_hasPending = false;
+    QList<ApiKey> m_pending;
+};
+
+/// Each secret is its own keychain entry ("secret/<name>").
+class KeychainSecretStore : public SecretStore
+{
+public:
+    explicit KeychainSecretStore(const Keychain &keychain = Keychain());
+
+    bool read(const QString &name, QString *value, QString *error) override;
+    bool write(const QString &name, const QString &value, QString *error) override;
+    QString location() const override;
+
+private:
+    Keychain m_keychain;
+};
+
+} // namespace keyrelay

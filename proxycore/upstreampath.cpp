@@ -1,0 +1,75 @@
+#include "upstreampath.h"
+
+namespace keyrelay::UpstreamPath {
+
+namespace {
+QString decodedDots(const QString &segment)
+{
+    QString text = segment;
+    text.replace(QLatin1String("%2e"), QLatin1String("."), Qt::CaseInsensitive);
+    return text;
+}
+} // namespace
+
+QString join(const QString &basePath, const QString &clientPath, const QStringList &stripPrefixes)
+{
+    QString path = clientPath;
+    for (const QString &prefix : stripPrefixes) {
+        if (path == prefix) {
+            path = QStringLiteral("/");
+            break;
+        }
+        if (path.startsWith(prefix + QLatin1Char('/'))) {
+            path = path.mid(prefix.size());
+            break;
+        }
+    }
+    while (path.startsWith(QLatin1String("/v1/v1/")) || path == QLatin1String("/v1/v1"))
+        path.remove(0, 3);
+    QString base = basePath;
+    while (base.endsWith(QLatin1Char('/')))
+        base.chop(1);
+    // A base URL pasted with its version ("https://host/v1") and a client that adds "/v1" itself.
+    if (base.endsWith(QLatin1String("/v1"))
+        && (path.startsWith(QLatin1String("/v1/")) || path == QLatin1String("/v1")))
+        path.remove(0, 3);
+    return base + path;
+}
+
+bool resolveDotSegments(const QString &path, QString *resolved)
+{
+    if (!path.startsWith(QLatin1Char('/')))
+        return false;
+    const QStringList segments = path.mid(1).split(QLatin1Char('/'));
+    QStringList output;
+    for (qsizetype i = 0; i < segments.size(); ++i) {
+        const QString &segment = segments.at(i);
+        const QString dots = decodedDots(segment);
+        const bool last = i == segments.size() - 1;
+        if (dots == QLatin1String(".")) {
+            if (last)
+                output.append(QString()); // "/a/." -> "/a/"
+            continue;
+        }
+        if (dots == QLatin1String("..")) {
+            if (output.isEmpty())
+                return false; // above the root, i.e. above the upstream base path
+            output.removeLast();
+            if (last)
+                output.append(QString());
+            continue;
+        }
+        // "..%2f", "..\" and friends: an upstream that decodes them would climb.
+        QString slashed = dots;
+        slashed.replace(QLatin1String("%2f"), QLatin1String("/"), Qt::CaseInsensitive);
+        slashed.replace(QLatin1String("%5c"), QLatin1String("/"), Qt::CaseInsensitive);
+        slashed.replace(QLatin1Char('\\'), QLatin1Char('/'));
+        if (slashed != dots && slashed.split(QLatin1Char('/')).contains(QLatin1String("..")))
+            return false;
+        output.append(segment);
+    }
+    *resolved = QLatin1Char('/') + output.join(QLatin1Char('/'));
+    return true;
+}
+
+} // namespace keyrelay::UpstreamPath

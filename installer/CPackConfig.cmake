@@ -24,8 +24,9 @@ and a headless mode with a systemd user unit for servers, which share one
 settings file and key store.")
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # Loaded at run time, so shlibdeps cannot see them: the Qt platform plugins (tray app), the SQLite driver
-# (usage statistics), the OS keychain library and the libsecret it dlopen()s (key store).
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "qt6-qpa-plugins, libqt6sql6-sqlite, libqt6keychain1, libsecret-1-0")
+# plugin (usage statistics) and the libsecret that QtKeychain dlopen()s (key store). libqt6keychain1 itself is
+# linked, so shlibdeps adds it.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "qt6-qpa-plugins, libqt6sql6-sqlite, libsecret-1-0")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 # Stripped binaries. No -dbgsym package: CPack 3.25's (CPACK_DEBIAN_DEBUGINFO_PACKAGE) lists absolute build
 # paths in its md5sums and has no copyright or changelog (three lintian errors); the unstripped binary stays in

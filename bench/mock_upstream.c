@@ -5,8 +5,18 @@
  * 127.0.0.1 only. Every request (any method, any path) gets 200 with a fixed
  * chat-completion JSON body. The request head is read up to the blank line,
  * then Content-Length bytes of body are read and discarded before answering.
- * Chunked request bodies are not supported (answered with 501 and closed).
+ * Chunked request bodies (as Go's http.Client sends a body of unknown length) are decoded;
+ * another Transfer-Encoding is answered with 501 and the connection closed.
  * Requests that arrive pipelined in the same read are answered in order.
+ *
+ * Server-sent events: a request whose body (its first 4 KiB) contains "stream":true gets a
+ * text/event-stream answer with chunked framing instead: "bench_chunks":N events (default 50), each
+ * one chat.completion.chunk "data: {...}" event in its own HTTP chunk, then "data: [DONE]" and the
+ * last chunk. "bench_interval_ms":M (default 0) spaces them: event k is sent at k*M ms after the
+ * request, [DONE] at N*M ms, so N=50, M=100 is a 5-second stream. With M=0 all events are queued
+ * at once (one write). Timed streams are driven by the epoll timeout (1 ms
+ * resolution, absolute schedule, so errors do not add up); later requests pipelined behind a
+ * stream wait for it.
  *
  * Build: cc -std=c11 -O2 -Wall -Wextra -Werror -o mock_upstream mock_upstream.c
  * Usage: mock_upstream PORT [DUMP_FILE]
@@ -26,11 +36,14 @@
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_HEAD 16384         /* request head limit */
 #define IN_BUF (MAX_HEAD + 4096)
 #define MAX_EVENTS 256
+#define BODY_CAPTURE 4096      /* request body bytes kept to look for the SSE options */
+#define SSE_MAX_CHUNKS 100000
 
 static const char BODY[] =
     "{\"id\":\"chatcmpl-bench0001\",\"object\":\"chat.completion\",\"created\":1700000000,"
@@ -53,12 +66,29 @@ struct conn {
     size_t in_len;
     long long body_left;   /* >0: bytes of request body still to discard */
     int have_head;         /* head parsed, waiting for body */
+    enum { CH_NONE, CH_SIZE, CH_DATA, CH_DATA_END, CH_TRAILER } chunk_state; /* chunked request body */
     int close_after;       /* Connection: close (or HTTP/1.0 without keep-alive) */
     char *out;             /* pending output */
     size_t out_len, out_off, out_cap;
     int closing;           /* close once output is flushed */
     int dumping;           /* this request's body goes to the dump file */
+    char body[BODY_CAPTURE + 1]; /* start of the current request's body, NUL-terminated */
+    size_t body_len;
+    /* timed SSE stream in progress (stream_idx >= 0): events left to send, schedule */
+    long stream_idx;
+    long stream_sent, stream_total;
+    long long stream_start_ns, stream_interval_ns;
 };
+
+static struct conn **g_streams; /* connections with a timed stream in progress */
+static long g_nstreams, g_streams_cap;
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 static FILE *g_dump;
 
@@ -82,8 +112,18 @@ static int out_append(struct conn *c, const char *data, size_t len)
     return 0;
 }
 
+static void stream_remove(struct conn *c)
+{
+    if (c->stream_idx < 0)
+        return;
+    g_streams[c->stream_idx] = g_streams[--g_nstreams];
+    g_streams[c->stream_idx]->stream_idx = c->stream_idx;
+    c->stream_idx = -1;
+}
+
 static void conn_free(int ep, struct conn *c)
 {
+    stream_remove(c);
     epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
     close(c->fd);
     free(c->out);
@@ -125,30 +165,173 @@ static int contains_token(const char *v, size_t len, const char *token)
     return 0;
 }
 
+static const char SSE_HEAD[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                               "Transfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n";
+
+/* Appends SSE event number k (or [DONE] when k < 0) as one HTTP chunk. */
+static int sse_append_event(struct conn *c, long k)
+{
+    char ev[512], chunk[600];
+    int n;
+    if (k < 0)
+        n = snprintf(ev, sizeof ev, "data: [DONE]\n\n");
+    else
+        n = snprintf(ev, sizeof ev,
+                     "data: {\"id\":\"chatcmpl-bench0001\",\"object\":\"chat.completion.chunk\","
+                     "\"created\":1700000000,\"model\":\"gpt-4o-mini\",\"choices\":[{\"index\":0,"
+                     "\"delta\":{\"content\":\"token%ld \"},\"finish_reason\":null}]}\n\n",
+                     k);
+    int m = snprintf(chunk, sizeof chunk, "%x\r\n%s\r\n", n, ev);
+    if (k < 0)
+        m += snprintf(chunk + m, sizeof chunk - (size_t)m, "0\r\n\r\n");
+    return out_append(c, chunk, (size_t)m);
+}
+
+static long json_long(const char *body, const char *key, long dflt)
+{
+    const char *p = strstr(body, key);
+    if (!p)
+        return dflt;
+    p += strlen(key);
+    while (*p == ' ' || *p == ':')
+        ++p;
+    char *endp = NULL;
+    long v = strtol(p, &endp, 10);
+    return endp == p ? dflt : v;
+}
+
+/* Is the request just read an SSE request? Then queue its start; returns 1 when a timed stream began. */
+static int sse_start(struct conn *c, int *handled)
+{
+    *handled = 0;
+    if (!strstr(c->body, "\"stream\":true") && !strstr(c->body, "\"stream\": true"))
+        return 0;
+    *handled = 1;
+    long chunks = json_long(c->body, "\"bench_chunks\"", 50);
+    long interval_ms = json_long(c->body, "\"bench_interval_ms\"", 0);
+    if (chunks < 0 || chunks > SSE_MAX_CHUNKS)
+        chunks = 50;
+    if (interval_ms < 0 || interval_ms > 600000)
+        interval_ms = 0;
+    if (out_append(c, SSE_HEAD, sizeof SSE_HEAD - 1) < 0)
+        return -1;
+    if (interval_ms == 0 || chunks == 0) {
+        for (long k = 0; k < chunks; ++k)
+            if (sse_append_event(c, k) < 0)
+                return -1;
+        return sse_append_event(c, -1) < 0 ? -1 : 0;
+    }
+    if (sse_append_event(c, 0) < 0) /* event 0 goes out with the head */
+        return -1;
+    if (g_nstreams == g_streams_cap) {
+        long cap = g_streams_cap ? g_streams_cap * 2 : 256;
+        struct conn **p = realloc(g_streams, (size_t)cap * sizeof *p);
+        if (!p)
+            return -1;
+        g_streams = p;
+        g_streams_cap = cap;
+    }
+    c->stream_idx = g_nstreams;
+    g_streams[g_nstreams++] = c;
+    c->stream_sent = 1;
+    c->stream_total = chunks;
+    c->stream_start_ns = now_ns();
+    c->stream_interval_ns = interval_ms * 1000000LL;
+    return 1;
+}
+
 /* Consume complete requests from c->in; queue responses. Returns -1 to close immediately. */
 static int process_input(struct conn *c)
 {
     size_t pos = 0;
     for (;;) {
-        if (c->closing)
+        if (c->closing || c->stream_idx >= 0)
             break;
-        if (c->have_head) {
+        if (c->have_head && c->chunk_state != CH_NONE && c->chunk_state != CH_DATA) {
+            /* chunked request body: a size line, the CRLF after a chunk's data, or a trailer line */
+            const char *line = c->in + pos;
+            const char *eol = memmem(line, c->in_len - pos, "\r\n", 2);
+            if (!eol) {
+                if (c->in_len - pos >= MAX_HEAD) {
+                    out_append(c, ERR_400, sizeof ERR_400 - 1);
+                    c->closing = 1;
+                }
+                break;
+            }
+            size_t line_len = (size_t)(eol - line);
+            pos += line_len + 2;
+            if (c->chunk_state == CH_SIZE) {
+                char tmp[32];
+                size_t hex_len = 0;
+                while (hex_len < line_len && line[hex_len] != ';' && line[hex_len] != ' ')
+                    ++hex_len;
+                char *endp = NULL;
+                long long size = -1;
+                if (hex_len > 0 && hex_len < sizeof tmp) {
+                    memcpy(tmp, line, hex_len);
+                    tmp[hex_len] = '\0';
+                    size = strtoll(tmp, &endp, 16);
+                    if (*endp != '\0')
+                        size = -1;
+                }
+                if (size < 0) {
+                    out_append(c, ERR_400, sizeof ERR_400 - 1);
+                    c->closing = 1;
+                    break;
+                }
+                c->chunk_state = size == 0 ? CH_TRAILER : CH_DATA;
+                c->body_left = size;
+                continue;
+            }
+            if (c->chunk_state == CH_DATA_END) {
+                if (line_len != 0) {
+                    out_append(c, ERR_400, sizeof ERR_400 - 1);
+                    c->closing = 1;
+                    break;
+                }
+                c->chunk_state = CH_SIZE;
+                continue;
+            }
+            if (line_len != 0) /* CH_TRAILER: skip trailer fields up to the empty line */
+                continue;
+            c->chunk_state = CH_NONE;
+        } else if (c->have_head) {
             size_t avail = c->in_len - pos;
             size_t take = (long long)avail < c->body_left ? avail : (size_t)c->body_left;
             if (c->dumping && take > 0)
                 fwrite(c->in + pos, 1, take, g_dump);
+            if (c->body_len < BODY_CAPTURE && take > 0) {
+                size_t keep = take < BODY_CAPTURE - c->body_len ? take : BODY_CAPTURE - c->body_len;
+                memcpy(c->body + c->body_len, c->in + pos, keep);
+                c->body_len += keep;
+                c->body[c->body_len] = '\0';
+            }
             pos += take;
             c->body_left -= (long long)take;
             if (c->body_left > 0)
                 break;
+            if (c->chunk_state == CH_DATA) {
+                c->chunk_state = CH_DATA_END;
+                continue;
+            }
+        }
+        if (c->have_head) { /* the whole request is in: answer it */
             c->have_head = 0;
             if (c->dumping) {
                 fputs("\n", g_dump);
                 fflush(g_dump);
                 c->dumping = 0;
             }
-            if (out_append(c, g_response, g_response_len) < 0)
+            int handled = 0;
+            int streaming = sse_start(c, &handled);
+            c->body_len = 0;
+            c->body[0] = '\0';
+            if (streaming < 0)
                 return -1;
+            if (!handled && out_append(c, g_response, g_response_len) < 0)
+                return -1;
+            if (streaming)
+                continue; /* the loop stops at its top until the stream ends */
             if (c->close_after)
                 c->closing = 1;
             continue;
@@ -174,12 +357,15 @@ static int process_input(struct conn *c)
         size_t vlen = 0;
         const char *v;
         long long clen = 0;
-        if ((v = find_header(start, head_len, "Transfer-Encoding", &vlen)) && contains_token(v, vlen, "chunked")) {
-            out_append(c, ERR_501, sizeof ERR_501 - 1);
-            c->closing = 1;
-            break;
-        }
-        if ((v = find_header(start, head_len, "Content-Length", &vlen))) {
+        int chunked = 0;
+        if ((v = find_header(start, head_len, "Transfer-Encoding", &vlen))) {
+            if (!contains_token(v, vlen, "chunked")) {
+                out_append(c, ERR_501, sizeof ERR_501 - 1);
+                c->closing = 1;
+                break;
+            }
+            chunked = 1;
+        } else if ((v = find_header(start, head_len, "Content-Length", &vlen))) {
             char tmp[32];
             if (vlen == 0 || vlen >= sizeof tmp) {
                 out_append(c, ERR_400, sizeof ERR_400 - 1);
@@ -213,7 +399,8 @@ static int process_input(struct conn *c)
         }
         pos += head_len;
         c->have_head = 1;
-        c->body_left = clen;
+        c->body_left = chunked ? 0 : clen;
+        c->chunk_state = chunked ? CH_SIZE : CH_NONE;
     }
     if (pos > 0) {
         memmove(c->in, c->in + pos, c->in_len - pos);
@@ -295,6 +482,47 @@ static int on_conn(int ep, struct conn *c, unsigned events)
     return 0;
 }
 
+/* Sends the events that are due on timed streams; returns the epoll timeout (ms) until the next one. */
+static int pump_streams(int ep)
+{
+    long long now = now_ns(), next = -1;
+    for (long i = 0; i < g_nstreams;) {
+        struct conn *c = g_streams[i];
+        int failed = 0, finished = 0;
+        while (c->stream_sent <= c->stream_total
+               && c->stream_start_ns + c->stream_sent * c->stream_interval_ns <= now) {
+            if (sse_append_event(c, c->stream_sent < c->stream_total ? c->stream_sent : -1) < 0) {
+                failed = 1;
+                break;
+            }
+            ++c->stream_sent;
+        }
+        if (!failed && c->stream_sent > c->stream_total) {
+            finished = 1;
+            stream_remove(c); /* swaps another stream into slot i */
+            if (c->close_after)
+                c->closing = 1;
+        }
+        int r = failed ? -1 : flush_output(c);
+        if (r >= 0 && finished && !c->closing)
+            r = process_input(c) < 0 ? -1 : flush_output(c); /* requests that waited behind the stream */
+        if (r < 0 || (r == 1 && c->closing) || update_events(ep, c, r == 0) < 0) {
+            conn_free(ep, c);
+            continue; /* slot i now holds another stream (or i == g_nstreams) */
+        }
+        if (finished)
+            continue;
+        long long due = c->stream_start_ns + c->stream_sent * c->stream_interval_ns;
+        if (next < 0 || due < next)
+            next = due;
+        ++i;
+    }
+    if (next < 0)
+        return 500;
+    long long ms = (next - now + 999999) / 1000000;
+    return ms < 0 ? 0 : ms > 500 ? 500 : (int)ms;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2 && argc != 3) {
@@ -366,7 +594,8 @@ int main(int argc, char **argv)
 
     struct epoll_event events[MAX_EVENTS];
     while (!g_stop) {
-        int k = epoll_wait(ep, events, MAX_EVENTS, 500);
+        int timeout_ms = pump_streams(ep);
+        int k = epoll_wait(ep, events, MAX_EVENTS, timeout_ms);
         if (k < 0) {
             if (errno == EINTR)
                 continue;
@@ -390,6 +619,7 @@ int main(int argc, char **argv)
                         continue;
                     }
                     nc->fd = cfd;
+                    nc->stream_idx = -1;
                     struct epoll_event cev;
                     memset(&cev, 0, sizeof cev);
                     cev.events = EPOLLIN | EPOLLRDHUP;

@@ -168,6 +168,7 @@ void HttpConnection::processInput()
 void HttpConnection::dispatch()
 {
     m_state = State::Handling;
+    ++m_requestsServed;
     m_idleTimer.stop();
     m_headWritten = false;
     m_chunked = false;

@@ -26,6 +26,8 @@ public:
     bool isOpen() const;
     /// Between requests: no request is being read or answered.
     bool isIdle() const;
+    /// Idle after having served at least one request (a kept-alive connection).
+    bool isKeptAliveIdle() const { return m_requestsServed > 0 && isIdle(); }
     /// Bytes handed to the socket that the client has not taken yet.
     qint64 pendingOutput() const;
 
@@ -99,6 +101,7 @@ private:
     bool m_isHeadRequest = false;
     int m_requestMinorVersion = 1;
     qint64 m_bodyBytesWritten = 0;
+    int m_requestsServed = 0;
     bool m_processScheduled = false;
     qint64 m_drainRemaining = 0; ///< Draining: body bytes still expected, -1 unknown
     qint64 m_drained = 0;

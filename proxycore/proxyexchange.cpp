@@ -262,9 +262,9 @@ void ProxyExchange::onStallCheck()
         return;
     }
     const qint64 delivered = m_client->bodyBytesWritten() - m_client->pendingOutput();
-    if (delivered != m_deliveredAtStallCheck || m_client->pendingOutput() < ClientBacklogLimit) {
+    if (delivered != m_deliveredAtStallCheck || m_client->pendingOutput() == 0) {
         m_deliveredAtStallCheck = delivered; // slow but reading: fine
-        if (m_client->pendingOutput() < ClientBacklogLimit)
+        if (m_client->pendingOutput() == 0)
             m_stallTimer.stop();
         return;
     }
@@ -398,8 +398,8 @@ void ProxyExchange::pump()
         }
         m_client->writeBody(m_maskChunks ? m_redactor->maskConfiguredSecrets(data) : data);
     }
-    // Watch a client that lags: one that takes nothing for ClientStallMs is cut off (see above).
-    if (m_client->pendingOutput() >= ClientBacklogLimit) {
+    // Watch a client that has bytes waiting: one that takes nothing for ClientStallMs is cut off.
+    if (m_client->pendingOutput() > 0) {
         if (!m_stallTimer.isActive()) {
             m_deliveredAtStallCheck = m_client->bodyBytesWritten() - m_client->pendingOutput();
             m_stallTimer.start(ClientStallMs, this);

@@ -105,18 +105,19 @@ bool ProxyServer::listen(const ProxyConfig &config, QString *error)
         }
         port = server->serverPort(); // port 0: the second listener takes the same port as the first
         connect(server, &QTcpServer::newConnection, this, &ProxyServer::onNewConnection);
-        connect(server, &QTcpServer::acceptError, this, [this, server](QAbstractSocket::SocketError socketError) {
-            // Out of descriptors (or another accept failure): Qt pauses the listener. Retry shortly
-            // instead of spinning, and keep serving the connections that exist.
-            if (!m_lastAcceptWarning.isValid() || m_lastAcceptWarning.elapsed() > 10000) {
-                qCWarning(lcServer).noquote()
-                    << "cannot accept a connection:" << server->errorString() << socketError
-                    << "- retrying; open connections:" << m_connections.size();
-                m_lastAcceptWarning.start();
-            }
-            server->pauseAccepting();
-            QTimer::singleShot(AcceptRetryMs, server, [server] { server->resumeAccepting(); });
-        });
+        connect(server, &QTcpServer::acceptError, this,
+                [this, server](QAbstractSocket::SocketError socketError) {
+                    // Out of descriptors (or another accept failure): Qt pauses the listener. Retry shortly
+                    // instead of spinning, and keep serving the connections that exist.
+                    if (!m_lastAcceptWarning.isValid() || m_lastAcceptWarning.elapsed() > 10000) {
+                        qCWarning(lcServer).noquote()
+                            << "cannot accept a connection:" << server->errorString() << socketError
+                            << "- retrying; open connections:" << m_connections.size();
+                        m_lastAcceptWarning.start();
+                    }
+                    server->pauseAccepting();
+                    QTimer::singleShot(AcceptRetryMs, server, [server] { server->resumeAccepting(); });
+                });
         m_listeners.append(server);
     }
     qCInfo(lcServer).noquote() << "listening on" << config.endpointUrl(port) << "forwarding to"
@@ -125,6 +126,19 @@ bool ProxyServer::listen(const ProxyConfig &config, QString *error)
                                << m_budget.maxConnections << "connections with up to"
                                << m_budget.maxUpstreamManagers << "upstream managers";
     return true;
+}
+
+bool ProxyServer::closeAnIdleConnection()
+{
+    // A kept-alive connection waiting for its next request yields to a new client (as nginx does).
+    for (HttpConnection *connection : std::as_const(m_connections)) {
+        if (connection->isKeptAliveIdle() && !m_yielding.contains(connection)) {
+            m_yielding.insert(connection);
+            connection->closeGracefully();
+            return true;
+        }
+    }
+    return false;
 }
 
 void ProxyServer::refuseConnection(QTcpSocket *socket)
@@ -188,7 +202,7 @@ void ProxyServer::onNewConnection()
     limits.maxBodyBytes = m_config->maxBodyBytes;
     limits.headTimeoutMs = m_config->headTimeoutSec * 1000;
     while (QTcpSocket *socket = server->nextPendingConnection()) {
-        if (m_connections.size() >= m_budget.maxConnections) {
+        if (m_connections.size() >= m_budget.maxConnections && !closeAnIdleConnection()) {
             refuseConnection(socket);
             continue;
         }
@@ -203,6 +217,7 @@ void ProxyServer::onNewConnection()
         connect(connection, &HttpConnection::requestReceived, this, &ProxyServer::onRequest);
         connect(connection, &HttpConnection::closed, this, [this, connection] {
             m_connections.remove(connection);
+            m_yielding.remove(connection);
             checkDrained();
         });
     }

@@ -57,6 +57,8 @@ private:
     void onNewConnection();
     /// Over the connection budget: a 503 on the new connection, then close it.
     void refuseConnection(QTcpSocket *socket);
+    /// At the cap: closes one idle kept-alive connection to make room. False if none is idle.
+    bool closeAnIdleConnection();
     void onRequest(HttpConnection *connection, const HttpRequest &request);
     void onExchangeFinished(const RequestRecord &record);
     /// Answers a request itself (refusals, health) with an OpenAI-style error body and logs it.
@@ -76,6 +78,7 @@ private:
     QList<QTcpServer *> m_listeners;
     QSet<ProxyExchange *> m_exchanges;
     QSet<HttpConnection *> m_connections;
+    QSet<HttpConnection *> m_yielding; ///< idle connections closing to make room for new clients
     quint64 m_nextId = 1;
     DescriptorBudget m_budget;
     QElapsedTimer m_lastCapWarning;

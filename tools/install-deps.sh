@@ -9,6 +9,7 @@ PACKAGES=(
     build-essential cmake ninja-build pkg-config
     qt6-base-dev
     qt6-tools-dev qt6-tools-dev-tools qt6-l10n-tools qt6-qpa-plugins libgl-dev
+    qt6-charts-dev libqt6opengl6-dev libqt6sql6-sqlite
     # Keys at rest in the system keychain: QtKeychain loads libsecret at run time (not a declared
     # dependency). gnome-keyring and dbus (dbus-run-session) let the tests run a private Secret Service.
     qtkeychain-qt6-dev libsecret-1-0 gnome-keyring dbus

@@ -10,6 +10,7 @@
 #include "proxyservice.h"
 #include "settingspage.h"
 #include "settingsregistry.h"
+#include "usagepage.h"
 
 #include <QApplication>
 #include <QClipboard>
@@ -26,7 +27,7 @@
 namespace keyrelay {
 
 MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *store, ProxyService *service,
-                       AutostartManager *autostart, QWidget *parent)
+                       AutostartManager *autostart, UsageStore *usage, QWidget *parent)
     : QMainWindow(parent), m_settings(settings), m_pool(pool), m_service(service),
       m_tester(new KeyTester(this)), m_logModel(new LogModel(this)), m_tabs(new QTabWidget(this)),
       m_today(QDate::currentDate())
@@ -41,6 +42,10 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
     m_tabs->addTab(m_keysPage, tr("&Keys"));
     m_tabs->addTab(m_logPage, tr("&Log"));
     m_tabs->addTab(m_settingsPage, tr("&Settings"));
+    if (usage) {
+        m_usagePage = new UsagePage(usage, m_tabs);
+        m_tabs->addTab(m_usagePage, tr("&Usage"));
+    }
 
     // Status line.
     auto *status = new QFrame(this);

@@ -1,4 +1,4 @@
-// The main window: a status line (endpoint, state, requests today) over the Keys, Log and Settings pages.
+// The main window: a status line (endpoint, state, requests today) over the Keys, Log, Settings, Usage pages.
 #pragma once
 
 #include "proxyconfig.h"
@@ -24,18 +24,20 @@ class ProxyCredentials;
 class ProxyService;
 class SettingsPage;
 class SettingsRegistry;
+class UsagePage;
+class UsageStore;
 struct RequestRecord;
 
 class MainWindow : public QMainWindow
 {
     Q_OBJECT
 public:
-    /// Nothing is owned but the pages; @p store and @p autostart may be null.
+    /// Nothing is owned but the pages; @p store, @p autostart and @p usage may be null (no Usage page).
     MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *store, ProxyService *service,
-               AutostartManager *autostart, QWidget *parent = nullptr);
+               AutostartManager *autostart, UsageStore *usage = nullptr, QWidget *parent = nullptr);
     ~MainWindow() override;
 
-    enum Page { KeysTab, LogTab, SettingsTab };
+    enum Page { KeysTab, LogTab, SettingsTab, UsageTab };
     void showPage(Page page);
 
     /// Keeps the upstream proxy's password out of the settings file (here and on the Settings page); the
@@ -54,6 +56,7 @@ public:
     KeysPage *keysPage() const { return m_keysPage; }
     LogPage *logPage() const { return m_logPage; }
     SettingsPage *settingsPage() const { return m_settingsPage; }
+    UsagePage *usagePage() const { return m_usagePage; }
     LogModel *logModel() const { return m_logModel; }
     QTabWidget *tabs() const { return m_tabs; }
 
@@ -88,6 +91,7 @@ private:
     KeysPage *m_keysPage;
     LogPage *m_logPage;
     SettingsPage *m_settingsPage;
+    UsagePage *m_usagePage = nullptr;
     QLabel *m_stateLabel;
     QLabel *m_endpointLabel;
     QPushButton *m_copyButton;

@@ -13,6 +13,7 @@
 #include "singleinstance.h"
 #include "trayicon.h"
 #include "uilogging.h"
+#include "usagestore.h"
 #include "userconfig.h"
 #include "userstores.h"
 
@@ -105,14 +106,21 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
             qCInfo(lcUi).noquote() << "moved the upstream proxy password from the settings file to"
                                    << stores.secrets->location();
     }
+    UsageStore usage(UsageStore::pathNextTo(settings.fileName()));
+    if (!usage.problem().isEmpty())
+        startupProblems << usage.problem();
 
     ProxyService service(&pool);
     installRedactingMessageHandler(&service.redactor());
     const auto restoreHandler = qScopeGuard([] { installRedactingMessageHandler(nullptr); });
     XdgAutostartManager autostart;
-    MainWindow window(&settings, &pool, stores.keys.get(), &service, &autostart);
+    MainWindow window(&settings, &pool, stores.keys.get(), &service, &autostart, &usage);
     window.setProxyCredentials(&proxyCredentials);
     window.keysPage()->setStorageNotice(KeysPage::storageNoticeFor(stores));
+    QObject::connect(&service, &ProxyService::requestFinished, &usage, [&usage](const RequestRecord &record) {
+        if (!record.keyId.isEmpty())
+            usage.record(UsageEvent::fromRecord(record));
+    });
     TrayIcon tray;
 
     // Tray -> actions.

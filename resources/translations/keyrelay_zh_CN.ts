@@ -343,6 +343,10 @@
             <translation>设置(&amp;S)</translation>
         </message>
         <message>
+            <source>&amp;Usage</source>
+            <translation>用量(&amp;U)</translation>
+        </message>
+        <message>
             <source>&amp;Copy URL</source>
             <translation>复制地址(&amp;C)</translation>
         </message>
@@ -597,6 +601,105 @@
             <translation>
                 <numerusform>今日 %n 条请求</numerusform>
             </translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::UsagePage</name>
+        <message>
+            <source>Key</source>
+            <translation>密钥</translation>
+        </message>
+        <message>
+            <source>Model</source>
+            <translation>模型</translation>
+        </message>
+        <message>
+            <source>St&amp;ack by:</source>
+            <translation>堆叠方式(&amp;A)：</translation>
+        </message>
+        <message>
+            <source>&amp;Refresh</source>
+            <translation>刷新(&amp;R)</translation>
+        </message>
+        <message>
+            <source>Read the usage figures again (they also update by themselves)</source>
+            <translation>重新读取用量数据（数据也会自动更新）</translation>
+        </message>
+        <message>
+            <source>&amp;Export CSV…</source>
+            <translation>导出 CSV(&amp;E)…</translation>
+        </message>
+        <message>
+            <source>Tokens</source>
+            <translation>Token 数</translation>
+        </message>
+        <message>
+            <source>%1 on %2: %3 tokens</source>
+            <translation>%1，%2：%3 个 token</translation>
+        </message>
+        <message>
+            <source>Other</source>
+            <translation>其他</translation>
+        </message>
+        <message>
+            <source>No tokens used in the last %1 days</source>
+            <translation>最近 %1 天没有使用 token</translation>
+        </message>
+        <message>
+            <source>Tokens per day, last %1 days</source>
+            <translation>每日 token 用量（最近 %1 天）</translation>
+        </message>
+        <message>
+            <source>Day</source>
+            <translation>日期</translation>
+        </message>
+        <message>
+            <source>Requests</source>
+            <translation>请求数</translation>
+        </message>
+        <message>
+            <source>Prompt tokens</source>
+            <translation>提示 token</translation>
+        </message>
+        <message>
+            <source>Completion tokens</source>
+            <translation>补全 token</translation>
+        </message>
+        <message>
+            <source>Total tokens</source>
+            <translation>总 token</translation>
+        </message>
+        <message>
+            <source>Key id %1</source>
+            <translation>密钥 ID %1</translation>
+        </message>
+        <message>
+            <source>Tokens today: %1 (requests: %2)</source>
+            <translation>今日 token：%1（请求：%2）</translation>
+        </message>
+        <message>
+            <source>Tokens since %1: %2</source>
+            <translation>自 %1 起的 token：%2</translation>
+        </message>
+        <message>
+            <source>(no model)</source>
+            <translation>（无模型）</translation>
+        </message>
+        <message>
+            <source>(no key)</source>
+            <translation>（无密钥）</translation>
+        </message>
+        <message>
+            <source>Export usage</source>
+            <translation>导出用量</translation>
+        </message>
+        <message>
+            <source>CSV files (*.csv)</source>
+            <translation>CSV 文件 (*.csv)</translation>
+        </message>
+        <message>
+            <source>Could not write %1: %2</source>
+            <translation>无法写入 %1：%2</translation>
         </message>
     </context>
 </TS>

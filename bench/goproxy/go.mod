@@ -1,0 +1,3 @@
+module keyrelay.bench/goproxy
+
+go 1.19

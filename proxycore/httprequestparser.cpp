@@ -161,7 +161,8 @@ HttpRequestParser::Event HttpRequestParser::parseHead(QByteArray &input)
         }
     }
     if (end < 0) {
-        if (input.size() > m_limits.maxHeadBytes)
+        // Up to two bytes of the terminator may already be here for a head of exactly the limit.
+        if (input.size() > m_limits.maxHeadBytes + 2)
             return fail(431, "request headers are too large");
         return Event::NeedMore;
     }

@@ -103,7 +103,11 @@ public:
             const qsizetype keyBegin = pos;
             if (!skipString(pos))
                 return false;
-            const bool matches = m_text.mid(keyBegin + 1, pos - keyBegin - 2) == key;
+            const QByteArray rawKey = m_text.mid(keyBegin, pos - keyBegin); // with its quotes
+            // Compare the key as QJsonDocument reads it: "messag\u0065s" is "messages" too.
+            const bool matches = rawKey.contains('\\')
+                ? QJsonDocument::fromJson("[" + rawKey + "]").array().at(0).toString().toUtf8() == key
+                : rawKey.mid(1, rawKey.size() - 2) == key;
             skipSpace(pos);
             if (pos >= m_text.size() || m_text.at(pos) != ':')
                 return false;
@@ -184,6 +188,10 @@ MessageRewriter::Result MessageRewriter::rewrite(const QByteArray &body, const R
     const QJsonObject root = document.object();
     result.model = root.value(QLatin1String("model")).toString();
     if (!options.enabled)
+        return result;
+    // Qt 6.4 drops a raw U+FEFF at the start of JSON strings, so what QJsonDocument says about roles
+    // (and any re-serialised body) would differ from the bytes: leave such bodies alone.
+    if (body.contains("\xEF\xBB\xBF"))
         return result;
     const QJsonValue messagesValue = root.value(QLatin1String("messages"));
     if (!messagesValue.isArray())

@@ -133,8 +133,11 @@ void ProxyExchange::start()
     QString clientPath;
     if (!UpstreamPath::resolveDotSegments(QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt)),
                                           &clientPath)) {
-        respondWithError(400, QStringLiteral("request path climbs above the API root (\"..\" segments)"),
-                         QStringLiteral("invalid_request_error"), QStringLiteral("bad_path"));
+        respondWithError(
+            400,
+            QStringLiteral(
+                "request path is malformed (a bad %-escape) or climbs above the API root (\"..\")"),
+            QStringLiteral("invalid_request_error"), QStringLiteral("bad_path"));
         return;
     }
     m_upstreamUrl = config.upstream;
@@ -162,6 +165,7 @@ void ProxyExchange::start()
         m_lease = m_keys->passThrough(m_clientKey);
     }
     m_record.keyLabel = m_lease.label;
+    m_record.keyId = m_lease.index >= 0 ? KeyPool::keyId(m_lease.secret) : QString();
     sendUpstream();
 }
 
@@ -220,7 +224,10 @@ void ProxyExchange::sendUpstream()
     });
 #ifndef QT_NO_SSL
     connect(m_reply, &QNetworkReply::encrypted, this, &ProxyExchange::onConnectionProgress);
+    connect(m_reply, &QNetworkReply::encrypted, m_upstream, &UpstreamPool::onConnectionStarting);
 #endif
+    connect(m_reply, &QNetworkReply::socketStartedConnecting, m_upstream,
+            &UpstreamPool::onConnectionStarting);
     m_timeout = Timeout::None;
     m_connectTimer.start(m_config->connectTimeoutSec * 1000, this);
     restartIdleTimer();
@@ -338,6 +345,7 @@ void ProxyExchange::onUpstreamHeaders()
                 if (m_lease.isValid()) {
                     ++m_record.attempts;
                     m_record.keyLabel = m_lease.label;
+                    m_record.keyId = KeyPool::keyId(m_lease.secret);
                     sendUpstream();
                     return;
                 }

@@ -1,5 +1,7 @@
 #include "upstreampath.h"
 
+#include <cctype>
+
 namespace keyrelay::UpstreamPath {
 
 namespace {
@@ -40,6 +42,13 @@ bool resolveDotSegments(const QString &path, QString *resolved)
 {
     if (!path.startsWith(QLatin1Char('/')))
         return false;
+    // A "%" must start an escape of two hex digits: QUrl would otherwise re-encode every "%" of the
+    // whole path, the configured base included.
+    for (qsizetype i = path.indexOf(QLatin1Char('%')); i >= 0; i = path.indexOf(QLatin1Char('%'), i + 1)) {
+        if (i + 2 >= path.size() || !isxdigit(path.at(i + 1).unicode()) || !isxdigit(path.at(i + 2).unicode())
+            || path.at(i + 1).unicode() > 0x7f || path.at(i + 2).unicode() > 0x7f)
+            return false;
+    }
     const QStringList segments = path.mid(1).split(QLatin1Char('/'));
     QStringList output;
     for (qsizetype i = 0; i < segments.size(); ++i) {

@@ -13,7 +13,8 @@ namespace keyrelay::UpstreamPath {
 QString join(const QString &basePath, const QString &clientPath, const QStringList &stripPrefixes);
 
 /// Resolves "." and ".." segments (also percent-encoded as "%2e") in a percent-encoded path, as
-/// RFC 3986 5.2.4 does. Returns false for a path that would climb above "/", or that still holds a
+/// RFC 3986 5.2.4 does. Returns false for a malformed escape ("%zz"), a path that would climb above "/", or
+/// that still holds a
 /// ".." segment once "%2f" / "%5c" / "\" are read as slashes (an upstream might decode them).
 /// Everything else stays as the client encoded it.
 bool resolveDotSegments(const QString &path, QString *resolved);

@@ -1,6 +1,8 @@
 // A set of QNetworkAccessManagers so that many concurrent requests to one upstream host do not queue.
 #pragma once
 
+#include "nodelayguard.h"
+
 #include <QNetworkProxy>
 #include <QObject>
 
@@ -33,6 +35,8 @@ public:
     void release(QNetworkAccessManager *manager);
 
     int managerCount() const { return int(m_slots.size()); }
+    /// Call when a reply starts a connection: its socket gets TCP_NODELAY (see NoDelayGuard).
+    void onConnectionStarting() { m_noDelay.scheduleScan(); }
     int inFlight() const;
 
 private:
@@ -45,6 +49,7 @@ private:
     void configure(QNetworkAccessManager *manager) const;
 
     std::vector<Slot> m_slots;
+    NoDelayGuard m_noDelay;
     int m_maxManagers;
     QNetworkProxy m_proxy { QNetworkProxy::NoProxy };
     bool m_useSystemProxy = false;

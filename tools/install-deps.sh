@@ -13,6 +13,7 @@ PACKAGES=(
     # Keys at rest in the system keychain: QtKeychain loads libsecret at run time (not a declared
     # dependency). gnome-keyring and dbus (dbus-run-session) let the tests run a private Secret Service.
     qtkeychain-qt6-dev libsecret-1-0 gnome-keyring dbus
+    clang libclang-rt-14-dev
     file lintian desktop-file-utils appstream librsvg2-bin
     python3 curl nginx-light
 )

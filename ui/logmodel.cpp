@@ -1,8 +1,9 @@
 #include "logmodel.h"
 
+#include "csv.h"
+
 #include <QColor>
 #include <QLocale>
-#include <QRegularExpression>
 
 namespace keyrelay {
 
@@ -182,21 +183,7 @@ QVariant LogModel::headerData(int section, Qt::Orientation orientation, int role
 
 QString LogModel::csvField(const QString &text)
 {
-    // A cell a spreadsheet would run as a formula (=, +, -, @, or a leading tab/CR) gets a leading
-    // apostrophe; plain numbers such as "-1" and a lone "-" cannot be formulas and stay as they are.
-    static const QRegularExpression plainNumber(QStringLiteral("^-?[0-9]+(\\.[0-9]+)?$"));
-    QString value = text;
-    if (!value.isEmpty() && QStringLiteral("=+-@\t\r").contains(value.front()) && value != QLatin1String("-")
-        && !plainNumber.match(value).hasMatch()) {
-        value.prepend(QLatin1Char('\''));
-    }
-    const bool needsQuotes = value.contains(QLatin1Char(',')) || value.contains(QLatin1Char('"'))
-        || value.contains(QLatin1Char('\n')) || value.contains(QLatin1Char('\r'))
-        || (!value.isEmpty() && (value.front().isSpace() || value.back().isSpace()));
-    if (!needsQuotes)
-        return value;
-    value.replace(QLatin1Char('"'), QStringLiteral("\"\""));
-    return QLatin1Char('"') + value + QLatin1Char('"');
+    return keyrelay::csvField(text);
 }
 
 QString LogModel::toCsv(const QList<int> &rows) const

@@ -79,6 +79,7 @@ private Q_SLOTS:
     void pipelinedRequests();
     void trailersDropped();
     void headerCountLimit();
+    void headOfExactlyTheLimit();
     void largePathWithinLimit();
     void bodyLimitBeforeTheBody();
 
@@ -286,6 +287,20 @@ void tst_HttpConnection::headerCountLimit()
         hundred += "X-H" + QByteArray::number(i) + ": v\r\n";
     QCOMPARE(feed(post(hundred, "")).errorStatus, 0);
     QCOMPARE(feed(post(hundred + "X-One-Too-Many: v\r\n", "")).errorStatus, 431);
+}
+
+void tst_HttpConnection::headOfExactlyTheLimit()
+{
+    // Found by fuzzing: a head of exactly maxHeadBytes must not depend on how its bytes arrive.
+    HttpLimits limits;
+    limits.maxHeadBytes = 40;
+    const QByteArray input = "GET / HTTP/1.1\r\nHost: aaaaaaaaaaaaaaaaa\r\n\r\n";
+    for (const int step : { 0, 1, 2, 3 }) {
+        const Parsed parsed = feed(input, step, limits);
+        QCOMPARE(parsed.errorStatus, 0);
+        QCOMPARE(parsed.requests.size(), 1);
+    }
+    QCOMPARE(feed("GET / HTTP/1.1\r\nHost: aaaaaaaaaaaaaaaaaa\r\n\r\n", 1, limits).errorStatus, 431);
 }
 
 void tst_HttpConnection::largePathWithinLimit()

@@ -63,6 +63,8 @@ private Q_SLOTS:
     void byteExact();
     void randomisedSpacingAndElements();
     void escapedMessagesKeyFallsBackToReserialising();
+    void duplicateEscapedMessagesKeyLastWins();
+    void rawByteOrderMarkLeftAlone();
     void nestedMessagesMemberIsNotTheTopLevelOne();
     void invalidJsonHasAMessage();
     void resultIsStableWhenRewrittenTwice();
@@ -425,6 +427,37 @@ void tst_MessageRewriter::escapedMessagesKeyFallsBackToReserialising()
     QCOMPARE(out.value(QLatin1String("messages")).toArray(),
              expectedOrder(in.value(QLatin1String("messages")).toArray(), 3));
     QCOMPARE(out.value(QLatin1String("model")).toString(), QStringLiteral("m"));
+}
+
+void tst_MessageRewriter::duplicateEscapedMessagesKeyLastWins()
+{
+    // Found by fuzzing: QJsonDocument takes the last "messages" in any spelling; so must the splice.
+    const QByteArray first = chat(
+        { msg("system", "S"), msg("user", "a"), msg("user", "b"), msg("user", "c"), msg("user", "d") });
+    QByteArray body = first;
+    body.chop(1); // drop the closing brace
+    body += R"(,"messag\u0065s":[{"role":"system","content":"T"},{"role":"user","content":"1"},)"
+            R"({"role":"user","content":"2"},{"role":"user","content":"3"},{"role":"user","content":"4"}]})";
+    const MessageRewriter::Result result = MessageRewriter::rewrite(body, RewriteOptions {});
+    QCOMPARE(result.outcome, Outcome::Rewritten);
+    const QJsonObject in = parseObject(body);
+    const QJsonObject out = parseObject(result.body);
+    QCOMPARE(out.value(QLatin1String("messages")).toArray(),
+             expectedOrder(in.value(QLatin1String("messages")).toArray(), 3));
+    QCOMPARE(out.value(QLatin1String("messages")).toArray().at(1).toObject().value(QLatin1String("content")),
+             QJsonValue(QStringLiteral("T")));
+}
+
+void tst_MessageRewriter::rawByteOrderMarkLeftAlone()
+{
+    // Found by fuzzing: Qt 6.4 drops a raw U+FEFF at the start of JSON strings, so neither the role
+    // check nor a re-serialised body can be trusted: such bodies are forwarded as they are.
+    const QByteArray body = chat({ msg("system", "\xEF\xBB\xBFS"), msg("user", "a"), msg("user", "b"),
+                                   msg("user", "c"), msg("user", "d") });
+    QVERIFY(body.contains("\xEF\xBB\xBF"));
+    const MessageRewriter::Result result = MessageRewriter::rewrite(body, RewriteOptions {});
+    QVERIFY(result.outcome != Outcome::Rewritten);
+    QVERIFY(result.body.isEmpty());
 }
 
 void tst_MessageRewriter::nestedMessagesMemberIsNotTheTopLevelOne()

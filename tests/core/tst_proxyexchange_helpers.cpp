@@ -107,10 +107,11 @@ void tst_ProxyExchangeHelpers::dotSegments_data()
     QTest::newRow("plain") << QStringLiteral("/v1/models") << QStringLiteral("/v1/models");
     QTest::newRow("dot") << QStringLiteral("/v1/./models") << QStringLiteral("/v1/models");
     QTest::newRow("dot dot inside") << QStringLiteral("/v1/x/../models") << QStringLiteral("/v1/models");
-    QTest::newRow("encoded dot dot inside") << QStringLiteral("/v1/x/%2E%2e/models") << QStringLiteral("/v1/models");
+    QTest::newRow("encoded dot dot inside")
+        << QStringLiteral("/v1/x/%2E%2e/models") << QStringLiteral("/v1/models");
     QTest::newRow("trailing dot dot") << QStringLiteral("/v1/x/..") << QStringLiteral("/v1/");
-    QTest::newRow("percent-encoding kept") << QStringLiteral("/v1/models/org%2Fmodel")
-                                           << QStringLiteral("/v1/models/org%2Fmodel");
+    QTest::newRow("percent-encoding kept")
+        << QStringLiteral("/v1/models/org%2Fmodel") << QStringLiteral("/v1/models/org%2Fmodel");
     QTest::newRow("dots in a name") << QStringLiteral("/v1/files/a..b") << QStringLiteral("/v1/files/a..b");
     QTest::newRow("climbs") << QStringLiteral("/../../admin") << QString();
     QTest::newRow("climbs encoded") << QStringLiteral("/%2e%2e/%2e%2e/admin") << QString();
@@ -119,6 +120,8 @@ void tst_ProxyExchangeHelpers::dotSegments_data()
     QTest::newRow("climbs through backslash") << QStringLiteral("/v1/..\\..\\admin") << QString();
     QTest::newRow("climbs through %5c") << QStringLiteral("/v1/..%5C..%5Cadmin") << QString();
     QTest::newRow("not a path") << QStringLiteral("v1/models") << QString();
+    QTest::newRow("malformed escape") << QStringLiteral("/v1/models/org%2Fmodel%zz") << QString();
+    QTest::newRow("truncated escape") << QStringLiteral("/v1/models%2") << QString();
 }
 
 void tst_ProxyExchangeHelpers::dotSegments()

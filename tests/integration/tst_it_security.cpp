@@ -216,6 +216,10 @@ void SecurityTest::requestsWithoutOriginUnaffected()
     QCOMPARE(client->status(), 200);
     QVERIFY(!client->hasHeader("Access-Control-Allow-Origin"));
     QCOMPARE(m_mock->lastRequest().header("Authorization"), "Bearer " + KeyA.toUtf8());
+    // The record names the key by its stable identity (for usage accounting), never by the secret.
+    QTRY_VERIFY(!m_proxy->records.isEmpty());
+    QCOMPARE(m_proxy->records.last().keyId, keyrelay::KeyPool::keyId(KeyA));
+    QVERIFY(!m_proxy->records.last().keyId.contains(KeyA.mid(8, 6)));
 }
 
 void SecurityTest::tokenEnforced_data()

@@ -1,15 +1,21 @@
 #include "headless.h"
 
 #include "keypool.h"
+#include "keystore.h"
 #include "logging.h"
+#include "proxycredentials.h"
 #include "proxyservice.h"
+#include "secretstore.h"
 #include "settingsregistry.h"
 #include "unixsignalwatcher.h"
+#include "userconfig.h"
+#include "userstores.h"
 
 #include <QCommandLineParser>
 #include <QCoreApplication>
 #include <QFile>
 #include <QFileInfo>
+#include <QLockFile>
 #include <QSet>
 #include <QTextStream>
 
@@ -50,6 +56,76 @@ bool readKeysFile(const QString &path, QStringList *keys, QString *error)
     return true;
 }
 
+/// The settings: --config FILE, or the tray app's own settings file. Prints the problems found in it.
+std::unique_ptr<SettingsRegistry> openSettings(const QCommandLineParser &parser, QString *error)
+{
+    std::unique_ptr<SettingsRegistry> settings;
+    if (parser.isSet(QStringLiteral("config"))) {
+        const QString path = parser.value(QStringLiteral("config"));
+        QFileInfo info(path);
+        if (!info.isFile() || !info.isReadable()) {
+            *error = QStringLiteral("cannot read config file %1").arg(path);
+            return nullptr;
+        }
+        settings = SettingsRegistry::openIni(path);
+    } else {
+        settings = std::make_unique<SettingsRegistry>(userconfig::openUserSettings());
+    }
+    for (const QString &problem : settings->problems())
+        QTextStream(stderr) << "keyrelay: warning: " << problem << Qt::endl;
+    return settings;
+}
+
+/// The key store and the upstream proxy's password that belong to @p settingsFile. With the tray app's
+/// settings, the tray app's own stores (the system keychain when one answers, else the owner-only files next
+/// to the settings; see openUserStores); with --config FILE, the files next to FILE, never the keychain,
+/// which is one per user, not one per settings file. The one place to change where headless keys come from.
+UserStores openStores(const QString &settingsFile, bool traySettings)
+{
+    if (traySettings)
+        return openUserStores(settingsFile);
+    UserStores stores;
+    stores.reason = UserStores::Reason::ForcedFile;
+    stores.keysFile = FileKeyStore::pathNextTo(settingsFile);
+    stores.keys = std::make_unique<FileKeyStore>(stores.keysFile);
+    stores.secrets = std::make_unique<FileSecretStore>(FileSecretStore::pathNextTo(settingsFile));
+    return stores;
+}
+
+/// The keys: --keys-file FILE, or the key store of the settings file (the tray app's keys), which also
+/// completes @p config with the stored upstream proxy password. Sets @p source to where the keys came from,
+/// for the start-up line.
+bool loadKeys(const QCommandLineParser &parser, const QString &settingsFile, QList<ApiKey> *keys,
+              ProxyConfig *config, QString *source, QString *error, int *exitCode)
+{
+    if (parser.isSet(QStringLiteral("keys-file"))) {
+        QStringList secrets;
+        *source = parser.value(QStringLiteral("keys-file"));
+        if (!readKeysFile(*source, &secrets, error)) {
+            *exitCode = ExitUsage;
+            return false;
+        }
+        for (const QString &secret : std::as_const(secrets))
+            keys->append({ secret, QString(), true });
+        return true;
+    }
+    const UserStores stores = openStores(settingsFile, !parser.isSet(QStringLiteral("config")));
+    for (const QString &line : stores.messages + stores.problems)
+        QTextStream(stderr) << "keyrelay: " << line << Qt::endl;
+    *source = stores.inKeychain() ? QStringLiteral("the system keychain") : stores.keysFile;
+    if (!stores.keys->load(keys, error)) {
+        *exitCode = ExitRuntimeError;
+        return false;
+    }
+    ProxyCredentials proxy(stores.secrets.get());
+    QString proxyError;
+    if (proxy.load(&proxyError))
+        proxy.complete(config);
+    else
+        QTextStream(stderr) << "keyrelay: warning: " << proxyError << Qt::endl;
+    return true;
+}
+
 } // namespace
 
 int runHeadless(QCoreApplication &app)
@@ -69,9 +145,12 @@ int runHeadless(QCoreApplication &app)
     parser.addOption(
         { QStringLiteral("keys-file"),
           QStringLiteral("File with one API key per line (# comments; k1|k2 also accepted; - reads "
-                         "standard input). Without it, clients' own keys are passed through."),
+                         "standard input). Default: the tray app's keys (system keychain or keys.json "
+                         "next to the settings file); with none, clients' own keys are passed through."),
           QStringLiteral("FILE") });
-    parser.addOption({ QStringLiteral("config"), QStringLiteral("INI settings file, as written by the GUI."),
+    parser.addOption({ QStringLiteral("config"),
+                       QStringLiteral("INI settings file, as written by the GUI. Default: the tray app's "
+                                      "settings file."),
                        QStringLiteral("FILE") });
     parser.addOption(
         { QStringLiteral("no-reorder"), QStringLiteral("Do not move the system message of long chats.") });
@@ -88,18 +167,12 @@ int runHeadless(QCoreApplication &app)
                 .arg(parser.positionalArguments().first()),
             ExitUsage);
 
-    ProxyConfig config;
-    if (parser.isSet(QStringLiteral("config"))) {
-        const QString path = parser.value(QStringLiteral("config"));
-        QFileInfo info(path);
-        if (!info.isFile() || !info.isReadable())
-            return fail(QStringLiteral("cannot read config file %1").arg(path), ExitUsage);
-        const auto settings = SettingsRegistry::openIni(path);
-        for (const QString &problem : settings->problems())
-            QTextStream(stderr) << "keyrelay: warning: " << problem << Qt::endl;
-        config = settings->proxyConfig();
-    }
     QString error;
+    const std::unique_ptr<SettingsRegistry> settings = openSettings(parser, &error);
+    if (!settings)
+        return fail(error, ExitUsage);
+    const QString settingsFile = settings->fileName();
+    ProxyConfig config = settings->proxyConfig();
     if (parser.isSet(QStringLiteral("listen"))
         && !ProxyConfig::parseListen(parser.value(QStringLiteral("listen")), &config.listenHost,
                                      &config.listenPort, &error)) {
@@ -117,14 +190,33 @@ int runHeadless(QCoreApplication &app)
     if (!problems.isEmpty())
         return fail(problems.join(QStringLiteral("; ")), ExitUsage);
 
+    // With the tray app's settings and keys this is the same KeyRelay as the tray app: one at a time.
+    std::unique_ptr<QLockFile> instanceLock;
+    if (!parser.isSet(QStringLiteral("config")) && !parser.isSet(QStringLiteral("keys-file"))) {
+        instanceLock = std::make_unique<QLockFile>(userconfig::instanceLockPath(settingsFile));
+        instanceLock->setStaleLockTime(0); // only a dead process's lock is stale
+        if (!instanceLock->tryLock(100)) {
+            qint64 pid = 0;
+            QString hostName;
+            QString appName;
+            const QString pidText = instanceLock->getLockInfo(&pid, &hostName, &appName)
+                ? QStringLiteral(" (pid %1)").arg(pid)
+                : QString();
+            return fail(QStringLiteral("KeyRelay already runs with the settings in %1%2 (the tray app or "
+                                       "another keyrelay --headless); quit it first, or give this one its "
+                                       "own --config or --keys-file")
+                            .arg(settingsFile, pidText),
+                        ExitRuntimeError);
+        }
+    }
+
     KeyPool keys;
-    if (parser.isSet(QStringLiteral("keys-file"))) {
-        QStringList secrets;
-        if (!readKeysFile(parser.value(QStringLiteral("keys-file")), &secrets, &error))
-            return fail(error, ExitUsage);
+    QString keySource;
+    {
         QList<ApiKey> list;
-        for (const QString &secret : std::as_const(secrets))
-            list.append({ secret, QString(), true });
+        int exitCode = ExitOk;
+        if (!loadKeys(parser, settingsFile, &list, &config, &keySource, &error, &exitCode))
+            return fail(error, exitCode);
         keys.setKeys(list);
     }
 
@@ -160,7 +252,7 @@ int runHeadless(QCoreApplication &app)
     out << "KeyRelay " << QCoreApplication::applicationVersion() << " listening on " << service.endpointUrl()
         << " -> " << config.upstream.toString() << " ("
         << (keys.isEmpty() ? QStringLiteral("no keys: clients' keys pass through")
-                           : QStringLiteral("%1 key(s)").arg(keys.size()))
+                           : QStringLiteral("%1 key(s) from %2").arg(keys.size()).arg(keySource))
         << ", system-message reorder " << (config.reorderEnabled ? "on" : "off") << ")" << Qt::endl;
 
     bool stopping = false;

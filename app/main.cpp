@@ -2,7 +2,11 @@
 #include "descriptorlimit.h"
 #include "headless.h"
 
+#include <QByteArray>
 #include <QCoreApplication>
+#include <QList>
+
+#include <cstdio>
 #include <cstring>
 
 #ifdef KEYRELAY_WITH_GUI
@@ -23,6 +27,38 @@ bool wantsHeadless(int argc, char **argv)
     return false;
 }
 
+#ifdef KEYRELAY_WITH_GUI
+/// Whether the tray app can have a display. Without one, Qt aborts inside QApplication (exit 134) with a
+/// message about platform plugins; this decides first, from what Qt itself would look at. An explicit
+/// -platform argument or a platform other than xcb/wayland (offscreen, vnc, eglfs...) is left to Qt.
+bool displayAvailable(int argc, char **argv)
+{
+    for (int i = 1; i < argc; ++i) {
+        if (std::strcmp(argv[i], "-platform") == 0 || std::strcmp(argv[i], "--platform") == 0)
+            return true;
+    }
+    const bool x11 = !qEnvironmentVariableIsEmpty("DISPLAY");
+    const bool wayland = !qEnvironmentVariableIsEmpty("WAYLAND_DISPLAY");
+    const QByteArray platforms = qgetenv("QT_QPA_PLATFORM");
+    if (platforms.trimmed().isEmpty())
+        return x11 || wayland;
+    // "wayland;xcb" tries each in turn; "xcb:option=value" carries options.
+    for (const QByteArray &entry : platforms.split(';')) {
+        const QByteArray name = entry.split(':').constFirst().trimmed();
+        if (name == "xcb") {
+            if (x11)
+                return true;
+        } else if (name.startsWith("wayland")) {
+            if (wayland)
+                return true;
+        } else if (!name.isEmpty()) {
+            return true;
+        }
+    }
+    return false;
+}
+#endif
+
 void setIdentity()
 {
     QCoreApplication::setOrganizationName(QStringLiteral("KeyRelay"));
@@ -42,6 +78,13 @@ int main(int argc, char **argv)
         return keyrelay::runHeadless(app);
     }
 #ifdef KEYRELAY_WITH_GUI
+    if (!displayAvailable(argc, argv)) {
+        std::fputs(
+            "keyrelay: no graphical display found (no usable DISPLAY or WAYLAND_DISPLAY), so the tray app "
+            "cannot start; run `keyrelay --headless` for the proxy alone (see keyrelay --help)\n",
+            stderr);
+        return 1;
+    }
     return keyrelay::runTrayApp(argc, argv, &setIdentity);
 #else
     QCoreApplication app(argc, argv);

@@ -37,3 +37,12 @@ if(KEYRELAY_FUZZ)
         -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
     target_link_options(keyrelay_common_config INTERFACE -fsanitize=address,undefined)
 endif()
+
+# Hardening of optimised builds, as Debian's dpkg-buildflags gives its own packages (lintian checks the .deb):
+# checked libc calls, stack protector, a read-only GOT resolved at start-up. Not in Debug (_FORTIFY_SOURCE needs
+# optimisation) and not with the sanitizers or the fuzzers.
+if(NOT KEYRELAY_SANITIZE AND NOT KEYRELAY_FUZZ AND CMAKE_CXX_COMPILER_ID MATCHES "GNU|Clang")
+    target_compile_options(keyrelay_common_config INTERFACE
+        "$<$<NOT:$<CONFIG:Debug>>:-U_FORTIFY_SOURCE;-D_FORTIFY_SOURCE=2>" -fstack-protector-strong)
+    target_link_options(keyrelay_common_config INTERFACE LINKER:-z,relro LINKER:-z,now)
+endif()

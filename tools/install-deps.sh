@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what KeyRelay needs to build, test and run on Debian 12 (bookworm).
+# Installs what KeyRelay needs to build, test and run on Debian 12 (bookworm), and to build and check its package
+# (file for CPack, lintian, desktop-file-validate, appstreamcli, rsvg-convert for tools/render-icons.sh; python3,
+# curl and nginx-light for the deployment tests and .ci/package-check.sh).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -12,6 +14,8 @@ PACKAGES=(
     # dependency). gnome-keyring and dbus (dbus-run-session) let the tests run a private Secret Service.
     qtkeychain-qt6-dev libsecret-1-0 gnome-keyring dbus
     clang libclang-rt-14-dev
+    file lintian desktop-file-utils appstream librsvg2-bin
+    python3 curl nginx-light
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

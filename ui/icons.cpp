@@ -16,16 +16,18 @@ QPixmap drawKey(IndicatorState state, int size)
     painter.setRenderHint(QPainter::Antialiasing);
     painter.scale(size / 64.0, size / 64.0);
 
+    // Mid-luminance colours (relative luminance 0.22-0.23): at least 3:1 contrast both with light panels and
+    // with dark ones (Breeze dark, black), and the white key at almost 4:1 on each (tests/ui/tst_icons.cpp).
     QColor background;
     switch (state) {
     case IndicatorState::Running:
-        background = QColor(0x2f, 0x6f, 0xdf);
+        background = QColor(0x3d, 0x7f, 0xea);
         break;
     case IndicatorState::Stopped:
-        background = QColor(0x8a, 0x8f, 0x98);
+        background = QColor(0x7d, 0x85, 0x90);
         break;
     case IndicatorState::Error:
-        background = QColor(0xd0, 0x36, 0x2f);
+        background = QColor(0xe5, 0x48, 0x3f);
         break;
     }
     painter.setPen(Qt::NoPen);
@@ -45,18 +47,23 @@ QPixmap drawKey(IndicatorState state, int size)
     shaft.lineTo(53, 39);
     painter.drawPath(shaft);
 
+    // The badges stick out over the square's corner onto the panel: a ring in the opposite tone keeps their
+    // edge visible on light and dark panels alike.
     if (state == IndicatorState::Stopped) {
-        // A pause mark in the corner.
-        painter.setPen(Qt::NoPen);
+        // A pause mark in the corner: dark, ringed in white.
+        painter.setPen(QPen(Qt::white, 2.5));
         painter.setBrush(QColor(0x30, 0x30, 0x30));
         painter.drawEllipse(QPointF(48, 48), 14, 14);
+        painter.setPen(Qt::NoPen);
         painter.setBrush(Qt::white);
         painter.drawRect(QRectF(42, 41, 4, 14));
         painter.drawRect(QRectF(50, 41, 4, 14));
     } else if (state == IndicatorState::Error) {
-        painter.setPen(Qt::NoPen);
+        // An exclamation mark in the corner: yellow, ringed in dark grey.
+        painter.setPen(QPen(QColor(0x30, 0x30, 0x30), 2.5));
         painter.setBrush(QColor(0xff, 0xd0, 0x00));
         painter.drawEllipse(QPointF(48, 48), 14, 14);
+        painter.setPen(Qt::NoPen);
         painter.setBrush(QColor(0x30, 0x30, 0x30));
         painter.drawRect(QRectF(46, 39, 4, 11));
         painter.drawRect(QRectF(46, 52, 4, 4));

@@ -1,12 +1,10 @@
 #include "singleinstance.h"
 
 #include "uilogging.h"
+#include "userconfig.h"
 
-#include <QCryptographicHash>
-#include <QDir>
 #include <QLocalServer>
 #include <QLocalSocket>
-#include <QStandardPaths>
 
 namespace keyrelay {
 
@@ -14,17 +12,10 @@ namespace {
 constexpr char ActivateMessage[] = "activate\n";
 }
 
-SingleInstance::SingleInstance(const QString &key, QObject *parent) : QObject(parent)
+SingleInstance::SingleInstance(const QString &key, QObject *parent)
+    : QObject(parent), m_lockPath(userconfig::instanceLockPath(key)),
+      m_serverName(userconfig::instanceServerName(key))
 {
-    const QByteArray hash
-        = QCryptographicHash::hash(key.toUtf8(), QCryptographicHash::Sha256).toHex().left(16);
-    QString folder = QStandardPaths::writableLocation(QStandardPaths::RuntimeLocation);
-    if (folder.isEmpty())
-        folder = QDir::tempPath();
-    QDir().mkpath(folder);
-    const QString base = QStringLiteral("keyrelay-") + QString::fromLatin1(hash);
-    m_lockPath = QDir(folder).filePath(base + QStringLiteral(".lock"));
-    m_serverName = QDir(folder).filePath(base + QStringLiteral(".socket"));
 }
 
 SingleInstance::~SingleInstance()
@@ -39,7 +30,12 @@ bool SingleInstance::claim()
     m_lock->setStaleLockTime(0); // only a dead process's lock is stale
     if (!m_lock->tryLock(100)) {
         qCInfo(lcInstance) << "KeyRelay already runs; asking it to show its window";
-        notifyRunningInstance();
+        m_otherAnswered = notifyRunningInstance();
+        qint64 pid = 0;
+        QString hostName;
+        QString appName;
+        if (m_lock->getLockInfo(&pid, &hostName, &appName))
+            m_otherPid = pid;
         m_lock.reset();
         return false;
     }

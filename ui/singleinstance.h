@@ -23,6 +23,11 @@ public:
     /// True when this process is the first instance (it then listens for later launches). False when
     /// another instance runs; that one has been asked to show its window.
     bool claim();
+    /// After claim() returned false: whether the running instance took the request. It does not when it
+    /// is `keyrelay --headless` (the service), which holds the same lock but has no window.
+    bool otherInstanceAnswered() const { return m_otherAnswered; }
+    /// After claim() returned false: the running instance's process id, or 0 if unknown.
+    qint64 otherInstancePid() const { return m_otherPid; }
 
     QString lockFilePath() const { return m_lockPath; }
     QString serverName() const { return m_serverName; }
@@ -38,6 +43,8 @@ private:
     QString m_serverName;
     std::unique_ptr<QLockFile> m_lock;
     QLocalServer *m_server = nullptr;
+    bool m_otherAnswered = false;
+    qint64 m_otherPid = 0;
 };
 
 } // namespace keyrelay

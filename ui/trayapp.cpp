@@ -14,13 +14,16 @@
 #include "trayicon.h"
 #include "uilogging.h"
 #include "usagestore.h"
+#include "userconfig.h"
 #include "userstores.h"
 
 #include <QApplication>
 #include <QClipboard>
 #include <QLibraryInfo>
 #include <QLocale>
+#include <QMessageBox>
 #include <QScopeGuard>
+#include <QTextStream>
 #include <QTranslator>
 
 namespace keyrelay {
@@ -35,6 +38,22 @@ void installTranslators(QApplication &app, QTranslator *own, QTranslator *qt)
                  QLibraryInfo::path(QLibraryInfo::TranslationsPath)))
         app.installTranslator(qt);
 }
+
+/// The lock is held by a KeyRelay without a window (`keyrelay --headless`, usually the systemd user service):
+/// say so on stderr and, where someone can see it, in a dialog.
+void reportServiceRunning(const QString &settingsFile, qint64 pid)
+{
+    const QString pidText = pid > 0 ? QStringLiteral(" (pid %1)").arg(pid) : QString();
+    const QString message
+        = QObject::tr("KeyRelay already runs in the background with the settings in %1%2, as "
+                      "\"keyrelay --headless\" or the keyrelay service. Stop it first "
+                      "(systemctl --user stop keyrelay), then start the tray app again.")
+              .arg(settingsFile, pidText);
+    QTextStream(stderr) << "keyrelay: " << message << Qt::endl;
+    const QString platform = QGuiApplication::platformName();
+    if (platform != QLatin1String("offscreen") && platform != QLatin1String("minimal"))
+        QMessageBox::warning(nullptr, QObject::tr("KeyRelay"), message);
+}
 } // namespace
 
 int runTrayApp(int argc, char **argv, void (*setIdentity)())
@@ -43,18 +62,20 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     if (setIdentity)
         setIdentity();
     QApplication::setWindowIcon(icons::appIcon());
-    QApplication::setDesktopFileName(QStringLiteral("keyrelay"));
+    QApplication::setDesktopFileName(QStringLiteral("io.github.keyrelay.KeyRelay"));
     QTranslator ownTranslator;
     QTranslator qtTranslator;
     installTranslators(app, &ownTranslator, &qtTranslator);
 
-    SettingsRegistry settings(std::make_unique<QSettings>(QSettings::IniFormat, QSettings::UserScope,
-                                                          QCoreApplication::organizationName(),
-                                                          QCoreApplication::applicationName()));
+    SettingsRegistry settings(userconfig::openUserSettings());
 
     SingleInstance instance(settings.fileName());
-    if (!instance.claim())
-        return 0; // the running instance shows its window
+    if (!instance.claim()) {
+        if (instance.otherInstanceAnswered())
+            return 0; // the running tray app shows its window
+        reportServiceRunning(settings.fileName(), instance.otherInstancePid());
+        return 1;
+    }
 
     // Keys and the proxy password: in the system keychain when one answers, else in owner-only files.
     KeyPool pool;

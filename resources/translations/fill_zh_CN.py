@@ -12,6 +12,10 @@ ZH = {
     "KeyRelay is not running": "KeyRelay 未在运行",
     "KeyRelay: key %1 stopped working": "KeyRelay：密钥 %1 已失效",
     "Problems found at start-up: %1": "启动时发现问题：%1",
+    'KeyRelay already runs in the background with the settings in %1%2, as "keyrelay --headless" or the '
+    "keyrelay service. Stop it first (systemctl --user stop keyrelay), then start the tray app again.":
+    "KeyRelay 已在后台使用 %1%2 中的设置运行（“keyrelay --headless”或 keyrelay 服务）。"
+    "请先停止它（systemctl --user stop keyrelay），再启动托盘程序。",
     "Cannot remove %1": "无法删除 %1",
     "Cannot create %1": "无法创建 %1",
     "Cannot write %1: %2": "无法写入 %1：%2",

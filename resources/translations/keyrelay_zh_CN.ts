@@ -15,6 +15,14 @@
             <source>Problems found at start-up: %1</source>
             <translation>启动时发现问题：%1</translation>
         </message>
+        <message>
+            <source>KeyRelay already runs in the background with the settings in %1%2, as "keyrelay --headless" or the keyrelay service. Stop it first (systemctl --user stop keyrelay), then start the tray app again.</source>
+            <translation>KeyRelay 已在后台使用 %1%2 中的设置运行（“keyrelay --headless”或 keyrelay 服务）。请先停止它（systemctl --user stop keyrelay），再启动托盘程序。</translation>
+        </message>
+        <message>
+            <source>KeyRelay</source>
+            <translation>KeyRelay</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::AutostartManager</name>

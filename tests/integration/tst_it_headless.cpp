@@ -15,11 +15,15 @@
 using namespace it;
 
 namespace {
-/// The user's environment: the binary's own default logging, not the test runner's QT_LOGGING_RULES.
+/// The user's environment: the binary's own default logging, not the test runner's QT_LOGGING_RULES; and an
+/// empty configuration folder, so that the tester's own settings and keys (which `--headless` uses when no
+/// --config/--keys-file is given), or a tray app running with them, cannot change the results.
 QProcessEnvironment userEnvironment()
 {
+    static const QTemporaryDir configHome;
     QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
     environment.remove(QStringLiteral("QT_LOGGING_RULES"));
+    environment.insert(QStringLiteral("XDG_CONFIG_HOME"), configHome.path());
     return environment;
 }
 

@@ -74,7 +74,8 @@ KeyLease KeyPool::acquireFor(const QSet<QString> &excludeIds, const QString &mod
                 const QDateTime end = coolingEnd(entry, current, model);
                 if (end.isValid() && (!earliest.isValid() || end < earliest))
                     earliest = end;
-            } else if (promising < 0 || entry.status.coolingUntil < m_entries[promising].status.coolingUntil) {
+            } else if (promising < 0
+                       || entry.status.coolingUntil < m_entries[promising].status.coolingUntil) {
                 promising = index; // invalid/exhausted: the one due for a re-check first
             }
         }
@@ -137,8 +138,8 @@ void KeyPool::report(const QString &keyId, const QString &model, KeyVerdict verd
         case KeyVerdict::Invalid:
         case KeyVerdict::Exhausted:
             status.health = verdict == KeyVerdict::Invalid ? KeyHealth::Invalid : KeyHealth::Exhausted;
-            status.coolingUntil = current.addSecs(verdict == KeyVerdict::Invalid ? m_policy.recheckInvalidSec
-                                                                                  : m_policy.recheckExhaustedSec);
+            status.coolingUntil = current.addSecs(
+                verdict == KeyVerdict::Invalid ? m_policy.recheckInvalidSec : m_policy.recheckExhaustedSec);
             status.lastError = reason;
             ++status.errors;
             break;
@@ -190,7 +191,8 @@ UpstreamVerdict KeyPool::classify(int httpStatus, const QByteArray &body)
     const QJsonObject object = error.toObject();
     const QString code = object.value(QLatin1String("code")).toString().toLower();
     const QString type = object.value(QLatin1String("type")).toString().toLower();
-    const QString message = (error.isString() ? error.toString() : object.value(QLatin1String("message")).toString());
+    const QString message
+        = (error.isString() ? error.toString() : object.value(QLatin1String("message")).toString());
     const QString text = (code + QLatin1Char(' ') + type + QLatin1Char(' ') + message).toLower();
     result.reason = QStringLiteral("%1%2%3")
                         .arg(httpStatus)
@@ -214,12 +216,13 @@ UpstreamVerdict KeyPool::classify(int httpStatus, const QByteArray &body)
         // Region, country or model access is not the key's fault; a key or organisation refused is.
         if (mentions({ "country", "region", "territory", "model" }))
             result.verdict = KeyVerdict::NotKeysFault;
-        else if (mentions({ "api key", "api_key", "apikey", "organization", "organisation", "account", "not allowed",
-                            "permission", "revoked", "disabled" }))
+        else if (mentions({ "api key", "api_key", "apikey", "organization", "organisation", "account",
+                            "not allowed", "permission", "revoked", "disabled" }))
             result.verdict = KeyVerdict::Invalid;
         break;
     case 429:
-        result.verdict = mentions({ "insufficient_quota", "billing", "quota", "credit", "exceeded your current" })
+        result.verdict
+            = mentions({ "insufficient_quota", "billing", "quota", "credit", "exceeded your current" })
             ? KeyVerdict::Exhausted
             : KeyVerdict::RateLimited;
         break;
@@ -249,14 +252,13 @@ qint64 KeyPool::parseDurationMs(const QByteArray &text)
         consumed = match.capturedEnd();
         const double number = match.captured(1).toDouble();
         const QString unit = match.captured(2);
-        total += unit == QLatin1String("h")    ? number * 3600000
-            : unit == QLatin1String("m")       ? number * 60000
-            : unit == QLatin1String("s")       ? number * 1000
-                                                : number;
+        total += unit == QLatin1String("h") ? number * 3600000
+            : unit == QLatin1String("m")    ? number * 60000
+            : unit == QLatin1String("s")    ? number * 1000
+                                            : number;
     }
     return consumed == value.size() && consumed > 0 ? qint64(total) : -1;
 }
-
 
 QString KeyPool::keyId(const QString &secret)
 {
@@ -442,7 +444,8 @@ void KeyPool::reportResult(int index, int httpStatus, int retryAfterSec, const Q
         : httpStatus == 401                 ? QStringLiteral("401 Unauthorized: invalid key")
         : httpStatus == 429                 ? QStringLiteral("429 rate limited")
                                             : verdict.reason;
-    report(id, QString(), verdict.verdict, retryAfterSec > 0 ? qint64(retryAfterSec) * 1000 : 20 * 1000, reason);
+    report(id, QString(), verdict.verdict, retryAfterSec > 0 ? qint64(retryAfterSec) * 1000 : 20 * 1000,
+           reason);
 }
 
 void KeyPool::resetHealth(int index)

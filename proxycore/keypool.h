@@ -61,7 +61,8 @@ struct KeyStatus
     quint64 requests = 0;
     quint64 errors = 0;
     QDateTime lastUsed;
-    QDateTime coolingUntil; ///< RateLimited: the latest cooling end; Invalid/Exhausted: when it is tried again
+    QDateTime
+        coolingUntil; ///< RateLimited: the latest cooling end; Invalid/Exhausted: when it is tried again
     QString id; ///< KeyPool::keyId(): stable across edits of the list
     QHash<QString, QDateTime> coolingByModel; ///< RateLimited per model ("" = every model)
     QHash<QString, int> consecutive429; ///< per model, for the exponential backoff
@@ -108,7 +109,8 @@ public:
     /// so that a fix upstream takes effect at once. Invalid only when no enabled key is left.
     KeyLease acquireFor(const QSet<QString> &excludeIds, const QString &model);
     /// Books what the upstream said about the key @p keyId (a key removed meanwhile is ignored).
-    /// @p retryAfterMs: RateLimited: the upstream's reset time (Retry-After, x-ratelimit-reset-*), -1 if none.
+    /// @p retryAfterMs: RateLimited: the upstream's reset time (Retry-After, x-ratelimit-reset-*), -1 if
+    /// none.
     void report(const QString &keyId, const QString &model, KeyVerdict verdict, qint64 retryAfterMs,
                 const QString &reason);
     /// Reads an upstream answer: status and (error) body.

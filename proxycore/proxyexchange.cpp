@@ -153,19 +153,31 @@ void ProxyExchange::start()
     }
 
     if (!m_keys->isEmpty()) {
-        m_lease = m_keys->acquire(m_triedKeys);
+        m_lease = m_keys->acquireFor(m_triedKeyIds, m_record.model);
+        if (!m_lease.isValid() && m_lease.retryAt.isValid()) {
+            // Every key is cooling for this model: say when one is free instead of waiting.
+            const qint64 waitMs = qMax<qint64>(0, QDateTime::currentDateTimeUtc().msecsTo(m_lease.retryAt));
+            const qint64 seconds = qMax<qint64>(1, (waitMs + 999) / 1000);
+            respondWithError(
+                429,
+                QStringLiteral("every KeyRelay key is rate-limited%1; retry in %2 s")
+                    .arg(m_record.model.isEmpty() ? QString() : QStringLiteral(" for ") + m_record.model)
+                    .arg(seconds),
+                QStringLiteral("rate_limit_error"), QStringLiteral("all_keys_rate_limited"),
+                { { "Retry-After", QByteArray::number(seconds) } });
+            return;
+        }
         if (!m_lease.isValid()) {
-            respondWithError(503,
-                             QStringLiteral("KeyRelay has no usable API key: every key is disabled or was "
-                                            "rejected by the upstream. Check the keys in KeyRelay."),
-                             QStringLiteral("keyrelay_error"), QStringLiteral("no_usable_key"));
+            respondWithError(
+                503, QStringLiteral("KeyRelay has no enabled API key. Enable or add a key in KeyRelay."),
+                QStringLiteral("keyrelay_error"), QStringLiteral("no_usable_key"));
             return;
         }
     } else if (!m_clientKey.isEmpty()) {
         m_lease = m_keys->passThrough(m_clientKey);
     }
     m_record.keyLabel = m_lease.label;
-    m_record.keyId = m_lease.index >= 0 ? KeyPool::keyId(m_lease.secret) : QString();
+    m_record.keyId = m_lease.keyId;
     sendUpstream();
 }
 
@@ -330,35 +342,18 @@ void ProxyExchange::onUpstreamHeaders()
     m_reply->setReadBufferSize(UpstreamReadBuffer);
     const int status = statusAttribute.toInt();
 
-    if (m_lease.index >= 0) {
-        const int retryAfter = m_reply->rawHeader("Retry-After").trimmed().toInt();
-        m_keys->reportResult(m_lease.index, status, retryAfter,
-                             status >= 400 ? QStringLiteral("upstream answered %1").arg(status) : QString());
-        // A key the upstream refuses is skipped: try the next one while the client has seen nothing.
-        if ((status == 401 || status == 403 || status == 429)) {
-            m_triedKeys.insert(m_lease.index);
-            if (m_keys->hasUsableKey(m_triedKeys)) {
-                qCInfo(lcForward).noquote()
-                    << "key" << m_lease.label << "got" << status << "- retrying with the next key";
-                dropReply();
-                m_lease = m_keys->acquire(m_triedKeys);
-                if (m_lease.isValid()) {
-                    ++m_record.attempts;
-                    m_record.keyLabel = m_lease.label;
-                    m_record.keyId = KeyPool::keyId(m_lease.secret);
-                    sendUpstream();
-                    return;
-                }
-            }
-        }
-    }
-
     m_headSent = true;
     m_record.status = status;
     m_record.latencyMs = m_clock.elapsed();
     const QByteArray contentType = m_reply->rawHeader("Content-Type").toLower();
     m_record.streamed = contentType.startsWith("text/event-stream");
     m_holdingError = status >= 400 && !m_record.streamed && m_request.method != "HEAD";
+    if (!m_holdingError && !m_lease.keyId.isEmpty()) {
+        // Decided on the status alone (success, a stream, HEAD): book it now.
+        const UpstreamVerdict verdict = KeyPool::classify(status, QByteArray());
+        m_verdicts.append({ m_lease.keyId, verdict.verdict, retryAfterMs(), verdict.reason });
+        commitVerdicts(status < 400);
+    }
     if (m_client && !m_holdingError)
         m_client->writeHead(status, responseHeaders(), headContentLength());
 }
@@ -416,10 +411,92 @@ void ProxyExchange::pump()
         m_stallTimer.stop();
     }
     if (m_upstreamDone && m_reply->bytesAvailable() == 0) {
-        if (m_holdingError)
-            releaseHeldError(true);
+        if (m_holdingError) {
+            onHeldErrorComplete();
+            return;
+        }
         complete();
     }
+}
+
+qint64 ProxyExchange::retryAfterMs() const
+{
+    if (!m_reply)
+        return -1;
+    qint64 result = -1;
+    for (const char *name : { "Retry-After", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens" })
+        result = qMax(result, KeyPool::parseDurationMs(m_reply->rawHeader(name)));
+    return result;
+}
+
+void ProxyExchange::onHeldErrorComplete()
+{
+    if (!m_lease.keyId.isEmpty()) {
+        const UpstreamVerdict verdict = KeyPool::classify(m_record.status, m_heldError);
+        m_verdicts.append({ m_lease.keyId, verdict.verdict, retryAfterMs(), verdict.reason });
+        // The key's fault (refused, quota, rate limit) or the upstream's (5xx): another key may do; a
+        // request the upstream rejects as such (400, 404, 413, 422...) is never retried.
+        const bool retryable = verdict.verdict == KeyVerdict::Invalid
+            || verdict.verdict == KeyVerdict::Exhausted || verdict.verdict == KeyVerdict::RateLimited
+            || m_record.status >= 500;
+        if (retryable
+            && retryWithNextKey(verdict.reason.isEmpty() ? QString::number(m_record.status) : verdict.reason))
+            return;
+        commitVerdicts(false);
+    }
+    releaseHeldError(true);
+    complete();
+}
+
+bool ProxyExchange::retryWithNextKey(const QString &why)
+{
+    if (m_lease.keyId.isEmpty() || m_record.attempts >= m_keys->policy().maxAttempts || m_completed)
+        return false;
+    m_triedKeyIds.insert(m_lease.keyId);
+    const KeyLease next = m_keys->acquireFor(m_triedKeyIds, m_record.model);
+    if (!next.isValid())
+        return false;
+    qCInfo(lcForward).noquote() << "key" << m_lease.label << "-" << m_redactor->redact(why)
+                                << "- retrying with key" << next.label;
+    dropReply();
+    // Back to "nothing sent to the client yet": the (possibly rewritten) body is replayed exactly.
+    m_headSent = false;
+    m_holdingError = false;
+    m_maskChunks = false;
+    m_upstreamDone = false;
+    m_heldError.clear();
+    m_captured.clear();
+    m_timeout = Timeout::None;
+    m_record.streamed = false;
+    m_record.status = 0;
+    m_lease = next;
+    ++m_record.attempts;
+    m_record.keyLabel = m_lease.label;
+    m_record.keyId = m_lease.keyId;
+    sendUpstream();
+    return true;
+}
+
+void ProxyExchange::commitVerdicts(bool succeeded)
+{
+    // A failure every key shared on this request is about the request or the upstream (a model the
+    // account may not use, a proxy in between answering 401...), not about the keys: hold it against
+    // none of them. Rate limits and quotas are booked anyway: they end by themselves.
+    bool shared = !succeeded && m_verdicts.size() >= 2;
+    for (const PendingVerdict &pending : std::as_const(m_verdicts))
+        shared = shared && pending.verdict == KeyVerdict::Invalid;
+    if (shared) {
+        qCInfo(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
+                                    << "- every key tried got"
+                                    << m_redactor->redact(m_verdicts.first().reason)
+                                    << ": not holding it against the keys";
+    }
+    for (const PendingVerdict &pending : std::as_const(m_verdicts)) {
+        if (shared && pending.verdict == KeyVerdict::Invalid)
+            continue;
+        m_keys->report(pending.keyId, m_record.model, pending.verdict, pending.retryAfterMs, pending.reason);
+    }
+    m_verdicts.clear();
 }
 
 void ProxyExchange::releaseHeldError(bool whole)
@@ -467,8 +544,12 @@ void ProxyExchange::onUpstreamFinished()
                 504, QStringLiteral("the upstream sent nothing for %1 s").arg(m_config->idleTimeoutSec),
                 QStringLiteral("upstream_error"), QStringLiteral("upstream_idle_timeout"));
         } else {
-            if (m_lease.index >= 0)
-                m_keys->reportResult(m_lease.index, 0, -1, reason);
+            if (!m_lease.keyId.isEmpty()) {
+                m_verdicts.append({ m_lease.keyId, KeyVerdict::NotKeysFault, -1, reason });
+                if (retryWithNextKey(reason))
+                    return;
+                commitVerdicts(false);
+            }
             respondWithError(
                 502, QStringLiteral("upstream %1 unreachable: %2").arg(m_config->upstream.toString(), reason),
                 QStringLiteral("upstream_error"), QStringLiteral("upstream_unreachable"));
@@ -500,14 +581,14 @@ void ProxyExchange::onUpstreamFinished()
 }
 
 void ProxyExchange::respondWithError(int status, const QString &message, const QString &type,
-                                     const QString &code)
+                                     const QString &code, const HeaderList &extraHeaders)
 {
     qCInfo(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path) << "->" << status
                                 << m_redactor->redact(message);
     m_record.status = status;
     m_record.latencyMs = m_clock.elapsed();
     if (m_client) {
-        HeaderList headers = m_corsHeaders;
+        HeaderList headers = m_corsHeaders + extraHeaders;
         headers.prepend(qMakePair(QByteArray("Content-Type"), QByteArray("application/json")));
         m_client->sendResponse(status, headers, openAiErrorBody(m_redactor->redact(message), type, code));
     }

@@ -67,7 +67,15 @@ private:
     void onClientGone();
     void onStallCheck();
     void pump();
-    void respondWithError(int status, const QString &message, const QString &type, const QString &code);
+    void respondWithError(int status, const QString &message, const QString &type, const QString &code,
+                          const HeaderList &extraHeaders = {});
+    /// Tries the next key for the same request (before the client saw anything). False if none may.
+    bool retryWithNextKey(const QString &why);
+    /// Books what this request taught about the keys it used (see the shared-failure rule).
+    void commitVerdicts(bool succeeded);
+    /// Decides on a complete held-back error: another key, or the answer goes to the client.
+    void onHeldErrorComplete();
+    qint64 retryAfterMs() const;
     void complete(const QString &error = QString());
     void dropReply();
     HeaderList responseHeaders() const;
@@ -90,7 +98,15 @@ private:
     QString m_clientKey;
     bool m_clientUsedApiKeyHeader = false;
     KeyLease m_lease;
-    QSet<int> m_triedKeys;
+    QSet<QString> m_triedKeyIds;
+    struct PendingVerdict
+    {
+        QString keyId;
+        KeyVerdict verdict;
+        qint64 retryAfterMs;
+        QString reason;
+    };
+    QList<PendingVerdict> m_verdicts; ///< per key tried for this request, booked when it ends
     QUrl m_upstreamUrl;
 
     QNetworkAccessManager *m_manager = nullptr;

@@ -116,6 +116,9 @@ const std::array<SettingSpec, size_t(Setting::Count)> &specs()
         { Setting::MaxBodyMiB, "proxy/maxBodyMiB", 32, intRange(1, 1024) },
         { Setting::HeadTimeoutSec, "proxy/headTimeoutSec", 10, intRange(1, 3600) },
         { Setting::MaxConnections, "proxy/maxConnections", 512, intRange(1, 1000000) },
+        { Setting::RecheckInvalidSec, "health/recheckInvalidSec", 300, intRange(1, 365 * 86400) },
+        { Setting::RecheckExhaustedSec, "health/recheckExhaustedSec", 3600, intRange(1, 365 * 86400) },
+        { Setting::MaxAttempts, "health/maxAttempts", 3, intRange(1, 20) },
         { Setting::AllowedOrigins, "security/allowedOrigins", QStringList(),
           stringList([](const QString &entry) { return AccessPolicy::isValidOriginEntry(entry); }) },
         { Setting::AllowAnyWebsite, "security/allowAnyWebsite", false, toBool },
@@ -295,6 +298,9 @@ ProxyConfig SettingsRegistry::proxyConfig() const
     config.maxBodyBytes = qint64(value(Setting::MaxBodyMiB).toInt()) * 1024 * 1024;
     config.headTimeoutSec = value(Setting::HeadTimeoutSec).toInt();
     config.maxConnections = value(Setting::MaxConnections).toInt();
+    config.recheckInvalidSec = value(Setting::RecheckInvalidSec).toInt();
+    config.recheckExhaustedSec = value(Setting::RecheckExhaustedSec).toInt();
+    config.maxAttempts = value(Setting::MaxAttempts).toInt();
     config.allowedOrigins = value(Setting::AllowedOrigins).toStringList();
     config.allowAnyWebsite = value(Setting::AllowAnyWebsite).toBool();
     config.clientToken = value(Setting::ClientToken).toString();
@@ -318,6 +324,9 @@ void SettingsRegistry::setProxyConfig(const ProxyConfig &config)
     setValue(Setting::MaxBodyMiB, int(qMax<qint64>(1, config.maxBodyBytes / (1024 * 1024))));
     setValue(Setting::HeadTimeoutSec, config.headTimeoutSec);
     setValue(Setting::MaxConnections, config.maxConnections);
+    setValue(Setting::RecheckInvalidSec, config.recheckInvalidSec);
+    setValue(Setting::RecheckExhaustedSec, config.recheckExhaustedSec);
+    setValue(Setting::MaxAttempts, config.maxAttempts);
     setValue(Setting::AllowedOrigins, config.allowedOrigins);
     setValue(Setting::AllowAnyWebsite, config.allowAnyWebsite);
     setValue(Setting::ClientToken, config.clientToken);

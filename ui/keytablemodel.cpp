@@ -108,11 +108,13 @@ QString KeyTableModel::stateText(int row) const
         return tr("ok");
     case KeyHealth::RateLimited:
         return status.coolingUntil.isValid()
-            ? tr("rate-limited until %1").arg(QLocale().toString(status.coolingUntil.toLocalTime().time(), QLocale::ShortFormat))
+            ? tr("rate-limited until %1")
+                  .arg(QLocale().toString(status.coolingUntil.toLocalTime().time(), QLocale::ShortFormat))
             : tr("rate-limited");
     case KeyHealth::Invalid:
         return status.coolingUntil.isValid()
-            ? tr("invalid (re-checked %1)").arg(QLocale().toString(status.coolingUntil.toLocalTime().time(), QLocale::ShortFormat))
+            ? tr("invalid (re-checked %1)")
+                  .arg(QLocale().toString(status.coolingUntil.toLocalTime().time(), QLocale::ShortFormat))
             : tr("invalid");
     case KeyHealth::Exhausted:
         return status.coolingUntil.isValid()

@@ -14,6 +14,8 @@ using keyrelay::KeyHealth;
 using keyrelay::KeyLease;
 using keyrelay::KeyPool;
 using keyrelay::KeyStatus;
+using keyrelay::KeyVerdict;
+using keyrelay::UpstreamVerdict;
 
 namespace {
 
@@ -37,6 +39,15 @@ class tst_KeyPool : public QObject
     Q_OBJECT
 
 private Q_SLOTS:
+    void classify_data();
+    void classify();
+    void parseDurationMs_data();
+    void parseDurationMs();
+    void coolingIsPerModelAndEndsExactlyOnTime();
+    void repeated429sBackOffExponentially();
+    void invalidKeyUsedOnceUntilItsRecheck();
+    void allCoolingGivesRetryAt();
+    void reportsFollowTheKeyNotItsIndex();
     void emptyPool();
     void roundRobinIsStrict();
     void disabledKeySkipped();
@@ -664,6 +675,176 @@ void tst_KeyPool::threadSafety()
         total += status.requests;
     }
     QCOMPARE(total, quint64(2 * PerThread));
+}
+
+void tst_KeyPool::classify_data()
+{
+    QTest::addColumn<int>("status");
+    QTest::addColumn<QByteArray>("body");
+    QTest::addColumn<int>("verdict");
+    const auto v = [](KeyVerdict verdict) {
+        return int(verdict);
+    };
+    QTest::newRow("200") << 200 << QByteArray() << v(KeyVerdict::Success);
+    QTest::newRow("401") << 401 << QByteArray(R"({"error":{"code":"invalid_api_key"}})")
+                         << v(KeyVerdict::Invalid);
+    QTest::newRow("402") << 402 << QByteArray() << v(KeyVerdict::Exhausted);
+    QTest::newRow("403 key") << 403 << QByteArray(R"({"error":{"message":"API key not allowed"}})")
+                             << v(KeyVerdict::Invalid);
+    QTest::newRow("403 region") << 403
+                                << QByteArray(R"({"error":{"code":"unsupported_country_region_territory"}})")
+                                << v(KeyVerdict::NotKeysFault);
+    QTest::newRow("403 model access")
+        << 403 << QByteArray(R"({"error":{"message":"Your organization does not have access to model x"}})")
+        << v(KeyVerdict::NotKeysFault);
+    QTest::newRow("403 empty") << 403 << QByteArray() << v(KeyVerdict::NotKeysFault);
+    QTest::newRow("429") << 429 << QByteArray(R"({"error":{"code":"rate_limit_exceeded"}})")
+                         << v(KeyVerdict::RateLimited);
+    QTest::newRow("429 quota") << 429 << QByteArray(R"({"error":{"code":"insufficient_quota"}})")
+                               << v(KeyVerdict::Exhausted);
+    QTest::newRow("429 billing") << 429 << QByteArray(R"({"error":{"code":"billing_hard_limit_reached"}})")
+                                 << v(KeyVerdict::Exhausted);
+    QTest::newRow("400") << 400 << QByteArray() << v(KeyVerdict::NotKeysFault);
+    QTest::newRow("404") << 404 << QByteArray() << v(KeyVerdict::NotKeysFault);
+    QTest::newRow("500") << 500 << QByteArray() << v(KeyVerdict::NotKeysFault);
+}
+
+void tst_KeyPool::classify()
+{
+    QFETCH(int, status);
+    QFETCH(QByteArray, body);
+    QFETCH(int, verdict);
+    const UpstreamVerdict result = KeyPool::classify(status, body);
+    QCOMPARE(int(result.verdict), verdict);
+    if (status >= 400)
+        QVERIFY(result.reason.startsWith(QString::number(status)));
+}
+
+void tst_KeyPool::parseDurationMs_data()
+{
+    QTest::addColumn<QByteArray>("text");
+    QTest::addColumn<qint64>("ms");
+    QTest::newRow("seconds") << QByteArray("7") << qint64(7000);
+    QTest::newRow("1s") << QByteArray("1s") << qint64(1000);
+    QTest::newRow("6m0s") << QByteArray("6m0s") << qint64(360000);
+    QTest::newRow("20ms") << QByteArray("20ms") << qint64(20);
+    QTest::newRow("1h2m3.5s") << QByteArray("1h2m3.5s") << qint64(3723500);
+    QTest::newRow("empty") << QByteArray() << qint64(-1);
+    QTest::newRow("garbage") << QByteArray("soon") << qint64(-1);
+    QTest::newRow("trailing garbage") << QByteArray("5sx") << qint64(-1);
+}
+
+void tst_KeyPool::parseDurationMs()
+{
+    QFETCH(QByteArray, text);
+    QFETCH(qint64, ms);
+    QCOMPARE(KeyPool::parseDurationMs(text), ms);
+}
+
+namespace {
+struct FakeClock
+{
+    QDateTime now = QDateTime(QDate(2026, 11, 28), QTime(12, 0), Qt::UTC);
+    std::function<QDateTime()> function()
+    {
+        return [this] {
+            return now;
+        };
+    }
+};
+} // namespace
+
+void tst_KeyPool::coolingIsPerModelAndEndsExactlyOnTime()
+{
+    KeyPool pool;
+    FakeClock clock;
+    pool.setClock(clock.function());
+    pool.setKeys({ { QStringLiteral("sk-only-key-0000000001"), QString(), true } });
+    const QString id = KeyPool::keyId(QStringLiteral("sk-only-key-0000000001"));
+    pool.report(id, QStringLiteral("gpt-a"), KeyVerdict::RateLimited, 30000, QStringLiteral("429"));
+    QVERIFY(!pool.acquireFor({}, QStringLiteral("gpt-a")).isValid());
+    QVERIFY(pool.acquireFor({}, QStringLiteral("gpt-b")).isValid()); // other models keep the key
+    clock.now = clock.now.addMSecs(29999);
+    QVERIFY(!pool.acquireFor({}, QStringLiteral("gpt-a")).isValid());
+    clock.now = clock.now.addMSecs(1);
+    QVERIFY(pool.acquireFor({}, QStringLiteral("gpt-a")).isValid());
+}
+
+void tst_KeyPool::repeated429sBackOffExponentially()
+{
+    KeyPool pool;
+    FakeClock clock;
+    pool.setClock(clock.function());
+    pool.setKeys({ { QStringLiteral("sk-only-key-0000000002"), QString(), true } });
+    const QString id = KeyPool::keyId(QStringLiteral("sk-only-key-0000000002"));
+    qint64 previous = 0;
+    for (int i = 0; i < 5; ++i) {
+        pool.report(id, QStringLiteral("m"), KeyVerdict::RateLimited, -1, QStringLiteral("429"));
+        const KeyLease lease = pool.acquireFor({}, QStringLiteral("m"));
+        QVERIFY(!lease.isValid());
+        const qint64 wait = clock.now.msecsTo(lease.retryAt);
+        QVERIFY2(wait > previous, qPrintable(QStringLiteral("%1 after %2").arg(wait).arg(previous)));
+        previous = wait;
+    }
+    QVERIFY(previous <= 60000);
+    pool.report(id, QStringLiteral("m"), KeyVerdict::Success, -1, QString());
+    QVERIFY(pool.acquireFor({}, QStringLiteral("m")).isValid());
+}
+
+void tst_KeyPool::invalidKeyUsedOnceUntilItsRecheck()
+{
+    KeyPool pool;
+    FakeClock clock;
+    pool.setClock(clock.function());
+    pool.setPolicy({ 300, 3600, 3 });
+    const QString a = QStringLiteral("sk-key-a-00000000000001");
+    const QString b = QStringLiteral("sk-key-b-00000000000002");
+    pool.setKeys({ { a, QString(), true }, { b, QString(), true } });
+    QSignalSpy recovered(&pool, &KeyPool::keyRecovered);
+    pool.report(KeyPool::keyId(a), QString(), KeyVerdict::Invalid, -1, QStringLiteral("401"));
+    for (int i = 0; i < 4; ++i)
+        QCOMPARE(pool.acquireFor({}, QString()).secret, b); // skipped until its re-check
+    clock.now = clock.now.addSecs(300);
+    QStringList seen;
+    for (int i = 0; i < 2; ++i)
+        seen << pool.acquireFor({}, QString()).secret;
+    QVERIFY(seen.contains(a)); // back in rotation for a trial
+    pool.report(KeyPool::keyId(a), QString(), KeyVerdict::Success, -1, QString());
+    QCOMPARE(recovered.count(), 1);
+    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Ok);
+}
+
+void tst_KeyPool::allCoolingGivesRetryAt()
+{
+    KeyPool pool;
+    FakeClock clock;
+    pool.setClock(clock.function());
+    const QString a = QStringLiteral("sk-key-a-00000000000003");
+    const QString b = QStringLiteral("sk-key-b-00000000000004");
+    pool.setKeys({ { a, QString(), true }, { b, QString(), true } });
+    pool.report(KeyPool::keyId(a), QStringLiteral("m"), KeyVerdict::RateLimited, 20000, QString());
+    pool.report(KeyPool::keyId(b), QStringLiteral("m"), KeyVerdict::RateLimited, 10000, QString());
+    const KeyLease lease = pool.acquireFor({}, QStringLiteral("m"));
+    QVERIFY(!lease.isValid());
+    QCOMPARE(lease.retryAt, clock.now.addMSecs(10000)); // the earliest end
+}
+
+void tst_KeyPool::reportsFollowTheKeyNotItsIndex()
+{
+    KeyPool pool;
+    const QString a = QStringLiteral("sk-key-a-00000000000005");
+    const QString b = QStringLiteral("sk-key-b-00000000000006");
+    pool.setKeys({ { a, QString(), true }, { b, QString(), true } });
+    const KeyLease lease = pool.acquireFor({}, QString());
+    QCOMPARE(lease.secret, a);
+    // The list is edited while the request is in flight: a new key goes first.
+    pool.setKeys({ { QStringLiteral("sk-new-key-000000000007"), QString(), true },
+                   { a, QString(), true },
+                   { b, QString(), true } });
+    pool.report(lease.keyId, QString(), KeyVerdict::Invalid, -1, QStringLiteral("401"));
+    const QList<KeyStatus> status = pool.snapshot();
+    QCOMPARE(status.at(0).health, KeyHealth::Unknown); // not the key that now sits at index 0
+    QCOMPARE(status.at(1).health, KeyHealth::Invalid);
 }
 
 QTEST_GUILESS_MAIN(tst_KeyPool)

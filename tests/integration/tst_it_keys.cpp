@@ -33,7 +33,11 @@ private Q_SLOTS:
     void passThroughRotation();
     void refusedKeySkipped_data();
     void refusedKeySkipped();
-    void allKeysInvalid();
+    void sharedRefusalCondemnsNoKey();
+    void everyKeyInvalidStillTriesOne();
+    void badRequestNeverRetried();
+    void regionRefusalIsNotTheKeys();
+    void allCoolingAnswers429AtOnce();
 
 private:
     bool startProxy(const QStringList &keys);
@@ -170,22 +174,40 @@ void KeysTest::passThroughRotation()
 void KeysTest::refusedKeySkipped_data()
 {
     QTest::addColumn<int>("refusal");
+    QTest::addColumn<QByteArray>("refusalBody");
     QTest::addColumn<bool>("keyAvoidedAfterwards");
-    QTest::newRow("401 invalid key") << 401 << true;
-    QTest::newRow("403 forbidden") << 403 << false;
-    QTest::newRow("429 rate limited") << 429 << true;
+    QTest::addColumn<int>("health"); // of key A afterwards, when avoided
+    QTest::newRow("401 invalid key")
+        << 401 << QByteArray(R"({"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}})")
+        << true << int(keyrelay::KeyHealth::Invalid);
+    QTest::newRow("403 key not allowed")
+        << 403 << QByteArray(R"({"error":{"message":"This API key is not allowed to use the API"}})") << true
+        << int(keyrelay::KeyHealth::Invalid);
+    QTest::newRow("429 rate limited")
+        << 429 << QByteArray(R"({"error":{"message":"Rate limit reached","code":"rate_limit_exceeded"}})")
+        << true << int(keyrelay::KeyHealth::RateLimited);
+    QTest::newRow("429 out of quota")
+        << 429
+        << QByteArray(
+               R"({"error":{"message":"You exceeded your current quota","code":"insufficient_quota"}})")
+        << true << int(keyrelay::KeyHealth::Exhausted);
+    QTest::newRow("402 payment required") << 402 << QByteArray(R"({"error":{"message":"billing"}})") << true
+                                          << int(keyrelay::KeyHealth::Exhausted);
+    // An upstream failure on one key: retried on another, never held against the key.
+    QTest::newRow("500 upstream error") << 500 << QByteArray(R"({"error":{"message":"server error"}})")
+                                        << false << int(keyrelay::KeyHealth::Unknown);
 }
 
 void KeysTest::refusedKeySkipped()
 {
     QFETCH(int, refusal);
+    QFETCH(QByteArray, refusalBody);
     QFETCH(bool, keyAvoidedAfterwards);
+    QFETCH(int, health);
     QVERIFY(startProxy({ KeyA, KeyB, KeyC }));
     m_mock->setHandler([&](const RecordedRequest &request) {
-        if (request.header("Authorization") == bearer(KeyA)) {
-            return MockResponse::json(refusal,
-                                      R"({"error":{"message":"refused","type":"invalid_request_error"}})");
-        }
+        if (request.header("Authorization") == bearer(KeyA))
+            return MockResponse::json(refusal, refusalBody);
         return MockResponse::json(200, R"({"ok":true})");
     });
     QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
@@ -214,43 +236,129 @@ void KeysTest::refusedKeySkipped()
         QCOMPARE(later.count(bearer(KeyB)), 3);
         QCOMPARE(later.count(bearer(KeyC)), 3);
         const auto status = m_proxy->keys.snapshot();
-        QCOMPARE(status.at(0).health,
-                 refusal == 401 ? keyrelay::KeyHealth::Invalid : keyrelay::KeyHealth::RateLimited);
+        QCOMPARE(int(status.at(0).health), health);
+        QVERIFY(status.at(0).coolingUntil.isValid()); // every state but ok says when it ends
     } else {
-        // 403 is per request (e.g. a model the key may not use): the key stays in rotation, and each
-        // time it is refused the request still succeeds with the next key.
+        // Not the key's fault: the key stays in rotation, and each time the upstream fails on it the
+        // request still succeeds with the next key.
         QVERIFY(later.count(bearer(KeyA)) > 0);
+        QVERIFY(m_proxy->keys.snapshot().at(0).health != keyrelay::KeyHealth::Invalid);
     }
 }
 
-void KeysTest::allKeysInvalid()
+void KeysTest::sharedRefusalCondemnsNoKey()
 {
     QVERIFY(startProxy({ KeyA, KeyB }));
     const QByteArray refusal
-        = R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error"}})";
-    m_mock->setHandler([&](const RecordedRequest &) { return MockResponse::json(401, refusal); });
+        = R"({"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}})";
+    bool upstreamRefuses = true;
+    m_mock->setHandler([&](const RecordedRequest &) {
+        return upstreamRefuses ? MockResponse::json(401, refusal) : MockResponse::json(200, R"({"ok":true})");
+    });
 
-    // Every key is tried once; when none is left the client gets the upstream's last answer.
+    // Every key got the same 401 on this request: the client gets the upstream's own answer...
     auto first = request();
     QVERIFY(first->finished());
     QCOMPARE(first->status(), 401);
     QCOMPARE(first->body(), refusal);
     QCOMPARE(authorizationsSeen(), (QList<QByteArray> { bearer(KeyA), bearer(KeyB) }));
+    // ...and it is about the request or the upstream, not the keys: none is condemned.
+    for (const keyrelay::KeyStatus &status : m_proxy->keys.snapshot())
+        QVERIFY(status.health != keyrelay::KeyHealth::Invalid);
 
-    // From now on the proxy knows no key works: 503 with an OpenAI-style error, nothing sent upstream.
-    for (int i = 0; i < 2; ++i) {
-        auto client = request("Bearer sk-client-0000000000000");
-        QVERIFY(client->finished());
-        QCOMPARE(client->status(), 503);
-        QVERIFY(client->header("Content-Type").startsWith("application/json"));
-        QVERIFY(!client->hasHeader("Access-Control-Allow-Origin")); // no Origin, no CORS
-        const QJsonObject error = errorObject(client->body());
-        QVERIFY2(!error.isEmpty(), client->body().constData());
-        QVERIFY(!error.value(QStringLiteral("message")).toString().isEmpty());
-        QVERIFY(!error.value(QStringLiteral("type")).toString().isEmpty());
-        QCOMPARE(error.value(QStringLiteral("code")).toString(), QStringLiteral("no_usable_key"));
-    }
+    // The next ordinary request is served normally once the upstream accepts again (no 503 of KeyRelay's
+    // own).
+    upstreamRefuses = false;
+    auto next = request();
+    QVERIFY(next->finished());
+    QCOMPARE(next->status(), 200);
+}
+
+void KeysTest::everyKeyInvalidStillTriesOne()
+{
+    QVERIFY(startProxy({ KeyA, KeyB }));
+    bool keyAWorks = false;
+    m_mock->setHandler([&](const RecordedRequest &request) {
+        if (request.header("Authorization") == bearer(KeyA) && keyAWorks)
+            return MockResponse::json(200, R"({"ok":true})");
+        if (request.header("Authorization") == bearer(KeyB))
+            return MockResponse::json(200, R"({"ok":true})");
+        return MockResponse::json(401, R"({"error":{"message":"invalid","code":"invalid_api_key"}})");
+    });
+    // A fails while B works: A is invalid (its own fault, B succeeded on the same request).
+    QCOMPARE(request()->status(), 200);
+    QCOMPARE(m_proxy->keys.snapshot().at(0).health, keyrelay::KeyHealth::Invalid);
+    // B is switched off by the user: A is the only key left, invalid, and still tried once per request
+    // (KeyRelay never answers on its own for a reason with no known end).
+    m_proxy->keys.setEnabled(1, false);
+    auto refused = request();
+    QCOMPARE(refused->status(), 401);
+    keyAWorks = true; // billing fixed upstream: the very next request works, and A is ok again
+    QCOMPARE(request()->status(), 200);
+    QCOMPARE(m_proxy->keys.snapshot().at(0).health, keyrelay::KeyHealth::Ok);
+}
+
+void KeysTest::badRequestNeverRetried()
+{
+    QVERIFY(startProxy({ KeyA, KeyB }));
+    m_mock->setHandler([](const RecordedRequest &) {
+        return MockResponse::json(400, R"({"error":{"message":"bad model","code":"model_not_found"}})");
+    });
+    auto client = request();
+    QCOMPARE(client->status(), 400);
+    QCOMPARE(m_mock->requestCount(), 1);
+    for (const keyrelay::KeyStatus &status : m_proxy->keys.snapshot())
+        QVERIFY(status.health != keyrelay::KeyHealth::Invalid);
+}
+
+void KeysTest::regionRefusalIsNotTheKeys()
+{
+    QVERIFY(startProxy({ KeyA, KeyB }));
+    m_mock->setHandler([](const RecordedRequest &) {
+        return MockResponse::json(
+            403,
+            R"({"error":{"message":"Country, region, or territory not supported","code":"unsupported_country_region_territory"}})");
+    });
+    auto client = request();
+    QCOMPARE(client->status(), 403);
+    QCOMPARE(m_mock->requestCount(), 1); // not retried: every key would get the same
+    QCOMPARE(m_proxy->keys.snapshot().at(0).health, keyrelay::KeyHealth::Unknown);
+    QCOMPARE(request()->status(), 403);
+    QCOMPARE(m_mock->requestCount(), 2); // and the next request still goes upstream
+}
+
+void KeysTest::allCoolingAnswers429AtOnce()
+{
+    QVERIFY(startProxy({ KeyA, KeyB }));
+    m_mock->setHandler([](const RecordedRequest &request) {
+        if (request.body.contains("gpt-limited"))
+            return MockResponse::fixed(
+                429, R"({"error":{"message":"Rate limit reached","code":"rate_limit_exceeded"}})",
+                { { "Content-Type", "application/json" }, { "Retry-After", "30" } });
+        return MockResponse::json(200, R"({"ok":true})");
+    });
+    const auto chat = [this](const QByteArray &model) {
+        auto client = std::make_unique<RawClient>();
+        client->send(m_proxy->port(),
+                     buildRequest("POST", "/v1/chat/completions", m_proxy->port(),
+                                  { { "Content-Type", "application/json" } },
+                                  R"({"model":")" + model + R"(","messages":[]})"));
+        client->waitFinished();
+        return client;
+    };
+    auto first = chat("gpt-limited");
+    QCOMPARE(first->status(), 429); // both keys tried, the upstream's answer
     QCOMPARE(m_mock->requestCount(), 2);
+    // Now every key is cooling for this model: KeyRelay answers at once, saying when.
+    auto second = chat("gpt-limited");
+    QCOMPARE(second->status(), 429);
+    QVERIFY(second->header("Retry-After").toInt() >= 25 && second->header("Retry-After").toInt() <= 30);
+    QCOMPARE(errorObject(second->body()).value(QStringLiteral("code")).toString(),
+             QStringLiteral("all_keys_rate_limited"));
+    QCOMPARE(m_mock->requestCount(), 2);
+    // Rate limits are per model: another model keeps using the keys.
+    QCOMPARE(chat("gpt-other")->status(), 200);
+    QCOMPARE(m_mock->requestCount(), 3);
 }
 
 QTEST_GUILESS_MAIN(KeysTest)

@@ -297,7 +297,13 @@ void HardeningTest::nonReadingClientsDoNotHoldMemory()
     // all by now"); without back-pressure 20 x 8 MiB would be held in the proxy within this time.
     QTest::qWait(4000);
     qInfo() << "RSS with 20 stalled clients" << rssKiB(process.processId()) << "KiB";
+    // Every stalled exchange is cut off: its upstream request aborted.
+    QTRY_VERIFY_WITH_TIMEOUT(m_mock->closedConnections().size() >= 20, 20000);
+#if defined(__SANITIZE_ADDRESS__)
+    qInfo() << "AddressSanitizer build: its allocator keeps freed memory in quarantine, RSS is not checked";
+#else
     QTRY_VERIFY_WITH_TIMEOUT(rssKiB(process.processId()) - before < 50 * 1024, 5000);
+#endif
     qInfo() << "RSS before" << before << "KiB, after" << rssKiB(process.processId()) << "KiB";
 
     // Still serving.

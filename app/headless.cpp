@@ -8,6 +8,7 @@
 #include "secretstore.h"
 #include "settingsregistry.h"
 #include "unixsignalwatcher.h"
+#include "usagestore.h"
 #include "userconfig.h"
 #include "userstores.h"
 
@@ -220,8 +221,16 @@ int runHeadless(QCoreApplication &app)
         keys.setKeys(list);
     }
 
+    // Token usage per key, model and day, next to the settings (the same store as the tray app's).
+    UsageStore usage(UsageStore::pathNextTo(settingsFile));
+    if (!usage.problem().isEmpty())
+        QTextStream(stderr) << "keyrelay: warning: " << usage.problem() << Qt::endl;
     ProxyService service(&keys);
     installRedactingMessageHandler(&service.redactor());
+    QObject::connect(&service, &ProxyService::requestFinished, &usage, [&usage](const RequestRecord &record) {
+        if (!record.keyId.isEmpty())
+            usage.record(UsageEvent::fromRecord(record));
+    });
     UnixSignalWatcher signalWatcher;
     const bool quiet = parser.isSet(QStringLiteral("quiet"));
     if (!quiet) {

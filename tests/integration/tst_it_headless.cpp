@@ -1,7 +1,9 @@
 // The real `keyrelay --headless` binary (KEYRELAY_BINARY): serving through it, the per-request log line
 // with the masked key, clean exit on SIGTERM (after in-flight requests), and start-up failures.
+#include "keypool.h"
 #include "mockupstream.h"
 #include "rawclient.h"
+#include "usagestore.h"
 
 #include <QElapsedTimer>
 #include <QProcess>
@@ -41,6 +43,7 @@ private Q_SLOTS:
     void cleanup();
 
     void servesAndLogsMaskedKey();
+    void usageIsBookedPerKeyAndModel();
     void blockedWebsiteHintAndEchoedKey();
     void remoteWithoutTokenExitsWithUsageError();
     void sigtermFinishesInFlightRequest();
@@ -307,6 +310,44 @@ void HeadlessTest::portInUse()
     QVERIFY2(message.contains(QStringLiteral("in use")), qPrintable(message));
     QCOMPARE(message.count(QLatin1Char('\n')), 0); // one line
     QVERIFY(!out.contains("listening on"));
+}
+
+void HeadlessTest::usageIsBookedPerKeyAndModel()
+{
+    const QString configPath = m_dir.filePath(QStringLiteral("usage.ini"));
+    {
+        QFile file(configPath);
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        file.write("[proxy]\nupstream=" + m_mock->url().toEncoded() + "\n");
+    }
+    const QString keysFile = writeKeysFile(Key1.toUtf8() + "\n");
+    m_mock->setHandler([](const RecordedRequest &) {
+        return MockResponse::json(
+            200, R"({"id":"c","usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}})");
+    });
+    const quint16 port = startProxy(
+        { QStringLiteral("--config"), configPath, QStringLiteral("--keys-file"), keysFile }, false);
+    QVERIFY(port != 0);
+    for (int i = 0; i < 2; ++i) {
+        RawClient client;
+        client.send(port,
+                    buildRequest("POST", "/v1/chat/completions", port,
+                                 { { "Content-Type", "application/json" } },
+                                 R"({"model":"gpt-usage","messages":[]})"));
+        QVERIFY(client.waitFinished());
+        QCOMPARE(client.status(), 200);
+    }
+    ::kill(pid_t(m_process->processId()), SIGTERM);
+    QVERIFY(m_process->waitForFinished(10000));
+    QCOMPARE(m_process->exitCode(), 0);
+    // The store next to the settings holds what the mock reported, booked to the key's id.
+    keyrelay::UsageStore store(keyrelay::UsageStore::pathNextTo(configPath));
+    const QList<keyrelay::UsageRow> totals = store.totals(keyrelay::UsageStore::GroupBy::Key);
+    QCOMPARE(totals.size(), 1);
+    QCOMPARE(totals.first().keyId, keyrelay::KeyPool::keyId(Key1));
+    QCOMPARE(totals.first().requests, 2);
+    QCOMPARE(totals.first().promptTokens, 22);
+    QCOMPARE(totals.first().completionTokens, 14);
 }
 
 void HeadlessTest::blockedWebsiteHintAndEchoedKey()

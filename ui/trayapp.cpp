@@ -162,6 +162,10 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
                          tray.notify(QStringLiteral("key:") + label,
                                      QObject::tr("KeyRelay: key %1 stopped working").arg(label), reason);
                      });
+    QObject::connect(&pool, &KeyPool::keyRecovered, &tray, [&tray](int, const QString &label) {
+        tray.notify(QStringLiteral("key-ok:") + label, QObject::tr("KeyRelay: key %1 works again").arg(label),
+                    QObject::tr("It is back in rotation."));
+    });
 
     // With a tray, the window hides on close and the app lives on; without one, it is a normal window.
     const bool startMinimized = settings.value(Setting::StartMinimized).toBool();

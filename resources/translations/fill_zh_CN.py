@@ -9,6 +9,42 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ZH = {
+    "KeyRelay: key %1 works again": "KeyRelay：密钥 %1 已恢复可用",
+    "It is back in rotation.": "它已重新加入轮换。",
+    "rate-limited until %1": "限流中，直到 %1",
+    "invalid (re-checked %1)": "无效（%1 重新检查）",
+    "quota used up (re-checked %1)": "额度已用完（%1 重新检查）",
+    "quota used up": "额度已用完",
+    "&Allow this website": "允许此网站(&A)",
+    "Let the website of the selected blocked request use KeyRelay": "允许所选被拦截请求的网站使用 KeyRelay",
+    "Allow %1": "允许 %1",
+    "&Allow %1": "允许 %1(&A)",
+    "Could not allow %1: %2": "无法允许 %1：%2",
+    "Security": "安全",
+    "Websites (origins) that may use KeyRelay from your browser, separated by commas. Pages on this computer "
+    "(localhost), browser extensions and desktop apps are always allowed.":
+    "可以在浏览器中使用 KeyRelay 的网站（来源），用逗号分隔。本机页面（localhost）、浏览器扩展和桌面应用始终允许。",
+    "Pages on this computer (localhost), browser extensions and desktop apps are always allowed. A blocked website "
+    "shows in the log, where one click allows it.":
+    "本机页面（localhost）、浏览器扩展和桌面应用始终允许。被拦截的网站会显示在日志中，点击一下即可允许。",
+    "Allow any website (not recommended)": "允许任何网站（不推荐）",
+    "Warning: every website open in your browser could then use your API keys and spend your money.":
+    "警告：这样浏览器中打开的任何网站都能使用你的 API 密钥并花费你的钱。",
+    "none: any program on this computer may use KeyRelay": "无：本机任何程序都可以使用 KeyRelay",
+    "When set, clients must send this token as their API key. Required for listening on a network address or "
+    "behind a reverse proxy.":
+    "设置后，客户端必须把此令牌作为 API 密钥发送。在网络地址上监听或位于反向代理之后时必须设置。",
+    "&Generate": "生成(&G)",
+    "Cop&y": "复制(&Y)",
+    "Host names a reverse proxy sends (besides localhost); needs a client token.":
+    "反向代理发送的主机名（localhost 以外）；需要客户端令牌。",
+    "Allowed websites:": "允许的网站：",
+    "Client access token:": "客户端访问令牌：",
+    "Reverse-proxy host names:": "反向代理主机名：",
+    "The client access token must be at least 16 characters without spaces (use Generate).":
+    "客户端访问令牌至少需要 16 个字符且不含空格（可使用“生成”）。",
+    '"%1" is not a website origin.': "“%1”不是网站来源。",
+    "%1 may now use KeyRelay.": "%1 现在可以使用 KeyRelay。",
     "KeyRelay is not running": "KeyRelay 未在运行",
     "KeyRelay: key %1 stopped working": "KeyRelay：密钥 %1 已失效",
     "Problems found at start-up: %1": "启动时发现问题：%1",

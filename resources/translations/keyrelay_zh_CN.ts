@@ -23,6 +23,14 @@
             <source>KeyRelay</source>
             <translation>KeyRelay</translation>
         </message>
+        <message>
+            <source>KeyRelay: key %1 works again</source>
+            <translation>KeyRelay：密钥 %1 已恢复可用</translation>
+        </message>
+        <message>
+            <source>It is back in rotation.</source>
+            <translation>它已重新加入轮换。</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::AutostartManager</name>
@@ -125,6 +133,22 @@
             <source>Test result</source>
             <translation>测试结果</translation>
         </message>
+        <message>
+            <source>rate-limited until %1</source>
+            <translation>限流中，直到 %1</translation>
+        </message>
+        <message>
+            <source>invalid (re-checked %1)</source>
+            <translation>无效（%1 重新检查）</translation>
+        </message>
+        <message>
+            <source>quota used up (re-checked %1)</source>
+            <translation>额度已用完（%1 重新检查）</translation>
+        </message>
+        <message>
+            <source>quota used up</source>
+            <translation>额度已用完</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::KeyTester</name>
@@ -176,7 +200,7 @@
             <translation>无法将密钥移入系统钥匙串（%1）；密钥仍保存在 %2，仅你本人可读。</translation>
         </message>
         <message>
-            <source>No keys yet. Paste your API keys above: KeyRelay then uses them in turn for every request. Until you add one, each client&apos;s own key is passed through unchanged.</source>
+            <source>No keys yet. Paste your API keys above: KeyRelay then uses them in turn for every request. Until you add one, each client's own key is passed through unchanged.</source>
             <translation>还没有密钥。请在上方粘贴你的 API 密钥：KeyRelay 会在每次请求时轮流使用它们。添加密钥之前，各客户端自己的密钥会原样转发。</translation>
         </message>
         <message>
@@ -323,6 +347,22 @@
             <source>Could not write %1: %2</source>
             <translation>无法写入 %1：%2</translation>
         </message>
+        <message>
+            <source>&amp;Allow this website</source>
+            <translation>允许此网站(&amp;A)</translation>
+        </message>
+        <message>
+            <source>Let the website of the selected blocked request use KeyRelay</source>
+            <translation>允许所选被拦截请求的网站使用 KeyRelay</translation>
+        </message>
+        <message>
+            <source>Allow %1</source>
+            <translation>允许 %1</translation>
+        </message>
+        <message>
+            <source>&amp;Allow %1</source>
+            <translation>允许 %1(&amp;A)</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::MainWindow</name>
@@ -393,6 +433,10 @@
         <message>
             <source>● Not running</source>
             <translation>● 未运行</translation>
+        </message>
+        <message>
+            <source>Could not allow %1: %2</source>
+            <translation>无法允许 %1：%2</translation>
         </message>
     </context>
     <context>
@@ -560,6 +604,70 @@
         <message>
             <source>%1 (unchanged)</source>
             <translation>%1（未改变）</translation>
+        </message>
+        <message>
+            <source>Security</source>
+            <translation>安全</translation>
+        </message>
+        <message>
+            <source>Websites (origins) that may use KeyRelay from your browser, separated by commas. Pages on this computer (localhost), browser extensions and desktop apps are always allowed.</source>
+            <translation>可以在浏览器中使用 KeyRelay 的网站（来源），用逗号分隔。本机页面（localhost）、浏览器扩展和桌面应用始终允许。</translation>
+        </message>
+        <message>
+            <source>Pages on this computer (localhost), browser extensions and desktop apps are always allowed. A blocked website shows in the log, where one click allows it.</source>
+            <translation>本机页面（localhost）、浏览器扩展和桌面应用始终允许。被拦截的网站会显示在日志中，点击一下即可允许。</translation>
+        </message>
+        <message>
+            <source>Allow any website (not recommended)</source>
+            <translation>允许任何网站（不推荐）</translation>
+        </message>
+        <message>
+            <source>Warning: every website open in your browser could then use your API keys and spend your money.</source>
+            <translation>警告：这样浏览器中打开的任何网站都能使用你的 API 密钥并花费你的钱。</translation>
+        </message>
+        <message>
+            <source>none: any program on this computer may use KeyRelay</source>
+            <translation>无：本机任何程序都可以使用 KeyRelay</translation>
+        </message>
+        <message>
+            <source>When set, clients must send this token as their API key. Required for listening on a network address or behind a reverse proxy.</source>
+            <translation>设置后，客户端必须把此令牌作为 API 密钥发送。在网络地址上监听或位于反向代理之后时必须设置。</translation>
+        </message>
+        <message>
+            <source>&amp;Generate</source>
+            <translation>生成(&amp;G)</translation>
+        </message>
+        <message>
+            <source>Cop&amp;y</source>
+            <translation>复制(&amp;Y)</translation>
+        </message>
+        <message>
+            <source>Host names a reverse proxy sends (besides localhost); needs a client token.</source>
+            <translation>反向代理发送的主机名（localhost 以外）；需要客户端令牌。</translation>
+        </message>
+        <message>
+            <source>Allowed websites:</source>
+            <translation>允许的网站：</translation>
+        </message>
+        <message>
+            <source>Client access token:</source>
+            <translation>客户端访问令牌：</translation>
+        </message>
+        <message>
+            <source>Reverse-proxy host names:</source>
+            <translation>反向代理主机名：</translation>
+        </message>
+        <message>
+            <source>The client access token must be at least 16 characters without spaces (use Generate).</source>
+            <translation>客户端访问令牌至少需要 16 个字符且不含空格（可使用“生成”）。</translation>
+        </message>
+        <message>
+            <source>"%1" is not a website origin.</source>
+            <translation>“%1”不是网站来源。</translation>
+        </message>
+        <message>
+            <source>%1 may now use KeyRelay.</source>
+            <translation>%1 现在可以使用 KeyRelay。</translation>
         </message>
     </context>
     <context>

@@ -168,11 +168,13 @@ void KeyPool::report(const QString &keyId, const QString &model, KeyVerdict verd
             && (status.health == KeyHealth::Invalid || status.health == KeyHealth::Exhausted
                 || status.health == KeyHealth::RateLimited)) {
             failure = status.lastError;
-            qCWarning(lcKeys).noquote() << "key" << label << "skipped:" << failure;
         }
-        if (recovered)
-            qCInfo(lcKeys).noquote() << "key" << label << "works again";
     }
+    // Logged outside the lock: the log's redaction step reads the key list.
+    if (!failure.isEmpty())
+        qCWarning(lcKeys).noquote() << "key" << label << "skipped:" << failure;
+    if (recovered)
+        qCInfo(lcKeys).noquote() << "key" << label << "works again";
     Q_EMIT keyStatusChanged(index);
     if (!failure.isEmpty())
         Q_EMIT keyFailed(index, label, failure);
@@ -268,6 +270,7 @@ QString KeyPool::keyId(const QString &secret)
 
 void KeyPool::setKeys(const QList<ApiKey> &keys)
 {
+    QStringList secrets;
     {
         QMutexLocker lock(&m_mutex);
         QList<Entry> entries;
@@ -296,10 +299,20 @@ void KeyPool::setKeys(const QList<ApiKey> &keys)
         m_entries = entries;
         if (m_cursor >= m_entries.size())
             m_cursor = 0;
-        qCDebug(lcKeys) << "key pool now holds" << m_entries.size()
-                        << "key(s)"; // headless prints the count itself
+        for (const Entry &entry : std::as_const(m_entries))
+            secrets.append(entry.key.secret);
+    }
+    {
+        QWriteLocker secretsLock(&m_secretsLock);
+        m_secretsSnapshot = secrets;
     }
     Q_EMIT keysChanged();
+}
+
+QStringList KeyPool::secrets() const
+{
+    QReadLocker lock(&m_secretsLock);
+    return m_secretsSnapshot;
 }
 
 QList<ApiKey> KeyPool::keys() const

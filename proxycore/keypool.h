@@ -6,6 +6,7 @@
 #include <QList>
 #include <QMutex>
 #include <QObject>
+#include <QReadWriteLock>
 #include <QSet>
 #include <QString>
 
@@ -90,6 +91,9 @@ public:
     /// Replaces the keys. Counters and health survive for keys that stay (matched by secret).
     void setKeys(const QList<ApiKey> &keys);
     QList<ApiKey> keys() const;
+    /// The secrets alone, under a lock of their own: safe to call while the pool's lock is held (the
+    /// redaction step of every log message uses it).
+    QStringList secrets() const;
     int size() const;
     bool isEmpty() const;
     void setEnabled(int index, bool enabled);
@@ -169,6 +173,8 @@ private:
     int m_cursor = 0;
     quint64 m_passThroughCounter = 0;
     HealthPolicy m_policy;
+    mutable QReadWriteLock m_secretsLock;
+    QStringList m_secretsSnapshot;
     std::function<QDateTime()> m_clock;
 };
 

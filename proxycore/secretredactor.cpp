@@ -34,10 +34,10 @@ QStringList SecretRedactor::configuredSecrets() const
 {
     QStringList secrets;
     if (m_keys) {
-        const QList<ApiKey> keys = m_keys->keys();
-        for (const ApiKey &key : keys) {
-            if (key.secret.size() >= MinSecretLength)
-                secrets.append(key.secret);
+        const QStringList keys = m_keys->secrets();
+        for (const QString &secret : keys) {
+            if (secret.size() >= MinSecretLength)
+                secrets.append(secret);
         }
     }
     {

@@ -1,5 +1,6 @@
 // SecretRedactor: no whole key in any text that leaves the proxy core.
 #include "keypool.h"
+#include "logging.h"
 #include "secretredactor.h"
 
 #include <QtTest>
@@ -36,6 +37,7 @@ private Q_SLOTS:
     void patterns();
     void leavesOrdinaryTextAlone();
     void bodiesMaskOnlyConfiguredSecrets();
+    void logMessagesFromInsideThePoolAreRedactedWithoutDeadlock();
 
 private:
     KeyPool m_pool;
@@ -136,6 +138,36 @@ void tst_SecretRedactor::bodiesMaskOnlyConfiguredSecrets()
     QVERIFY(masked.contains("sk-abcdefghijklmnopqrstuvwxyz is an example"));
     QVERIFY(masked.startsWith("{\"error\":{\"message\":\"key "));
     QCOMPARE(redactor.maskConfiguredSecrets("no secrets here"), QByteArray("no secrets here"));
+}
+
+namespace {
+QStringList g_captured;
+void captureMessage(QtMsgType, const QMessageLogContext &, const QString &message)
+{
+    g_captured.append(message);
+}
+} // namespace
+
+void tst_SecretRedactor::logMessagesFromInsideThePoolAreRedactedWithoutDeadlock()
+{
+    // The pool logs a key that stops working; the redaction step reads the key list. This used to
+    // deadlock the proxy (the pool's lock was held while logging).
+    KeyPool pool;
+    pool.setKeys({ { KeyB, QString(), true } });
+    const SecretRedactor redactor(&pool);
+    g_captured.clear();
+    const QtMessageHandler previous = qInstallMessageHandler(captureMessage);
+    installRedactingMessageHandler(&redactor);
+    QLoggingCategory::setFilterRules(QStringLiteral("keyrelay.keys.info=true\nkeyrelay.keys.warning=true"));
+    pool.report(KeyPool::keyId(KeyB), QString(), keyrelay::KeyVerdict::Invalid, -1,
+                QStringLiteral("401: the key %1 is wrong").arg(KeyB));
+    pool.reportResult(0, 429, 5, QStringLiteral("rate limited"));
+    installRedactingMessageHandler(nullptr);
+    qInstallMessageHandler(previous);
+    QLoggingCategory::setFilterRules(QString());
+    QVERIFY(!g_captured.isEmpty());
+    for (const QString &message : std::as_const(g_captured))
+        QVERIFY2(!message.contains(KeyB), qPrintable(message));
 }
 
 QTEST_GUILESS_MAIN(tst_SecretRedactor)

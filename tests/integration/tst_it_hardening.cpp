@@ -297,8 +297,9 @@ void HardeningTest::nonReadingClientsDoNotHoldMemory()
     // all by now"); without back-pressure 20 x 8 MiB would be held in the proxy within this time.
     QTest::qWait(4000);
     qInfo() << "RSS with 20 stalled clients" << rssKiB(process.processId()) << "KiB";
-    // Every stalled exchange is cut off: its upstream request aborted.
-    QTRY_VERIFY_WITH_TIMEOUT(m_mock->closedConnections().size() >= 20, 20000);
+    // Every exchange is over: cut off when its client stalled (the upstream request aborted), or done
+    // when the whole response fitted into the kernel's socket buffers.
+    QTRY_COMPARE_WITH_TIMEOUT(m_mock->activeResponses(), 0, 30000);
 #if defined(__SANITIZE_ADDRESS__)
     qInfo() << "AddressSanitizer build: its allocator keeps freed memory in quarantine, RSS is not checked";
 #else

@@ -48,10 +48,10 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     m_view->setAlternatingRowColors(true);
     m_view->horizontalHeader()->setStretchLastSection(true);
     m_view->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
-    m_view->setColumnWidth(KeyTableModel::LabelColumn, 140);
+    m_view->setColumnWidth(KeyTableModel::LabelColumn, 120);
     m_view->setColumnWidth(KeyTableModel::KeyColumn, 110);
     m_view->setColumnWidth(KeyTableModel::EnabledColumn, 70);
-    m_view->setColumnWidth(KeyTableModel::StateColumn, 95);
+    m_view->setColumnWidth(KeyTableModel::StateColumn, 210); // "invalid (re-checked 10:37 AM)"
     m_view->setColumnWidth(KeyTableModel::RequestsColumn, 75);
     m_view->setColumnWidth(KeyTableModel::ErrorsColumn, 60);
     m_view->setColumnWidth(KeyTableModel::LastUsedColumn, 130);

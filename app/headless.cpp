@@ -226,6 +226,7 @@ int runHeadless(QCoreApplication &app)
     if (!usage.problem().isEmpty())
         QTextStream(stderr) << "keyrelay: warning: " << usage.problem() << Qt::endl;
     ProxyService service(&keys);
+    service.setUsageStore(&usage);
     installRedactingMessageHandler(&service.redactor());
     QObject::connect(&service, &ProxyService::requestFinished, &usage, [&usage](const RequestRecord &record) {
         if (!record.keyId.isEmpty())

@@ -8,7 +8,9 @@
 #include "proxyexchange.h"
 #include "secretredactor.h"
 #include "upstreampool.h"
+#include "usagestore.h"
 
+#include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QTcpServer>
@@ -299,6 +301,13 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
         connection->sendResponse(200, headers, QJsonDocument(health).toJson(QJsonDocument::Compact));
         return;
     }
+    if (request.target == "/_keyrelay/status" && (request.method == "GET" || request.method == "HEAD")) {
+        HeaderList headers = cors;
+        headers += HeaderList { { "Content-Type", "application/json" } };
+        headers += HeaderList { { "Cache-Control", "no-store" } };
+        connection->sendResponse(200, headers, statusJson());
+        return;
+    }
     auto *exchange = new ProxyExchange(m_nextId++, connection, request, m_config, m_policy, cors, m_keys,
                                        m_upstream, m_redactor, this);
     m_exchanges.insert(exchange);
@@ -317,6 +326,68 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
         checkDrained();
     });
     exchange->start();
+}
+
+QByteArray ProxyServer::statusJson() const
+{
+    QHash<QString, UsageRow> tokensByKey;
+    UsageStore *usage = m_usage.load();
+    if (usage) {
+        const QList<UsageRow> rows = usage->totals(UsageStore::GroupBy::Key);
+        for (const UsageRow &row : rows)
+            tokensByKey.insert(row.keyId, row);
+    }
+    const auto stateName = [](KeyHealth health, bool enabled) {
+        if (!enabled)
+            return QStringLiteral("disabled");
+        switch (health) {
+        case KeyHealth::Ok:
+            return QStringLiteral("ok");
+        case KeyHealth::RateLimited:
+            return QStringLiteral("cooling");
+        case KeyHealth::Invalid:
+            return QStringLiteral("invalid");
+        case KeyHealth::Exhausted:
+            return QStringLiteral("exhausted");
+        case KeyHealth::Unknown:
+            break;
+        }
+        return QStringLiteral("unknown");
+    };
+    QJsonArray keys;
+    const QList<KeyStatus> statuses = m_keys->snapshot();
+    for (const KeyStatus &status : statuses) {
+        const UsageRow tokens = tokensByKey.value(status.id);
+        QJsonObject key;
+        key.insert(QLatin1String("id"), status.id);
+        key.insert(QLatin1String("label"), m_redactor->redact(status.label));
+        key.insert(QLatin1String("masked"), status.masked);
+        key.insert(QLatin1String("state"), stateName(status.health, status.enabled));
+        key.insert(QLatin1String("reason"), m_redactor->redact(status.lastError));
+        key.insert(QLatin1String("until"),
+                   status.health != KeyHealth::Ok && status.coolingUntil.isValid()
+                       ? QJsonValue(status.coolingUntil.toUTC().toString(Qt::ISODate))
+                       : QJsonValue());
+        key.insert(QLatin1String("requests"), qint64(status.requests));
+        key.insert(QLatin1String("errors"), qint64(status.errors));
+        key.insert(QLatin1String("promptTokens"), tokens.promptTokens);
+        key.insert(QLatin1String("completionTokens"), tokens.completionTokens);
+        keys.append(key);
+    }
+    QJsonObject today;
+    if (usage) {
+        const UsageRow row = usage->todayTotal();
+        today.insert(QLatin1String("date"), usage->today().toString(Qt::ISODate));
+        today.insert(QLatin1String("requests"), row.requests);
+        today.insert(QLatin1String("promptTokens"), row.promptTokens);
+        today.insert(QLatin1String("completionTokens"), row.completionTokens);
+        today.insert(QLatin1String("totalTokens"), row.totalTokens);
+    }
+    QJsonObject root;
+    root.insert(QLatin1String("keys"), keys);
+    root.insert(QLatin1String("today"), today);
+    root.insert(QLatin1String("activeRequests"), activeRequests());
+    return QJsonDocument(root).toJson(QJsonDocument::Compact);
 }
 
 void ProxyServer::refuse(HttpConnection *connection, const HttpRequest &request, int status,

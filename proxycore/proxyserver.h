@@ -12,6 +12,7 @@
 #include <QPointer>
 #include <QSet>
 
+#include <atomic>
 #include <memory>
 
 class QTcpServer;
@@ -21,6 +22,7 @@ namespace keyrelay {
 class AccessPolicy;
 class KeyPool;
 class SecretRedactor;
+class UsageStore;
 class ProxyExchange;
 class UpstreamPool;
 
@@ -43,6 +45,8 @@ public:
     /// Replaces the settings for new requests (listen address changes need close() + listen()).
     void setConfig(const ProxyConfig &config);
     ProxyConfig config() const { return *m_config; }
+    /// Where the status endpoint reads token totals (thread-safe store; may be null).
+    void setUsageStore(UsageStore *usage) { m_usage = usage; }
 
     int activeRequests() const { return int(m_exchanges.size()); }
     /// Closes the listeners, lets requests in flight finish for @p graceMs, then cuts them off.
@@ -57,6 +61,8 @@ private:
     void onNewConnection();
     /// Over the connection budget: a 503 on the new connection, then close it.
     void refuseConnection(QTcpSocket *socket);
+    /// GET /_keyrelay/status: every key's state (never the key) and the token totals.
+    QByteArray statusJson() const;
     /// At the cap: closes one idle kept-alive connection to make room. False if none is idle.
     bool closeAnIdleConnection();
     void onRequest(HttpConnection *connection, const HttpRequest &request);
@@ -75,6 +81,7 @@ private:
     std::shared_ptr<const ProxyConfig> m_config;
     std::shared_ptr<const AccessPolicy> m_policy;
     SecretRedactor *m_redactor;
+    std::atomic<UsageStore *> m_usage { nullptr };
     QList<QTcpServer *> m_listeners;
     QSet<ProxyExchange *> m_exchanges;
     QSet<HttpConnection *> m_connections;

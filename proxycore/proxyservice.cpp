@@ -121,3 +121,10 @@ void ProxyService::setState(State state)
 }
 
 } // namespace keyrelay
+
+namespace keyrelay {
+void ProxyService::setUsageStore(UsageStore *usage)
+{
+    m_server->setUsageStore(usage); // an atomic pointer: safe from this thread
+}
+} // namespace keyrelay

@@ -11,6 +11,7 @@
 namespace keyrelay {
 
 class KeyPool;
+class UsageStore;
 class ProxyServer;
 
 /// Owns the proxy thread. Methods are called from the thread that created the service; results come
@@ -43,6 +44,8 @@ public:
     QString clientBaseUrl() const { return m_config.clientBaseUrl(m_port); }
     ProxyConfig config() const { return m_config; }
     int activeRequests() const;
+    /// The usage store whose totals GET /_keyrelay/status reports (thread-safe; may be null).
+    void setUsageStore(UsageStore *usage);
     /// Masks keys, the client token and the proxy password in any text (thread-safe).
     const SecretRedactor &redactor() const { return m_redactor; }
 

@@ -111,6 +111,7 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
         startupProblems << usage.problem();
 
     ProxyService service(&pool);
+    service.setUsageStore(&usage);
     installRedactingMessageHandler(&service.redactor());
     const auto restoreHandler = qScopeGuard([] { installRedactingMessageHandler(nullptr); });
     XdgAutostartManager autostart;

@@ -6,6 +6,9 @@
 #include "usagestore.h"
 
 #include <QElapsedTimer>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QProcess>
 #include <QRegularExpression>
 #include <QTcpServer>
@@ -337,6 +340,28 @@ void HeadlessTest::usageIsBookedPerKeyAndModel()
         QVERIFY(client.waitFinished());
         QCOMPARE(client.status(), 200);
     }
+    // GET /_keyrelay/status: answered by KeyRelay, never forwarded, never a whole key.
+    const int upstreamRequests = m_mock->requestCount();
+    RawClient status;
+    status.send(port, buildRequest("GET", "/_keyrelay/status", port));
+    QVERIFY(status.waitFinished());
+    QCOMPARE(status.status(), 200);
+    QCOMPARE(m_mock->requestCount(), upstreamRequests);
+    QVERIFY2(!status.body().contains(Key1.toUtf8()), status.body().constData());
+    const QJsonObject root = QJsonDocument::fromJson(status.body()).object();
+    const QJsonArray statusKeys = root.value(QStringLiteral("keys")).toArray();
+    QCOMPARE(statusKeys.size(), 1);
+    const QJsonObject key = statusKeys.first().toObject();
+    QCOMPARE(key.value(QStringLiteral("id")).toString(), keyrelay::KeyPool::keyId(Key1));
+    QCOMPARE(key.value(QStringLiteral("state")).toString(), QStringLiteral("ok"));
+    QCOMPARE(key.value(QStringLiteral("requests")).toInt(), 2);
+    QCOMPARE(key.value(QStringLiteral("promptTokens")).toInt(), 22);
+    QCOMPARE(key.value(QStringLiteral("completionTokens")).toInt(), 14);
+    QVERIFY(key.contains(QStringLiteral("masked")) && key.contains(QStringLiteral("label"))
+            && key.contains(QStringLiteral("reason")) && key.contains(QStringLiteral("until"))
+            && key.contains(QStringLiteral("errors")));
+    QCOMPARE(root.value(QStringLiteral("today")).toObject().value(QStringLiteral("totalTokens")).toInt(), 36);
+
     ::kill(pid_t(m_process->processId()), SIGTERM);
     QVERIFY(m_process->waitForFinished(10000));
     QCOMPARE(m_process->exitCode(), 0);

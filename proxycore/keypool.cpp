@@ -1,10 +1,9 @@
 #include "keypool.h"
 
 #include "logging.h"
+#include "openaierror.h"
 
 #include <QCryptographicHash>
-#include <QJsonDocument>
-#include <QJsonObject>
 #include <QRegularExpression>
 
 namespace keyrelay {
@@ -189,12 +188,10 @@ UpstreamVerdict KeyPool::classify(int httpStatus, const QByteArray &body)
         result.verdict = KeyVerdict::Success;
         return result;
     }
-    const QJsonValue error = QJsonDocument::fromJson(body).object().value(QLatin1String("error"));
-    const QJsonObject object = error.toObject();
-    const QString code = object.value(QLatin1String("code")).toString().toLower();
-    const QString type = object.value(QLatin1String("type")).toString().toLower();
-    const QString message
-        = (error.isString() ? error.toString() : object.value(QLatin1String("message")).toString());
+    const OpenAiError error = parseOpenAiError(body);
+    const QString code = error.code.toLower();
+    const QString type = error.type.toLower();
+    const QString &message = error.message;
     const QString text = (code + QLatin1Char(' ') + type + QLatin1Char(' ') + message).toLower();
     result.reason = QStringLiteral("%1%2%3")
                         .arg(httpStatus)

@@ -17,4 +17,14 @@ QByteArray openAiErrorBody(const QString &message, const QString &type, const QS
     return QJsonDocument(root).toJson(QJsonDocument::Compact);
 }
 
+OpenAiError parseOpenAiError(const QByteArray &body)
+{
+    const QJsonValue error = QJsonDocument::fromJson(body).object().value(QLatin1String("error"));
+    if (error.isString())
+        return { error.toString(), QString(), QString() };
+    const QJsonObject object = error.toObject();
+    return { object.value(QLatin1String("message")).toString(),
+             object.value(QLatin1String("type")).toString(), object.value(QLatin1String("code")).toString() };
+}
+
 } // namespace keyrelay

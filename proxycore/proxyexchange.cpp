@@ -671,9 +671,7 @@ void ProxyExchange::complete(const QString &error)
 
 QString ProxyExchange::upstreamErrorMessage(const QByteArray &body, int status)
 {
-    const QJsonValue error = QJsonDocument::fromJson(body).object().value(QLatin1String("error"));
-    QString message
-        = error.isObject() ? error.toObject().value(QLatin1String("message")).toString() : error.toString();
+    QString message = parseOpenAiError(body).message;
     if (message.isEmpty())
         message = QStringLiteral("upstream answered %1 %2")
                       .arg(status)

@@ -1,10 +1,9 @@
 #include "keytester.h"
 
-#include "upstreampath.h"
+#include "openaierror.h"
 #include "uilogging.h"
+#include "upstreampath.h"
 
-#include <QJsonDocument>
-#include <QJsonObject>
 #include <QNetworkAccessManager>
 #include <QNetworkProxyFactory>
 #include <QNetworkReply>
@@ -75,13 +74,7 @@ void KeyTester::onFinished(QNetworkReply *reply)
 
     const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
     const QByteArray body = reply->readAll();
-    QString upstreamMessage;
-    const QJsonDocument document = QJsonDocument::fromJson(body);
-    if (document.isObject()) {
-        const QJsonValue error = document.object().value(QLatin1String("error"));
-        upstreamMessage = error.isObject() ? error.toObject().value(QLatin1String("message")).toString()
-                                           : error.toString();
-    }
+    const QString upstreamMessage = parseOpenAiError(body).message;
     Outcome outcome = Outcome::UpstreamError;
     QString message;
     if (status == 0) {

@@ -56,6 +56,14 @@ private:
     keyrelay::ProxyConfig config() const { return testConfig(m_mock->url()); }
     std::unique_ptr<RawClient> send(const QByteArray &method, const QByteArray &target,
                                     const Headers &headers, const QByteArray &body = QByteArray());
+    /// A browser's CORS preflight for POST /v1/chat/completions, asking for Private Network Access too.
+    std::unique_ptr<RawClient> sendPreflight(const QByteArray &origin)
+    {
+        return send("OPTIONS", "/v1/chat/completions",
+                    { { "Origin", origin },
+                      { "Access-Control-Request-Method", "POST" },
+                      { "Access-Control-Request-Private-Network", "true" } });
+    }
 
     std::unique_ptr<MockUpstream> m_mock;
     std::unique_ptr<ProxyHarness> m_proxy;
@@ -107,10 +115,7 @@ void SecurityTest::evilOriginGetsNothing()
     QFETCH(QByteArray, origin);
     QVERIFY(startProxy(config()));
     // The preflight...
-    auto preflight = send("OPTIONS", "/v1/chat/completions",
-                          { { "Origin", origin },
-                            { "Access-Control-Request-Method", "POST" },
-                            { "Access-Control-Request-Private-Network", "true" } });
+    auto preflight = sendPreflight(origin);
     QVERIFY(preflight->finished());
     QCOMPARE(preflight->status(), 403);
     for (const auto &header : preflight->headers())
@@ -161,10 +166,7 @@ void SecurityTest::trustedOriginsEchoed()
 {
     QFETCH(QByteArray, origin);
     QVERIFY(startProxy(config()));
-    auto preflight = send("OPTIONS", "/v1/chat/completions",
-                          { { "Origin", origin },
-                            { "Access-Control-Request-Method", "POST" },
-                            { "Access-Control-Request-Private-Network", "true" } });
+    auto preflight = sendPreflight(origin);
     QCOMPARE(preflight->status(), 204);
     QCOMPARE(preflight->header("Access-Control-Allow-Origin"), origin);
     QCOMPARE(preflight->header("Access-Control-Allow-Private-Network"), QByteArray("true"));

@@ -171,35 +171,23 @@ QString MessageRewriter::modelOf(const QByteArray &body)
     return document.isObject() ? document.object().value(QLatin1String("model")).toString() : QString();
 }
 
-MessageRewriter::Result MessageRewriter::rewrite(const QByteArray &body, const RewriteOptions &options)
+namespace {
+
+/// The reorder rule on an accepted document; @p out gets the new body. False when it does not apply.
+bool reorderMessages(const QByteArray &body, const QJsonObject &root, const RewriteOptions &options,
+                     QByteArray *out)
 {
-    Result result;
-    QJsonParseError parseError {};
-    const QJsonDocument document = QJsonDocument::fromJson(body, &parseError);
-    if (parseError.error != QJsonParseError::NoError) {
-        result.outcome = Outcome::InvalidJson;
-        result.error = QStringLiteral("request body is not valid JSON: %1 at offset %2")
-                           .arg(parseError.errorString())
-                           .arg(parseError.offset);
-        return result;
-    }
-    if (!document.isObject())
-        return result;
-    const QJsonObject root = document.object();
-    result.model = root.value(QLatin1String("model")).toString();
-    if (!options.enabled)
-        return result;
     // Qt 6.4 drops a raw U+FEFF at the start of JSON strings, so what QJsonDocument says about roles
     // (and any re-serialised body) would differ from the bytes: leave such bodies alone.
     if (body.contains("\xEF\xBB\xBF"))
-        return result;
+        return false;
     const QJsonValue messagesValue = root.value(QLatin1String("messages"));
     if (!messagesValue.isArray())
-        return result;
+        return false;
     const QJsonArray messages = messagesValue.toArray();
     const qsizetype count = messages.size();
     if (options.depth < 1 || count <= options.threshold || count - 1 <= options.depth)
-        return result;
+        return false;
     const QJsonValue first = messages.at(0);
     if (!first.isObject()
         || first.toObject()
@@ -207,7 +195,7 @@ MessageRewriter::Result MessageRewriter::rewrite(const QByteArray &body, const R
                 .toString()
                 .compare(QLatin1String("system"), Qt::CaseInsensitive)
             != 0) {
-        return result;
+        return false;
     }
 
     // The new order: everything before the last `depth` messages, the system message, then those.
@@ -225,19 +213,18 @@ MessageRewriter::Result MessageRewriter::rewrite(const QByteArray &body, const R
     QList<Span> elements;
     if (scanner.findMember("messages", &array) && scanner.elements(array, &elements)
         && elements.size() == count) {
-        QByteArray out;
-        out.reserve(body.size());
-        out.append(body.constData(), elements.first().begin);
+        out->clear();
+        out->reserve(body.size());
+        out->append(body.constData(), elements.first().begin);
         for (qsizetype slot = 0; slot < count; ++slot) {
             const Span &source = elements.at(order.at(slot));
-            out.append(body.constData() + source.begin, source.end - source.begin);
+            out->append(body.constData() + source.begin, source.end - source.begin);
             // keep the original separator that followed this slot
             const qsizetype gapBegin = elements.at(slot).end;
             const qsizetype gapEnd = slot + 1 < count ? elements.at(slot + 1).begin : elements.last().end;
-            out.append(body.constData() + gapBegin, gapEnd - gapBegin);
+            out->append(body.constData() + gapBegin, gapEnd - gapBegin);
         }
-        out.append(body.constData() + elements.last().end, body.size() - elements.last().end);
-        result.body = out;
+        out->append(body.constData() + elements.last().end, body.size() - elements.last().end);
     } else {
         // Unusual spelling (e.g. an escaped key): fall back to re-serialising the document.
         qCDebug(lcRewrite) << "byte-level rewrite not possible, re-serialising the body";
@@ -246,10 +233,89 @@ MessageRewriter::Result MessageRewriter::rewrite(const QByteArray &body, const R
             reordered.append(messages.at(index));
         QJsonObject copy = root;
         copy.insert(QLatin1String("messages"), reordered);
-        result.body = QJsonDocument(copy).toJson(QJsonDocument::Compact);
+        *out = QJsonDocument(copy).toJson(QJsonDocument::Compact);
     }
-    result.outcome = Outcome::Rewritten;
     qCDebug(lcRewrite) << "moved the system message of" << count << "messages to index" << (movedTo - 1);
+    return true;
+}
+
+/// requestStreamUsage() on an accepted document whose members are @p root.
+bool addStreamUsage(const QJsonObject &root, QByteArray *body)
+{
+    const QJsonValue stream = root.value(QLatin1String("stream"));
+    if (!stream.isBool() || !stream.toBool())
+        return false;
+    const QJsonValue options = root.value(QLatin1String("stream_options"));
+    if (options.isObject() && options.toObject().value(QLatin1String("include_usage")).toBool())
+        return false; // the client asked for usage itself
+    const JsonScanner scanner(*body);
+    if (!options.isUndefined()) {
+        Span span;
+        if (!scanner.findMember("stream_options", &span))
+            return false;
+        if (!options.isObject()) { // e.g. null
+            body->replace(span.begin, span.end - span.begin, "{\"include_usage\":true}");
+            return true;
+        }
+        const QByteArray inner = body->mid(span.begin, span.end - span.begin);
+        const JsonScanner innerScanner(inner);
+        Span member;
+        if (innerScanner.findMember("include_usage", &member)) { // false, null, 0...
+            body->replace(span.begin + member.begin, member.end - member.begin, "true");
+            return true;
+        }
+        qsizetype pos = 1;
+        innerScanner.skipSpace(pos);
+        const bool empty = pos < inner.size() && inner.at(pos) == '}';
+        body->insert(span.begin + 1, empty ? "\"include_usage\":true" : "\"include_usage\":true,");
+        return true;
+    }
+    qsizetype last = body->size() - 1;
+    while (last >= 0 && isJsonSpace(body->at(last)))
+        --last;
+    if (last < 0 || body->at(last) != '}')
+        return false;
+    body->insert(last, ",\"stream_options\":{\"include_usage\":true}");
+    return true;
+}
+
+} // namespace
+
+bool MessageRewriter::requestStreamUsage(QByteArray *body)
+{
+    const QJsonDocument document = QJsonDocument::fromJson(*body);
+    return document.isObject() && addStreamUsage(document.object(), body);
+}
+
+MessageRewriter::Result MessageRewriter::rewrite(const QByteArray &body, const RewriteOptions &options)
+{
+    Result result;
+    QJsonParseError parseError {};
+    const QJsonDocument document = QJsonDocument::fromJson(body, &parseError);
+    if (parseError.error != QJsonParseError::NoError) {
+        result.outcome = Outcome::InvalidJson;
+        result.error = QStringLiteral("request body is not valid JSON: %1 at offset %2")
+                           .arg(parseError.errorString())
+                           .arg(parseError.offset);
+        return result;
+    }
+    if (!document.isObject())
+        return result;
+    const QJsonObject root = document.object();
+    result.model = root.value(QLatin1String("model")).toString();
+    if (options.enabled)
+        result.reordered = reorderMessages(body, root, options, &result.body);
+    if (options.requestStreamUsage) {
+        QByteArray withUsage = result.reordered ? result.body : body;
+        if (addStreamUsage(root, &withUsage)) {
+            result.body = withUsage;
+            result.usageRequested = true;
+        }
+    }
+    if (result.reordered || result.usageRequested)
+        result.outcome = Outcome::Rewritten;
+    else
+        result.body.clear();
     return result;
 }
 

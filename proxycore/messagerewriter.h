@@ -11,6 +11,9 @@ struct RewriteOptions
     bool enabled = true;
     int threshold = 4; ///< rewrite only when there are more messages than this
     int depth = 3; ///< how many messages follow the system message afterwards
+    /// Streamed requests that do not ask for usage get "stream_options":{"include_usage":true}, so
+    /// that KeyRelay can count their tokens (StreamUsageFilter takes the extra chunk out again).
+    bool requestStreamUsage = false;
 };
 
 class MessageRewriter
@@ -28,6 +31,8 @@ public:
         QByteArray body; ///< the new body when Rewritten, else empty
         QString model; ///< the request's "model", when the body is a JSON object
         QString error;
+        bool reordered = false; ///< the system message was moved
+        bool usageRequested = false; ///< stream_options.include_usage was added (or set to true)
     };
 
     /// True for POST requests to .../chat/completions.
@@ -38,6 +43,11 @@ public:
     /// Only the order of the array's elements changes: every other byte of the body (key order,
     /// number spelling, whitespace, escapes) is kept as it was.
     static Result rewrite(const QByteArray &body, const RewriteOptions &options);
+
+    /// Adds "stream_options":{"include_usage":true} to a JSON object @p body that has "stream": true
+    /// and does not already ask for usage; every other byte is kept. Returns false (and leaves @p body)
+    /// when nothing needs adding or the body is not such an object.
+    static bool requestStreamUsage(QByteArray *body);
 
     /// The "model" member of a JSON object body, or an empty string.
     static QString modelOf(const QByteArray &body);

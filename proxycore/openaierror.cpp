@@ -1,5 +1,7 @@
 #include "openaierror.h"
 
+#include "httpconnection.h"
+
 #include <QJsonDocument>
 #include <QJsonObject>
 
@@ -25,6 +27,16 @@ OpenAiError parseOpenAiError(const QByteArray &body)
     const QJsonObject object = error.toObject();
     return { object.value(QLatin1String("message")).toString(),
              object.value(QLatin1String("type")).toString(), object.value(QLatin1String("code")).toString() };
+}
+
+QString upstreamErrorMessage(const QByteArray &body, int status)
+{
+    QString message = parseOpenAiError(body).message;
+    if (message.isEmpty())
+        message = QStringLiteral("upstream answered %1 %2")
+                      .arg(status)
+                      .arg(QString::fromLatin1(HttpConnection::reasonPhrase(status)));
+    return message.left(500);
 }
 
 } // namespace keyrelay

@@ -19,4 +19,8 @@ struct OpenAiError
 /// absent (or a body that is not such JSON) give empty strings.
 OpenAiError parseOpenAiError(const QByteArray &body);
 
+/// For the log: the "error.message" of an upstream error body, or "upstream answered 503 Service
+/// Unavailable" when it has none (at most 500 characters).
+QString upstreamErrorMessage(const QByteArray &body, int status);
+
 } // namespace keyrelay

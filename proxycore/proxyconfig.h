@@ -37,6 +37,12 @@ struct ProxyConfig
     int recheckInvalidSec = 300; ///< [health] an invalid key is tried again after this long
     int recheckExhaustedSec = 3600; ///< [health] a key out of quota is tried again after this long
     int maxAttempts = 3; ///< [health] keys tried for one request before the client sees the answer
+    /// [health] requests one key may have in flight at once; 0 = no limit. When every key is at its
+    /// limit, a request waits (up to connectTimeoutSec) for one to free up.
+    int maxConcurrentPerKey = 0;
+    /// [usage] streamed chat requests that do not ask for usage get stream_options.include_usage, so
+    /// their tokens are counted; the extra chunk is taken out of the client's stream again.
+    bool requestStreamUsage = true;
 
     /// Human-readable problems; empty when the configuration can be used.
     QStringList validate() const;

@@ -1,10 +1,12 @@
 #include "proxyexchange.h"
 
 #include "accesspolicy.h"
+#include "headerpolicy.h"
 #include "logging.h"
 #include "messagerewriter.h"
 #include "openaierror.h"
 #include "secretredactor.h"
+#include "tokenusage.h"
 #include "upstreampath.h"
 #include "upstreampool.h"
 
@@ -27,26 +29,6 @@ constexpr qint64 MaxCapturedJson = 4 * 1024 * 1024;
 constexpr qint64 CapturedStreamTail = 64 * 1024;
 constexpr qint64 MaxModelScanBytes = 4 * 1024 * 1024;
 constexpr qint64 MaxHeldErrorBody = 1024 * 1024;
-
-bool isHopByHop(const QByteArray &lowerName)
-{
-    return lowerName == "connection" || lowerName == "keep-alive" || lowerName == "proxy-connection"
-        || lowerName == "proxy-authenticate" || lowerName == "proxy-authorization" || lowerName == "te"
-        || lowerName == "trailer" || lowerName == "trailers" || lowerName == "transfer-encoding"
-        || lowerName == "upgrade";
-}
-
-QSet<QByteArray> namedInConnection(const QByteArray &connectionHeader)
-{
-    QSet<QByteArray> names;
-    const QList<QByteArray> parts = connectionHeader.split(',');
-    for (const QByteArray &part : parts) {
-        const QByteArray name = part.trimmed().toLower();
-        if (!name.isEmpty() && name != "close" && name != "keep-alive")
-            names.insert(name);
-    }
-    return names;
-}
 
 QByteArray defaultUserAgent()
 {
@@ -85,25 +67,18 @@ void ProxyExchange::start()
 
     // Which key: the pool's, or in pass-through mode the client's own. KeyRelay's client access token
     // is never a key and never goes upstream.
-    QByteArray authorization = m_request.header("Authorization").trimmed();
-    if (authorization.toLower().startsWith("bearer "))
-        authorization = authorization.mid(7).trimmed();
-    if (!authorization.isEmpty() && !m_policy->isToken(authorization))
-        m_clientKey = QString::fromUtf8(authorization);
-    for (const char *name : { "api-key", "x-api-key" }) {
-        const QByteArray value = m_request.header(name).trimmed();
-        if (m_clientKey.isEmpty() && !value.isEmpty() && !m_policy->isToken(value)) {
-            m_clientKey = QString::fromUtf8(value);
-            m_clientUsedApiKeyHeader = true;
-        }
-    }
+    const AccessPolicy &policy = *m_policy;
+    m_clientKey = QString::fromUtf8(HeaderPolicy::clientCredential(
+        m_request, [&policy](const QByteArray &value) { return policy.isToken(value); },
+        &m_clientUsedApiKeyHeader));
 
     // The body: rewrite chat conversations, read the model for the log.
     m_body = m_request.body;
     const QString pathOnly = m_record.path.section(QLatin1Char('?'), 0, 0);
     const bool isChat = MessageRewriter::appliesTo(m_request.method, pathOnly);
     if (isChat) {
-        const RewriteOptions options { config.reorderEnabled, config.reorderThreshold, config.reorderDepth };
+        const RewriteOptions options { config.reorderEnabled, config.reorderThreshold, config.reorderDepth,
+                                       config.requestStreamUsage };
         const MessageRewriter::Result result = MessageRewriter::rewrite(m_body, options);
         m_record.model = result.model;
         if (result.outcome == MessageRewriter::Outcome::InvalidJson && config.reorderEnabled) {
@@ -112,8 +87,19 @@ void ProxyExchange::start()
             return;
         }
         if (result.outcome == MessageRewriter::Outcome::Rewritten) {
+            if (result.usageRequested) {
+                // Kept for an upstream that rejects stream_options: the request goes again without it.
+                m_bodyWithoutUsage = m_body;
+                if (result.reordered) {
+                    const MessageRewriter::Result reorderOnly = MessageRewriter::rewrite(
+                        m_body,
+                        { config.reorderEnabled, config.reorderThreshold, config.reorderDepth, false });
+                    m_bodyWithoutUsage = reorderOnly.body;
+                }
+            }
             m_body = result.body;
-            m_record.rewritten = true;
+            m_record.rewritten = result.reordered;
+            m_usageRequested = result.usageRequested;
         }
     } else if (!m_body.isEmpty() && m_body.size() <= MaxModelScanBytes
                && m_request.header("Content-Type").toLower().contains("json")) {
@@ -121,34 +107,11 @@ void ProxyExchange::start()
     }
 
     // Where it goes.
-    if (!m_request.target.startsWith('/')) {
-        respondWithError(400, QStringLiteral("request target must be a path"),
-                         QStringLiteral("invalid_request_error"), QStringLiteral("bad_request"));
-        return;
-    }
-    const QByteArray target = m_request.target;
-    const qsizetype queryAt = target.indexOf('?');
-    // The path stays percent-encoded as the client sent it: decoding would turn "%2F" into a real "/"
-    // and change which resource the upstream sees (e.g. "/v1/models/org%2Fmodel").
-    QString clientPath;
-    if (!UpstreamPath::resolveDotSegments(QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt)),
-                                          &clientPath)) {
-        respondWithError(
-            400,
-            QStringLiteral(
-                "request path is malformed (a bad %-escape) or climbs above the API root (\"..\")"),
-            QStringLiteral("invalid_request_error"), QStringLiteral("bad_path"));
-        return;
-    }
-    m_upstreamUrl = config.upstream;
-    m_upstreamUrl.setPath(
-        UpstreamPath::join(config.upstream.path(QUrl::FullyEncoded), clientPath, config.stripPrefixes),
-        QUrl::TolerantMode);
-    if (queryAt >= 0)
-        m_upstreamUrl.setQuery(QString::fromUtf8(target.mid(queryAt + 1)), QUrl::StrictMode);
-    if (!m_upstreamUrl.isValid()) {
-        respondWithError(400, QStringLiteral("request path is not a valid URL path"),
-                         QStringLiteral("invalid_request_error"), QStringLiteral("bad_request"));
+    QString pathError;
+    QString pathErrorCode;
+    if (!UpstreamPath::mapTarget(config.upstream, m_request.target, config.stripPrefixes, &m_upstreamUrl,
+                                 &pathError, &pathErrorCode)) {
+        respondWithError(400, pathError, QStringLiteral("invalid_request_error"), pathErrorCode);
         return;
     }
 
@@ -184,24 +147,9 @@ void ProxyExchange::start()
 QNetworkRequest ProxyExchange::buildUpstreamRequest() const
 {
     QNetworkRequest request(m_upstreamUrl);
-    const QSet<QByteArray> connectionNamed = namedInConnection(m_request.header("Connection"));
-    bool hasUserAgent = false;
-    for (const auto &header : m_request.headers) {
-        const QByteArray name = header.first.toLower();
-        if (isHopByHop(name) || connectionNamed.contains(name) || name == "host" || name == "expect"
-            || name == "content-length" || name == "authorization" || name == "api-key" || name == "x-api-key"
-            || name == "accept-encoding") {
-            continue;
-        }
-        if (name == "user-agent")
-            hasUserAgent = !header.second.isEmpty();
-        // Repeated headers are joined, as HTTP allows for list-valued fields.
-        const QByteArray existing = request.rawHeader(header.first);
-        request.setRawHeader(header.first,
-                             existing.isEmpty() ? header.second : existing + ", " + header.second);
-    }
-    if (!hasUserAgent)
-        request.setRawHeader("User-Agent", defaultUserAgent());
+    const HeaderList headers = HeaderPolicy::forUpstream(m_request.headers, defaultUserAgent());
+    for (const auto &header : headers)
+        request.setRawHeader(header.first, header.second);
     if (m_lease.isValid()) {
         if (m_clientUsedApiKeyHeader)
             request.setRawHeader("api-key", m_lease.secret.toUtf8());
@@ -296,26 +244,7 @@ void ProxyExchange::onStallCheck()
 
 HeaderList ProxyExchange::responseHeaders() const
 {
-    HeaderList headers;
-    const QSet<QByteArray> connectionNamed = namedInConnection(m_reply->rawHeader("Connection"));
-    const auto pairs = m_reply->rawHeaderPairs();
-    headers.reserve(pairs.size() + 2);
-    for (const auto &pair : pairs) {
-        const QByteArray name = pair.first.toLower();
-        if (isHopByHop(name) || connectionNamed.contains(name) || name == "content-length"
-            || name == "content-encoding" || name.startsWith("access-control-")) {
-            continue;
-        }
-        if (name == "set-cookie") { // QNetworkReply joins repeated Set-Cookie headers with newlines
-            const QList<QByteArray> cookies = pair.second.split('\n');
-            for (const QByteArray &cookie : cookies)
-                headers.append({ pair.first, cookie });
-            continue;
-        }
-        headers.append(pair);
-    }
-    headers += m_corsHeaders;
-    return headers;
+    return HeaderPolicy::forClient(m_reply->rawHeaderPairs(), m_corsHeaders);
 }
 
 qint64 ProxyExchange::headContentLength() const
@@ -348,6 +277,8 @@ void ProxyExchange::onUpstreamHeaders()
     const QByteArray contentType = m_reply->rawHeader("Content-Type").toLower();
     m_record.streamed = contentType.startsWith("text/event-stream");
     m_holdingError = status >= 400 && !m_record.streamed && m_request.method != "HEAD";
+    if (m_usageRequested && m_record.streamed && status < 400)
+        m_usageFilter.emplace();
     if (!m_holdingError && !m_lease.keyId.isEmpty()) {
         // Decided on the status alone (success, a stream, HEAD): book it now.
         const UpstreamVerdict verdict = KeyPool::classify(status, QByteArray());
@@ -399,7 +330,7 @@ void ProxyExchange::pump()
                 releaseHeldError(false);
             continue;
         }
-        m_client->writeBody(m_maskChunks ? m_redactor->maskConfiguredSecrets(data) : data);
+        forward(data);
     }
     // Watch a client that has bytes waiting: one that takes nothing for ClientStallMs is cut off.
     if (m_client->pendingOutput() > 0) {
@@ -415,6 +346,8 @@ void ProxyExchange::pump()
             onHeldErrorComplete();
             return;
         }
+        if (m_usageFilter)
+            m_client->writeBody(m_usageFilter->finish());
         complete();
     }
 }
@@ -429,8 +362,35 @@ qint64 ProxyExchange::retryAfterMs() const
     return result;
 }
 
+void ProxyExchange::forward(const QByteArray &data)
+{
+    QByteArray out = m_maskChunks ? m_redactor->maskConfiguredSecrets(data) : data;
+    if (m_usageFilter)
+        out = m_usageFilter->feed(out);
+    if (!out.isEmpty())
+        m_client->writeBody(out);
+}
+
+bool ProxyExchange::resendWithoutStreamUsage()
+{
+    if (!m_usageRequested || (m_record.status != 400 && m_record.status != 422)
+        || !m_heldError.contains("stream_options")) {
+        return false;
+    }
+    qCInfo(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
+                                << "- the upstream does not take stream_options; sending the request as the "
+                                   "client wrote it (no token counts for this stream)";
+    m_usageRequested = false;
+    m_body = m_bodyWithoutUsage;
+    m_bodyWithoutUsage.clear();
+    resend();
+    return true;
+}
+
 void ProxyExchange::onHeldErrorComplete()
 {
+    if (resendWithoutStreamUsage())
+        return;
     if (!m_lease.keyId.isEmpty()) {
         const UpstreamVerdict verdict = KeyPool::classify(m_record.status, m_heldError);
         m_verdicts.append({ m_lease.keyId, verdict.verdict, retryAfterMs(), verdict.reason });
@@ -458,6 +418,14 @@ bool ProxyExchange::retryWithNextKey(const QString &why)
         return false;
     qCInfo(lcForward).noquote() << "key" << m_lease.label << "-" << m_redactor->redact(why)
                                 << "- retrying with key" << next.label;
+    m_lease = next;
+    ++m_record.attempts;
+    resend();
+    return true;
+}
+
+void ProxyExchange::resend()
+{
     dropReply();
     // Back to "nothing sent to the client yet": the (possibly rewritten) body is replayed exactly.
     m_headSent = false;
@@ -466,15 +434,13 @@ bool ProxyExchange::retryWithNextKey(const QString &why)
     m_upstreamDone = false;
     m_heldError.clear();
     m_captured.clear();
+    m_usageFilter.reset();
     m_timeout = Timeout::None;
     m_record.streamed = false;
     m_record.status = 0;
-    m_lease = next;
-    ++m_record.attempts;
     m_record.keyLabel = m_lease.label;
     m_record.keyId = m_lease.keyId;
     sendUpstream();
-    return true;
 }
 
 void ProxyExchange::commitVerdicts(bool succeeded)
@@ -569,8 +535,11 @@ void ProxyExchange::onUpstreamFinished()
             const QByteArray rest
                 = m_reply->isOpen() ? m_reply->readAll() : QByteArray(); // closed after abort()
             capture(rest);
-            if (!m_holdingError) // a held error's head was never sent: just drop the connection
-                m_client->writeBody(m_maskChunks ? m_redactor->maskConfiguredSecrets(rest) : rest);
+            if (!m_holdingError) { // a held error's head was never sent: just drop the connection
+                forward(rest);
+                if (m_usageFilter)
+                    m_client->writeBody(m_usageFilter->finish());
+            }
             m_client->abortResponse();
         }
         complete(QStringLiteral("response cut off: %1").arg(reason));
@@ -659,62 +628,16 @@ void ProxyExchange::complete(const QString &error)
     if (m_record.error.isEmpty())
         m_record.error = error;
     m_record.durationMs = m_clock.elapsed();
-    if (!m_captured.isEmpty()) {
-        parseUsage(m_captured, m_record.streamed, &m_record.promptTokens, &m_record.completionTokens,
-                   &m_record.totalTokens);
+    TokenUsage usage;
+    if (!m_captured.isEmpty() && parseTokenUsage(m_captured, m_record.streamed, &usage)) {
+        m_record.promptTokens = usage.prompt;
+        m_record.completionTokens = usage.completion;
+        m_record.totalTokens = usage.total;
     }
     if (m_record.error.isEmpty() && m_record.status >= 400) // the upstream's own explanation, for the log
         m_record.error = upstreamErrorMessage(m_captured, m_record.status);
     Q_EMIT finished(m_record);
     deleteLater();
-}
-
-QString ProxyExchange::upstreamErrorMessage(const QByteArray &body, int status)
-{
-    QString message = parseOpenAiError(body).message;
-    if (message.isEmpty())
-        message = QStringLiteral("upstream answered %1 %2")
-                      .arg(status)
-                      .arg(QString::fromLatin1(HttpConnection::reasonPhrase(status)));
-    return message.left(500);
-}
-
-bool ProxyExchange::parseUsage(const QByteArray &data, bool eventStream, qint64 *prompt, qint64 *completion,
-                               qint64 *total)
-{
-    const auto fromObject = [&](const QJsonObject &root) {
-        QJsonObject usage = root.value(QLatin1String("usage")).toObject();
-        if (usage.isEmpty()) // Responses API streams: {"type":"response.completed","response":{"usage":...}}
-            usage = root.value(QLatin1String("response")).toObject().value(QLatin1String("usage")).toObject();
-        if (usage.isEmpty())
-            return false;
-        const auto number = [&](const char *a, const char *b) {
-            QJsonValue value = usage.value(QLatin1String(a));
-            if (value.isUndefined())
-                value = usage.value(QLatin1String(b));
-            return value.isDouble() ? qint64(value.toDouble()) : qint64(-1);
-        };
-        *prompt = number("prompt_tokens", "input_tokens");
-        *completion = number("completion_tokens", "output_tokens");
-        *total = usage.value(QLatin1String("total_tokens")).isDouble()
-            ? qint64(usage.value(QLatin1String("total_tokens")).toDouble())
-            : (*prompt >= 0 && *completion >= 0 ? *prompt + *completion : -1);
-        return *total >= 0 || *prompt >= 0;
-    };
-    if (!eventStream) {
-        const QJsonDocument document = QJsonDocument::fromJson(data);
-        return document.isObject() && fromObject(document.object());
-    }
-    const QList<QByteArray> lines = data.split('\n');
-    for (qsizetype i = lines.size() - 1; i >= 0; --i) {
-        const QByteArray line = lines.at(i).trimmed();
-        if (!line.startsWith("data:") || !line.contains("usage"))
-            continue;
-        const QJsonDocument document = QJsonDocument::fromJson(line.mid(5).trimmed());
-        if (document.isObject() && fromObject(document.object()))
-            return true;
-    }
-    return false;
 }
 
 } // namespace keyrelay

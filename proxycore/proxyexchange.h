@@ -5,6 +5,7 @@
 #include "keypool.h"
 #include "proxyconfig.h"
 #include "requestrecord.h"
+#include "tokenusage.h"
 
 #include <QBasicTimer>
 #include <QElapsedTimer>
@@ -14,6 +15,7 @@
 #include <QSet>
 
 #include <memory>
+#include <optional>
 
 class QNetworkAccessManager;
 
@@ -41,12 +43,6 @@ public:
     /// Ends the exchange now (shutdown): the client gets an error or a cut-off stream.
     void abort(const QString &reason);
 
-    /// Reads "usage" token counts from a JSON body or the tail of an event stream.
-    /// The "error.message" of an upstream error body, or a description of @p status.
-    static QString upstreamErrorMessage(const QByteArray &body, int status);
-    static bool parseUsage(const QByteArray &data, bool eventStream, qint64 *prompt, qint64 *completion,
-                           qint64 *total);
-
 Q_SIGNALS:
     void finished(const keyrelay::RequestRecord &record);
 
@@ -71,6 +67,10 @@ private:
                           const HeaderList &extraHeaders = {});
     /// Tries the next key for the same request (before the client saw anything). False if none may.
     bool retryWithNextKey(const QString &why);
+    /// Back to "nothing sent to the client yet" and the request sent again with m_lease.
+    void resend();
+    /// An upstream that rejects the stream_options KeyRelay added gets the client's request as it was.
+    bool resendWithoutStreamUsage();
     /// Books what this request taught about the keys it used (see the shared-failure rule).
     void commitVerdicts(bool succeeded);
     /// Decides on a complete held-back error: another key, or the answer goes to the client.
@@ -81,6 +81,8 @@ private:
     HeaderList responseHeaders() const;
     qint64 headContentLength() const;
     void capture(const QByteArray &data);
+    /// Sends response body bytes to the client (masked / filtered as this response needs).
+    void forward(const QByteArray &data);
     /// Sends a held-back upstream error response, with every configured secret in it masked.
     /// @p whole: the body is complete (sent with its Content-Length); otherwise the rest follows masked.
     void releaseHeldError(bool whole);
@@ -95,6 +97,9 @@ private:
     const SecretRedactor *m_redactor;
 
     QByteArray m_body; ///< what goes upstream (rewritten or original)
+    bool m_usageRequested = false; ///< m_body asks for stream usage that the client did not ask for
+    QByteArray m_bodyWithoutUsage; ///< m_body without that (for an upstream that rejects it)
+    std::optional<StreamUsageFilter> m_usageFilter; ///< takes the extra usage chunk out of the stream
     QString m_clientKey;
     bool m_clientUsedApiKeyHeader = false;
     KeyLease m_lease;

@@ -119,6 +119,8 @@ const std::array<SettingSpec, size_t(Setting::Count)> &specs()
         { Setting::RecheckInvalidSec, "health/recheckInvalidSec", 300, intRange(1, 365 * 86400) },
         { Setting::RecheckExhaustedSec, "health/recheckExhaustedSec", 3600, intRange(1, 365 * 86400) },
         { Setting::MaxAttempts, "health/maxAttempts", 3, intRange(1, 20) },
+        { Setting::MaxConcurrentPerKey, "health/maxConcurrentPerKey", 0, intRange(0, 100000) },
+        { Setting::RequestStreamUsage, "usage/includeStreamUsage", true, toBool },
         { Setting::AllowedOrigins, "security/allowedOrigins", QStringList(),
           stringList([](const QString &entry) { return AccessPolicy::isValidOriginEntry(entry); }) },
         { Setting::AllowAnyWebsite, "security/allowAnyWebsite", false, toBool },
@@ -301,6 +303,8 @@ ProxyConfig SettingsRegistry::proxyConfig() const
     config.recheckInvalidSec = value(Setting::RecheckInvalidSec).toInt();
     config.recheckExhaustedSec = value(Setting::RecheckExhaustedSec).toInt();
     config.maxAttempts = value(Setting::MaxAttempts).toInt();
+    config.maxConcurrentPerKey = value(Setting::MaxConcurrentPerKey).toInt();
+    config.requestStreamUsage = value(Setting::RequestStreamUsage).toBool();
     config.allowedOrigins = value(Setting::AllowedOrigins).toStringList();
     config.allowAnyWebsite = value(Setting::AllowAnyWebsite).toBool();
     config.clientToken = value(Setting::ClientToken).toString();
@@ -327,6 +331,8 @@ void SettingsRegistry::setProxyConfig(const ProxyConfig &config)
     setValue(Setting::RecheckInvalidSec, config.recheckInvalidSec);
     setValue(Setting::RecheckExhaustedSec, config.recheckExhaustedSec);
     setValue(Setting::MaxAttempts, config.maxAttempts);
+    setValue(Setting::MaxConcurrentPerKey, config.maxConcurrentPerKey);
+    setValue(Setting::RequestStreamUsage, config.requestStreamUsage);
     setValue(Setting::AllowedOrigins, config.allowedOrigins);
     setValue(Setting::AllowAnyWebsite, config.allowAnyWebsite);
     setValue(Setting::ClientToken, config.clientToken);

@@ -32,6 +32,8 @@ enum class Setting {
     RecheckInvalidSec,
     RecheckExhaustedSec,
     MaxAttempts,
+    MaxConcurrentPerKey,
+    RequestStreamUsage,
     AllowedOrigins,
     AllowAnyWebsite,
     ClientToken,

@@ -81,4 +81,45 @@ bool resolveDotSegments(const QString &path, QString *resolved)
     return true;
 }
 
+bool mapTarget(const QUrl &base, const QByteArray &target, const QStringList &stripPrefixes, QUrl *url,
+               QString *error, QString *errorCode)
+{
+    *errorCode = QStringLiteral("bad_request");
+    if (!target.startsWith('/')) {
+        *error = QStringLiteral("request target must be a path");
+        return false;
+    }
+    const qsizetype queryAt = target.indexOf('?');
+    QString clientPath;
+    if (!resolveDotSegments(QString::fromUtf8(queryAt < 0 ? target : target.left(queryAt)), &clientPath)) {
+        *error = QStringLiteral(
+            "request path is malformed (a bad %-escape) or climbs above the API root (\"..\")");
+        *errorCode = QStringLiteral("bad_path");
+        return false;
+    }
+    QUrl result = base;
+    result.setPath(join(base.path(QUrl::FullyEncoded), clientPath, stripPrefixes), QUrl::TolerantMode);
+    if (queryAt >= 0)
+        result.setQuery(QString::fromUtf8(target.mid(queryAt + 1)), QUrl::StrictMode);
+    else
+        result.setQuery(QString());
+    result.setFragment(QString());
+    if (!result.isValid()) {
+        *error = QStringLiteral("request path is not a valid URL path");
+        return false;
+    }
+    *url = result;
+    return true;
+}
+
+QUrl modelsUrl(const QUrl &base, const QStringList &stripPrefixes)
+{
+    QUrl url = base;
+    url.setPath(join(base.path(QUrl::FullyEncoded), QStringLiteral("/v1/models"), stripPrefixes),
+                QUrl::TolerantMode);
+    url.setQuery(QString());
+    url.setFragment(QString());
+    return url;
+}
+
 } // namespace keyrelay::UpstreamPath

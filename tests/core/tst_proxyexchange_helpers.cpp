@@ -1,10 +1,9 @@
 // Unit tests of ProxyExchange's static helpers: the upstream path and the usage counts of a response.
-#include "proxyexchange.h"
+#include "openaierror.h"
+#include "tokenusage.h"
 #include "upstreampath.h"
 
 #include <QtTest>
-
-using keyrelay::ProxyExchange;
 
 class tst_ProxyExchangeHelpers : public QObject
 {
@@ -224,27 +223,22 @@ void tst_ProxyExchangeHelpers::parseUsage()
     QFETCH(qint64, completion);
     QFETCH(qint64, total);
 
-    qint64 gotPrompt = -1;
-    qint64 gotCompletion = -1;
-    qint64 gotTotal = -1;
-    QCOMPARE(ProxyExchange::parseUsage(data, eventStream, &gotPrompt, &gotCompletion, &gotTotal), found);
-    QCOMPARE(gotPrompt, prompt);
-    QCOMPARE(gotCompletion, completion);
-    QCOMPARE(gotTotal, total);
+    keyrelay::TokenUsage usage;
+    QCOMPARE(keyrelay::parseTokenUsage(data, eventStream, &usage), found);
+    QCOMPARE(usage.prompt, prompt);
+    QCOMPARE(usage.completion, completion);
+    QCOMPARE(usage.total, total);
 }
 
 void tst_ProxyExchangeHelpers::parseUsageLeavesOutputsAloneWhenAbsent()
 {
-    qint64 prompt = 111;
-    qint64 completion = 222;
-    qint64 total = 333;
-    QVERIFY(!ProxyExchange::parseUsage(QByteArrayLiteral(R"({"choices":[]})"), false, &prompt, &completion,
-                                       &total));
-    QVERIFY(!ProxyExchange::parseUsage(QByteArrayLiteral("data: [DONE]\n\n"), true, &prompt, &completion,
-                                       &total));
-    QCOMPARE(prompt, qint64(111));
-    QCOMPARE(completion, qint64(222));
-    QCOMPARE(total, qint64(333));
+    keyrelay::TokenUsage usage { 111, 222, 333 };
+    QVERIFY(!keyrelay::parseTokenUsage(QByteArrayLiteral(R"({"choices":[]})"), false, &usage));
+    QVERIFY(!keyrelay::parseTokenUsage(QByteArrayLiteral("data: [DONE]\n\n"), true, &usage));
+    QVERIFY(!keyrelay::parseTokenUsage(QByteArrayLiteral("data: {\"usage\":null}\n\n"), true, &usage));
+    QCOMPARE(usage.prompt, qint64(111));
+    QCOMPARE(usage.completion, qint64(222));
+    QCOMPARE(usage.total, qint64(333));
 }
 
 QTEST_GUILESS_MAIN(tst_ProxyExchangeHelpers)
@@ -270,7 +264,7 @@ void tst_ProxyExchangeHelpers::upstreamErrorMessage()
     QFETCH(QByteArray, body);
     QFETCH(int, status);
     QFETCH(QString, expected);
-    QCOMPARE(ProxyExchange::upstreamErrorMessage(body, status), expected);
+    QCOMPARE(keyrelay::upstreamErrorMessage(body, status), expected);
 }
 
 #include "tst_proxyexchange_helpers.moc"

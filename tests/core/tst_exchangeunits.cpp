@@ -1,0 +1,306 @@
+// Unit tests of the small units ProxyExchange is made of: which headers cross the proxy, where a
+// request goes upstream, the stream_options KeyRelay adds, and the usage chunk it takes out again.
+#include "headerpolicy.h"
+#include "messagerewriter.h"
+#include "tokenusage.h"
+#include "upstreampath.h"
+
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QtTest>
+
+using namespace keyrelay;
+
+class tst_ExchangeUnits : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void upstreamHeadersDropCredentialsAndHopByHop();
+    void upstreamHeadersJoinRepeatsAndDefaultUserAgent();
+    void clientHeadersDropFramingAndUpstreamCors();
+    void clientCredentialSkipsTheClientToken();
+    void mapTarget_data();
+    void mapTarget();
+    void modelsUrl();
+    void requestStreamUsage_data();
+    void requestStreamUsage();
+    void rewriteReordersAndRequestsUsageTogether();
+    void usageOnlyEvent_data();
+    void usageOnlyEvent();
+    void filterRemovesOnlyTheUsageChunk();
+    void filterSplitAnywhereGivesTheSameStream();
+    void filterPassesWholeEventsAtOnce();
+};
+
+void tst_ExchangeUnits::upstreamHeadersDropCredentialsAndHopByHop()
+{
+    const HeaderList client { { "Authorization", "Bearer sk-client" },
+                              { "x-api-key", "sk-x" },
+                              { "api-key", "sk-y" },
+                              { "Connection", "keep-alive, X-Secret-Hop" },
+                              { "X-Secret-Hop", "1" },
+                              { "Host", "127.0.0.1:9000" },
+                              { "Content-Length", "12" },
+                              { "Accept-Encoding", "gzip" },
+                              { "Expect", "100-continue" },
+                              { "Transfer-Encoding", "chunked" },
+                              { "Proxy-Authorization", "Basic eA==" },
+                              { "OpenAI-Organization", "org-1" },
+                              { "User-Agent", "OpenAI/Python 1.0" } };
+    const HeaderList upstream = HeaderPolicy::forUpstream(client, "KeyRelay/test");
+    const HeaderList expected { { "OpenAI-Organization", "org-1" }, { "User-Agent", "OpenAI/Python 1.0" } };
+    QCOMPARE(upstream, expected);
+}
+
+void tst_ExchangeUnits::upstreamHeadersJoinRepeatsAndDefaultUserAgent()
+{
+    const HeaderList client { { "Accept", "text/event-stream" },
+                              { "accept", "application/json" },
+                              { "User-Agent", "" } };
+    const HeaderList upstream = HeaderPolicy::forUpstream(client, "KeyRelay/test");
+    const HeaderList expected { { "Accept", "text/event-stream, application/json" },
+                                { "User-Agent", "KeyRelay/test" } };
+    QCOMPARE(upstream, expected);
+}
+
+void tst_ExchangeUnits::clientHeadersDropFramingAndUpstreamCors()
+{
+    const HeaderList upstream {
+        { "Content-Type", "application/json" }, { "Content-Length", "10" },
+        { "Content-Encoding", "gzip" },         { "Access-Control-Allow-Origin", "*" },
+        { "Connection", "close, X-Hop" },       { "X-Hop", "1" },
+        { "Set-Cookie", "a=1\nb=2" },           { "x-request-id", "req_1" }
+    };
+    const HeaderList cors { { "Access-Control-Allow-Origin", "http://localhost:3000" } };
+    const HeaderList client = HeaderPolicy::forClient(upstream, cors);
+    const HeaderList expected { { "Content-Type", "application/json" },
+                                { "Set-Cookie", "a=1" },
+                                { "Set-Cookie", "b=2" },
+                                { "x-request-id", "req_1" },
+                                { "Access-Control-Allow-Origin", "http://localhost:3000" } };
+    QCOMPARE(client, expected);
+}
+
+void tst_ExchangeUnits::clientCredentialSkipsTheClientToken()
+{
+    const auto isToken = [](const QByteArray &value) {
+        return value == "krt-token";
+    };
+    bool viaApiKey = true;
+    HttpRequest request;
+    request.headers = { { "Authorization", "Bearer sk-own" } };
+    QCOMPARE(HeaderPolicy::clientCredential(request, isToken, &viaApiKey), QByteArray("sk-own"));
+    QVERIFY(!viaApiKey);
+
+    request.headers = { { "Authorization", "Bearer krt-token" }, { "api-key", "sk-azure" } };
+    QCOMPARE(HeaderPolicy::clientCredential(request, isToken, &viaApiKey), QByteArray("sk-azure"));
+    QVERIFY(viaApiKey);
+
+    request.headers = { { "x-api-key", "krt-token" } };
+    QVERIFY(HeaderPolicy::clientCredential(request, isToken, &viaApiKey).isEmpty());
+}
+
+void tst_ExchangeUnits::mapTarget_data()
+{
+    QTest::addColumn<QString>("base");
+    QTest::addColumn<QByteArray>("target");
+    QTest::addColumn<bool>("ok");
+    QTest::addColumn<QString>("expected"); // the URL, or the error code
+
+    QTest::newRow("plain") << "https://api.openai.com" << QByteArray("/v1/chat/completions") << true
+                           << "https://api.openai.com/v1/chat/completions";
+    QTest::newRow("query kept") << "http://127.0.0.1:8080/api" << QByteArray("/v1/models?limit=2&after=a%20b")
+                                << true << "http://127.0.0.1:8080/api/v1/models?limit=2&after=a%20b";
+    QTest::newRow("base query dropped")
+        << "http://h/x?secret=1" << QByteArray("/v1/models") << true << "http://h/x/v1/models";
+    QTest::newRow("%2F kept") << "http://h" << QByteArray("/v1/models/org%2Fmodel") << true
+                              << "http://h/v1/models/org%2Fmodel";
+    QTest::newRow("dots resolved") << "http://h" << QByteArray("/v1/a/../models") << true
+                                   << "http://h/v1/models";
+    QTest::newRow("climbs") << "http://h/api" << QByteArray("/../../admin") << false << "bad_path";
+    QTest::newRow("bad escape") << "http://h" << QByteArray("/v1/%zz") << false << "bad_path";
+    QTest::newRow("absolute form") << "http://h" << QByteArray("http://evil/v1") << false << "bad_request";
+}
+
+void tst_ExchangeUnits::mapTarget()
+{
+    QFETCH(QString, base);
+    QFETCH(QByteArray, target);
+    QFETCH(bool, ok);
+    QFETCH(QString, expected);
+    QUrl url;
+    QString error;
+    QString code;
+    QCOMPARE(UpstreamPath::mapTarget(QUrl(base), target, {}, &url, &error, &code), ok);
+    if (ok) {
+        QCOMPARE(url.toString(QUrl::FullyEncoded), expected);
+    } else {
+        QCOMPARE(code, expected);
+        QVERIFY(!error.isEmpty());
+    }
+}
+
+void tst_ExchangeUnits::modelsUrl()
+{
+    QCOMPARE(UpstreamPath::modelsUrl(QUrl(QStringLiteral("https://api.openai.com"))).toString(),
+             QStringLiteral("https://api.openai.com/v1/models"));
+    QCOMPARE(UpstreamPath::modelsUrl(QUrl(QStringLiteral("https://example.org/openai/v1?x=1"))).toString(),
+             QStringLiteral("https://example.org/openai/v1/models"));
+}
+
+void tst_ExchangeUnits::requestStreamUsage_data()
+{
+    QTest::addColumn<QByteArray>("body");
+    QTest::addColumn<QByteArray>("expected"); // empty: left alone
+
+    QTest::newRow("added")
+        << QByteArray(R"({"model":"m","stream":true,"messages":[]} )")
+        << QByteArray(
+               R"({"model":"m","stream":true,"messages":[],"stream_options":{"include_usage":true}} )");
+    QTest::newRow("not streamed") << QByteArray(R"({"model":"m","messages":[]})") << QByteArray();
+    QTest::newRow("stream false") << QByteArray(R"({"stream":false})") << QByteArray();
+    QTest::newRow("stream \"true\" string") << QByteArray(R"({"stream":"true"})") << QByteArray();
+    QTest::newRow("client asked") << QByteArray(R"({"stream":true,"stream_options":{"include_usage":true}})")
+                                  << QByteArray();
+    QTest::newRow("include_usage false")
+        << QByteArray(R"({"stream":true,"stream_options":{"include_usage":false}})")
+        << QByteArray(R"({"stream":true,"stream_options":{"include_usage":true}})");
+    QTest::newRow("other options")
+        << QByteArray(R"({"stream":true,"stream_options":{ "x":1}})")
+        << QByteArray(R"({"stream":true,"stream_options":{"include_usage":true, "x":1}})");
+    QTest::newRow("empty options") << QByteArray(R"({"stream":true,"stream_options":{ }})")
+                                   << QByteArray(
+                                          R"({"stream":true,"stream_options":{"include_usage":true }})");
+    QTest::newRow("null options") << QByteArray(R"({"stream":true,"stream_options":null})")
+                                  << QByteArray(R"({"stream":true,"stream_options":{"include_usage":true}})");
+    QTest::newRow("numbers kept") << QByteArray("{\"stream\":true,\"temperature\":0.10,\"n\":1E0}\n")
+                                  << QByteArray("{\"stream\":true,\"temperature\":0.10,\"n\":1E0,"
+                                                "\"stream_options\":{\"include_usage\":true}}\n");
+    QTest::newRow("not an object") << QByteArray("[1]") << QByteArray();
+    QTest::newRow("invalid") << QByteArray(R"({"stream":true,)") << QByteArray();
+}
+
+void tst_ExchangeUnits::requestStreamUsage()
+{
+    QFETCH(QByteArray, body);
+    QFETCH(QByteArray, expected);
+    QByteArray changed = body;
+    QCOMPARE(MessageRewriter::requestStreamUsage(&changed), !expected.isEmpty());
+    QCOMPARE(changed, expected.isEmpty() ? body : expected);
+    if (!expected.isEmpty()) {
+        const QJsonDocument document = QJsonDocument::fromJson(changed);
+        QVERIFY(document.isObject());
+        QCOMPARE(document.object()
+                     .value(QLatin1String("stream_options"))
+                     .toObject()
+                     .value(QLatin1String("include_usage")),
+                 QJsonValue(true));
+    }
+}
+
+void tst_ExchangeUnits::rewriteReordersAndRequestsUsageTogether()
+{
+    const QByteArray body = R"({"model":"gpt","stream":true,"messages":[{"role":"system","content":"S"},)"
+                            R"({"role":"user","content":"1"},{"role":"user","content":"2"},)"
+                            R"({"role":"user","content":"3"},{"role":"user","content":"4"}]})";
+    RewriteOptions options;
+    options.requestStreamUsage = true;
+    MessageRewriter::Result result = MessageRewriter::rewrite(body, options);
+    QCOMPARE(result.outcome, MessageRewriter::Outcome::Rewritten);
+    QVERIFY(result.reordered);
+    QVERIFY(result.usageRequested);
+    QCOMPARE(result.body,
+             QByteArray(R"({"model":"gpt","stream":true,"messages":[{"role":"user","content":"1"},)"
+                        R"({"role":"system","content":"S"},{"role":"user","content":"2"},)"
+                        R"({"role":"user","content":"3"},{"role":"user","content":"4"}],)"
+                        R"("stream_options":{"include_usage":true}})"));
+
+    options.enabled = false; // reordering off: usage still requested
+    result = MessageRewriter::rewrite(body, options);
+    QVERIFY(!result.reordered);
+    QVERIFY(result.usageRequested);
+    QVERIFY(result.body.startsWith(body.chopped(1)));
+
+    options.requestStreamUsage = false;
+    result = MessageRewriter::rewrite(body, options);
+    QCOMPARE(result.outcome, MessageRewriter::Outcome::NotApplicable);
+    QVERIFY(result.body.isEmpty());
+}
+
+void tst_ExchangeUnits::usageOnlyEvent_data()
+{
+    QTest::addColumn<QByteArray>("event");
+    QTest::addColumn<bool>("usageOnly");
+
+    QTest::newRow("usage chunk") << QByteArray(
+        "data: {\"id\":\"c\",\"choices\":[],\"usage\":{\"prompt_tokens\":3,"
+        "\"completion_tokens\":5,\"total_tokens\":8}}\n\n")
+                                 << true;
+    QTest::newRow("spaced, CRLF") << QByteArray(
+        "data: {\"choices\" : [ ], \"usage\": {\"total_tokens\": 8}}\r\n\r\n")
+                                  << true;
+    QTest::newRow("content chunk with usage null")
+        << QByteArray("data: {\"choices\":[{\"delta\":{\"content\":\"hi\"}}],\"usage\":null}\n\n") << false;
+    QTest::newRow("empty choices, usage null")
+        << QByteArray("data: {\"choices\":[],\"usage\":null}\n\n") << false;
+    QTest::newRow("done") << QByteArray("data: [DONE]\n\n") << false;
+    QTest::newRow("text mentions it") << QByteArray("data: {\"choices\":[{\"delta\":{\"content\":"
+                                                    "\"\\\"choices\\\":[] usage\"}}]}\n\n")
+                                      << false;
+}
+
+void tst_ExchangeUnits::usageOnlyEvent()
+{
+    QFETCH(QByteArray, event);
+    QFETCH(bool, usageOnly);
+    QCOMPARE(StreamUsageFilter::isUsageOnlyEvent(event), usageOnly);
+}
+
+namespace {
+const QByteArray chunk1
+    = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}],\"usage\":null}\n\n";
+const QByteArray chunk2
+    = "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"}}],\"usage\":null}\n\n";
+const QByteArray usageChunk = "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":7,\"completion_tokens\":2,"
+                              "\"total_tokens\":9}}\n\n";
+const QByteArray done = "data: [DONE]\n\n";
+} // namespace
+
+void tst_ExchangeUnits::filterRemovesOnlyTheUsageChunk()
+{
+    StreamUsageFilter filter;
+    const QByteArray out = filter.feed(chunk1 + chunk2 + usageChunk + done) + filter.finish();
+    QCOMPARE(out, chunk1 + chunk2 + done);
+    QCOMPARE(filter.removedEvents(), 1);
+}
+
+void tst_ExchangeUnits::filterSplitAnywhereGivesTheSameStream()
+{
+    const QByteArray stream = ": comment\n\n" + chunk1 + chunk2 + usageChunk + done + "data: trailing";
+    const QByteArray expected = ": comment\n\n" + chunk1 + chunk2 + done + "data: trailing";
+    for (qsizetype cut1 = 0; cut1 <= stream.size(); cut1 += 7) {
+        for (qsizetype cut2 = cut1; cut2 <= stream.size(); cut2 += 13) {
+            StreamUsageFilter filter;
+            QByteArray out = filter.feed(stream.left(cut1));
+            out += filter.feed(stream.mid(cut1, cut2 - cut1));
+            out += filter.feed(stream.mid(cut2));
+            out += filter.finish();
+            if (out != expected)
+                QFAIL(qPrintable(QStringLiteral("cut at %1 and %2").arg(cut1).arg(cut2)));
+            QCOMPARE(filter.removedEvents(), 1);
+        }
+    }
+}
+
+void tst_ExchangeUnits::filterPassesWholeEventsAtOnce()
+{
+    StreamUsageFilter filter;
+    QCOMPARE(filter.feed(chunk1), chunk1); // nothing held back once an event is complete
+    QCOMPARE(filter.feed(chunk2.left(10)), QByteArray());
+    QCOMPARE(filter.feed(chunk2.mid(10)), chunk2);
+    QCOMPARE(filter.finish(), QByteArray());
+}
+
+QTEST_GUILESS_MAIN(tst_ExchangeUnits)
+#include "tst_exchangeunits.moc"

@@ -89,6 +89,7 @@ private Q_SLOTS:
     void roundRobinIsStrict();
     void disabledKeySkipped();
     void unauthorizedMarksInvalid();
+    void exhaustedKeyWaitsForItsOwnRecheck();
     void rateLimitCoolsDown();
     void rateLimitRetryAfterDefaultsAndCap();
     void allCoolingNamesTheSoonestRecovery();
@@ -251,6 +252,49 @@ void tst_KeyPool::unauthorizedMarksInvalid()
     for (int i = 0; i < 3; ++i)
         order.append(next(pool));
     QCOMPARE(order, (QList<int> { 0, 1, 0 })); // key 2 is not due before start + 301 s
+}
+
+void tst_KeyPool::exhaustedKeyWaitsForItsOwnRecheck()
+{
+    FakeClock clock;
+    KeyPool pool;
+    pool.setClock(clock.function());
+    pool.setPolicy(HealthPolicy { 60, 600, 3 });
+    QCOMPARE(pool.policy().recheckExhaustedSec, 600);
+    pool.setKeys(makeKeys(2));
+    const QDateTime start = clock.now;
+    const UpstreamVerdict quota = KeyPool::classify(
+        429, R"({"error":{"code":"insufficient_quota","message":"You exceeded your current quota"}})");
+    QCOMPARE(quota.verdict, KeyVerdict::Exhausted);
+    // A Retry-After does not shorten it: quotas come back on the policy's schedule.
+    pool.report(idOf(0), Model, quota.verdict, 30000, quota.reason);
+    const KeyStatus status = pool.snapshot().at(0);
+    QCOMPARE(status.health, KeyHealth::Exhausted);
+    QCOMPARE(status.coolingUntil, start.addSecs(600));
+    QCOMPARE(status.errors, quint64(1));
+    QCOMPARE(status.lastError, quota.reason);
+    // Skipped for every model, not only the one of the request.
+    QCOMPARE(next(pool), 1);
+    QCOMPARE(next(pool, {}, OtherModel), 1);
+
+    // Both condemned: the one due first is tried (here the invalid key, with the shorter re-check).
+    answer(pool, 1, 401);
+    QCOMPARE(pool.snapshot().at(1).coolingUntil, start.addSecs(60));
+    QCOMPARE(next(pool), 1);
+    QCOMPARE(next(pool), 1);
+    clock.now = start.addSecs(599);
+    QCOMPARE(next(pool, { idOf(1) }), 0); // the last resort before its time
+    clock.now = start.addSecs(600);
+    QList<int> order;
+    for (int i = 0; i < 4; ++i)
+        order.append(next(pool));
+    QCOMPARE(order, (QList<int> { 1, 0, 1, 0 })); // both due: a plain rotation again
+
+    QSignalSpy recovered(&pool, &KeyPool::keyRecovered);
+    pool.report(idOf(0), Model, KeyVerdict::Success, -1, QString());
+    QCOMPARE(recovered.count(), 1);
+    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Ok);
+    QVERIFY(!pool.snapshot().at(0).coolingUntil.isValid());
 }
 
 void tst_KeyPool::rateLimitCoolsDown()

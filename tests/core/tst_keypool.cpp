@@ -7,9 +7,11 @@
 #include <QtTest>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 using keyrelay::ApiKey;
+using keyrelay::HealthPolicy;
 using keyrelay::KeyHealth;
 using keyrelay::KeyLease;
 using keyrelay::KeyPool;
@@ -18,6 +20,9 @@ using keyrelay::KeyVerdict;
 using keyrelay::UpstreamVerdict;
 
 namespace {
+
+const QString Model = QStringLiteral("gpt-4o-mini");
+const QString OtherModel = QStringLiteral("gpt-4o");
 
 QString secretFor(int i)
 {
@@ -31,6 +36,38 @@ QList<ApiKey> makeKeys(int count)
         keys.append(ApiKey { secretFor(i), QString(), true });
     return keys;
 }
+
+/// The id of the key made by makeKeys() at @p i.
+QString idOf(int i)
+{
+    return KeyPool::keyId(secretFor(i));
+}
+
+/// Takes a key the way the proxy does; returns its index, -1 when no key was handed out.
+int next(KeyPool &pool, const QSet<QString> &exclude = {}, const QString &model = Model)
+{
+    return pool.acquireFor(exclude, model).index;
+}
+
+/// Books an upstream answer the way the proxy does: KeyPool::classify() reads it, report() records it.
+void answer(KeyPool &pool, int i, int status, const QByteArray &body = QByteArray(), qint64 retryAfterMs = -1,
+            const QString &model = Model)
+{
+    const UpstreamVerdict verdict = KeyPool::classify(status, body);
+    pool.report(idOf(i), model, verdict.verdict, retryAfterMs, verdict.reason);
+}
+
+/// Where the pool's "now" comes from: moved by hand, never by sleeping.
+struct FakeClock
+{
+    QDateTime now = QDateTime(QDate(2026, 11, 28), QTime(12, 0), Qt::UTC);
+    std::function<QDateTime()> function()
+    {
+        return [this] {
+            return now;
+        };
+    }
+};
 
 } // namespace
 
@@ -52,12 +89,13 @@ private Q_SLOTS:
     void roundRobinIsStrict();
     void disabledKeySkipped();
     void unauthorizedMarksInvalid();
+    void exhaustedKeyWaitsForItsOwnRecheck();
     void rateLimitCoolsDown();
     void rateLimitRetryAfterDefaultsAndCap();
-    void allCoolingUsesSoonestRecovering();
+    void allCoolingNamesTheSoonestRecovery();
     void successClearsCoolDown();
     void excludeHonoured();
-    void hasUsableKey();
+    void whatIsLeftWhenNoKeyIsFree();
     void passThroughRotates();
     void passThroughInvalid();
     void setKeysKeepsCountersAndDropsDuplicates();
@@ -79,10 +117,15 @@ void tst_KeyPool::emptyPool()
     KeyPool pool;
     QVERIFY(pool.isEmpty());
     QCOMPARE(pool.size(), 0);
-    const KeyLease lease = pool.acquire();
+    const KeyLease lease = pool.acquireFor({}, Model);
     QVERIFY(!lease.isValid());
     QCOMPARE(lease.index, -1);
-    QVERIFY(!pool.hasUsableKey({}));
+    QVERIFY(lease.keyId.isEmpty());
+    QVERIFY(!lease.retryAt.isValid()); // nothing will free up: not "try again later"
+    // A report about a key the pool does not hold changes nothing.
+    QSignalSpy statusChanged(&pool, &KeyPool::keyStatusChanged);
+    pool.report(idOf(0), Model, KeyVerdict::Invalid, -1, QStringLiteral("401"));
+    QCOMPARE(statusChanged.count(), 0);
     QVERIFY(pool.snapshot().isEmpty());
 }
 
@@ -92,19 +135,25 @@ void tst_KeyPool::roundRobinIsStrict()
     pool.setKeys(makeKeys(3));
     QCOMPARE(pool.size(), 3);
     for (int i = 0; i < 30; ++i) {
-        const KeyLease lease = pool.acquire();
+        // One rotation for every model: the model only matters for cool-downs.
+        const QString model = i % 2 ? Model : OtherModel;
+        const KeyLease lease = pool.acquireFor({}, model);
         QVERIFY(lease.isValid());
         QCOMPARE(lease.index, i % 3);
         QCOMPARE(lease.secret, secretFor(i % 3));
+        QCOMPARE(lease.keyId, idOf(i % 3));
+        QVERIFY(!lease.retryAt.isValid());
         // Requests that succeed do not change the order.
-        pool.reportResult(lease.index, 200);
+        const UpstreamVerdict ok = KeyPool::classify(200, QByteArray());
+        pool.report(lease.keyId, model, ok.verdict, -1, ok.reason);
     }
     const QList<KeyStatus> statuses = pool.snapshot();
     QCOMPARE(statuses.size(), 3);
-    for (const KeyStatus &status : statuses) {
-        QCOMPARE(status.requests, quint64(10));
-        QCOMPARE(status.errors, quint64(0));
-        QCOMPARE(status.health, KeyHealth::Ok);
+    for (int i = 0; i < 3; ++i) {
+        QCOMPARE(statuses.at(i).id, idOf(i));
+        QCOMPARE(statuses.at(i).requests, quint64(10));
+        QCOMPARE(statuses.at(i).errors, quint64(0));
+        QCOMPARE(statuses.at(i).health, KeyHealth::Ok);
     }
 }
 
@@ -116,139 +165,293 @@ void tst_KeyPool::disabledKeySkipped()
     pool.setKeys(keys);
     QList<int> order;
     for (int i = 0; i < 6; ++i)
-        order.append(pool.acquire().index);
+        order.append(next(pool));
     QCOMPARE(order, (QList<int> { 0, 2, 0, 2, 0, 2 }));
     QCOMPARE(pool.snapshot().at(1).requests, quint64(0));
     QVERIFY(!pool.snapshot().at(1).enabled);
 
     // Disabling at run time, then re-enabling.
     pool.setEnabled(2, false);
-    QCOMPARE(pool.acquire().index, 0);
-    QCOMPARE(pool.acquire().index, 0);
+    QCOMPARE(next(pool), 0);
+    QCOMPARE(next(pool), 0);
     pool.setEnabled(0, false);
-    QVERIFY(!pool.acquire().isValid());
-    QVERIFY(!pool.hasUsableKey({}));
+    const KeyLease none = pool.acquireFor({}, Model);
+    QVERIFY(!none.isValid());
+    QVERIFY(!none.retryAt.isValid()); // a disabled key never frees up by itself
+    QCOMPARE(next(pool, {}, OtherModel), -1);
     pool.setEnabled(1, true);
-    QCOMPARE(pool.acquire().index, 1);
-    QCOMPARE(pool.acquire().index, 1);
+    QCOMPARE(next(pool), 1);
+    QCOMPARE(next(pool), 1);
     QVERIFY(pool.keys().at(1).enabled);
     QVERIFY(!pool.keys().at(0).enabled);
+
+    // Re-enabling a key gives it a clean slate: no cool-down, no verdict.
+    pool.report(idOf(1), Model, KeyVerdict::RateLimited, 600000, QStringLiteral("429"));
+    pool.report(idOf(1), Model, KeyVerdict::Invalid, -1, QStringLiteral("401"));
+    pool.setEnabled(1, false);
+    pool.setEnabled(1, true);
+    const KeyStatus status = pool.snapshot().at(1);
+    QCOMPARE(status.health, KeyHealth::Unknown);
+    QVERIFY(!status.coolingUntil.isValid());
+    QVERIFY(status.coolingByModel.isEmpty());
+    QCOMPARE(next(pool), 1);
 }
 
 void tst_KeyPool::unauthorizedMarksInvalid()
 {
+    FakeClock clock;
     KeyPool pool;
+    pool.setClock(clock.function());
     pool.setKeys(makeKeys(3));
-    QCOMPARE(pool.acquire().index, 0);
-    pool.reportResult(1, 401, -1, QStringLiteral("Incorrect API key provided"));
+    QCOMPARE(pool.policy().recheckInvalidSec, 300);
+    const QDateTime start = clock.now;
+    QCOMPARE(next(pool), 0);
+    answer(pool, 1, 401, R"({"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}})");
     const KeyStatus status = pool.snapshot().at(1);
     QCOMPARE(status.health, KeyHealth::Invalid);
     QCOMPARE(status.errors, quint64(1));
-    QCOMPARE(status.lastError, QStringLiteral("Incorrect API key provided"));
+    QCOMPARE(status.lastError, QStringLiteral("401 invalid_api_key: Incorrect API key provided"));
+    QCOMPARE(status.coolingUntil, start.addSecs(300)); // when it is tried again
     QList<int> order;
     for (int i = 0; i < 6; ++i)
-        order.append(pool.acquire().index);
+        order.append(next(pool));
     QCOMPARE(order, (QList<int> { 2, 0, 2, 0, 2, 0 }));
-    QVERIFY(!pool.hasUsableKey({ 0, 2 }));
+    // Nothing else left: the invalid key is tried rather than the request refused (a key fixed upstream
+    // works at once). The old API answered "no usable key" here.
+    QCOMPARE(next(pool, { idOf(0), idOf(2) }), 1);
 
     // Without a message the reason still says what happened.
-    pool.reportResult(2, 401);
-    QVERIFY(pool.snapshot().at(2).lastError.contains(QLatin1String("401")));
-    QCOMPARE(pool.acquire().index, 0);
-    QCOMPARE(pool.acquire().index, 0);
+    clock.now = start.addSecs(1);
+    answer(pool, 2, 401);
+    QVERIFY(pool.snapshot().at(2).lastError.startsWith(QLatin1String("401")));
+    QCOMPARE(next(pool), 0);
+    QCOMPARE(next(pool), 0);
 
-    // Every key invalid: no lease, not even the "soonest recovering" fallback.
-    pool.reportResult(0, 401);
-    QVERIFY(!pool.acquire().isValid());
+    // Every key invalid: still a lease, always the key due for its re-check first (not a rotation), and
+    // the next one due when that one was tried already.
+    clock.now = start.addSecs(2);
+    answer(pool, 0, 401);
+    for (int i = 0; i < 3; ++i) {
+        const KeyLease lease = pool.acquireFor({}, Model);
+        QVERIFY(lease.isValid());
+        QCOMPARE(lease.index, 1);
+        QVERIFY(!lease.retryAt.isValid());
+    }
+    QCOMPARE(next(pool, { idOf(1) }), 2);
+    QCOMPARE(next(pool, { idOf(1), idOf(2) }), 0);
 
-    pool.resetHealth(1);
-    QCOMPARE(pool.snapshot().at(1).health, KeyHealth::Unknown);
-    QCOMPARE(pool.acquire().index, 1);
+    // Its re-check time comes: back in the rotation by right, the others still only as a last resort.
+    clock.now = start.addSecs(300);
+    QCOMPARE(next(pool), 1);
+    QCOMPARE(next(pool, { idOf(1) }), 2);
+
+    pool.resetHealth(0);
+    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Unknown);
+    QVERIFY(!pool.snapshot().at(0).coolingUntil.isValid());
+    order.clear();
+    for (int i = 0; i < 3; ++i)
+        order.append(next(pool));
+    QCOMPARE(order, (QList<int> { 0, 1, 0 })); // key 2 is not due before start + 301 s
+}
+
+void tst_KeyPool::exhaustedKeyWaitsForItsOwnRecheck()
+{
+    FakeClock clock;
+    KeyPool pool;
+    pool.setClock(clock.function());
+    pool.setPolicy(HealthPolicy { 60, 600, 3 });
+    QCOMPARE(pool.policy().recheckExhaustedSec, 600);
+    pool.setKeys(makeKeys(2));
+    const QDateTime start = clock.now;
+    const UpstreamVerdict quota = KeyPool::classify(
+        429, R"({"error":{"code":"insufficient_quota","message":"You exceeded your current quota"}})");
+    QCOMPARE(quota.verdict, KeyVerdict::Exhausted);
+    // A Retry-After does not shorten it: quotas come back on the policy's schedule.
+    pool.report(idOf(0), Model, quota.verdict, 30000, quota.reason);
+    const KeyStatus status = pool.snapshot().at(0);
+    QCOMPARE(status.health, KeyHealth::Exhausted);
+    QCOMPARE(status.coolingUntil, start.addSecs(600));
+    QCOMPARE(status.errors, quint64(1));
+    QCOMPARE(status.lastError, quota.reason);
+    // Skipped for every model, not only the one of the request.
+    QCOMPARE(next(pool), 1);
+    QCOMPARE(next(pool, {}, OtherModel), 1);
+
+    // Both condemned: the one due first is tried (here the invalid key, with the shorter re-check).
+    answer(pool, 1, 401);
+    QCOMPARE(pool.snapshot().at(1).coolingUntil, start.addSecs(60));
+    QCOMPARE(next(pool), 1);
+    QCOMPARE(next(pool), 1);
+    clock.now = start.addSecs(599);
+    QCOMPARE(next(pool, { idOf(1) }), 0); // the last resort before its time
+    clock.now = start.addSecs(600);
+    QList<int> order;
+    for (int i = 0; i < 4; ++i)
+        order.append(next(pool));
+    QCOMPARE(order, (QList<int> { 1, 0, 1, 0 })); // both due: a plain rotation again
+
+    QSignalSpy recovered(&pool, &KeyPool::keyRecovered);
+    pool.report(idOf(0), Model, KeyVerdict::Success, -1, QString());
+    QCOMPARE(recovered.count(), 1);
+    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Ok);
+    QVERIFY(!pool.snapshot().at(0).coolingUntil.isValid());
 }
 
 void tst_KeyPool::rateLimitCoolsDown()
 {
+    FakeClock clock;
     KeyPool pool;
+    pool.setClock(clock.function());
     pool.setKeys(makeKeys(3));
-    const QDateTime before = QDateTime::currentDateTimeUtc();
-    pool.reportResult(0, 429, 60);
-    const QDateTime after = QDateTime::currentDateTimeUtc();
+    const QDateTime start = clock.now;
+    answer(pool, 0, 429, R"({"error":{"code":"rate_limit_exceeded","message":"Rate limit reached"}})", 60000);
     const KeyStatus status = pool.snapshot().at(0);
     QCOMPARE(status.health, KeyHealth::RateLimited);
     QCOMPARE(status.errors, quint64(1));
-    QVERIFY(status.lastError.contains(QLatin1String("429")));
-    QVERIFY(status.coolingUntil >= before.addSecs(60));
-    QVERIFY(status.coolingUntil <= after.addSecs(60));
+    QVERIFY(status.lastError.startsWith(QLatin1String("429 rate_limit_exceeded")));
+    QCOMPARE(status.coolingUntil, start.addSecs(60));
+    QCOMPARE(status.coolingByModel.value(Model), start.addSecs(60));
+    QVERIFY(!status.coolingByModel.contains(OtherModel));
+    QCOMPARE(status.consecutive429.value(Model), 1);
 
     QList<int> order;
     for (int i = 0; i < 6; ++i)
-        order.append(pool.acquire().index);
+        order.append(next(pool));
     QCOMPARE(order, (QList<int> { 1, 2, 1, 2, 1, 2 }));
-    QVERIFY(pool.hasUsableKey({}));
-    QVERIFY(!pool.hasUsableKey({ 1, 2 }));
+    // The cool-down is for the model that hit the limit: other models keep the key.
+    QCOMPARE(next(pool, {}, OtherModel), 0);
+
+    // Only the cooling key left for the model: no key, but when one frees up; nothing is counted.
+    const quint64 requests = pool.snapshot().at(0).requests;
+    const KeyLease lease = pool.acquireFor({ idOf(1), idOf(2) }, Model);
+    QVERIFY(!lease.isValid());
+    QCOMPARE(lease.retryAt, start.addSecs(60));
+    QCOMPARE(pool.snapshot().at(0).requests, requests);
+    clock.now = start.addMSecs(59999);
+    QCOMPARE(next(pool, { idOf(1), idOf(2) }), -1);
+    clock.now = start.addSecs(60);
+    QCOMPARE(next(pool, { idOf(1), idOf(2) }), 0);
 }
 
 void tst_KeyPool::rateLimitRetryAfterDefaultsAndCap()
 {
+    FakeClock clock;
     KeyPool pool;
-    pool.setKeys(makeKeys(3));
-    const QDateTime before = QDateTime::currentDateTimeUtc();
-    pool.reportResult(0, 429); // no Retry-After: 20 s
-    pool.reportResult(1, 429, 0); // Retry-After: 0 also gets the default cool-down
-    pool.reportResult(2, 429, 1000000); // capped at one hour
-    const QDateTime after = QDateTime::currentDateTimeUtc();
-    const QList<KeyStatus> statuses = pool.snapshot();
-    QVERIFY(statuses.at(0).coolingUntil >= before.addSecs(20));
-    QVERIFY(statuses.at(0).coolingUntil <= after.addSecs(20));
-    QVERIFY(statuses.at(1).coolingUntil >= before.addSecs(20));
-    QVERIFY(statuses.at(1).coolingUntil <= after.addSecs(20));
-    QVERIFY(statuses.at(2).coolingUntil >= before.addSecs(3600));
-    QVERIFY(statuses.at(2).coolingUntil <= after.addSecs(3600));
+    pool.setClock(clock.function());
+    pool.setKeys(makeKeys(5));
+    const QDateTime start = clock.now;
+    const QString reason = QStringLiteral("429 rate_limit_exceeded");
+    pool.report(idOf(0), Model, KeyVerdict::RateLimited, -1,
+                reason); // no reset time: the first back-off step
+    pool.report(idOf(1), Model, KeyVerdict::RateLimited, 0, reason); // "Retry-After: 0" neither
+    pool.report(idOf(2), Model, KeyVerdict::RateLimited, 500, reason); // shorter than the back-off
+    pool.report(idOf(3), Model, KeyVerdict::RateLimited, 30000, reason); // longer: as the upstream says
+    pool.report(idOf(4), Model, KeyVerdict::RateLimited, qint64(1000000) * 1000, reason); // capped
+    QList<KeyStatus> statuses = pool.snapshot();
+    QCOMPARE(statuses.at(0).coolingUntil, start.addSecs(1));
+    QCOMPARE(statuses.at(1).coolingUntil, start.addSecs(1));
+    QCOMPARE(statuses.at(2).coolingUntil, start.addSecs(1));
+    QCOMPARE(statuses.at(3).coolingUntil, start.addSecs(30));
+    QCOMPARE(statuses.at(4).coolingUntil, start.addSecs(3600));
+    QCOMPARE(pool.acquireFor({}, Model).retryAt, start.addSecs(1));
+
+    // Repeated 429s without a reset time double the wait (1 s above), up to a minute.
+    const QList<int> waits { 2, 4, 8, 16, 32, 60, 60 };
+    for (int i = 0; i < waits.size(); ++i) {
+        pool.report(idOf(0), Model, KeyVerdict::RateLimited, -1, reason);
+        statuses = pool.snapshot();
+        QCOMPARE(statuses.at(0).consecutive429.value(Model), i + 2);
+        QCOMPARE(statuses.at(0).coolingByModel.value(Model), start.addSecs(waits.at(i)));
+    }
+    // A reset time longer than the back-off still wins.
+    pool.report(idOf(0), Model, KeyVerdict::RateLimited, 90000, reason);
+    QCOMPARE(pool.snapshot().at(0).coolingByModel.value(Model), start.addSecs(90));
+    // Each model counts its own 429s.
+    pool.report(idOf(0), OtherModel, KeyVerdict::RateLimited, -1, reason);
+    QCOMPARE(pool.snapshot().at(0).coolingByModel.value(OtherModel), start.addSecs(1));
+    // A success for the model starts its count again.
+    pool.report(idOf(0), Model, KeyVerdict::Success, -1, QString());
+    pool.report(idOf(0), Model, KeyVerdict::RateLimited, -1, reason);
+    QCOMPARE(pool.snapshot().at(0).coolingByModel.value(Model), start.addSecs(1));
+    QCOMPARE(pool.snapshot().at(0).consecutive429.value(Model), 1);
 }
 
-void tst_KeyPool::allCoolingUsesSoonestRecovering()
+void tst_KeyPool::allCoolingNamesTheSoonestRecovery()
 {
+    FakeClock clock;
     KeyPool pool;
+    pool.setClock(clock.function());
+    pool.setPolicy(HealthPolicy { 10, 3600, 3 });
     pool.setKeys(makeKeys(3));
-    pool.reportResult(0, 429, 300);
-    pool.reportResult(1, 429, 30);
-    pool.reportResult(2, 429, 900);
-    QVERIFY(!pool.hasUsableKey({}));
+    const QDateTime start = clock.now;
+    pool.report(idOf(0), Model, KeyVerdict::RateLimited, 300000, QStringLiteral("429"));
+    pool.report(idOf(1), Model, KeyVerdict::RateLimited, 30000, QStringLiteral("429"));
+    pool.report(idOf(2), Model, KeyVerdict::RateLimited, 900000, QStringLiteral("429"));
+    // The old API handed out the key recovering first anyway; now the request is answered "retry at".
     for (int i = 0; i < 3; ++i) {
-        const KeyLease lease = pool.acquire();
-        QVERIFY(lease.isValid());
-        QCOMPARE(lease.index, 1);
+        const KeyLease lease = pool.acquireFor({}, Model);
+        QVERIFY(!lease.isValid());
+        QCOMPARE(lease.index, -1);
+        QCOMPARE(lease.retryAt, start.addSecs(30));
     }
-    // The fallback honours the exclusions too.
-    QCOMPARE(pool.acquire({ 1 }).index, 0);
-    QCOMPARE(pool.acquire({ 0, 1 }).index, 2);
-    QVERIFY(!pool.acquire({ 0, 1, 2 }).isValid());
-    // An invalid key is not a fallback, even when it would "recover" first.
-    pool.reportResult(1, 401);
-    QCOMPARE(pool.acquire().index, 0);
-    // A disabled one neither.
+    for (const KeyStatus &status : pool.snapshot())
+        QCOMPARE(status.requests, quint64(0)); // a refusal is not a request
+    // The answer honours the exclusions too.
+    QCOMPARE(pool.acquireFor({ idOf(1) }, Model).retryAt, start.addSecs(300));
+    QCOMPARE(pool.acquireFor({ idOf(0), idOf(1) }, Model).retryAt, start.addSecs(900));
+    const KeyLease none = pool.acquireFor({ idOf(0), idOf(1), idOf(2) }, Model);
+    QVERIFY(!none.isValid());
+    QVERIFY(!none.retryAt.isValid());
+    // Another model is not held up.
+    QCOMPARE(next(pool, {}, OtherModel), 0);
+
+    // An invalid key's re-check is no cooling end, even when it comes first.
+    pool.report(idOf(1), Model, KeyVerdict::Invalid, -1, QStringLiteral("401"));
+    QCOMPARE(pool.snapshot().at(1).coolingUntil, start.addSecs(10));
+    QCOMPARE(pool.acquireFor({}, Model).retryAt, start.addSecs(300));
+    // A disabled key neither.
     pool.setEnabled(0, false);
-    QCOMPARE(pool.acquire().index, 2);
+    QCOMPARE(pool.acquireFor({}, Model).retryAt, start.addSecs(900));
+    // When its re-check is due, the invalid key is tried before any cooling key is free.
+    clock.now = start.addSecs(10);
+    QCOMPARE(next(pool), 1);
 }
 
 void tst_KeyPool::successClearsCoolDown()
 {
+    FakeClock clock;
     KeyPool pool;
+    pool.setClock(clock.function());
     pool.setKeys(makeKeys(2));
-    pool.reportResult(0, 429, 600);
-    QCOMPARE(pool.acquire().index, 1);
-    QCOMPARE(pool.acquire().index, 1);
-    pool.reportResult(0, 200);
-    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Ok);
-    QVERIFY(!pool.snapshot().at(0).coolingUntil.isValid());
-    QCOMPARE(pool.acquire().index, 0);
-    QCOMPARE(pool.acquire().index, 1);
+    pool.report(idOf(0), Model, KeyVerdict::RateLimited, 600000, QStringLiteral("429"));
+    QCOMPARE(next(pool), 1);
+    QCOMPARE(next(pool), 1);
+    // A success with another model says nothing about this one.
+    pool.report(idOf(0), OtherModel, KeyVerdict::Success, -1, QString());
+    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::RateLimited);
+    QCOMPARE(pool.snapshot().at(0).coolingUntil, clock.now.addSecs(600));
+    QCOMPARE(next(pool), 1);
+    // A success with the model ends its cool-down.
+    pool.report(idOf(0), Model, KeyVerdict::Success, -1, QString());
+    KeyStatus status = pool.snapshot().at(0);
+    QCOMPARE(status.health, KeyHealth::Ok);
+    QVERIFY(!status.coolingUntil.isValid());
+    QVERIFY(!status.coolingByModel.contains(Model));
+    QVERIFY(!status.consecutive429.contains(Model));
+    QCOMPARE(next(pool), 0);
+    QCOMPARE(next(pool), 1);
 
-    // resetHealth also ends a cool-down.
-    pool.reportResult(1, 429, 600);
-    QVERIFY(!pool.hasUsableKey({ 0 }));
+    // resetHealth also ends a cool-down, and the back-off count with it.
+    pool.report(idOf(1), Model, KeyVerdict::RateLimited, 600000, QStringLiteral("429"));
+    pool.report(idOf(1), Model, KeyVerdict::RateLimited, 600000, QStringLiteral("429"));
+    QCOMPARE(pool.snapshot().at(1).consecutive429.value(Model), 2);
+    QVERIFY(pool.acquireFor({ idOf(0) }, Model).retryAt.isValid());
     pool.resetHealth(1);
-    QVERIFY(pool.hasUsableKey({ 0 }));
+    QCOMPARE(next(pool, { idOf(0) }), 1);
+    status = pool.snapshot().at(1);
+    QCOMPARE(status.health, KeyHealth::Unknown);
+    QVERIFY(status.consecutive429.isEmpty());
+    QVERIFY(status.coolingByModel.isEmpty());
 }
 
 void tst_KeyPool::excludeHonoured()
@@ -256,43 +459,61 @@ void tst_KeyPool::excludeHonoured()
     KeyPool pool;
     pool.setKeys(makeKeys(3));
     for (int i = 0; i < 6; ++i)
-        QVERIFY(pool.acquire({ 0 }).index != 0);
-    QCOMPARE(pool.acquire({ 0, 1 }).index, 2);
-    QCOMPARE(pool.acquire({ 1, 2 }).index, 0);
-    QVERIFY(!pool.acquire({ 0, 1, 2 }).isValid());
-    // Indexes outside the pool are harmless.
-    QCOMPARE(pool.acquire({ -1, 7 }).index, 1);
+        QVERIFY(next(pool, { idOf(0) }) != 0);
+    QCOMPARE(next(pool, { idOf(0), idOf(1) }), 2);
+    QCOMPARE(next(pool, { idOf(1), idOf(2) }), 0);
+    const KeyLease none = pool.acquireFor({ idOf(0), idOf(1), idOf(2) }, Model);
+    QVERIFY(!none.isValid());
+    QVERIFY(!none.retryAt.isValid());
+    // Ids the pool does not hold are harmless.
+    QCOMPARE(next(pool, { QString(), KeyPool::keyId(QStringLiteral("sk-not-in-the-pool")) }), 1);
     // The retry pattern of the proxy: try every key once.
-    QSet<int> tried;
+    QSet<QString> tried;
     for (int i = 0; i < 3; ++i) {
-        const KeyLease lease = pool.acquire(tried);
+        const KeyLease lease = pool.acquireFor(tried, Model);
         QVERIFY(lease.isValid());
-        QVERIFY(!tried.contains(lease.index));
-        tried.insert(lease.index);
+        QVERIFY(!tried.contains(lease.keyId));
+        tried.insert(lease.keyId);
     }
-    QCOMPARE(tried, (QSet<int> { 0, 1, 2 }));
-    QVERIFY(!pool.acquire(tried).isValid());
+    QCOMPARE(tried, (QSet<QString> { idOf(0), idOf(1), idOf(2) }));
+    QVERIFY(!pool.acquireFor(tried, Model).isValid());
+    QVERIFY(!pool.acquireFor(tried, OtherModel).isValid()); // exclusions are not per model
 }
 
-void tst_KeyPool::hasUsableKey()
+void tst_KeyPool::whatIsLeftWhenNoKeyIsFree()
 {
+    FakeClock clock;
     KeyPool pool;
-    QVERIFY(!pool.hasUsableKey({}));
+    pool.setClock(clock.function());
+    QVERIFY(!pool.acquireFor({}, Model).isValid());
     pool.setKeys(makeKeys(3));
-    QVERIFY(pool.hasUsableKey({}));
-    QVERIFY(pool.hasUsableKey({ 0, 1 }));
-    QVERIFY(!pool.hasUsableKey({ 0, 1, 2 }));
-    pool.reportResult(2, 401);
-    QVERIFY(!pool.hasUsableKey({ 0, 1 }));
-    QVERIFY(pool.hasUsableKey({ 0 }));
+    QCOMPARE(next(pool), 0);
+    QCOMPARE(next(pool, { idOf(0), idOf(1) }), 2);
+    QCOMPARE(next(pool, { idOf(0), idOf(1), idOf(2) }), -1);
+    pool.report(idOf(2), Model, KeyVerdict::Invalid, -1, QStringLiteral("401"));
+    // Only an invalid key left: it is tried rather than refused (the old API had "no usable key").
+    QCOMPARE(next(pool, { idOf(0), idOf(1) }), 2);
+    QCOMPARE(next(pool, { idOf(0) }), 1);
     pool.setEnabled(1, false);
-    QVERIFY(!pool.hasUsableKey({ 0 }));
-    QVERIFY(pool.hasUsableKey({}));
-    pool.reportResult(0, 429, 100);
-    QVERIFY(!pool.hasUsableKey({})); // cooling keys are not "usable", though acquire() may fall back to them
-    const int requestsBefore = int(pool.snapshot().at(0).requests);
-    QVERIFY(!pool.hasUsableKey({}));
-    QCOMPARE(int(pool.snapshot().at(0).requests), requestsBefore); // asking does not count as a request
+    QCOMPARE(next(pool, { idOf(0) }), 2);
+    QCOMPARE(next(pool), 0);
+
+    // A cooling key wins over an invalid one: no key now, and when the cooling one is free.
+    pool.report(idOf(0), Model, KeyVerdict::RateLimited, 100000, QStringLiteral("429"));
+    QList<quint64> requests;
+    for (const KeyStatus &status : pool.snapshot())
+        requests.append(status.requests);
+    const KeyLease lease = pool.acquireFor({}, Model);
+    QVERIFY(!lease.isValid());
+    QCOMPARE(lease.retryAt, clock.now.addSecs(100));
+    QList<quint64> after;
+    for (const KeyStatus &status : pool.snapshot())
+        after.append(status.requests);
+    QCOMPARE(after, requests); // asking without getting a key does not count as a request
+    // With that key excluded, the invalid one is the last resort again.
+    QCOMPARE(next(pool, { idOf(0) }), 2);
+    // For another model the cooling key is free.
+    QCOMPARE(next(pool, {}, OtherModel), 0);
 }
 
 void tst_KeyPool::passThroughRotates()
@@ -341,9 +562,9 @@ void tst_KeyPool::setKeysKeepsCountersAndDropsDuplicates()
     KeyPool pool;
     pool.setKeys(makeKeys(3));
     for (int i = 0; i < 9; ++i)
-        pool.acquire();
-    pool.reportResult(1, 500, -1, QStringLiteral("upstream error"));
-    pool.reportResult(2, 401);
+        QVERIFY(pool.acquireFor({}, Model).isValid());
+    pool.report(idOf(1), Model, KeyVerdict::NotKeysFault, -1, QStringLiteral("upstream error"));
+    answer(pool, 2, 401);
 
     QSignalSpy changed(&pool, &KeyPool::keysChanged);
     const QString fresh = QStringLiteral("sk-fresh-000000000000000000000000ZZZZ");
@@ -361,14 +582,17 @@ void tst_KeyPool::setKeysKeepsCountersAndDropsDuplicates()
     QCOMPARE(keys.at(2).secret, fresh);
 
     const QList<KeyStatus> statuses = pool.snapshot();
+    QCOMPARE(statuses.at(0).id, idOf(2)); // the id follows the key, not its place
     QCOMPARE(statuses.at(0).requests, quint64(3));
     QCOMPARE(statuses.at(0).errors, quint64(1));
     QCOMPARE(statuses.at(0).health, KeyHealth::Invalid); // health survives too
     QCOMPARE(statuses.at(0).label, QStringLiteral("second"));
+    QCOMPARE(statuses.at(1).id, idOf(1)); // the same id for the trimmed secret
     QCOMPARE(statuses.at(1).requests, quint64(3));
     QCOMPARE(statuses.at(1).errors, quint64(1));
     QCOMPARE(statuses.at(1).lastError, QStringLiteral("upstream error"));
     QVERIFY(statuses.at(1).lastUsed.isValid());
+    QCOMPARE(statuses.at(2).id, KeyPool::keyId(fresh));
     QCOMPARE(statuses.at(2).requests, quint64(0));
     QCOMPARE(statuses.at(2).errors, quint64(0));
     QCOMPARE(statuses.at(2).health, KeyHealth::Unknown);
@@ -385,15 +609,15 @@ void tst_KeyPool::setKeysShrinkingResetsCursor()
     KeyPool pool;
     pool.setKeys(makeKeys(4));
     for (int i = 0; i < 3; ++i)
-        pool.acquire(); // cursor now at 3
+        QCOMPARE(next(pool), i); // cursor now at 3
     pool.setKeys(makeKeys(2));
-    const KeyLease lease = pool.acquire();
+    const KeyLease lease = pool.acquireFor({}, Model);
     QVERIFY(lease.isValid());
     QCOMPARE(lease.index, 0);
-    QCOMPARE(pool.acquire().index, 1);
+    QCOMPARE(next(pool), 1);
     pool.setKeys({});
     QVERIFY(pool.isEmpty());
-    QVERIFY(!pool.acquire().isValid());
+    QVERIFY(!pool.acquireFor({}, Model).isValid());
 }
 
 void tst_KeyPool::labels()
@@ -401,10 +625,11 @@ void tst_KeyPool::labels()
     KeyPool pool;
     pool.setKeys(
         { ApiKey { secretFor(0), QStringLiteral("work"), true }, ApiKey { secretFor(1), QString(), true } });
-    KeyLease lease = pool.acquire();
+    KeyLease lease = pool.acquireFor({}, Model);
     QCOMPARE(lease.label, QStringLiteral("work"));
-    lease = pool.acquire();
+    lease = pool.acquireFor({}, Model);
     QCOMPARE(lease.label, KeyPool::mask(secretFor(1)));
+    QVERIFY(!lease.label.contains(secretFor(1)));
     QCOMPARE(pool.snapshot().at(1).label, KeyPool::mask(secretFor(1)));
 
     QSignalSpy changed(&pool, &KeyPool::keysChanged);
@@ -412,6 +637,7 @@ void tst_KeyPool::labels()
     QCOMPARE(changed.count(), 1);
     QCOMPARE(pool.keys().at(1).label, QStringLiteral("home"));
     QCOMPARE(pool.snapshot().at(1).label, QStringLiteral("home"));
+    QCOMPARE(pool.acquireFor({ idOf(0) }, Model).label, QStringLiteral("home"));
     pool.setLabel(1, QStringLiteral("home")); // no change
     QCOMPARE(changed.count(), 1);
     pool.setLabel(5, QStringLiteral("nope")); // out of range
@@ -420,6 +646,7 @@ void tst_KeyPool::labels()
     pool.setLabel(1, QString()); // back to the masked form
     QCOMPARE(changed.count(), 2);
     QCOMPARE(pool.snapshot().at(1).label, KeyPool::mask(secretFor(1)));
+    QCOMPARE(pool.acquireFor({ idOf(0) }, Model).label, KeyPool::mask(secretFor(1)));
 }
 
 void tst_KeyPool::mask_data()
@@ -527,7 +754,8 @@ void tst_KeyPool::signalsEmitted()
     QSignalSpy keysChanged(&pool, &KeyPool::keysChanged);
     QSignalSpy statusChanged(&pool, &KeyPool::keyStatusChanged);
     QSignalSpy failed(&pool, &KeyPool::keyFailed);
-    QVERIFY(keysChanged.isValid() && statusChanged.isValid() && failed.isValid());
+    QSignalSpy recovered(&pool, &KeyPool::keyRecovered);
+    QVERIFY(keysChanged.isValid() && statusChanged.isValid() && failed.isValid() && recovered.isValid());
 
     QList<ApiKey> keys = makeKeys(3);
     keys[1].label = QStringLiteral("backup");
@@ -535,12 +763,13 @@ void tst_KeyPool::signalsEmitted()
     QCOMPARE(keysChanged.count(), 1);
     QCOMPARE(statusChanged.count(), 0);
 
-    // Taking keys and asking about them is not an edit and not a failure.
-    pool.acquire();
-    pool.hasUsableKey({});
+    // Taking keys, and asking with nothing left, is not an edit, a status change or a failure.
+    QVERIFY(pool.acquireFor({}, Model).isValid());
+    QVERIFY(!pool.acquireFor({ idOf(0), idOf(1), idOf(2) }, Model).isValid());
     pool.snapshot();
     pool.passThrough(QStringLiteral("a|b"));
     QCOMPARE(keysChanged.count(), 1);
+    QCOMPARE(statusChanged.count(), 0);
     QCOMPARE(failed.count(), 0);
 
     // Enabling an enabled key is no change.
@@ -554,91 +783,141 @@ void tst_KeyPool::signalsEmitted()
     pool.setEnabled(0, true);
     QCOMPARE(keysChanged.count(), 3);
 
-    // A success: status changed, nothing failed.
-    pool.reportResult(0, 200);
+    // A success: status changed, nothing failed, nothing recovered (it never failed).
+    pool.report(idOf(0), Model, KeyVerdict::Success, -1, QString());
     QCOMPARE(statusChanged.count(), 1);
     QCOMPARE(statusChanged.at(0).at(0).toInt(), 0);
     QCOMPARE(failed.count(), 0);
+    QCOMPARE(recovered.count(), 0);
 
     // 401: status changed and one failure, with the label and a reason that is not the key.
-    pool.reportResult(1, 401, -1, QStringLiteral("Incorrect API key"));
+    const UpstreamVerdict invalid
+        = KeyPool::classify(401, R"({"error":{"message":"Incorrect API key","code":"invalid_api_key"}})");
+    pool.report(idOf(1), Model, invalid.verdict, -1, invalid.reason);
     QCOMPARE(statusChanged.count(), 2);
     QCOMPARE(statusChanged.at(1).at(0).toInt(), 1);
     QCOMPARE(failed.count(), 1);
     QCOMPARE(failed.at(0).at(0).toInt(), 1);
     QCOMPARE(failed.at(0).at(1).toString(), QStringLiteral("backup"));
-    QCOMPARE(failed.at(0).at(2).toString(), QStringLiteral("Incorrect API key"));
+    QCOMPARE(failed.at(0).at(2).toString(), QStringLiteral("401 invalid_api_key: Incorrect API key"));
+    QVERIFY(!failed.at(0).at(2).toString().contains(secretFor(1)));
     // Another 401 on the same, already invalid key: no second failure.
-    pool.reportResult(1, 401);
+    pool.report(idOf(1), Model, invalid.verdict, -1, invalid.reason);
     QCOMPARE(statusChanged.count(), 3);
     QCOMPARE(failed.count(), 1);
 
-    // 429: one failure with the masked label; a second 429 while cooling is not a new failure.
-    pool.reportResult(2, 429, 30);
+    // 429: one failure with the masked label; a second 429 while cooling is not a new failure, for the
+    // same model or another.
+    const UpstreamVerdict limited = KeyPool::classify(429, R"({"error":{"code":"rate_limit_exceeded"}})");
+    QCOMPARE(limited.verdict, KeyVerdict::RateLimited);
+    pool.report(idOf(2), Model, limited.verdict, 30000, limited.reason);
     QCOMPARE(statusChanged.count(), 4);
     QCOMPARE(failed.count(), 2);
     QCOMPARE(failed.at(1).at(0).toInt(), 2);
     QCOMPARE(failed.at(1).at(1).toString(), KeyPool::mask(secretFor(2)));
     QVERIFY(!failed.at(1).at(1).toString().contains(secretFor(2)));
     QVERIFY(failed.at(1).at(2).toString().contains(QLatin1String("429")));
-    pool.reportResult(2, 429, 30);
+    pool.report(idOf(2), Model, limited.verdict, 30000, limited.reason);
+    pool.report(idOf(2), OtherModel, limited.verdict, 30000, limited.reason);
+    QCOMPARE(statusChanged.count(), 6);
     QCOMPARE(failed.count(), 2);
 
     // A server error counts but is not a key failure.
-    pool.reportResult(0, 503, -1, QStringLiteral("overloaded"));
-    QCOMPARE(statusChanged.count(), 6);
+    const UpstreamVerdict overloaded = KeyPool::classify(503, R"({"error":{"message":"overloaded"}})");
+    QCOMPARE(overloaded.verdict, KeyVerdict::NotKeysFault);
+    pool.report(idOf(0), Model, overloaded.verdict, -1, overloaded.reason);
+    QCOMPARE(statusChanged.count(), 7);
     QCOMPARE(failed.count(), 2);
+    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Ok);
+    QCOMPARE(pool.snapshot().at(0).errors, quint64(1));
 
-    // Out of range: nothing at all.
-    pool.reportResult(3, 401);
-    pool.reportResult(-1, 429);
+    // Keys the pool does not hold: nothing at all.
+    pool.report(KeyPool::keyId(QStringLiteral("sk-removed-meanwhile-0000")), Model, KeyVerdict::Invalid, -1,
+                QStringLiteral("401"));
+    pool.report(QString(), Model, KeyVerdict::RateLimited, -1, QStringLiteral("429"));
     pool.resetHealth(3);
-    QCOMPARE(statusChanged.count(), 6);
+    QCOMPARE(statusChanged.count(), 7);
     QCOMPARE(failed.count(), 2);
 
     pool.resetHealth(1);
-    QCOMPARE(statusChanged.count(), 7);
+    QCOMPARE(statusChanged.count(), 8);
     QCOMPARE(statusChanged.last().at(0).toInt(), 1);
     // After a reset, a new 401 is a new failure.
-    pool.reportResult(1, 401);
+    pool.report(idOf(1), Model, invalid.verdict, -1, invalid.reason);
     QCOMPARE(failed.count(), 3);
+
+    // It works again: recovered once, with the label; not a failure.
+    pool.report(idOf(1), Model, KeyVerdict::Success, -1, QString());
+    QCOMPARE(recovered.count(), 1);
+    QCOMPARE(recovered.at(0).at(0).toInt(), 1);
+    QCOMPARE(recovered.at(0).at(1).toString(), QStringLiteral("backup"));
+    QCOMPARE(failed.count(), 3);
+    QCOMPARE(pool.snapshot().at(1).health, KeyHealth::Ok);
+    QCOMPARE(pool.snapshot().at(1).lastError, QStringLiteral("works again"));
+    pool.report(idOf(1), Model, KeyVerdict::Success, -1, QString());
+    QCOMPARE(recovered.count(), 1); // once
+
+    // An exhausted key fails and recovers the same way; a cool-down that ends is no "recovery".
+    const UpstreamVerdict quota = KeyPool::classify(429, R"({"error":{"code":"insufficient_quota"}})");
+    pool.report(idOf(0), Model, quota.verdict, -1, quota.reason);
+    QCOMPARE(failed.count(), 4);
+    QCOMPARE(failed.at(3).at(0).toInt(), 0);
+    QCOMPARE(failed.at(3).at(2).toString(), quota.reason);
+    pool.report(idOf(0), Model, KeyVerdict::Success, -1, QString());
+    QCOMPARE(recovered.count(), 2);
+    QCOMPARE(recovered.at(1).at(0).toInt(), 0);
+    pool.report(idOf(2), Model, KeyVerdict::Success, -1, QString());
+    pool.report(idOf(2), OtherModel, KeyVerdict::Success, -1, QString());
+    QCOMPARE(pool.snapshot().at(2).health, KeyHealth::Ok);
+    QCOMPARE(recovered.count(), 2);
+    QCOMPARE(failed.count(), 4);
     QCOMPARE(keysChanged.count(), 3);
 }
 
 void tst_KeyPool::snapshotCounters()
 {
+    FakeClock clock;
     KeyPool pool;
+    pool.setClock(clock.function());
     pool.setKeys(makeKeys(2));
-    const QDateTime before = QDateTime::currentDateTimeUtc();
-    QCOMPARE(pool.acquire().index, 0);
-    const QDateTime after = QDateTime::currentDateTimeUtc();
+    const QDateTime taken = clock.now;
+    QCOMPARE(next(pool), 0);
     QList<KeyStatus> statuses = pool.snapshot();
     QCOMPARE(statuses.at(0).requests, quint64(1));
-    QVERIFY(statuses.at(0).lastUsed >= before);
-    QVERIFY(statuses.at(0).lastUsed <= after);
+    QCOMPARE(statuses.at(0).lastUsed, taken);
     QVERIFY(!statuses.at(1).lastUsed.isValid());
     QCOMPARE(statuses.at(0).health, KeyHealth::Unknown);
     QCOMPARE(statuses.at(0).masked, KeyPool::mask(secretFor(0)));
     QCOMPARE(statuses.at(0).label, KeyPool::mask(secretFor(0)));
+    QCOMPARE(statuses.at(0).id, idOf(0));
     QVERIFY(statuses.at(0).enabled);
 
-    pool.reportResult(0, 200);
-    pool.reportResult(0, 201);
-    pool.reportResult(0, 304);
-    pool.reportResult(0, 400, -1, QStringLiteral("bad request"));
-    pool.reportResult(0, 500);
-    pool.reportResult(0, 0, -1, QStringLiteral("connection refused"));
-    pool.reportResult(0, 429, 1);
+    clock.now = clock.now.addSecs(5);
+    answer(pool, 0, 200);
+    answer(pool, 0, 201);
+    answer(pool, 0, 304);
+    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Ok);
+    QCOMPARE(pool.snapshot().at(0).errors, quint64(0));
+    answer(pool, 0, 400, R"({"error":{"message":"bad request"}})");
+    answer(pool, 0, 500);
+    // What the proxy books when the upstream cannot be reached.
+    pool.report(idOf(0), Model, KeyVerdict::NotKeysFault, -1, QStringLiteral("connection refused"));
+    answer(pool, 0, 429, QByteArray(), 1000);
     statuses = pool.snapshot();
     QCOMPARE(statuses.at(0).errors, quint64(4));
     QCOMPARE(statuses.at(0).requests, quint64(1)); // results are not requests
+    QCOMPARE(statuses.at(0).lastUsed, taken);
     QCOMPARE(statuses.at(0).health, KeyHealth::RateLimited);
     QCOMPARE(statuses.at(1).errors, quint64(0));
 
-    pool.reportResult(1, 0, -1, QStringLiteral("connection refused"));
+    pool.report(idOf(1), Model, KeyVerdict::NotKeysFault, -1, QStringLiteral("connection refused"));
     QCOMPARE(pool.snapshot().at(1).lastError, QStringLiteral("connection refused"));
     QCOMPARE(pool.snapshot().at(1).errors, quint64(1));
     QCOMPARE(pool.snapshot().at(1).health, KeyHealth::Unknown); // a network error says nothing about the key
+    // One without a reason counts and keeps the last reason.
+    pool.report(idOf(1), Model, KeyVerdict::NotKeysFault, -1, QString());
+    QCOMPARE(pool.snapshot().at(1).lastError, QStringLiteral("connection refused"));
+    QCOMPARE(pool.snapshot().at(1).errors, quint64(2));
 }
 
 void tst_KeyPool::threadSafety()
@@ -649,11 +928,11 @@ void tst_KeyPool::threadSafety()
     std::atomic<int> invalid { 0 };
     const auto work = [&pool, &invalid] {
         for (int i = 0; i < PerThread; ++i) {
-            const KeyLease lease = pool.acquire();
+            const KeyLease lease = pool.acquireFor({}, i % 2 ? Model : OtherModel);
             if (!lease.isValid())
                 ++invalid;
             else if (i % 100 == 0)
-                pool.reportResult(lease.index, 200);
+                pool.report(lease.keyId, Model, KeyVerdict::Success, -1, QString());
         }
     };
     std::unique_ptr<QThread> first(QThread::create(work));
@@ -740,19 +1019,6 @@ void tst_KeyPool::parseDurationMs()
     QFETCH(qint64, ms);
     QCOMPARE(KeyPool::parseDurationMs(text), ms);
 }
-
-namespace {
-struct FakeClock
-{
-    QDateTime now = QDateTime(QDate(2026, 11, 28), QTime(12, 0), Qt::UTC);
-    std::function<QDateTime()> function()
-    {
-        return [this] {
-            return now;
-        };
-    }
-};
-} // namespace
 
 void tst_KeyPool::coolingIsPerModelAndEndsExactlyOnTime()
 {

@@ -41,3 +41,9 @@ inline QByteArray chatBody()
 {
     return R"({"model":"gpt-test","messages":[{"role":"user","content":"hello"}]})";
 }
+
+/// The mock upstream's answer to a good key: a chat completion for gpt-test, 5 + 2 = 7 tokens.
+inline QByteArray chatCompletion()
+{
+    return R"({"id":"chatcmpl-1","object":"chat.completion","model":"gpt-test","choices":[{"index":0,"message":{"role":"assistant","content":"hi"}}],"usage":{"prompt_tokens":5,"completion_tokens":2,"total_tokens":7}})";
+}

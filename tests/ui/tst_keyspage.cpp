@@ -14,6 +14,7 @@
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTableView>
+#include <QTcpServer>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -186,8 +187,10 @@ private Q_SLOTS:
 
     void uncheckingEnabledChangesWhatTheProxyUses()
     {
-        MockUpstream upstream;
+        it::MockUpstream upstream;
         QVERIFY(upstream.listen());
+        upstream.setHandler(
+            [](const it::RecordedRequest &) { return it::MockResponse::json(200, chatCompletion()); });
         KeyPool pool;
         pool.setKeys({ { KeyA, QString(), true }, { KeyB, QString(), true } });
         QTemporaryDir dir;
@@ -196,7 +199,7 @@ private Q_SLOTS:
         ProxyService service(&pool);
         ProxyConfig config;
         config.listenPort = 0;
-        config.upstream = QUrl(upstream.baseUrl());
+        config.upstream = upstream.url();
         QString error;
         QVERIFY2(service.start(config, &error), qPrintable(error));
         QNetworkAccessManager client;
@@ -204,20 +207,20 @@ private Q_SLOTS:
         for (int i = 0; i < 4; ++i)
             QCOMPARE(postThrough(&client, service.endpointUrl(), chatBody()).status, 200);
         QSet<QByteArray> used;
-        for (const ReceivedRequest &request : std::as_const(upstream.received))
-            used.insert(request.authorization);
+        for (const it::RecordedRequest &request : upstream.requests())
+            used.insert(request.header("Authorization"));
         QCOMPARE(used, (QSet<QByteArray> { "Bearer " + KeyA.toUtf8(), "Bearer " + KeyB.toUtf8() }));
 
         // Uncheck key A in the table.
         const QModelIndex enabledA = page.model()->index(0, KeyTableModel::EnabledColumn);
         QVERIFY(page.model()->setData(enabledA, Qt::Unchecked, Qt::CheckStateRole));
         QCOMPARE(enabledA.data(Qt::CheckStateRole).toInt(), int(Qt::Unchecked));
-        upstream.received.clear();
+        upstream.clearRequests();
         for (int i = 0; i < 4; ++i)
             QCOMPARE(postThrough(&client, service.endpointUrl(), chatBody()).status, 200);
-        QCOMPARE(upstream.received.size(), 4);
-        for (const ReceivedRequest &request : std::as_const(upstream.received))
-            QCOMPARE(request.authorization, "Bearer " + KeyB.toUtf8());
+        QCOMPARE(upstream.requestCount(), 4);
+        for (const it::RecordedRequest &request : upstream.requests())
+            QCOMPARE(request.header("Authorization"), "Bearer " + KeyB.toUtf8());
         // The client's own key never reaches the upstream.
         QList<ApiKey> saved;
         QVERIFY(store.load(&saved, &error));
@@ -226,26 +229,32 @@ private Q_SLOTS:
 
         // Re-enabling brings it back.
         QVERIFY(page.model()->setData(enabledA, Qt::Checked, Qt::CheckStateRole));
-        upstream.received.clear();
+        upstream.clearRequests();
         for (int i = 0; i < 2; ++i)
             QCOMPARE(postThrough(&client, service.endpointUrl(), chatBody()).status, 200);
         used.clear();
-        for (const ReceivedRequest &request : std::as_const(upstream.received))
-            used.insert(request.authorization);
+        for (const it::RecordedRequest &request : upstream.requests())
+            used.insert(request.header("Authorization"));
         QVERIFY(used.contains("Bearer " + KeyA.toUtf8()));
         service.stop();
     }
 
     void testButton()
     {
-        MockUpstream upstream;
+        it::MockUpstream upstream;
         QVERIFY(upstream.listen());
-        upstream.setStatusForKey(KeyB.toUtf8(), 401);
+        upstream.setHandler([](const it::RecordedRequest &request) { // key B is refused
+            if (request.header("Authorization") == "Bearer " + KeyB.toUtf8())
+                return it::MockResponse::json(
+                    401,
+                    R"({"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}})");
+            return it::MockResponse::json(200, chatCompletion());
+        });
         KeyPool pool;
         pool.setKeys({ { KeyA, QString(), true }, { KeyB, QString(), true } });
         KeyTester tester;
         ProxyConfig config;
-        config.upstream = QUrl(upstream.baseUrl() + QStringLiteral("/v1")); // a base pasted with its version
+        config.upstream = upstream.url(QStringLiteral("/v1")); // a base pasted with its version
         tester.setConfig(config);
         KeysPage page(&pool, nullptr, &tester);
         page.resize(1000, 400);
@@ -263,13 +272,14 @@ private Q_SLOTS:
         const QModelIndex resultB = page.model()->index(1, KeyTableModel::TestResultColumn);
         QCOMPARE(resultA.data().toString(), QStringLiteral("ok"));
         QCOMPARE(resultB.data().toString(), QStringLiteral("invalid key: Incorrect API key provided"));
-        QCOMPARE(upstream.received.size(), 2);
-        for (const ReceivedRequest &request : std::as_const(upstream.received)) {
+        const QList<it::RecordedRequest> requests = upstream.requests();
+        QCOMPARE(requests.size(), 2);
+        for (const it::RecordedRequest &request : requests) {
             QCOMPARE(request.method, QByteArray("GET"));
-            QCOMPARE(request.path, QByteArray("/v1/models")); // not /v1/v1/models
+            QCOMPARE(request.target, QByteArray("/v1/models")); // not /v1/v1/models
         }
-        QSet<QByteArray> auth { upstream.received.at(0).authorization,
-                                upstream.received.at(1).authorization };
+        QSet<QByteArray> auth { requests.at(0).header("Authorization"),
+                                requests.at(1).header("Authorization") };
         QCOMPARE(auth, (QSet<QByteArray> { "Bearer " + KeyA.toUtf8(), "Bearer " + KeyB.toUtf8() }));
 
         // No network: nothing listens on the upstream port.

@@ -27,6 +27,7 @@
 #include <QStandardPaths>
 #include <QTabWidget>
 #include <QTableView>
+#include <QTcpServer>
 #include <QTemporaryDir>
 #include <QTest>
 
@@ -69,7 +70,7 @@ QStringList rolesOf(const QByteArray &body)
 struct Fixture
 {
     QTemporaryDir dir;
-    MockUpstream upstream;
+    it::MockUpstream upstream;
     std::unique_ptr<SettingsRegistry> settings;
     KeyPool pool;
     std::unique_ptr<FileKeyStore> store;
@@ -82,10 +83,12 @@ struct Fixture
     {
         if (!dir.isValid() || !upstream.listen())
             return false;
+        upstream.setHandler(
+            [](const it::RecordedRequest &) { return it::MockResponse::json(200, chatCompletion()); });
         qputenv("XDG_CONFIG_HOME", dir.filePath(QStringLiteral("xdg")).toUtf8());
         settings = SettingsRegistry::openIni(dir.filePath(QStringLiteral("KeyRelay.ini")));
         settings->setValue(Setting::ListenPort, int(port));
-        settings->setValue(Setting::Upstream, upstream.baseUrl());
+        settings->setValue(Setting::Upstream, upstream.url().toString());
         pool.setKeys({ { Key, QString(), true } });
         store = std::make_unique<FileKeyStore>(FileKeyStore::pathNextTo(settings->fileName()));
         service = std::make_unique<ProxyService>(&pool);
@@ -158,9 +161,9 @@ private Q_SLOTS:
         page->depthSpin()->setValue(3);
         QVERIFY2(page->apply(), qPrintable(page->errorText()));
         QCOMPARE(postThrough(&f.client, f.service->endpointUrl(), conversation()).status, 200);
-        QCOMPARE(f.upstream.received.size(), 1);
+        QCOMPARE(f.upstream.requestCount(), 1);
         QCOMPARE(
-            rolesOf(f.upstream.received.last().body),
+            rolesOf(f.upstream.lastRequest().body),
             (QStringList { QStringLiteral("user"), QStringLiteral("assistant"), QStringLiteral("system"),
                            QStringLiteral("user"), QStringLiteral("assistant"), QStringLiteral("user") }));
 
@@ -168,8 +171,8 @@ private Q_SLOTS:
         QVERIFY(page->apply());
         QCOMPARE(f.settings->value(Setting::ReorderEnabled).toBool(), false);
         QCOMPARE(postThrough(&f.client, f.service->endpointUrl(), conversation()).status, 200);
-        QCOMPARE(f.upstream.received.size(), 2);
-        QCOMPARE(f.upstream.received.last().body, conversation()); // untouched, byte for byte
+        QCOMPARE(f.upstream.requestCount(), 2);
+        QCOMPARE(f.upstream.lastRequest().body, conversation()); // untouched, byte for byte
     }
 
     void previewFollowsTheForm()
@@ -232,7 +235,7 @@ private Q_SLOTS:
         QCOMPARE(postThrough(&f.client, endpoint, chatBody(), QStringLiteral("/v1/chat/completions"), origin)
                      .status,
                  403);
-        QCOMPARE(f.upstream.received.size(), 0);
+        QCOMPARE(f.upstream.requestCount(), 0);
 
         LogModel *log = f.window->logModel();
         QTRY_COMPARE(log->rowCount(), 1);
@@ -251,7 +254,7 @@ private Q_SLOTS:
         QCOMPARE(postThrough(&f.client, endpoint, chatBody(), QStringLiteral("/v1/chat/completions"), origin)
                      .status,
                  200);
-        QCOMPARE(f.upstream.received.size(), 1);
+        QCOMPARE(f.upstream.requestCount(), 1);
     }
 
     void securitySettings()
@@ -345,7 +348,7 @@ private Q_SLOTS:
         page->upstreamEdit()->setText(QStringLiteral("ftp://nope"));
         QVERIFY(!page->apply());
         QVERIFY(!page->errorText().isEmpty());
-        QCOMPARE(f.settings->value(Setting::Upstream).toString(), f.upstream.baseUrl());
+        QCOMPARE(f.settings->value(Setting::Upstream).toString(), f.upstream.url().toString());
         QCOMPARE(f.service->state(), ProxyService::State::Running);
     }
 

@@ -60,27 +60,40 @@ KeyLease KeyPool::acquireFor(const QSet<QString> &excludeIds, const QString &mod
             chosen = index;
     }
     if (chosen < 0) {
-        // No key can be used now. Keys that are only cooling come back at a known time: say when.
+        // No key can be used now. Keys that only wait for a request slot or a cooling end come back
+        // soon: say so instead of trying a condemned key.
         QDateTime earliest;
         int promising = -1;
+        bool busy = false;
         for (int index = 0; index < count; ++index) {
             const Entry &entry = m_entries[index];
             if (!entry.key.enabled || excludeIds.contains(entry.status.id))
                 continue;
             const bool condemned
                 = entry.status.health == KeyHealth::Invalid || entry.status.health == KeyHealth::Exhausted;
-            if (!condemned) {
+            if (isUsable(entry, current, model, true)) {
+                busy = true; // usable but at the per-key limit of requests in flight
+            } else if (!condemned) {
                 const QDateTime end = coolingEnd(entry, current, model);
                 if (end.isValid() && (!earliest.isValid() || end < earliest))
                     earliest = end;
-            } else if (promising < 0
-                       || entry.status.coolingUntil < m_entries[promising].status.coolingUntil) {
+            } else if (promising < 0 || entry.status.recheckAt < m_entries[promising].status.recheckAt) {
                 promising = index; // invalid/exhausted: the one due for a re-check first
             }
+        }
+        if (busy) {
+            KeyLease lease;
+            lease.busy = true;
+            return lease;
         }
         if (earliest.isValid()) {
             KeyLease lease;
             lease.retryAt = earliest;
+            return lease;
+        }
+        if (promising >= 0 && atLimit(m_entries[promising])) {
+            KeyLease lease;
+            lease.busy = true;
             return lease;
         }
         chosen = promising; // never refuse for a reason with no known end: let the upstream answer
@@ -90,9 +103,86 @@ KeyLease KeyPool::acquireFor(const QSet<QString> &excludeIds, const QString &mod
     m_cursor = (chosen + 1) % count;
     Entry &entry = m_entries[chosen];
     ++entry.status.requests;
+    ++entry.status.inFlight;
     entry.status.lastUsed = current;
-    KeyLease lease { chosen, entry.key.secret, labelFor(entry), entry.status.id, QDateTime() };
+    if (entry.status.health == KeyHealth::Exhausted && entry.status.recheckAt <= current) {
+        // The one trial request after [health] recheckExhaustedSec; the next waits for its answer.
+        entry.status.recheckAt = current.addSecs(m_policy.recheckExhaustedSec);
+        entry.status.coolingUntil = entry.status.recheckAt;
+    }
+    KeyLease lease { chosen, entry.key.secret, labelFor(entry), entry.status.id, QDateTime(), false };
     return lease;
+}
+
+bool KeyPool::atLimit(const Entry &entry) const
+{
+    return m_policy.maxConcurrentPerKey > 0 && entry.status.inFlight >= m_policy.maxConcurrentPerKey;
+}
+
+void KeyPool::release(const QString &keyId)
+{
+    {
+        QMutexLocker lock(&m_mutex);
+        for (Entry &entry : m_entries) {
+            if (entry.status.id == keyId) {
+                entry.status.inFlight = qMax(0, entry.status.inFlight - 1);
+                break;
+            }
+        }
+    }
+    Q_EMIT keyReleased();
+}
+
+QList<KeyLease> KeyPool::takeDueRechecks()
+{
+    QList<KeyLease> due;
+    {
+        QMutexLocker lock(&m_mutex);
+        const QDateTime current = now();
+        for (int index = 0; index < m_entries.size(); ++index) {
+            Entry &entry = m_entries[index];
+            if (!entry.key.enabled || entry.status.health != KeyHealth::Invalid
+                || !entry.status.recheckAt.isValid() || entry.status.recheckAt > current) {
+                continue;
+            }
+            entry.status.recheckAt = current.addSecs(m_policy.recheckInvalidSec);
+            entry.status.coolingUntil = entry.status.recheckAt;
+            due.append({ index, entry.key.secret, labelFor(entry), entry.status.id, QDateTime(), false });
+        }
+    }
+    if (!due.isEmpty())
+        Q_EMIT recheckScheduleChanged();
+    return due;
+}
+
+QDateTime KeyPool::nextRecheckAt() const
+{
+    QMutexLocker lock(&m_mutex);
+    QDateTime earliest;
+    for (const Entry &entry : m_entries) {
+        if (entry.key.enabled && entry.status.health == KeyHealth::Invalid && entry.status.recheckAt.isValid()
+            && (!earliest.isValid() || entry.status.recheckAt < earliest)) {
+            earliest = entry.status.recheckAt;
+        }
+    }
+    return earliest;
+}
+
+void KeyPool::refreshUntil(KeyStatus &status, const QDateTime &now)
+{
+    if (status.health == KeyHealth::Invalid || status.health == KeyHealth::Exhausted) {
+        status.coolingUntil = status.recheckAt;
+        return;
+    }
+    status.coolingUntil = QDateTime();
+    for (const QDateTime &until : std::as_const(status.coolingByModel)) {
+        if (until > now && (!status.coolingUntil.isValid() || until > status.coolingUntil))
+            status.coolingUntil = until;
+    }
+    if (status.coolingUntil.isValid())
+        status.health = KeyHealth::RateLimited;
+    else if (status.health == KeyHealth::RateLimited)
+        status.health = KeyHealth::Ok; // every cooling has ended
 }
 
 void KeyPool::report(const QString &keyId, const QString &model, KeyVerdict verdict, qint64 retryAfterMs,
@@ -102,6 +192,7 @@ void KeyPool::report(const QString &keyId, const QString &model, KeyVerdict verd
     QString label;
     QString failure;
     bool recovered = false;
+    bool scheduleChanged = false;
     {
         QMutexLocker lock(&m_mutex);
         for (int i = 0; i < m_entries.size(); ++i) {
@@ -119,42 +210,43 @@ void KeyPool::report(const QString &keyId, const QString &model, KeyVerdict verd
         label = labelFor(entry);
         switch (verdict) {
         case KeyVerdict::Success:
-            status.health = KeyHealth::Ok;
             status.coolingByModel.remove(model);
             status.consecutive429.remove(model);
-            status.coolingUntil = QDateTime();
-            for (const QDateTime &until : std::as_const(status.coolingByModel)) {
-                if (until > current) {
-                    status.health = KeyHealth::RateLimited; // still cooling for another model
-                    if (!status.coolingUntil.isValid() || until > status.coolingUntil)
-                        status.coolingUntil = until;
-                }
-            }
             recovered = before == KeyHealth::Invalid || before == KeyHealth::Exhausted;
+            scheduleChanged = recovered;
+            status.health = KeyHealth::Ok;
+            status.recheckAt = QDateTime();
             if (recovered)
                 status.lastError = QStringLiteral("works again");
             break;
         case KeyVerdict::Invalid:
-        case KeyVerdict::Exhausted:
-            status.health = verdict == KeyVerdict::Invalid ? KeyHealth::Invalid : KeyHealth::Exhausted;
-            status.coolingUntil = current.addSecs(
-                verdict == KeyVerdict::Invalid ? m_policy.recheckInvalidSec : m_policy.recheckExhaustedSec);
-            status.lastError = reason;
+        case KeyVerdict::Exhausted: {
+            const bool invalid = verdict == KeyVerdict::Invalid;
+            status.health = invalid ? KeyHealth::Invalid : KeyHealth::Exhausted;
+            status.recheckAt
+                = current.addSecs(invalid ? m_policy.recheckInvalidSec : m_policy.recheckExhaustedSec);
+            status.lastError = !reason.isEmpty() ? reason
+                : invalid                        ? QStringLiteral("the upstream refused the key")
+                                                 : QStringLiteral("the key's quota is used up");
             ++status.errors;
+            scheduleChanged = true;
+            if (status.health != before)
+                failure = status.lastError;
             break;
+        }
         case KeyVerdict::RateLimited: {
             // The later of the upstream's reset time and an exponential backoff for repeated 429s.
             const int repeats = ++status.consecutive429[model];
             const qint64 backoffMs = qMin<qint64>(qint64(1000) << qMin(repeats - 1, 6), 60 * 1000);
             const qint64 waitMs = qBound<qint64>(1, qMax(retryAfterMs, backoffMs), qint64(3600) * 1000);
-            const QDateTime until = current.addMSecs(waitMs);
-            status.coolingByModel.insert(model, until);
-            if (status.health != KeyHealth::Invalid && status.health != KeyHealth::Exhausted)
-                status.health = KeyHealth::RateLimited;
-            if (!status.coolingUntil.isValid() || until > status.coolingUntil)
-                status.coolingUntil = until;
-            status.lastError = reason;
+            status.coolingByModel.insert(model, current.addMSecs(waitMs));
             ++status.errors;
+            // An invalid or exhausted key keeps that state and its reason; its re-check time stays.
+            if (before != KeyHealth::Invalid && before != KeyHealth::Exhausted) {
+                status.lastError = !reason.isEmpty() ? reason : QStringLiteral("429 rate limited");
+                if (before != KeyHealth::RateLimited)
+                    failure = status.lastError;
+            }
             break;
         }
         case KeyVerdict::NotKeysFault:
@@ -163,11 +255,7 @@ void KeyPool::report(const QString &keyId, const QString &model, KeyVerdict verd
                 status.lastError = reason;
             break;
         }
-        if (status.health != before
-            && (status.health == KeyHealth::Invalid || status.health == KeyHealth::Exhausted
-                || status.health == KeyHealth::RateLimited)) {
-            failure = status.lastError;
-        }
+        refreshUntil(status, current);
     }
     // Logged outside the lock: the log's redaction step reads the key list.
     if (!failure.isEmpty())
@@ -179,6 +267,8 @@ void KeyPool::report(const QString &keyId, const QString &model, KeyVerdict verd
         Q_EMIT keyFailed(index, label, failure);
     if (recovered)
         Q_EMIT keyRecovered(index, label);
+    if (scheduleChanged)
+        Q_EMIT recheckScheduleChanged();
 }
 
 UpstreamVerdict KeyPool::classify(int httpStatus, const QByteArray &body)
@@ -342,13 +432,11 @@ void KeyPool::setEnabled(int index, bool enabled)
         Entry &entry = m_entries[index];
         entry.key.enabled = enabled;
         entry.status.enabled = enabled;
-        if (enabled) {
-            entry.status.health = KeyHealth::Unknown;
-            entry.status.coolingUntil = QDateTime();
-            entry.status.coolingByModel.clear();
-        }
+        if (enabled) // re-enabled by the user: a fresh start
+            clearHealth(entry.status);
     }
     Q_EMIT keysChanged();
+    Q_EMIT recheckScheduleChanged();
 }
 
 void KeyPool::setLabel(int index, const QString &label)
@@ -364,64 +452,21 @@ void KeyPool::setLabel(int index, const QString &label)
     Q_EMIT keysChanged();
 }
 
-bool KeyPool::isUsable(const Entry &entry, const QDateTime &now, const QString &model) const
+bool KeyPool::isUsable(const Entry &entry, const QDateTime &now, const QString &model, bool ignoreLimit) const
 {
-    if (!entry.key.enabled)
+    if (!entry.key.enabled || (!ignoreLimit && atLimit(entry)))
         return false;
-    if (entry.status.health == KeyHealth::Invalid || entry.status.health == KeyHealth::Exhausted)
-        return entry.status.coolingUntil.isValid() && entry.status.coolingUntil <= now; // due for a re-check
+    // Invalid keys get no request traffic: the background re-check (GET of the model list) decides.
+    if (entry.status.health == KeyHealth::Invalid)
+        return false;
+    if (entry.status.health == KeyHealth::Exhausted) // one trial request once its time has come
+        return entry.status.recheckAt.isValid() && entry.status.recheckAt <= now;
     return !coolingEnd(entry, now, model).isValid();
 }
 
 QString KeyPool::labelFor(const Entry &entry) const
 {
     return entry.key.label.isEmpty() ? entry.status.masked : entry.key.label;
-}
-
-KeyLease KeyPool::acquire(const QSet<int> &exclude)
-{
-    QMutexLocker lock(&m_mutex);
-    const int count = int(m_entries.size());
-    if (count == 0)
-        return {};
-    const QDateTime now = this->now();
-    int chosen = -1;
-    for (int step = 0; step < count; ++step) {
-        const int index = (m_cursor + step) % count;
-        if (!exclude.contains(index) && isUsable(m_entries[index], now)) {
-            chosen = index;
-            break;
-        }
-    }
-    if (chosen < 0) {
-        // Every enabled, valid key is cooling down: use the one that recovers first rather than fail.
-        for (int index = 0; index < count; ++index) {
-            const Entry &entry = m_entries[index];
-            if (exclude.contains(index) || !entry.key.enabled || entry.status.health == KeyHealth::Invalid
-                || entry.status.health == KeyHealth::Exhausted)
-                continue;
-            if (chosen < 0 || entry.status.coolingUntil < m_entries[chosen].status.coolingUntil)
-                chosen = index;
-        }
-    }
-    if (chosen < 0)
-        return {};
-    m_cursor = (chosen + 1) % count;
-    Entry &entry = m_entries[chosen];
-    ++entry.status.requests;
-    entry.status.lastUsed = now;
-    return { chosen, entry.key.secret, labelFor(entry), entry.status.id, QDateTime() };
-}
-
-bool KeyPool::hasUsableKey(const QSet<int> &exclude) const
-{
-    QMutexLocker lock(&m_mutex);
-    const QDateTime now = this->now();
-    for (int index = 0; index < m_entries.size(); ++index) {
-        if (!exclude.contains(index) && isUsable(m_entries[index], now))
-            return true;
-    }
-    return false;
 }
 
 KeyLease KeyPool::passThrough(const QString &clientKey)
@@ -438,38 +483,26 @@ KeyLease KeyPool::passThrough(const QString &clientKey)
     return { -1, secret, mask(secret), QString(), QDateTime() };
 }
 
-void KeyPool::reportResult(int index, int httpStatus, int retryAfterSec, const QString &error)
-{
-    QString id;
-    {
-        QMutexLocker lock(&m_mutex);
-        if (index < 0 || index >= m_entries.size())
-            return;
-        id = m_entries[index].status.id;
-    }
-    UpstreamVerdict verdict = classify(httpStatus, QByteArray());
-    if (httpStatus == 0)
-        verdict.verdict = KeyVerdict::NotKeysFault;
-    const QString reason = !error.isEmpty() ? error
-        : httpStatus == 401                 ? QStringLiteral("401 Unauthorized: invalid key")
-        : httpStatus == 429                 ? QStringLiteral("429 rate limited")
-                                            : verdict.reason;
-    report(id, QString(), verdict.verdict, retryAfterSec > 0 ? qint64(retryAfterSec) * 1000 : 20 * 1000,
-           reason);
-}
-
 void KeyPool::resetHealth(int index)
 {
     {
         QMutexLocker lock(&m_mutex);
         if (index < 0 || index >= m_entries.size())
             return;
-        m_entries[index].status.health = KeyHealth::Unknown;
-        m_entries[index].status.coolingUntil = QDateTime();
-        m_entries[index].status.coolingByModel.clear();
-        m_entries[index].status.consecutive429.clear();
+        clearHealth(m_entries[index].status);
     }
     Q_EMIT keyStatusChanged(index);
+    Q_EMIT recheckScheduleChanged();
+}
+
+void KeyPool::clearHealth(KeyStatus &status)
+{
+    status.health = KeyHealth::Unknown;
+    status.coolingUntil = QDateTime();
+    status.recheckAt = QDateTime();
+    status.coolingByModel.clear();
+    status.consecutive429.clear();
+    status.lastError.clear();
 }
 
 QList<KeyStatus> KeyPool::snapshot() const

@@ -50,6 +50,7 @@ struct HealthPolicy
     int recheckInvalidSec = 300;
     int recheckExhaustedSec = 3600;
     int maxAttempts = 3; ///< keys tried for one request before the client sees the answer
+    int maxConcurrentPerKey = 0; ///< requests one key may have in flight at once; 0 = no limit
 };
 
 struct KeyStatus
@@ -62,8 +63,11 @@ struct KeyStatus
     quint64 requests = 0;
     quint64 errors = 0;
     QDateTime lastUsed;
-    QDateTime
-        coolingUntil; ///< RateLimited: the latest cooling end; Invalid/Exhausted: when it is tried again
+    /// What "until" shows: RateLimited: the latest cooling end; Invalid/Exhausted: recheckAt.
+    QDateTime coolingUntil;
+    /// Invalid: when the background re-check runs; Exhausted: when one trial request may use it.
+    QDateTime recheckAt;
+    int inFlight = 0; ///< requests using the key now (leases not yet released)
     QString id; ///< KeyPool::keyId(): stable across edits of the list
     QHash<QString, QDateTime> coolingByModel; ///< RateLimited per model ("" = every model)
     QHash<QString, int> consecutive429; ///< per model, for the exponential backoff
@@ -78,6 +82,9 @@ struct KeyLease
     QString keyId; ///< stable identity (report results by it: indexes change when the list is edited)
     /// Set when no key was handed out because every usable key is cooling: the earliest end.
     QDateTime retryAt;
+    /// Set when no key was handed out because every usable key is at [health] maxConcurrentPerKey:
+    /// wait for keyReleased() and ask again.
+    bool busy = false;
     bool isValid() const { return !secret.isEmpty(); }
 };
 
@@ -99,19 +106,22 @@ public:
     void setEnabled(int index, bool enabled);
     void setLabel(int index, const QString &label);
 
-    /// Next usable key in strict round-robin order, skipping disabled, invalid and cooling keys and the
-    /// indexes in @p exclude. When every enabled key is cooling down, the one that recovers first is used.
-    /// Returns an invalid lease when no key can be used.
-    KeyLease acquire(const QSet<int> &exclude = {});
-    /// Whether acquire(exclude) would find another key.
-    bool hasUsableKey(const QSet<int> &exclude) const;
-
     /// The key for a request for @p model: strict round-robin among usable keys (not disabled, not
-    /// cooling for this model, not invalid/exhausted before their re-check time), skipping @p excludeIds.
+    /// cooling for this model, not invalid, not exhausted before its trial time, not at the per-key
+    /// limit of requests in flight), skipping @p excludeIds. Every valid lease must be given back with
+    /// release() when its request ends.
     /// When every remaining key is cooling, no key is handed out and retryAt says when one frees up.
     /// When every remaining key is invalid or exhausted, the most promising one (due first) is tried,
     /// so that a fix upstream takes effect at once. Invalid only when no enabled key is left.
     KeyLease acquireFor(const QSet<QString> &excludeIds, const QString &model);
+    /// The request that used the key @p keyId has ended (see acquireFor()).
+    void release(const QString &keyId);
+
+    /// Invalid keys whose background re-check is due: each is booked as being checked (its next
+    /// re-check moves [health] recheckInvalidSec ahead, so a check that never answers is retried).
+    QList<KeyLease> takeDueRechecks();
+    /// When the next background re-check of an invalid key is due; invalid when no key needs one.
+    QDateTime nextRecheckAt() const;
     /// Books what the upstream said about the key @p keyId (a key removed meanwhile is ignored).
     /// @p retryAfterMs: RateLimited: the upstream's reset time (Retry-After, x-ratelimit-reset-*), -1 if
     /// none.
@@ -130,9 +140,6 @@ public:
     /// Pass-through mode: the client's key, or one of "k1|k2|k3" in rotation (the original proxy's form).
     KeyLease passThrough(const QString &clientKey);
 
-    /// Records the outcome of a request made with the key at @p index.
-    /// 401 marks the key invalid, 429 cools it down for @p retryAfterSec (default 20 s).
-    void reportResult(int index, int httpStatus, int retryAfterSec = -1, const QString &error = QString());
     /// Clears a key's health after the user re-tested or re-enabled it.
     void resetHealth(int index);
 
@@ -156,6 +163,10 @@ Q_SIGNALS:
     void keyFailed(int index, const QString &label, const QString &reason);
     /// A key that was invalid or exhausted works again.
     void keyRecovered(int index, const QString &label);
+    /// A request gave its key back (release()): a request waiting for a free key may ask again.
+    void keyReleased();
+    /// A key became invalid, or its re-check time changed: the background re-check reschedules.
+    void recheckScheduleChanged();
 
 private:
     struct Entry
@@ -163,7 +174,14 @@ private:
         ApiKey key;
         KeyStatus status;
     };
-    bool isUsable(const Entry &entry, const QDateTime &now, const QString &model = QString()) const;
+    /// @p ignoreLimit: usable apart from [health] maxConcurrentPerKey.
+    bool isUsable(const Entry &entry, const QDateTime &now, const QString &model,
+                  bool ignoreLimit = false) const;
+    bool atLimit(const Entry &entry) const;
+    /// Health back to Unknown (a re-enabled or re-tested key).
+    static void clearHealth(KeyStatus &status);
+    /// Recomputes what "until" shows, and RateLimited <-> Ok as cooling periods begin and end.
+    static void refreshUntil(KeyStatus &status, const QDateTime &now);
     QDateTime coolingEnd(const Entry &entry, const QDateTime &now, const QString &model) const;
     QDateTime now() const;
     QString labelFor(const Entry &entry) const;

@@ -7,6 +7,7 @@
 #include "openaierror.h"
 #include "secretredactor.h"
 #include "tokenusage.h"
+#include "upstreamfailure.h"
 #include "upstreampath.h"
 #include "upstreampool.h"
 
@@ -58,6 +59,7 @@ ProxyExchange::ProxyExchange(quint64 id, HttpConnection *client, const HttpReque
 
 ProxyExchange::~ProxyExchange()
 {
+    releaseLease();
     dropReply();
 }
 
@@ -115,8 +117,43 @@ void ProxyExchange::start()
         return;
     }
 
+    acquireKeyAndSend();
+}
+
+void ProxyExchange::onKeyReleased()
+{
+    if (m_waitingForKey && !m_completed)
+        acquireKeyAndSend();
+}
+
+void ProxyExchange::releaseLease()
+{
+    if (m_leaseHeld) {
+        m_leaseHeld = false;
+        m_keys->release(m_lease.keyId);
+    }
+}
+
+void ProxyExchange::acquireKeyAndSend()
+{
     if (!m_keys->isEmpty()) {
         m_lease = m_keys->acquireFor(m_triedKeyIds, m_record.model);
+        if (!m_lease.isValid() && m_lease.busy) {
+            // Every key has [health] maxConcurrentPerKey requests in flight: wait for one to end.
+            if (!m_waitingForKey) {
+                m_waitingForKey = true;
+                connect(m_keys, &KeyPool::keyReleased, this, &ProxyExchange::onKeyReleased,
+                        Qt::QueuedConnection);
+                m_keyWaitTimer.start(m_config->connectTimeoutSec * 1000, this);
+            }
+            return;
+        }
+        if (m_waitingForKey) {
+            m_waitingForKey = false;
+            m_keyWaitTimer.stop();
+            disconnect(m_keys, &KeyPool::keyReleased, this, &ProxyExchange::onKeyReleased);
+        }
+        m_leaseHeld = m_lease.isValid();
         if (!m_lease.isValid() && m_lease.retryAt.isValid()) {
             // Every key is cooling for this model: say when one is free instead of waiting.
             const qint64 waitMs = qMax<qint64>(0, QDateTime::currentDateTimeUtc().msecsTo(m_lease.retryAt));
@@ -185,6 +222,9 @@ void ProxyExchange::sendUpstream()
 #ifndef QT_NO_SSL
     connect(m_reply, &QNetworkReply::encrypted, this, &ProxyExchange::onConnectionProgress);
     connect(m_reply, &QNetworkReply::encrypted, m_upstream, &UpstreamPool::onConnectionStarting);
+    m_sslErrors.clear();
+    connect(m_reply, &QNetworkReply::sslErrors, this,
+            [this](const QList<QSslError> &errors) { m_sslErrors = errors; });
 #endif
     connect(m_reply, &QNetworkReply::socketStartedConnecting, m_upstream,
             &UpstreamPool::onConnectionStarting);
@@ -214,6 +254,20 @@ void ProxyExchange::timerEvent(QTimerEvent *event)
         m_timeout = Timeout::Idle;
     } else if (event->timerId() == m_stallTimer.timerId()) {
         onStallCheck();
+        return;
+    } else if (event->timerId() == m_keyWaitTimer.timerId()) {
+        m_keyWaitTimer.stop();
+        if (m_waitingForKey && !m_completed) {
+            m_waitingForKey = false;
+            disconnect(m_keys, &KeyPool::keyReleased, this, &ProxyExchange::onKeyReleased);
+            respondWithError(429,
+                             QStringLiteral("every KeyRelay key already has %1 requests in flight ([health] "
+                                            "maxConcurrentPerKey); none freed up within %2 s")
+                                 .arg(m_keys->policy().maxConcurrentPerKey)
+                                 .arg(m_config->connectTimeoutSec),
+                             QStringLiteral("rate_limit_error"), QStringLiteral("all_keys_busy"),
+                             { { "Retry-After", "1" } });
+        }
         return;
     } else {
         return QObject::timerEvent(event);
@@ -418,7 +472,9 @@ bool ProxyExchange::retryWithNextKey(const QString &why)
         return false;
     qCInfo(lcForward).noquote() << "key" << m_lease.label << "-" << m_redactor->redact(why)
                                 << "- retrying with key" << next.label;
+    releaseLease();
     m_lease = next;
+    m_leaseHeld = true;
     ++m_record.attempts;
     resend();
     return true;
@@ -498,27 +554,52 @@ void ProxyExchange::onUpstreamFinished()
     }
 
     if (!m_headSent) {
-        QString reason = m_reply->errorString();
+        // Nothing from the upstream: say where it failed (network proxy, TLS, upstream).
+        const QString via = describeProxy(effectiveProxy(*m_config, m_upstreamUrl));
         if (m_timeout == Timeout::Connect) {
-            respondWithError(504,
-                             QStringLiteral("could not connect to the upstream %1 within %2 s")
-                                 .arg(m_config->upstream.toString())
-                                 .arg(m_config->connectTimeoutSec),
-                             QStringLiteral("upstream_error"), QStringLiteral("upstream_connect_timeout"));
+            if (via.isEmpty()) {
+                respondWithError(504,
+                                 QStringLiteral("could not connect to the upstream %1 within %2 s")
+                                     .arg(m_config->upstream.toString())
+                                     .arg(m_config->connectTimeoutSec),
+                                 QStringLiteral("upstream_error"),
+                                 QStringLiteral("upstream_connect_timeout"));
+            } else {
+                respondWithError(
+                    504,
+                    QStringLiteral("%1 did not get the request through to the upstream %2 within "
+                                   "%3 s (the proxy accepted the connection but did not answer)")
+                        .arg(via, m_config->upstream.toString())
+                        .arg(m_config->connectTimeoutSec),
+                    QStringLiteral("upstream_error"), QStringLiteral("upstream_proxy_timeout"));
+            }
         } else if (m_timeout == Timeout::Idle) {
             respondWithError(
-                504, QStringLiteral("the upstream sent nothing for %1 s").arg(m_config->idleTimeoutSec),
+                504,
+                via.isEmpty()
+                    ? QStringLiteral("the upstream sent nothing for %1 s").arg(m_config->idleTimeoutSec)
+                    : QStringLiteral("nothing came from the upstream through %1 for %2 s")
+                          .arg(via)
+                          .arg(m_config->idleTimeoutSec),
                 QStringLiteral("upstream_error"), QStringLiteral("upstream_idle_timeout"));
         } else {
+            const NetworkFailure failure = describeNetworkFailure(m_reply, *m_config
+#ifndef QT_NO_SSL
+                                                                  ,
+                                                                  m_sslErrors
+#endif
+            );
+            if (error == QNetworkReply::SslHandshakeFailedError)
+                m_upstream->onTlsFailure(m_manager);
+            // Retrying on another key helps against a flaky upstream, not against a proxy or TLS problem.
+            const bool keyMayHelp = failure.code == QLatin1String("upstream_unreachable");
             if (!m_lease.keyId.isEmpty()) {
-                m_verdicts.append({ m_lease.keyId, KeyVerdict::NotKeysFault, -1, reason });
-                if (retryWithNextKey(reason))
+                m_verdicts.append({ m_lease.keyId, KeyVerdict::NotKeysFault, -1, failure.message });
+                if (keyMayHelp && retryWithNextKey(failure.message))
                     return;
                 commitVerdicts(false);
             }
-            respondWithError(
-                502, QStringLiteral("upstream %1 unreachable: %2").arg(m_config->upstream.toString(), reason),
-                QStringLiteral("upstream_error"), QStringLiteral("upstream_unreachable"));
+            respondWithError(502, failure.message, QStringLiteral("upstream_error"), failure.code);
         }
         return;
     }
@@ -619,6 +700,8 @@ void ProxyExchange::complete(const QString &error)
     if (m_completed)
         return;
     m_completed = true;
+    m_keyWaitTimer.stop();
+    releaseLease();
     if (error.isEmpty() && m_client)
         m_client->finishResponse();
     // The connection object outlives an abort or a close until the event loop runs again.

@@ -52,6 +52,11 @@ protected:
 private:
     enum class Timeout { None, Connect, Idle };
 
+    /// Takes a key (or waits for one to free up) and sends the request.
+    void acquireKeyAndSend();
+    void onKeyReleased();
+    /// Gives the key back to the pool (its request slot), once.
+    void releaseLease();
     void sendUpstream();
     QNetworkRequest buildUpstreamRequest() const;
     void onUpstreamHeaders();
@@ -116,9 +121,15 @@ private:
 
     QNetworkAccessManager *m_manager = nullptr;
     QPointer<QNetworkReply> m_reply;
+#ifndef QT_NO_SSL
+    QList<QSslError> m_sslErrors; ///< what the current reply's TLS handshake found wrong
+#endif
     QBasicTimer m_connectTimer;
     QBasicTimer m_idleTimer;
     QBasicTimer m_stallTimer; ///< runs while the client lags; see ClientStallMs
+    QBasicTimer m_keyWaitTimer; ///< waiting for a key below [health] maxConcurrentPerKey
+    bool m_waitingForKey = false;
+    bool m_leaseHeld = false; ///< m_lease counts against its key's requests in flight
     qint64 m_deliveredAtStallCheck = 0;
     Timeout m_timeout = Timeout::None;
     bool m_headSent = false; ///< the response is decided: no retry, no own error any more

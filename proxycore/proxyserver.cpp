@@ -55,7 +55,8 @@ void ProxyServer::setConfig(const ProxyConfig &config)
 {
     m_config = std::make_shared<const ProxyConfig>(config);
     m_policy = std::make_shared<const AccessPolicy>(config);
-    m_keys->setPolicy({ config.recheckInvalidSec, config.recheckExhaustedSec, config.maxAttempts });
+    m_keys->setPolicy({ config.recheckInvalidSec, config.recheckExhaustedSec, config.maxAttempts,
+                        config.maxConcurrentPerKey });
     QNetworkProxy proxy;
     bool useSystem = false;
     QString error;

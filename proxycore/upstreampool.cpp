@@ -75,7 +75,31 @@ void UpstreamPool::release(QNetworkAccessManager *manager)
     for (Slot &slot : m_slots) {
         if (slot.manager == manager) {
             --slot.inFlight;
+            if (slot.inFlight == 0 && slot.clearWhenIdle) {
+                // After the replies' own queued clean-up has run (see ProxyExchange::dropReply()).
+                QMetaObject::invokeMethod(
+                    this, [this, manager] { clearCacheIfIdle(manager); }, Qt::QueuedConnection);
+            }
             return;
+        }
+    }
+}
+
+void UpstreamPool::onTlsFailure(QNetworkAccessManager *manager)
+{
+    for (Slot &slot : m_slots) {
+        if (slot.manager == manager)
+            slot.clearWhenIdle = true;
+    }
+}
+
+void UpstreamPool::clearCacheIfIdle(QNetworkAccessManager *manager)
+{
+    for (Slot &slot : m_slots) {
+        if (slot.manager == manager && slot.inFlight == 0 && slot.clearWhenIdle) {
+            slot.clearWhenIdle = false;
+            manager->clearConnectionCache();
+            ++m_cacheClears;
         }
     }
 }

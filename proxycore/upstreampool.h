@@ -38,14 +38,20 @@ public:
     /// Call when a reply starts a connection: its socket gets TCP_NODELAY (see NoDelayGuard).
     void onConnectionStarting() { m_noDelay.scheduleScan(); }
     int inFlight() const;
+    /// A reply of @p manager failed its TLS handshake. Qt 6.4 keeps ~7 KB per failed handshake in
+    /// the manager's connection cache; it is cleared as soon as no request of that manager is in
+    /// flight (clearing earlier would stop the others).
+    void onTlsFailure(QNetworkAccessManager *manager);
 
 private:
     struct Slot
     {
         QNetworkAccessManager *manager = nullptr;
         int inFlight = 0;
+        bool clearWhenIdle = false; ///< a TLS handshake failed on it: clear its cache once idle
     };
     QNetworkAccessManager *createManager();
+    void clearCacheIfIdle(QNetworkAccessManager *manager);
     void configure(QNetworkAccessManager *manager) const;
 
     std::vector<Slot> m_slots;
@@ -53,6 +59,11 @@ private:
     int m_maxManagers;
     QNetworkProxy m_proxy { QNetworkProxy::NoProxy };
     bool m_useSystemProxy = false;
+    int m_cacheClears = 0;
+
+public:
+    /// How often a manager's connection cache was cleared after TLS failures (for tests).
+    int cacheClears() const { return m_cacheClears; }
 };
 
 } // namespace keyrelay

@@ -110,6 +110,12 @@ private Q_SLOTS:
     void signalsEmitted();
     void snapshotCounters();
     void threadSafety();
+    void rechecksAreScheduledForInvalidKeysOnly();
+    void concurrencyLimitPerKey();
+    void recoveryIsNotAlsoAFailure();
+    void rateLimitOnInvalidKeyKeepsItsRecheck();
+    void reenablingStartsAfresh();
+    void failureWithoutReasonStillSignalled();
 };
 
 void tst_KeyPool::emptyPool()
@@ -240,10 +246,17 @@ void tst_KeyPool::unauthorizedMarksInvalid()
     QCOMPARE(next(pool, { idOf(1) }), 2);
     QCOMPARE(next(pool, { idOf(1), idOf(2) }), 0);
 
-    // Its re-check time comes: back in the rotation by right, the others still only as a last resort.
+    // Its re-check time comes: no request traffic for it (the background re-check, a GET of the model
+    // list, decides), still only the last resort.
     clock.now = start.addSecs(300);
-    QCOMPARE(next(pool), 1);
-    QCOMPARE(next(pool, { idOf(1) }), 2);
+    QCOMPARE(pool.nextRecheckAt(), start.addSecs(300));
+    QCOMPARE(next(pool), 1); // last resort: every key is invalid
+    const QList<KeyLease> due = pool.takeDueRechecks();
+    QCOMPARE(due.size(), 1);
+    QCOMPARE(due.first().keyId, idOf(1));
+    QCOMPARE(pool.snapshot().at(1).coolingUntil,
+             start.addSecs(600)); // the next re-check, if this one is lost
+    QVERIFY(pool.takeDueRechecks().isEmpty());
 
     pool.resetHealth(0);
     QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Unknown);
@@ -251,7 +264,7 @@ void tst_KeyPool::unauthorizedMarksInvalid()
     order.clear();
     for (int i = 0; i < 3; ++i)
         order.append(next(pool));
-    QCOMPARE(order, (QList<int> { 0, 1, 0 })); // key 2 is not due before start + 301 s
+    QCOMPARE(order, (QList<int> { 0, 0, 0 })); // keys 1 and 2 stay out until a re-check says they work
 }
 
 void tst_KeyPool::exhaustedKeyWaitsForItsOwnRecheck()
@@ -285,10 +298,13 @@ void tst_KeyPool::exhaustedKeyWaitsForItsOwnRecheck()
     clock.now = start.addSecs(599);
     QCOMPARE(next(pool, { idOf(1) }), 0); // the last resort before its time
     clock.now = start.addSecs(600);
+    // Its trial time: exactly one request may use the exhausted key, the next waits for its answer;
+    // the invalid key gets none (the background re-check decides for it).
     QList<int> order;
-    for (int i = 0; i < 4; ++i)
+    for (int i = 0; i < 3; ++i)
         order.append(next(pool));
-    QCOMPARE(order, (QList<int> { 1, 0, 1, 0 })); // both due: a plain rotation again
+    QCOMPARE(order, (QList<int> { 0, 1, 1 }));
+    QCOMPARE(pool.snapshot().at(0).coolingUntil, start.addSecs(1200)); // the next trial
 
     QSignalSpy recovered(&pool, &KeyPool::keyRecovered);
     pool.report(idOf(0), Model, KeyVerdict::Success, -1, QString());
@@ -412,9 +428,11 @@ void tst_KeyPool::allCoolingNamesTheSoonestRecovery()
     // A disabled key neither.
     pool.setEnabled(0, false);
     QCOMPARE(pool.acquireFor({}, Model).retryAt, start.addSecs(900));
-    // When its re-check is due, the invalid key is tried before any cooling key is free.
+    // When its re-check is due, the invalid key is still not tried with a request (the background
+    // re-check is due instead): the cooling key's end is the answer.
     clock.now = start.addSecs(10);
-    QCOMPARE(next(pool), 1);
+    QCOMPARE(pool.acquireFor({}, Model).retryAt, start.addSecs(900));
+    QCOMPARE(pool.takeDueRechecks().size(), 1);
 }
 
 void tst_KeyPool::successClearsCoolDown()
@@ -1071,11 +1089,17 @@ void tst_KeyPool::invalidKeyUsedOnceUntilItsRecheck()
     for (int i = 0; i < 4; ++i)
         QCOMPARE(pool.acquireFor({}, QString()).secret, b); // skipped until its re-check
     clock.now = clock.now.addSecs(300);
+    for (int i = 0; i < 2; ++i)
+        QCOMPARE(pool.acquireFor({}, QString()).secret, b); // no request traffic while invalid
+    const QList<KeyLease> due = pool.takeDueRechecks();
+    QCOMPARE(due.size(), 1);
+    QCOMPARE(due.first().secret, a);
+    // The re-check found it works: back in the rotation.
+    pool.report(KeyPool::keyId(a), QString(), KeyVerdict::Success, -1, QString());
     QStringList seen;
     for (int i = 0; i < 2; ++i)
         seen << pool.acquireFor({}, QString()).secret;
-    QVERIFY(seen.contains(a)); // back in rotation for a trial
-    pool.report(KeyPool::keyId(a), QString(), KeyVerdict::Success, -1, QString());
+    QVERIFY(seen.contains(a));
     QCOMPARE(recovered.count(), 1);
     QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Ok);
 }
@@ -1111,6 +1135,157 @@ void tst_KeyPool::reportsFollowTheKeyNotItsIndex()
     const QList<KeyStatus> status = pool.snapshot();
     QCOMPARE(status.at(0).health, KeyHealth::Unknown); // not the key that now sits at index 0
     QCOMPARE(status.at(1).health, KeyHealth::Invalid);
+}
+
+void tst_KeyPool::rechecksAreScheduledForInvalidKeysOnly()
+{
+    FakeClock clock;
+    KeyPool pool;
+    pool.setClock(clock.function());
+    pool.setPolicy(HealthPolicy { 60, 600, 3 });
+    pool.setKeys(makeKeys(4));
+    const QDateTime start = clock.now;
+    QSignalSpy schedule(&pool, &KeyPool::recheckScheduleChanged);
+    QVERIFY(!pool.nextRecheckAt().isValid()); // nothing to check: no timer needed
+    answer(pool, 0, 429, R"({"error":{"code":"rate_limit_exceeded"}})");
+    answer(pool, 1, 402);
+    QVERIFY(!pool.nextRecheckAt().isValid()); // cooling and exhausted keys need no background check
+    clock.now = start.addSecs(5);
+    answer(pool, 2, 401);
+    QVERIFY(schedule.count() >= 1);
+    QCOMPARE(pool.nextRecheckAt(), start.addSecs(65));
+    clock.now = start.addSecs(10);
+    answer(pool, 3, 401);
+    QCOMPARE(pool.nextRecheckAt(), start.addSecs(65)); // the earliest
+    clock.now = start.addSecs(64);
+    QVERIFY(pool.takeDueRechecks().isEmpty());
+    clock.now = start.addSecs(65);
+    QList<KeyLease> due = pool.takeDueRechecks();
+    QCOMPARE(due.size(), 1);
+    QCOMPARE(due.first().keyId, idOf(2));
+    QCOMPARE(pool.nextRecheckAt(), start.addSecs(70));
+    // A disabled key is not checked.
+    pool.setEnabled(3, false);
+    clock.now = start.addSecs(3600);
+    due = pool.takeDueRechecks();
+    QCOMPARE(due.size(), 1);
+    QCOMPARE(due.first().keyId, idOf(2));
+    // The check says it still is refused: the next check is one interval later.
+    answer(pool, 2, 401);
+    QCOMPARE(pool.nextRecheckAt(), start.addSecs(3660));
+    QCOMPARE(pool.snapshot().at(2).health, KeyHealth::Invalid);
+}
+
+void tst_KeyPool::concurrencyLimitPerKey()
+{
+    KeyPool pool;
+    pool.setPolicy(HealthPolicy { 300, 3600, 3, 2 });
+    pool.setKeys(makeKeys(2));
+    QList<KeyLease> leases;
+    for (int i = 0; i < 4; ++i)
+        leases.append(pool.acquireFor({}, Model));
+    QList<int> order;
+    for (const KeyLease &lease : std::as_const(leases))
+        order.append(lease.index);
+    QCOMPARE(order, (QList<int> { 0, 1, 0, 1 }));
+    QCOMPARE(pool.snapshot().at(0).inFlight, 2);
+    const KeyLease busy = pool.acquireFor({}, Model);
+    QVERIFY(!busy.isValid());
+    QVERIFY(busy.busy);
+    QVERIFY(!busy.retryAt.isValid());
+    QSignalSpy released(&pool, &KeyPool::keyReleased);
+    pool.release(idOf(1));
+    QCOMPARE(released.count(), 1);
+    QCOMPARE(pool.snapshot().at(1).inFlight, 1);
+    QCOMPARE(next(pool), 1); // the key with a free slot, out of turn
+    QVERIFY(pool.acquireFor({}, Model).busy);
+    // Excluding the keys that are busy leaves nothing at all, not "busy".
+    const KeyLease none = pool.acquireFor({ idOf(0), idOf(1) }, Model);
+    QVERIFY(!none.isValid());
+    QVERIFY(!none.busy);
+    // No limit: never busy.
+    pool.setPolicy(HealthPolicy { 300, 3600, 3, 0 });
+    QVERIFY(pool.acquireFor({}, Model).isValid());
+    // release() of a key removed meanwhile, or released twice, never goes below zero.
+    pool.release(QStringLiteral("k-gone"));
+    for (int i = 0; i < 10; ++i)
+        pool.release(idOf(0));
+    QCOMPARE(pool.snapshot().at(0).inFlight, 0);
+}
+
+void tst_KeyPool::recoveryIsNotAlsoAFailure()
+{
+    FakeClock clock;
+    KeyPool pool;
+    pool.setClock(clock.function());
+    pool.setKeys(makeKeys(1));
+    answer(pool, 0, 429, R"({"error":{"code":"rate_limit_exceeded"}})", 60000, OtherModel);
+    answer(pool, 0, 401);
+    QSignalSpy failed(&pool, &KeyPool::keyFailed);
+    QSignalSpy recovered(&pool, &KeyPool::keyRecovered);
+    pool.report(idOf(0), Model, KeyVerdict::Success, -1, QString());
+    QCOMPARE(recovered.count(), 1);
+    QCOMPARE(failed.count(), 0);
+    // Still cooling for the other model: shown as rate-limited, and it ends by itself.
+    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::RateLimited);
+    QCOMPARE(next(pool), 0);
+    QVERIFY(pool.acquireFor({}, OtherModel).retryAt.isValid());
+}
+
+void tst_KeyPool::rateLimitOnInvalidKeyKeepsItsRecheck()
+{
+    FakeClock clock;
+    KeyPool pool;
+    pool.setClock(clock.function());
+    pool.setKeys(makeKeys(1));
+    const QDateTime start = clock.now;
+    answer(pool, 0, 401, R"({"error":{"code":"invalid_api_key","message":"Incorrect API key provided"}})");
+    const QString reason = pool.snapshot().at(0).lastError;
+    answer(pool, 0, 429, R"({"error":{"code":"rate_limit_exceeded"}})", 3600 * 1000);
+    const KeyStatus status = pool.snapshot().at(0);
+    QCOMPARE(status.health, KeyHealth::Invalid);
+    QCOMPARE(status.lastError, reason);
+    QCOMPARE(status.recheckAt, start.addSecs(300));
+    QCOMPARE(pool.nextRecheckAt(), start.addSecs(300));
+}
+
+void tst_KeyPool::reenablingStartsAfresh()
+{
+    FakeClock clock;
+    KeyPool pool;
+    pool.setClock(clock.function());
+    pool.setKeys(makeKeys(2));
+    for (int i = 0; i < 3; ++i)
+        answer(pool, 0, 429, R"({"error":{"code":"rate_limit_exceeded"}})");
+    answer(pool, 1, 401);
+    pool.setEnabled(0, false);
+    pool.setEnabled(0, true);
+    pool.setEnabled(1, false);
+    pool.setEnabled(1, true);
+    for (int i : { 0, 1 }) {
+        const KeyStatus status = pool.snapshot().at(i);
+        QCOMPARE(status.health, KeyHealth::Unknown);
+        QVERIFY(status.consecutive429.isEmpty());
+        QVERIFY(status.coolingByModel.isEmpty());
+        QVERIFY(status.lastError.isEmpty());
+        QVERIFY(!status.recheckAt.isValid());
+    }
+    QVERIFY(!pool.nextRecheckAt().isValid());
+    // The back-off starts again at one second.
+    answer(pool, 0, 429, R"({"error":{"code":"rate_limit_exceeded"}})");
+    QCOMPARE(pool.snapshot().at(0).coolingUntil, clock.now.addSecs(1));
+}
+
+void tst_KeyPool::failureWithoutReasonStillSignalled()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(2));
+    QSignalSpy failed(&pool, &KeyPool::keyFailed);
+    pool.report(idOf(0), Model, KeyVerdict::Invalid, -1, QString());
+    pool.report(idOf(1), Model, KeyVerdict::Exhausted, -1, QString());
+    QCOMPARE(failed.count(), 2);
+    QVERIFY(!failed.at(0).at(2).toString().isEmpty());
+    QVERIFY(!pool.snapshot().at(1).lastError.isEmpty());
 }
 
 QTEST_GUILESS_MAIN(tst_KeyPool)

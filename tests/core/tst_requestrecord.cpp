@@ -123,7 +123,7 @@ void tst_RequestRecord::keyOnlyAsLabel()
     const QString secret = QStringLiteral("sk-proj-SECRETmiddlePARTnobodyMaySee0123a1b2");
     KeyPool pool;
     pool.setKeys({ keyrelay::ApiKey { secret, QString(), true } });
-    const keyrelay::KeyLease lease = pool.acquire();
+    const keyrelay::KeyLease lease = pool.acquireFor({}, QString());
     QCOMPARE(lease.secret, secret);
 
     RequestRecord record = fullRecord();

@@ -161,7 +161,9 @@ void tst_SecretRedactor::logMessagesFromInsideThePoolAreRedactedWithoutDeadlock(
     QLoggingCategory::setFilterRules(QStringLiteral("keyrelay.keys.info=true\nkeyrelay.keys.warning=true"));
     pool.report(KeyPool::keyId(KeyB), QString(), keyrelay::KeyVerdict::Invalid, -1,
                 QStringLiteral("401: the key %1 is wrong").arg(KeyB));
-    pool.reportResult(0, 429, 5, QStringLiteral("rate limited"));
+    pool.report(KeyPool::keyId(KeyB), QStringLiteral("gpt-4o"), keyrelay::KeyVerdict::RateLimited, 5000,
+                QStringLiteral("429 rate limited"));
+    pool.report(KeyPool::keyId(KeyB), QStringLiteral("gpt-4o"), keyrelay::KeyVerdict::Success, -1, QString());
     installRedactingMessageHandler(nullptr);
     qInstallMessageHandler(previous);
     QLoggingCategory::setFilterRules(QString());

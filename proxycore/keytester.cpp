@@ -1,7 +1,9 @@
 #include "keytester.h"
 
+#include "keypool.h"
+#include "logging.h"
 #include "openaierror.h"
-#include "uilogging.h"
+#include "upstreamfailure.h"
 #include "upstreampath.h"
 
 #include <QNetworkAccessManager>
@@ -14,6 +16,11 @@ namespace keyrelay {
 KeyTester::KeyTester(QObject *parent) : QObject(parent), m_manager(new QNetworkAccessManager(this))
 {
     connect(m_manager, &QNetworkAccessManager::finished, this, &KeyTester::onFinished);
+#ifndef QT_NO_SSL
+    connect(
+        m_manager, &QNetworkAccessManager::sslErrors, this,
+        [this](QNetworkReply *reply, const QList<QSslError> &errors) { m_sslErrors.insert(reply, errors); });
+#endif
     setConfig(ProxyConfig());
 }
 
@@ -43,11 +50,7 @@ void KeyTester::setConfig(const ProxyConfig &config)
 
 QUrl KeyTester::modelsUrl(const QUrl &upstream)
 {
-    QUrl url = upstream;
-    url.setPath(UpstreamPath::join(upstream.path(), QStringLiteral("/v1/models"), {}));
-    url.setQuery(QString());
-    url.setFragment(QString());
-    return url;
+    return UpstreamPath::modelsUrl(upstream);
 }
 
 quint64 KeyTester::test(const QString &secret)
@@ -71,6 +74,9 @@ void KeyTester::onFinished(QNetworkReply *reply)
         return;
     const quint64 ticket = it.value();
     m_pending.erase(it);
+#ifndef QT_NO_SSL
+    m_sslErrors.remove(reply);
+#endif
 
     const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
     const QByteArray body = reply->readAll();
@@ -79,17 +85,21 @@ void KeyTester::onFinished(QNetworkReply *reply)
     QString message;
     if (status == 0) {
         outcome = Outcome::NoNetwork;
-        message = reply->errorString();
+#ifndef QT_NO_SSL
+        message = describeNetworkFailure(reply, m_config, m_sslErrors.value(reply)).message;
+#else
+        message = describeNetworkFailure(reply, m_config).message;
+#endif
     } else if (status >= 200 && status < 300) {
         outcome = Outcome::Ok;
-    } else if (status == 401 || status == 403) {
+    } else if (KeyPool::classify(status, body).verdict == KeyVerdict::Invalid) {
         outcome = Outcome::InvalidKey;
         message = upstreamMessage.isEmpty() ? tr("HTTP %1").arg(status) : upstreamMessage;
     } else {
         message = upstreamMessage.isEmpty() ? tr("HTTP %1").arg(status)
                                             : tr("HTTP %1: %2").arg(status).arg(upstreamMessage);
     }
-    qCInfo(lcUi) << "key test" << ticket << "finished with HTTP" << status;
+    qCDebug(lcKeys) << "key test" << ticket << "finished with HTTP" << status;
     Q_EMIT finished(ticket, outcome, message.left(300));
 }
 

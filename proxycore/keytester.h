@@ -1,10 +1,15 @@
-// "Test" for one key: GET <upstream>/v1/models with that key, asynchronously.
+// Checks one key without spending tokens: GET <upstream>/v1/models with that key, asynchronously.
+// The Keys page's Test button and the background re-check of invalid keys (KeyHealthMonitor) use it.
 #pragma once
 
 #include "proxyconfig.h"
 
 #include <QHash>
 #include <QObject>
+
+#ifndef QT_NO_SSL
+#include <QSslError>
+#endif
 
 class QNetworkAccessManager;
 class QNetworkReply;
@@ -31,7 +36,7 @@ public:
     int pendingCount() const { return int(m_pending.size()); }
 
 Q_SIGNALS:
-    /// @p message is safe to show (the upstream's error message or the network error).
+    /// @p message is safe to show (the upstream's error message or where the network failed).
     void finished(quint64 ticket, keyrelay::KeyTester::Outcome outcome, const QString &message);
 
 private:
@@ -40,6 +45,9 @@ private:
     QNetworkAccessManager *m_manager = nullptr;
     ProxyConfig m_config;
     QHash<QNetworkReply *, quint64> m_pending;
+#ifndef QT_NO_SSL
+    QHash<QNetworkReply *, QList<QSslError>> m_sslErrors;
+#endif
     quint64 m_nextTicket = 1;
 };
 

@@ -1,0 +1,169 @@
+#include "upstreamfailure.h"
+
+#include <QNetworkProxyFactory>
+#include <QNetworkProxyQuery>
+
+#ifndef QT_NO_SSL
+#include <QSslCertificate>
+#endif
+
+namespace keyrelay {
+
+namespace {
+
+QString hostPort(const QString &host, int port)
+{
+    const QString shown = host.contains(QLatin1Char(':')) ? QLatin1Char('[') + host + QLatin1Char(']') : host;
+    return port > 0 ? QStringLiteral("%1:%2").arg(shown).arg(port) : shown;
+}
+
+QString upstreamName(const QUrl &upstream)
+{
+    return hostPort(upstream.host(), upstream.port(upstream.scheme() == QLatin1String("https") ? 443 : 80));
+}
+
+#ifndef QT_NO_SSL
+QString certificateProblem(const QSslError &error, const QUrl &upstream)
+{
+    const QSslCertificate certificate = error.certificate();
+    switch (error.error()) {
+    case QSslError::CertificateExpired:
+        return certificate.isNull() ? QStringLiteral("its certificate has expired")
+                                    : QStringLiteral("its certificate expired on %1")
+                                          .arg(certificate.expiryDate().toUTC().toString(Qt::ISODate));
+    case QSslError::CertificateNotYetValid:
+        return QStringLiteral("its certificate is not valid yet");
+    case QSslError::HostNameMismatch: {
+        QStringList names = certificate.subjectAlternativeNames().values(QSsl::DnsEntry);
+        if (names.isEmpty())
+            names = certificate.subjectInfo(QSslCertificate::CommonName);
+        return names.isEmpty() ? QStringLiteral("its certificate is not for %1").arg(upstream.host())
+                               : QStringLiteral("its certificate is for %1, not %2")
+                                     .arg(names.join(QLatin1String(", ")), upstream.host());
+    }
+    case QSslError::SelfSignedCertificate:
+    case QSslError::SelfSignedCertificateInChain:
+    case QSslError::UnableToGetLocalIssuerCertificate:
+    case QSslError::UnableToGetIssuerCertificate:
+    case QSslError::UnableToVerifyFirstCertificate:
+    case QSslError::CertificateUntrusted:
+        return QStringLiteral("its certificate is not trusted (self-signed or from an authority this "
+                              "machine does not trust)");
+    case QSslError::CertificateRevoked:
+        return QStringLiteral("its certificate has been revoked");
+    default:
+        return error.errorString();
+    }
+}
+#endif
+
+} // namespace
+
+QNetworkProxy effectiveProxy(const ProxyConfig &config, const QUrl &upstream)
+{
+    QNetworkProxy proxy(QNetworkProxy::NoProxy);
+    bool useSystem = false;
+    QString error;
+    if (!ProxyConfig::parseUpstreamProxy(config.upstreamProxy, &proxy, &useSystem, &error))
+        return QNetworkProxy(QNetworkProxy::NoProxy);
+    if (useSystem) {
+        const QList<QNetworkProxy> proxies
+            = QNetworkProxyFactory::systemProxyForQuery(QNetworkProxyQuery(upstream));
+        return proxies.isEmpty() ? QNetworkProxy(QNetworkProxy::NoProxy) : proxies.constFirst();
+    }
+    return proxy;
+}
+
+QString describeProxy(const QNetworkProxy &proxy)
+{
+    switch (proxy.type()) {
+    case QNetworkProxy::HttpProxy:
+    case QNetworkProxy::HttpCachingProxy:
+        return QStringLiteral("the HTTP proxy %1").arg(hostPort(proxy.hostName(), proxy.port()));
+    case QNetworkProxy::Socks5Proxy:
+        return QStringLiteral("the SOCKS5 proxy %1").arg(hostPort(proxy.hostName(), proxy.port()));
+    default:
+        return QString();
+    }
+}
+
+NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const QString &errorText,
+#ifndef QT_NO_SSL
+                                      const QList<QSslError> &sslErrors,
+#endif
+                                      const QUrl &upstream, const QNetworkProxy &proxy)
+{
+    const QString via = describeProxy(proxy);
+    const QString target = QStringLiteral("the upstream %1").arg(upstreamName(upstream));
+    const auto proxyFailure = [](const QString &message) {
+        return NetworkFailure { message, QStringLiteral("upstream_proxy_error") };
+    };
+    const auto unreachable = [](const QString &message) {
+        return NetworkFailure { message, QStringLiteral("upstream_unreachable") };
+    };
+    const QString proxyName = via.isEmpty() ? QStringLiteral("the network proxy") : via;
+    switch (error) {
+    case QNetworkReply::ProxyConnectionRefusedError:
+        return proxyFailure(QStringLiteral("%1 refused the connection (is it running?)").arg(proxyName));
+    case QNetworkReply::ProxyNotFoundError:
+        return proxyFailure(
+            QStringLiteral("%1 was not found (its host name does not resolve)").arg(proxyName));
+    case QNetworkReply::ProxyConnectionClosedError:
+        return proxyFailure(
+            QStringLiteral("%1 closed the connection before %2 answered").arg(proxyName, target));
+    case QNetworkReply::ProxyTimeoutError:
+        return proxyFailure(QStringLiteral("%1 did not answer in time").arg(proxyName));
+    case QNetworkReply::ProxyAuthenticationRequiredError:
+        if (!proxy.user().isEmpty() || !proxy.password().isEmpty())
+            return proxyFailure(
+                QStringLiteral("%1 refused the credentials (user \"%2\")").arg(proxyName, proxy.user()));
+        return proxyFailure(QStringLiteral("%1 asks for credentials and none are set (give them in the "
+                                           "upstream proxy setting: http://user:password@host:port)")
+                                .arg(proxyName));
+    case QNetworkReply::SslHandshakeFailedError: {
+        QStringList problems;
+#ifndef QT_NO_SSL
+        for (const QSslError &sslError : sslErrors) {
+            const QString problem = certificateProblem(sslError, upstream);
+            if (!problems.contains(problem))
+                problems.append(problem);
+        }
+#endif
+        if (problems.isEmpty())
+            problems.append(errorText);
+        return { QStringLiteral("TLS with %1 failed: %2").arg(target, problems.join(QLatin1String("; "))),
+                 QStringLiteral("upstream_tls_error") };
+    }
+    case QNetworkReply::ConnectionRefusedError:
+        return unreachable(via.isEmpty() ? QStringLiteral("%1 refused the connection").arg(target)
+                                         : QStringLiteral("%1 refused the connection").arg(proxyName));
+    case QNetworkReply::HostNotFoundError:
+        return unreachable(QStringLiteral("%1 was not found (its host name does not resolve)").arg(target));
+    case QNetworkReply::RemoteHostClosedError:
+        return unreachable(QStringLiteral("%1 closed the connection before answering").arg(target));
+    case QNetworkReply::TimeoutError:
+        return unreachable(QStringLiteral("%1 did not answer in time").arg(target));
+    default:
+        return unreachable(
+            QStringLiteral("%1%2 unreachable: %3")
+                .arg(target,
+                     via.isEmpty() ? QString() : QStringLiteral(" (through ") + via + QLatin1Char(')'),
+                     errorText));
+    }
+}
+
+NetworkFailure describeNetworkFailure(QNetworkReply *reply, const ProxyConfig &config
+#ifndef QT_NO_SSL
+                                      ,
+                                      const QList<QSslError> &sslErrors
+#endif
+)
+{
+    return describeNetworkFailure(reply->error(), reply->errorString(),
+#ifndef QT_NO_SSL
+                                  sslErrors,
+#endif
+                                  reply->url(), effectiveProxy(config, reply->url()));
+}
+
+} // namespace keyrelay

@@ -1,0 +1,50 @@
+// Where a request that got no HTTP answer failed, said so that the user knows what to fix: the
+// upstream network proxy (named with its address), TLS (with the certificate problem), or the upstream.
+#pragma once
+
+#include "proxyconfig.h"
+
+#include <QList>
+#include <QNetworkProxy>
+#include <QNetworkReply>
+#include <QString>
+#include <QUrl>
+
+#ifndef QT_NO_SSL
+#include <QSslError>
+#endif
+
+namespace keyrelay {
+
+struct NetworkFailure
+{
+    QString message; ///< e.g. "the HTTP proxy 127.0.0.1:8888 refused the credentials (user \"bob\")"
+    QString
+        code; ///< for the client's error body: upstream_proxy_error, upstream_tls_error, upstream_unreachable
+};
+
+/// The proxy the request used for @p upstream: the configured one, or the system's for "system".
+/// NoProxy when there is none.
+QNetworkProxy effectiveProxy(const ProxyConfig &config, const QUrl &upstream);
+
+/// "the HTTP proxy 127.0.0.1:8888", "the SOCKS5 proxy [::1]:1080"; empty for NoProxy.
+QString describeProxy(const QNetworkProxy &proxy);
+
+/// What @p error (with Qt's @p errorText and, for a failed TLS handshake, the certificate problems
+/// @p sslErrors) means, for a request to @p upstream through @p proxy.
+NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const QString &errorText,
+#ifndef QT_NO_SSL
+                                      const QList<QSslError> &sslErrors,
+#endif
+                                      const QUrl &upstream, const QNetworkProxy &proxy);
+
+/// The same for a finished reply that has no HTTP status, with the proxy that @p config sets
+/// (@p sslErrors: what the reply's sslErrors() signal reported).
+NetworkFailure describeNetworkFailure(QNetworkReply *reply, const ProxyConfig &config
+#ifndef QT_NO_SSL
+                                      ,
+                                      const QList<QSslError> &sslErrors = {}
+#endif
+);
+
+} // namespace keyrelay

@@ -2,7 +2,9 @@
 
 #include "accesspolicy.h"
 #include "descriptorlimit.h"
+#include "keyhealthmonitor.h"
 #include "keypool.h"
+#include "keytester.h"
 #include "logging.h"
 #include "openaierror.h"
 #include "proxyexchange.h"
@@ -31,9 +33,11 @@ constexpr int TrimDelayMs = 1000; ///< after the last request ends, free memory 
 
 ProxyServer::ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent)
     : QObject(parent), m_keys(keys), m_upstream(new UpstreamPool(MaxUpstreamManagers, this)),
+      m_keyTester(new KeyTester(this)), m_healthMonitor(new KeyHealthMonitor(keys, m_keyTester, this)),
       m_config(std::make_shared<const ProxyConfig>()),
       m_policy(std::make_shared<const AccessPolicy>(*m_config)), m_redactor(redactor)
 {
+    m_keyTester->setConfig(*m_config);
 }
 
 ProxyServer::~ProxyServer()
@@ -63,6 +67,8 @@ void ProxyServer::setConfig(const ProxyConfig &config)
     if (ProxyConfig::parseUpstreamProxy(config.upstreamProxy, &proxy, &useSystem, &error))
         m_upstream->setProxy(proxy, useSystem);
     m_redactor->setExtraSecrets({ config.clientToken, proxy.password() });
+    m_keyTester->setConfig(config);
+    m_healthMonitor->reschedule();
 }
 
 bool ProxyServer::listen(const ProxyConfig &config, QString *error)

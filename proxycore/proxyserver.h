@@ -21,6 +21,8 @@ namespace keyrelay {
 
 class AccessPolicy;
 class KeyPool;
+class KeyHealthMonitor;
+class KeyTester;
 class SecretRedactor;
 class UsageStore;
 class ProxyExchange;
@@ -49,6 +51,7 @@ public:
     void setUsageStore(UsageStore *usage) { m_usage = usage; }
 
     int activeRequests() const { return int(m_exchanges.size()); }
+    KeyHealthMonitor *healthMonitor() const { return m_healthMonitor; }
     /// Closes the listeners, lets requests in flight finish for @p graceMs, then cuts them off.
     /// Emits drained() when no request is left (at once if none is in flight).
     void shutdown(int graceMs);
@@ -78,6 +81,8 @@ private:
 
     KeyPool *m_keys;
     UpstreamPool *m_upstream;
+    KeyTester *m_keyTester; ///< the background re-checks' GET of the model list
+    KeyHealthMonitor *m_healthMonitor;
     std::shared_ptr<const ProxyConfig> m_config;
     std::shared_ptr<const AccessPolicy> m_policy;
     SecretRedactor *m_redactor;

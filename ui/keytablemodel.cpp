@@ -30,8 +30,13 @@ KeyTableModel::KeyTableModel(KeyPool *pool, KeyTester *tester, QObject *parent)
                     const int row = rowOfSecret(secret);
                     if (row < 0)
                         return;
+                    // What the test found is what the pool believes: a key that works is back in the
+                    // rotation at once (and a recovery is announced), a refused one leaves it.
                     if (outcome == KeyTester::Outcome::Ok)
-                        m_pool->resetHealth(row);
+                        m_pool->report(KeyPool::keyId(secret), QString(), KeyVerdict::Success, -1, QString());
+                    else if (outcome == KeyTester::Outcome::InvalidKey)
+                        m_pool->report(KeyPool::keyId(secret), QString(), KeyVerdict::Invalid, -1,
+                                       tr("test: %1").arg(message));
                     Q_EMIT dataChanged(index(row, 0), index(row, ColumnCount - 1));
                     Q_EMIT testFinished(row, outcome, message);
                 });

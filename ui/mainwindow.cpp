@@ -106,6 +106,12 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
     });
     connect(m_service, &ProxyService::requestFinished, this, &MainWindow::onRequestFinished);
     connect(m_service, &ProxyService::requestFinished, m_logModel, &LogModel::append);
+    // Key state changes are rows of the log too (method "KEY"), with their reason.
+    connect(m_pool, &KeyPool::keyFailed, this, [this](int, const QString &label, const QString &reason) {
+        addKeyEvent(label, tr("stopped working"), reason);
+    });
+    connect(m_pool, &KeyPool::keyRecovered, this,
+            [this](int, const QString &label) { addKeyEvent(label, tr("works again"), QString()); });
     connect(m_logPage, &LogPage::allowWebsiteRequested, this, [this](const QString &origin) {
         QString error;
         if (!m_settingsPage->allowWebsite(origin, &error))
@@ -232,6 +238,19 @@ void MainWindow::updateState()
     }
     m_copyButton->setEnabled(state == ProxyService::State::Running);
     m_requestsLabel->setText(tr("Requests today: %1").arg(QLocale().toString(m_requestsToday)));
+}
+
+void MainWindow::addKeyEvent(const QString &label, const QString &what, const QString &reason)
+{
+    RequestRecord event;
+    event.id = 0;
+    event.startedAt = QDateTime::currentDateTime();
+    event.method = QStringLiteral("KEY");
+    event.path = what;
+    event.keyLabel = label;
+    event.status = reason.isEmpty() ? 200 : 0;
+    event.error = reason;
+    m_logModel->append(event);
 }
 
 void MainWindow::onRequestFinished(const RequestRecord &)

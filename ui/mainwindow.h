@@ -79,6 +79,8 @@ private:
     void updateState();
     /// The settings' proxy configuration with the proxy password put back in, to run with.
     ProxyConfig runtimeConfig() const;
+    /// A row in the log for a key that stopped working (@p reason) or works again.
+    void addKeyEvent(const QString &label, const QString &what, const QString &reason);
     void onRequestFinished(const RequestRecord &record);
 
     SettingsRegistry *m_settings;

@@ -135,6 +135,20 @@ SettingsPage::SettingsPage(SettingsRegistry *settings, ProxyService *service, Au
     rewriteForm->addRow(tr("After:"), m_previewAfter);
     rewriteForm->addRow(note);
 
+    // Keys and usage.
+    auto *keysBox = new QGroupBox(tr("Keys and usage"), content);
+    m_recheckInvalid = makeSpin(keysBox, 1, 365 * 86400);
+    m_recheckInvalid->setSuffix(tr(" s"));
+    m_maxPerKey = makeSpin(keysBox, 0, 100000);
+    m_maxPerKey->setSpecialValueText(tr("no limit"));
+    m_streamUsage = new QCheckBox(tr("Count the tokens of streamed answers (asks the upstream for them; the "
+                                     "client's stream stays as it asked)"),
+                                  keysBox);
+    auto *keysForm = new QFormLayout(keysBox);
+    keysForm->addRow(tr("Re-check an invalid key every:"), m_recheckInvalid);
+    keysForm->addRow(tr("Requests per key at once:"), m_maxPerKey);
+    keysForm->addRow(m_streamUsage);
+
     // Security: which browser pages and which clients may use the keys.
     auto *securityBox = new QGroupBox(tr("Security"), content);
     m_allowedOrigins = new QLineEdit(securityBox);
@@ -199,6 +213,7 @@ SettingsPage::SettingsPage(SettingsRegistry *settings, ProxyService *service, Au
     contentLayout->addWidget(listenBox);
     contentLayout->addWidget(upstreamBox);
     contentLayout->addWidget(rewriteBox);
+    contentLayout->addWidget(keysBox);
     contentLayout->addWidget(securityBox);
     contentLayout->addWidget(desktopBox);
     contentLayout->addStretch();
@@ -275,6 +290,9 @@ void SettingsPage::revert()
         m_proxyPassword->setText(url.password(QUrl::FullyDecoded));
     }
     m_reorder->setChecked(config.reorderEnabled);
+    m_recheckInvalid->setValue(config.recheckInvalidSec);
+    m_maxPerKey->setValue(config.maxConcurrentPerKey);
+    m_streamUsage->setChecked(config.requestStreamUsage);
     m_threshold->setValue(config.reorderThreshold);
     m_depth->setValue(config.reorderDepth);
     m_stripPrefixes->setText(config.stripPrefixes.join(QStringLiteral(", ")));
@@ -351,6 +369,9 @@ bool SettingsPage::formToConfig(ProxyConfig *config, QString *error) const
     }
     config->upstreamProxy = composedUpstreamProxy();
     config->reorderEnabled = m_reorder->isChecked();
+    config->recheckInvalidSec = m_recheckInvalid->value();
+    config->maxConcurrentPerKey = m_maxPerKey->value();
+    config->requestStreamUsage = m_streamUsage->isChecked();
     config->reorderThreshold = m_threshold->value();
     config->reorderDepth = m_depth->value();
     ProxyConfig::normalizePathPrefixes(m_stripPrefixes->text().split(QLatin1Char(','), Qt::SkipEmptyParts),

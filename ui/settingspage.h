@@ -54,6 +54,9 @@ public:
     QCheckBox *reorderCheck() const { return m_reorder; }
     QSpinBox *thresholdSpin() const { return m_threshold; }
     QSpinBox *depthSpin() const { return m_depth; }
+    QSpinBox *recheckInvalidSpin() const { return m_recheckInvalid; }
+    QSpinBox *maxPerKeySpin() const { return m_maxPerKey; }
+    QCheckBox *streamUsageCheck() const { return m_streamUsage; }
     QLineEdit *stripPrefixesEdit() const { return m_stripPrefixes; }
     QSpinBox *connectTimeoutSpin() const { return m_connectTimeout; }
     QSpinBox *idleTimeoutSpin() const { return m_idleTimeout; }
@@ -103,6 +106,9 @@ private:
     QCheckBox *m_reorder;
     QSpinBox *m_threshold;
     QSpinBox *m_depth;
+    QSpinBox *m_recheckInvalid;
+    QSpinBox *m_maxPerKey;
+    QCheckBox *m_streamUsage;
     QLabel *m_previewBefore;
     QLabel *m_previewAfter;
     QLineEdit *m_stripPrefixes;

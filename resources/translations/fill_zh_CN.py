@@ -9,6 +9,16 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 ZH = {
+    "test: %1": "测试：%1",
+    "stopped working": "已停止工作",
+    "works again": "已恢复可用",
+    "Keys and usage": "密钥与用量",
+    "no limit": "不限",
+    "Count the tokens of streamed answers (asks the upstream for them; the client's stream stays as it asked)":
+    "统计流式回答的令牌数（向上游请求用量；客户端收到的流保持原样）",
+    "Re-check an invalid key every:": "无效密钥的重新检查间隔：",
+    "Requests per key at once:": "每个密钥的同时请求数：",
+    " s": " 秒",
     "KeyRelay: key %1 works again": "KeyRelay：密钥 %1 已恢复可用",
     "It is back in rotation.": "它已重新加入轮换。",
     "rate-limited until %1": "限流中，直到 %1",
@@ -193,7 +203,8 @@ def main(path):
         translation = message.find("translation")
         text = ZH.get(source)
         if text is None:
-            missing.append(source)
+            if translation.get("type") == "unfinished" or not (translation.text or len(translation)):
+                missing.append(source)  # translated earlier in Qt Linguist: kept as it is
             continue
         translation.attrib.pop("type", None)
         for child in list(translation):

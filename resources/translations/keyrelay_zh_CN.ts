@@ -149,6 +149,10 @@
             <source>quota used up</source>
             <translation>额度已用完</translation>
         </message>
+        <message>
+            <source>test: %1</source>
+            <translation>测试：%1</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::KeyTester</name>
@@ -438,6 +442,14 @@
             <source>Could not allow %1: %2</source>
             <translation>无法允许 %1：%2</translation>
         </message>
+        <message>
+            <source>stopped working</source>
+            <translation>已停止工作</translation>
+        </message>
+        <message>
+            <source>works again</source>
+            <translation>已恢复可用</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::SettingsPage</name>
@@ -668,6 +680,26 @@
         <message>
             <source>%1 may now use KeyRelay.</source>
             <translation>%1 现在可以使用 KeyRelay。</translation>
+        </message>
+        <message>
+            <source>Keys and usage</source>
+            <translation>密钥与用量</translation>
+        </message>
+        <message>
+            <source>no limit</source>
+            <translation>不限</translation>
+        </message>
+        <message>
+            <source>Count the tokens of streamed answers (asks the upstream for them; the client's stream stays as it asked)</source>
+            <translation>统计流式回答的令牌数（向上游请求用量；客户端收到的流保持原样）</translation>
+        </message>
+        <message>
+            <source>Re-check an invalid key every:</source>
+            <translation>无效密钥的重新检查间隔：</translation>
+        </message>
+        <message>
+            <source>Requests per key at once:</source>
+            <translation>每个密钥的同时请求数：</translation>
         </message>
     </context>
     <context>

@@ -340,6 +340,46 @@ private Q_SLOTS:
         QVERIFY(f.window->stateText().contains(QStringLiteral("Not running")));
     }
 
+    void keysAndUsageSettings()
+    {
+        Fixture f;
+        QVERIFY(f.setUp());
+        SettingsPage *page = f.window->settingsPage();
+        QCOMPARE(page->recheckInvalidSpin()->value(), 300);
+        QCOMPARE(page->maxPerKeySpin()->value(), 0);
+        QCOMPARE(page->maxPerKeySpin()->text(), QStringLiteral("no limit"));
+        QVERIFY(page->streamUsageCheck()->isChecked());
+        page->recheckInvalidSpin()->setValue(42);
+        page->maxPerKeySpin()->setValue(3);
+        page->streamUsageCheck()->setChecked(false);
+        QVERIFY2(page->apply(), qPrintable(page->errorText()));
+        QCOMPARE(f.settings->value(Setting::RecheckInvalidSec).toInt(), 42);
+        QCOMPARE(f.settings->value(Setting::MaxConcurrentPerKey).toInt(), 3);
+        QCOMPARE(f.settings->value(Setting::RequestStreamUsage).toBool(), false);
+        QCOMPARE(f.pool.policy().maxConcurrentPerKey, 3); // the running proxy uses it
+        QCOMPARE(f.pool.policy().recheckInvalidSec, 42);
+    }
+
+    void keyStateChangesAreLogRows()
+    {
+        Fixture f;
+        QVERIFY(f.setUp());
+        LogModel *log = f.window->logModel();
+        const QString id = KeyPool::keyId(f.pool.keys().first().secret);
+        f.pool.report(id, QString(), KeyVerdict::Invalid, -1, QStringLiteral("401 invalid_api_key"));
+        QTRY_COMPARE(log->rowCount(), 1);
+        QCOMPARE(log->index(0, LogModel::MethodColumn).data().toString(), QStringLiteral("KEY"));
+        QCOMPARE(log->index(0, LogModel::PathColumn).data().toString(), QStringLiteral("stopped working"));
+        QCOMPARE(log->index(0, LogModel::ErrorColumn).data().toString(),
+                 QStringLiteral("401 invalid_api_key"));
+        QVERIFY(!log->index(0, LogModel::KeyColumn).data().toString().contains(f.pool.keys().first().secret));
+        f.pool.report(id, QString(), KeyVerdict::Success, -1, QString());
+        QTRY_COMPARE(log->rowCount(), 2);
+        const int newest
+            = log->index(0, LogModel::PathColumn).data().toString() == QLatin1String("works again") ? 0 : 1;
+        QCOMPARE(log->index(newest, LogModel::PathColumn).data().toString(), QStringLiteral("works again"));
+    }
+
     void invalidSettingsAreRefused()
     {
         Fixture f;

@@ -71,6 +71,7 @@ private Q_SLOTS:
     void streamUsageSettingOff();
     void upstreamRejectingStreamOptions();
     void perKeyConcurrencyLimitQueues();
+    void streamFailingAfterFirstByteIsNotRetried();
     void perKeyConcurrencyLimitGivesUp();
 
 private:
@@ -314,6 +315,26 @@ void HealthTest::perKeyConcurrencyLimitGivesUp()
     // The holding request leaves: its slot is free again.
     holding->abort();
     QTRY_COMPARE(m_proxy->keys.snapshot().at(0).inFlight, 0);
+}
+
+void HealthTest::streamFailingAfterFirstByteIsNotRetried()
+{
+    // The stream starts, then the upstream goes away: the client has seen bytes, so nothing may be
+    // replayed on another key (it would duplicate the answer).
+    m_mock->setHandler([](const RecordedRequest &) { return MockResponse::sse({ { 0, Chunk1 } }, false); });
+    QVERIFY(startProxy({ KeyA, KeyB }));
+    auto client = sendChat(R"({"model":"gpt-test","stream":true,"messages":[]})");
+    QTRY_VERIFY(client->body().contains("Hel"));
+    m_mock->dropAllConnections();
+    QTRY_VERIFY(client->disconnected());
+    QVERIFY(client->truncated()); // an incomplete reply, not a silently shortened one
+    QCOMPARE(client->body(), Chunk1);
+    QTRY_COMPARE(m_proxy->records.size(), 1);
+    QCOMPARE(m_mock->requestCount(), 1);
+    QCOMPARE(m_proxy->records.first().attempts, 1);
+    QVERIFY(!m_proxy->records.first().error.isEmpty());
+    // Not the key's fault either.
+    QVERIFY(m_proxy->keys.snapshot().at(0).health != keyrelay::KeyHealth::Invalid);
 }
 
 QTEST_GUILESS_MAIN(HealthTest)

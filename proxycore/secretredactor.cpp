@@ -116,9 +116,18 @@ QString SecretRedactor::redactPatterns(const QString &text)
         result += QStringView(out).mid(last);
         out = result;
     };
-    maskMatches(headerValue, 3);
-    maskMatches(queryValue, 2);
-    maskMatches(keyShape, 1);
+    // Cheap tests first: most texts (paths, model names, labels) match none of the patterns.
+    if (text.contains(QLatin1String("bearer"), Qt::CaseInsensitive)
+        || text.contains(QLatin1String("authorization"), Qt::CaseInsensitive)
+        || text.contains(QLatin1String("api"), Qt::CaseInsensitive)) {
+        maskMatches(headerValue, 3);
+    }
+    if (out.contains(QLatin1Char('=')))
+        maskMatches(queryValue, 2);
+    if (out.contains(QLatin1String("k-")) || out.contains(QLatin1String("k_")) || out.contains(QLatin1String("xai"))
+        || out.contains(QLatin1String("AIza"))) {
+        maskMatches(keyShape, 1);
+    }
     return out;
 }
 

@@ -74,11 +74,59 @@ bool hasEmptyChoices(const QByteArray &event)
     return false;
 }
 
+/// The object after the last "usage" key of @p data, parsed on its own: a response body need not be
+/// parsed whole for its few usage numbers. False when that is not a plain object.
+bool usageFromLastMember(const QByteArray &data, TokenUsage *usage)
+{
+    const QByteArray key = QByteArrayLiteral("\"usage\"");
+    const qsizetype at = data.lastIndexOf(key);
+    if (at < 0)
+        return false;
+    qsizetype pos = at + key.size();
+    const auto skipSpace = [&] {
+        while (pos < data.size() && (data.at(pos) == ' ' || data.at(pos) == '\t' || data.at(pos) == '\n'
+                                     || data.at(pos) == '\r'))
+            ++pos;
+    };
+    skipSpace();
+    if (pos >= data.size() || data.at(pos) != ':')
+        return false;
+    ++pos;
+    skipSpace();
+    if (pos >= data.size() || data.at(pos) != '{')
+        return false;
+    const qsizetype begin = pos;
+    int depth = 0;
+    bool inString = false;
+    for (; pos < data.size(); ++pos) {
+        const char c = data.at(pos);
+        if (inString) {
+            if (c == '\\')
+                ++pos;
+            else if (c == '"')
+                inString = false;
+        } else if (c == '"') {
+            inString = true;
+        } else if (c == '{') {
+            ++depth;
+        } else if (c == '}' && --depth == 0) {
+            const QJsonDocument document
+                = QJsonDocument::fromJson("{\"usage\":" + data.mid(begin, pos + 1 - begin) + '}');
+            return document.isObject() && usageFromObject(document.object(), usage);
+        }
+    }
+    return false;
+}
+
 } // namespace
 
 bool parseTokenUsage(const QByteArray &data, bool eventStream, TokenUsage *usage)
 {
     if (!eventStream) {
+        // A JSON object body: its usage member alone is parsed (a whole answer need not be).
+        const QByteArray trimmed = data.trimmed();
+        if (trimmed.startsWith('{') && trimmed.endsWith('}') && usageFromLastMember(trimmed, usage))
+            return true;
         const QJsonDocument document = QJsonDocument::fromJson(data);
         return document.isObject() && usageFromObject(document.object(), usage);
     }

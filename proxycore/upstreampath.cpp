@@ -42,6 +42,12 @@ bool resolveDotSegments(const QString &path, QString *resolved)
 {
     if (!path.startsWith(QLatin1Char('/')))
         return false;
+    // The usual path ("/v1/chat/completions") has nothing to resolve or check.
+    if (!path.contains(QLatin1Char('.')) && !path.contains(QLatin1Char('%'))
+        && !path.contains(QLatin1Char('\\'))) {
+        *resolved = path;
+        return true;
+    }
     // A "%" must start an escape of two hex digits: QUrl would otherwise re-encode every "%" of the
     // whole path, the configured base included.
     for (qsizetype i = path.indexOf(QLatin1Char('%')); i >= 0; i = path.indexOf(QLatin1Char('%'), i + 1)) {

@@ -206,6 +206,14 @@ void tst_ProxyExchangeHelpers::parseUsage_data()
     QTest::newRow("absent in event stream") << QByteArrayLiteral(
         "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}],\"usage\":null}\n\ndata: [DONE]\n\n")
                                             << true << false << qint64(-1) << qint64(-1) << qint64(-1);
+    QTest::newRow("the word usage in the content") << QByteArrayLiteral(
+        R"({"choices":[{"message":{"content":"say \"usage\": {\"total_tokens\": 99}"}}],)"
+        R"("usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})")
+                                                   << false << true << qint64(3) << qint64(4) << qint64(7);
+    QTest::newRow("usage null, real usage inside response") << QByteArrayLiteral(
+        R"({"response":{"usage":{"input_tokens":5,"output_tokens":6,"total_tokens":11}},"usage":null})")
+                                                            << false << true << qint64(5) << qint64(6)
+                                                            << qint64(11);
     QTest::newRow("event stream read as JSON") << QByteArrayLiteral(
         "data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\n")
                                                << false << false << qint64(-1) << qint64(-1) << qint64(-1);

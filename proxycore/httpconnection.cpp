@@ -326,10 +326,8 @@ void HttpConnection::finishResponse()
 
 void HttpConnection::abortResponse()
 {
-    if (m_state == State::Closed)
-        return;
-    if (m_socket)
-        m_socket->abort();
+    // closeNow() marks the connection closed before it aborts the socket: the abort's own
+    // disconnected() must not read as the client going away (the exchange ends for its own reason).
     closeNow();
 }
 

@@ -318,6 +318,11 @@ void ProxyExchange::onUpstreamHeaders()
     const QVariant statusAttribute = m_reply->attribute(QNetworkRequest::HttpStatusCodeAttribute);
     if (!statusAttribute.isValid())
         return; // not an HTTP response yet (connection error follows in finished())
+    if (statusAttribute.toInt() == 407) {
+        // An upstream network proxy asking for credentials (no API server answers 407): Qt finishes the
+        // reply with ProxyAuthenticationRequiredError next, and onUpstreamFinished() says so.
+        return;
+    }
     m_connectTimer.stop();
     restartIdleTimer();
     // Qt 6.4 forgets a read buffer size set before the request started (the HTTP thread's delegate is

@@ -57,6 +57,48 @@ QString certificateProblem(const QSslError &error, const QUrl &upstream)
 }
 #endif
 
+/// Qt 6.4 reports many failures of the network proxy with the codes of a direct connection (or as
+/// UnknownNetworkError with a text): the code the failure really has, seen from the proxy.
+QNetworkReply::NetworkError proxyLevelError(QNetworkReply::NetworkError error, const QString &errorText,
+                                            const QUrl &upstream, const QNetworkProxy &proxy)
+{
+    if (proxy.type() == QNetworkProxy::NoProxy || proxy.type() == QNetworkProxy::DefaultProxy)
+        return error;
+    const bool httpProxy
+        = proxy.type() == QNetworkProxy::HttpProxy || proxy.type() == QNetworkProxy::HttpCachingProxy;
+    // A plain-http request through an HTTP proxy is one exchange with the proxy; otherwise (CONNECT,
+    // SOCKS5) the proxy opens a tunnel and what comes after it is the upstream's.
+    const bool onlyTheProxy = httpProxy && upstream.scheme() != QLatin1String("https");
+    const QString text = errorText.toLower();
+    if (text.contains(
+            QLatin1String("proxy"))) { // "Proxy connection refused", "Connection to proxy refused"...
+        if (text.contains(QLatin1String("refused")))
+            return QNetworkReply::ProxyConnectionRefusedError;
+        if (text.contains(QLatin1String("not found")))
+            return QNetworkReply::ProxyNotFoundError;
+        if (text.contains(QLatin1String("timed out")) || text.contains(QLatin1String("timeout")))
+            return QNetworkReply::ProxyTimeoutError;
+        if (text.contains(QLatin1String("closed")))
+            return QNetworkReply::ProxyConnectionClosedError;
+        if (text.contains(QLatin1String("authentication")))
+            return QNetworkReply::ProxyAuthenticationRequiredError;
+    }
+    switch (error) {
+    case QNetworkReply::ConnectionRefusedError: // the TCP connection goes to the proxy in every case
+        return QNetworkReply::ProxyConnectionRefusedError;
+    case QNetworkReply::HostNotFoundError:
+        return onlyTheProxy || (!proxy.hostName().isEmpty() && errorText.contains(proxy.hostName()))
+            ? QNetworkReply::ProxyNotFoundError
+            : error;
+    case QNetworkReply::RemoteHostClosedError:
+        return onlyTheProxy ? QNetworkReply::ProxyConnectionClosedError : error;
+    case QNetworkReply::TimeoutError:
+        return onlyTheProxy ? QNetworkReply::ProxyTimeoutError : error;
+    default:
+        return error;
+    }
+}
+
 } // namespace
 
 QNetworkProxy effectiveProxy(const ProxyConfig &config, const QUrl &upstream)
@@ -102,7 +144,7 @@ NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const Q
         return NetworkFailure { message, QStringLiteral("upstream_unreachable") };
     };
     const QString proxyName = via.isEmpty() ? QStringLiteral("the network proxy") : via;
-    switch (error) {
+    switch (proxyLevelError(error, errorText, upstream, proxy)) {
     case QNetworkReply::ProxyConnectionRefusedError:
         return proxyFailure(QStringLiteral("%1 refused the connection (is it running?)").arg(proxyName));
     case QNetworkReply::ProxyNotFoundError:

@@ -4,8 +4,9 @@
 // on another key. Also the working case over TLS (a JSON answer and an SSE stream from an HTTPS
 // upstream) and a smoke test of many failed TLS handshakes in a row.
 //
-// Rows marked QEXPECT_FAIL are known proxycore bugs (Qt 6.4 reports these proxy failures with other
-// error codes than describeNetworkFailure() expects); they turn into XPASS failures once fixed.
+// Qt 6.4 reports several proxy failures with the codes of a direct connection (ConnectionRefusedError,
+// RemoteHostClosedError) or as UnknownNetworkError with a text, and a proxy's 407 to a plain-http request
+// first as a response: each such case has a row here.
 //
 // The TLS certificates come from support/certs/make_certs.sh (committed, so no openssl is needed here).
 #include "mockupstream.h"
@@ -403,7 +404,7 @@ void UpstreamFailuresTest::verifyFailure(const Outcome &outcome, int status, con
                                          const QString &message)
 {
     // One check for what the client sees and that no other key was tried (a proxy or TLS failure is not
-    // the key's), so that a known bug is one expected failure (QEXPECT_FAIL before the call).
+    // the key's), in one assertion.
     QVERIFY2(outcome.complete && outcome.status == status && outcome.code == code
                  && outcome.message == message && outcome.record.attempts == 1,
              qPrintable(QStringLiteral("expected %1 %2 \"%3\", 1 attempt; got %4 %5 \"%6\"%7 (record: %8 "
@@ -477,24 +478,6 @@ void UpstreamFailuresTest::proxyRefusesConnection()
     if (QTest::currentTestFailed())
         return;
     QCOMPARE(m_mock->totalConnections(), 0);
-    // Known proxycore bug (see the report of this suite): Qt 6.4 reports a refused proxy connection as
-    // ConnectionRefusedError ("Connection refused") for an HTTP proxy and a plain upstream, and as
-    // UnknownNetworkError ("Proxy connection refused" / "Connection to proxy refused") when tunnelling
-    // through an HTTP proxy or with SOCKS5; describeNetworkFailure() only knows ProxyConnectionRefusedError,
-    // so the answer is upstream_unreachable and the request is retried on the second key.
-    QEXPECT_FAIL("http proxy, http upstream",
-                 "proxycore: ConnectionRefusedError through an HTTP proxy -> upstream_unreachable, "
-                 "\"the HTTP proxy ... refused the connection\" without \"(is it running?)\", retried",
-                 Abort);
-    QEXPECT_FAIL(
-        "http proxy, https upstream (CONNECT)",
-        "proxycore: UnknownNetworkError \"Proxy connection refused\" -> upstream_unreachable "
-        "\"the upstream ... (through the HTTP proxy ...) unreachable: Proxy connection refused\", retried",
-        Abort);
-    QEXPECT_FAIL("socks5 proxy, http upstream",
-                 "proxycore: UnknownNetworkError \"Connection to proxy refused\" -> upstream_unreachable "
-                 "\"the upstream ... (through the SOCKS5 proxy ...) unreachable: ...\", retried",
-                 Abort);
     verifyFailure(outcome, 502, QStringLiteral("upstream_proxy_error"),
                   QStringLiteral("the %1 proxy 127.0.0.1:%2 refused the connection (is it running?)")
                       .arg(proxyKind)
@@ -520,15 +503,6 @@ void UpstreamFailuresTest::proxyAsksForCredentialsNoneSet()
     for (const QByteArray &head : fakeProxy.heads())
         QVERIFY2(headValue(head, "Proxy-Authorization").isNull(), head.constData());
     QCOMPARE(m_mock->totalConnections(), 0);
-    // Known proxycore bug: to a plain-http request Qt 6.4 gives the proxy's 407 as an HTTP response
-    // (status attribute 407, metaDataChanged) and then finishes with ProxyAuthenticationRequiredError;
-    // ProxyExchange holds the 407 as an upstream error answer, then takes the error for a failure
-    // mid-response and drops the client's connection without any answer.
-    QEXPECT_FAIL("http upstream",
-                 "proxycore: the 407 of an HTTP proxy to a plain-http request is taken for an upstream "
-                 "response; the client's connection is dropped without an answer (record: 407, \"client "
-                 "closed the connection\")",
-                 Abort);
     verifyFailure(outcome, 502, QStringLiteral("upstream_proxy_error"),
                   QStringLiteral("the HTTP proxy %1 asks for credentials and none are set (give them in the "
                                  "upstream proxy setting: http://user:password@host:port)")
@@ -561,11 +535,6 @@ void UpstreamFailuresTest::proxyRefusesCredentials()
     QVERIFY(!outcome.record.error.contains(QLatin1String("wrong")));
     QVERIFY(!outcome.record.toLogLine().contains(QLatin1String("wrong")));
     QCOMPARE(m_mock->totalConnections(), 0);
-    QEXPECT_FAIL("http upstream",
-                 "proxycore: the 407 of an HTTP proxy to a plain-http request is taken for an upstream "
-                 "response; the client's connection is dropped without an answer (record: 407, \"client "
-                 "closed the connection\")",
-                 Abort);
     verifyFailure(
         outcome, 502, QStringLiteral("upstream_proxy_error"),
         QStringLiteral("the HTTP proxy %1 refused the credentials (user \"bob\")").arg(fakeProxy.address()));
@@ -591,13 +560,6 @@ void UpstreamFailuresTest::proxyClosesConnection()
         return;
     QVERIFY(!fakeProxy.heads().isEmpty());
     QCOMPARE(m_mock->totalConnections(), 0);
-    // Known proxycore bug: to a plain-http request through an HTTP proxy, Qt 6.4 reports the proxy
-    // closing the connection as RemoteHostClosedError, described as the upstream closing it.
-    QEXPECT_FAIL(
-        "http upstream",
-        "proxycore: RemoteHostClosedError through an HTTP proxy -> upstream_unreachable \"the upstream "
-        "127.0.0.1:... closed the connection before answering\", retried on the second key",
-        Abort);
     verifyFailure(
         outcome, 502, QStringLiteral("upstream_proxy_error"),
         QStringLiteral("the HTTP proxy %1 closed the connection before the upstream 127.0.0.1:%2 answered")

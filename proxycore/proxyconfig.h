@@ -33,7 +33,7 @@ struct ProxyConfig
     QStringList allowedHosts; ///< Host names accepted besides loopback names (behind a reverse proxy)
     int shutdownGraceSec = 10; ///< how long a stop waits for in-flight responses
     int headTimeoutSec = 10; ///< a request head must be complete this long after its first byte
-    int maxConnections = 512; ///< simultaneous client connections; more are answered 503
+    int maxConnections = 2048; ///< simultaneous client connections; more are answered 503
     int recheckInvalidSec = 300; ///< [health] an invalid key is tried again after this long
     int recheckExhaustedSec = 3600; ///< [health] a key out of quota is tried again after this long
     int maxAttempts = 3; ///< [health] keys tried for one request before the client sees the answer

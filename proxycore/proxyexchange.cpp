@@ -379,7 +379,8 @@ void ProxyExchange::pump()
     }
     // Back-pressure: leave data in the reply (QNAM then stops reading the upstream) while the client lags.
     while (m_reply->bytesAvailable() > 0 && m_client->pendingOutput() < ClientBacklogLimit) {
-        const QByteArray data = m_reply->read(UpstreamReadBuffer);
+        // What is there, not a fixed-size buffer: most reads are one small SSE event.
+        const QByteArray data = m_reply->read(qMin(m_reply->bytesAvailable(), UpstreamReadBuffer));
         if (data.isEmpty())
             break;
         capture(data);

@@ -26,7 +26,7 @@ namespace {
 const QByteArray AllowedMethods = QByteArrayLiteral("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
 constexpr int ConnectionFlushTimeoutMs = 3000; ///< shutdown: how long clients get to take the last bytes
 constexpr int AcceptRetryMs = 200; ///< after accept() failed (descriptors exhausted)
-constexpr int MaxUpstreamManagers = 128;
+constexpr int MaxUpstreamManagers = 384;
 constexpr int TrimDelayMs = 1000; ///< after the last request ends, free memory goes back to the system
 
 } // namespace

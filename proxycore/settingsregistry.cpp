@@ -115,7 +115,7 @@ const std::array<SettingSpec, size_t(Setting::Count)> &specs()
         { Setting::IdleTimeoutSec, "proxy/idleTimeoutSec", 300, intRange(1, 86400) },
         { Setting::MaxBodyMiB, "proxy/maxBodyMiB", 32, intRange(1, 1024) },
         { Setting::HeadTimeoutSec, "proxy/headTimeoutSec", 10, intRange(1, 3600) },
-        { Setting::MaxConnections, "proxy/maxConnections", 512, intRange(1, 1000000) },
+        { Setting::MaxConnections, "proxy/maxConnections", 2048, intRange(1, 1000000) },
         { Setting::RecheckInvalidSec, "health/recheckInvalidSec", 300, intRange(1, 365 * 86400) },
         { Setting::RecheckExhaustedSec, "health/recheckExhaustedSec", 3600, intRange(1, 365 * 86400) },
         { Setting::MaxAttempts, "health/maxAttempts", 3, intRange(1, 20) },

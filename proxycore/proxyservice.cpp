@@ -12,13 +12,38 @@ ProxyService::ProxyService(KeyPool *keys, QObject *parent) : QObject(parent), m_
     m_server = new ProxyServer(keys, &m_redactor);
     m_server->moveToThread(&m_thread);
     connect(&m_thread, &QThread::finished, m_server, &QObject::deleteLater);
-    connect(m_server, &ProxyServer::requestFinished, this, &ProxyService::requestFinished);
+    // Records cross to this thread in batches: the proxy thread queues them, and only the first of a
+    // batch wakes this thread (under load one wake-up carries many records, at no added latency).
+    connect(
+        m_server, &ProxyServer::requestFinished, this,
+        [this](const RequestRecord &record) {
+            bool wake = false;
+            {
+                QMutexLocker lock(&m_recordsMutex);
+                wake = m_records.isEmpty();
+                m_records.append(record);
+            }
+            if (wake)
+                QMetaObject::invokeMethod(this, &ProxyService::deliverRecords, Qt::QueuedConnection);
+        },
+        Qt::DirectConnection);
     connect(m_server, &ProxyServer::drained, this, [this] {
         setState(State::Stopped);
         Q_EMIT stopped();
         Q_EMIT shutdownComplete();
     });
     m_thread.start();
+}
+
+void ProxyService::deliverRecords()
+{
+    QList<RequestRecord> batch;
+    {
+        QMutexLocker lock(&m_recordsMutex);
+        batch.swap(m_records);
+    }
+    for (const RequestRecord &record : std::as_const(batch))
+        Q_EMIT requestFinished(record);
 }
 
 ProxyService::~ProxyService()

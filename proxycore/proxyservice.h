@@ -5,6 +5,8 @@
 #include "requestrecord.h"
 #include "secretredactor.h"
 
+#include <QList>
+#include <QMutex>
 #include <QObject>
 #include <QThread>
 
@@ -58,9 +60,13 @@ Q_SIGNALS:
     void shutdownComplete();
 
 private:
+    /// Emits requestFinished() for every record the proxy thread has queued.
+    void deliverRecords();
     void setState(State state);
 
     SecretRedactor m_redactor;
+    QMutex m_recordsMutex;
+    QList<RequestRecord> m_records; ///< finished in the proxy thread, not yet delivered here
     QThread m_thread;
     ProxyServer *m_server = nullptr;
     ProxyConfig m_config;

@@ -228,10 +228,6 @@ int runHeadless(QCoreApplication &app)
     ProxyService service(&keys);
     service.setUsageStore(&usage);
     installRedactingMessageHandler(&service.redactor());
-    QObject::connect(&service, &ProxyService::requestFinished, &usage, [&usage](const RequestRecord &record) {
-        if (!record.keyId.isEmpty())
-            usage.record(UsageEvent::fromRecord(record));
-    });
     UnixSignalWatcher signalWatcher;
     const bool quiet = parser.isSet(QStringLiteral("quiet"));
     if (!quiet) {

@@ -263,6 +263,8 @@ void KeyPool::report(const QString &keyId, const QString &model, KeyVerdict verd
     if (recovered)
         qCInfo(lcKeys).noquote() << "key" << label << "works again";
     Q_EMIT keyStatusChanged(index);
+    if (!m_statusNotified.exchange(true))
+        Q_EMIT statusChangedSinceSnapshot();
     if (!failure.isEmpty())
         Q_EMIT keyFailed(index, label, failure);
     if (recovered)
@@ -492,6 +494,8 @@ void KeyPool::resetHealth(int index)
         clearHealth(m_entries[index].status);
     }
     Q_EMIT keyStatusChanged(index);
+    if (!m_statusNotified.exchange(true))
+        Q_EMIT statusChangedSinceSnapshot();
     Q_EMIT recheckScheduleChanged();
 }
 
@@ -507,6 +511,7 @@ void KeyPool::clearHealth(KeyStatus &status)
 
 QList<KeyStatus> KeyPool::snapshot() const
 {
+    m_statusNotified.store(false);
     QMutexLocker lock(&m_mutex);
     QList<KeyStatus> result;
     result.reserve(m_entries.size());

@@ -10,6 +10,7 @@
 #include <QSet>
 #include <QString>
 
+#include <atomic>
 #include <functional>
 
 namespace keyrelay {
@@ -157,8 +158,11 @@ public:
 Q_SIGNALS:
     /// Keys were added, removed or edited.
     void keysChanged();
-    /// Counters or health of the key at @p index changed.
+    /// Counters or health of the key at @p index changed (with every request).
     void keyStatusChanged(int index);
+    /// Counters or health changed since the last snapshot(): emitted once until snapshot() is called
+    /// again, so that a view in another thread is woken once per refresh, not once per request.
+    void statusChangedSinceSnapshot();
     /// A key stopped working (invalid, or rate-limited); @p reason is safe to show.
     void keyFailed(int index, const QString &label, const QString &reason);
     /// A key that was invalid or exhausted works again.
@@ -194,6 +198,7 @@ private:
     mutable QReadWriteLock m_secretsLock;
     QStringList m_secretsSnapshot;
     std::function<QDateTime()> m_clock;
+    mutable std::atomic<bool> m_statusNotified { false };
 };
 
 } // namespace keyrelay

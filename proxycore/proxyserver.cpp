@@ -433,6 +433,10 @@ void ProxyServer::emitRecord(RequestRecord record)
     record.model = m_redactor->redact(record.model);
     record.keyLabel = m_redactor->redact(record.keyLabel);
     record.origin = m_redactor->redact(record.origin);
+    // Booked here, in the proxy thread, so that the status endpoint counts a request the moment it
+    // ends (the UI receives records in batches a little later).
+    if (UsageStore *usage = m_usage.load(); usage && !record.keyId.isEmpty())
+        usage->record(UsageEvent::fromRecord(record));
     Q_EMIT requestFinished(record);
 }
 

@@ -47,7 +47,8 @@ public:
     /// Replaces the settings for new requests (listen address changes need close() + listen()).
     void setConfig(const ProxyConfig &config);
     ProxyConfig config() const { return *m_config; }
-    /// Where the status endpoint reads token totals (thread-safe store; may be null).
+    /// Where finished requests are booked and the status endpoint reads token totals (thread-safe; may
+    /// be null).
     void setUsageStore(UsageStore *usage) { m_usage = usage; }
 
     int activeRequests() const { return int(m_exchanges.size()); }

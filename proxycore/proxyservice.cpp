@@ -3,6 +3,8 @@
 #include "keypool.h"
 #include "proxyserver.h"
 
+#include <QTimerEvent>
+
 namespace keyrelay {
 
 ProxyService::ProxyService(KeyPool *keys, QObject *parent) : QObject(parent), m_redactor(keys)
@@ -12,8 +14,9 @@ ProxyService::ProxyService(KeyPool *keys, QObject *parent) : QObject(parent), m_
     m_server = new ProxyServer(keys, &m_redactor);
     m_server->moveToThread(&m_thread);
     connect(&m_thread, &QThread::finished, m_server, &QObject::deleteLater);
-    // Records cross to this thread in batches: the proxy thread queues them, and only the first of a
-    // batch wakes this thread (under load one wake-up carries many records, at no added latency).
+    // Records cross to this thread in batches: the proxy thread queues them, the first of a batch
+    // wakes this thread, which delivers the batch RecordBatchMs later. Under load that is a few
+    // wake-ups per second instead of one per request (this thread is the GUI's); idle, nothing runs.
     connect(
         m_server, &ProxyServer::requestFinished, this,
         [this](const RequestRecord &record) {
@@ -23,11 +26,19 @@ ProxyService::ProxyService(KeyPool *keys, QObject *parent) : QObject(parent), m_
                 wake = m_records.isEmpty();
                 m_records.append(record);
             }
-            if (wake)
-                QMetaObject::invokeMethod(this, &ProxyService::deliverRecords, Qt::QueuedConnection);
+            if (wake) {
+                QMetaObject::invokeMethod(
+                    this,
+                    [this] {
+                        if (!m_deliveryTimer.isActive())
+                            m_deliveryTimer.start(RecordBatchMs, this);
+                    },
+                    Qt::QueuedConnection);
+            }
         },
         Qt::DirectConnection);
     connect(m_server, &ProxyServer::drained, this, [this] {
+        deliverRecords(); // every record before "stopped"
         setState(State::Stopped);
         Q_EMIT stopped();
         Q_EMIT shutdownComplete();
@@ -35,8 +46,16 @@ ProxyService::ProxyService(KeyPool *keys, QObject *parent) : QObject(parent), m_
     m_thread.start();
 }
 
+void ProxyService::timerEvent(QTimerEvent *event)
+{
+    if (event->timerId() != m_deliveryTimer.timerId())
+        return QObject::timerEvent(event);
+    deliverRecords();
+}
+
 void ProxyService::deliverRecords()
 {
+    m_deliveryTimer.stop();
     QList<RequestRecord> batch;
     {
         QMutexLocker lock(&m_recordsMutex);

@@ -5,6 +5,7 @@
 #include "requestrecord.h"
 #include "secretredactor.h"
 
+#include <QBasicTimer>
 #include <QList>
 #include <QMutex>
 #include <QObject>
@@ -46,7 +47,8 @@ public:
     QString clientBaseUrl() const { return m_config.clientBaseUrl(m_port); }
     ProxyConfig config() const { return m_config; }
     int activeRequests() const;
-    /// The usage store whose totals GET /_keyrelay/status reports (thread-safe; may be null).
+    /// Where every finished request with a pool key is booked (in the proxy thread, at once) and whose
+    /// totals GET /_keyrelay/status reports (thread-safe; may be null).
     void setUsageStore(UsageStore *usage);
     /// Masks keys, the client token and the proxy password in any text (thread-safe).
     const SecretRedactor &redactor() const { return m_redactor; }
@@ -59,12 +61,18 @@ Q_SIGNALS:
     void requestFinished(const keyrelay::RequestRecord &record);
     void shutdownComplete();
 
+protected:
+    void timerEvent(QTimerEvent *event) override;
+
 private:
+    /// How long a batch of request records collects before it is delivered (log, usage, stdout).
+    static constexpr int RecordBatchMs = 25;
     /// Emits requestFinished() for every record the proxy thread has queued.
     void deliverRecords();
     void setState(State state);
 
     SecretRedactor m_redactor;
+    QBasicTimer m_deliveryTimer;
     QMutex m_recordsMutex;
     QList<RequestRecord> m_records; ///< finished in the proxy thread, not yet delivered here
     QThread m_thread;

@@ -124,8 +124,8 @@ QString SecretRedactor::redactPatterns(const QString &text)
     }
     if (out.contains(QLatin1Char('=')))
         maskMatches(queryValue, 2);
-    if (out.contains(QLatin1String("k-")) || out.contains(QLatin1String("k_")) || out.contains(QLatin1String("xai"))
-        || out.contains(QLatin1String("AIza"))) {
+    if (out.contains(QLatin1String("k-")) || out.contains(QLatin1String("k_"))
+        || out.contains(QLatin1String("xai")) || out.contains(QLatin1String("AIza"))) {
         maskMatches(keyShape, 1);
     }
     return out;

@@ -84,8 +84,9 @@ bool usageFromLastMember(const QByteArray &data, TokenUsage *usage)
         return false;
     qsizetype pos = at + key.size();
     const auto skipSpace = [&] {
-        while (pos < data.size() && (data.at(pos) == ' ' || data.at(pos) == '\t' || data.at(pos) == '\n'
-                                     || data.at(pos) == '\r'))
+        while (
+            pos < data.size()
+            && (data.at(pos) == ' ' || data.at(pos) == '\t' || data.at(pos) == '\n' || data.at(pos) == '\r'))
             ++pos;
     };
     skipSpace();

@@ -12,8 +12,9 @@ KeyTableModel::KeyTableModel(KeyPool *pool, KeyTester *tester, QObject *parent)
     m_statusTimer.setInterval(250);
     connect(&m_statusTimer, &QTimer::timeout, this, &KeyTableModel::refresh);
     connect(m_pool, &KeyPool::keysChanged, this, &KeyTableModel::reload);
-    // Counters change with every request: coalesce them.
-    connect(m_pool, &KeyPool::keyStatusChanged, this, [this] {
+    // Counters change with every request: coalesced by the pool (one signal until the next snapshot)
+    // and here (one refresh per period).
+    connect(m_pool, &KeyPool::statusChangedSinceSnapshot, this, [this] {
         if (!m_statusTimer.isActive())
             m_statusTimer.start();
     });

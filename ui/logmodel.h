@@ -29,7 +29,7 @@ public:
         ColumnCount
     };
     static constexpr int DefaultCapacity = 10000;
-    static constexpr int DefaultFlushMs = 150;
+    static constexpr int DefaultFlushMs = 250;
     /// Raw record access for filters: Qt::UserRole on any column returns the status code.
     static constexpr int StatusRole = Qt::UserRole + 1;
     static constexpr int IsErrorRole = Qt::UserRole + 2;

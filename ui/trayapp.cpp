@@ -118,10 +118,6 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     MainWindow window(&settings, &pool, stores.keys.get(), &service, &autostart, &usage);
     window.setProxyCredentials(&proxyCredentials);
     window.keysPage()->setStorageNotice(KeysPage::storageNoticeFor(stores));
-    QObject::connect(&service, &ProxyService::requestFinished, &usage, [&usage](const RequestRecord &record) {
-        if (!record.keyId.isEmpty())
-            usage.record(UsageEvent::fromRecord(record));
-    });
     TrayIcon tray;
 
     // Tray -> actions.

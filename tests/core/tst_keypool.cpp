@@ -116,6 +116,7 @@ private Q_SLOTS:
     void rateLimitOnInvalidKeyKeepsItsRecheck();
     void reenablingStartsAfresh();
     void failureWithoutReasonStillSignalled();
+    void statusChangeSignalledOncePerSnapshot();
 };
 
 void tst_KeyPool::emptyPool()
@@ -1286,6 +1287,21 @@ void tst_KeyPool::failureWithoutReasonStillSignalled()
     QCOMPARE(failed.count(), 2);
     QVERIFY(!failed.at(0).at(2).toString().isEmpty());
     QVERIFY(!pool.snapshot().at(1).lastError.isEmpty());
+}
+
+void tst_KeyPool::statusChangeSignalledOncePerSnapshot()
+{
+    KeyPool pool;
+    pool.setKeys(makeKeys(2));
+    QSignalSpy coalesced(&pool, &KeyPool::statusChangedSinceSnapshot);
+    QSignalSpy each(&pool, &KeyPool::keyStatusChanged);
+    for (int i = 0; i < 50; ++i)
+        pool.report(idOf(i % 2), Model, KeyVerdict::Success, -1, QString());
+    QCOMPARE(each.count(), 50);
+    QCOMPARE(coalesced.count(), 1); // a view is woken once, however many requests ended
+    QCOMPARE(pool.snapshot().at(0).health, KeyHealth::Ok);
+    pool.report(idOf(0), Model, KeyVerdict::Success, -1, QString());
+    QCOMPARE(coalesced.count(), 2); // read, then changed again
 }
 
 QTEST_GUILESS_MAIN(tst_KeyPool)

@@ -104,6 +104,9 @@ LogPage::LogPage(LogModel *model, QWidget *parent)
     auto *layout = new QVBoxLayout(this);
     layout->addLayout(top);
     layout->addWidget(m_view, 1);
+    // Opening the page puts the focus on the table (arrow keys browse the log), not on the filter:
+    // a focused text field blinks its cursor, which would wake an otherwise idle KeyRelay twice a second.
+    setFocusProxy(m_view);
     layout->addWidget(m_count);
     connect(m_view->selectionModel(), &QItemSelectionModel::selectionChanged, this,
             &LogPage::updateAllowWebsite);

@@ -42,6 +42,11 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
     m_tabs->addTab(m_keysPage, tr("&Keys"));
     m_tabs->addTab(m_logPage, tr("&Log"));
     m_tabs->addTab(m_settingsPage, tr("&Settings"));
+    // Opening the log focuses its table (see LogPage), whatever had the focus on the page before.
+    connect(m_tabs, &QTabWidget::currentChanged, this, [this](int index) {
+        if (m_tabs->widget(index) == m_logPage && m_logPage->isVisible())
+            m_logPage->setFocus(Qt::TabFocusReason);
+    });
     if (usage) {
         m_usagePage = new UsagePage(usage, m_tabs);
         m_tabs->addTab(m_usagePage, tr("&Usage"));

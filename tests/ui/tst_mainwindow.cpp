@@ -1,5 +1,6 @@
 // The main window against a real ProxyService and a mock upstream: log, settings, errors.
 #include "autostartmanager.h"
+#include "keyspage.h"
 #include "keystore.h"
 #include "logmodel.h"
 #include "logpage.h"
@@ -12,6 +13,7 @@
 #include "settingspage.h"
 #include "settingsregistry.h"
 
+#include <QApplication>
 #include <QCheckBox>
 #include <QClipboard>
 #include <QComboBox>
@@ -358,6 +360,22 @@ private Q_SLOTS:
         QCOMPARE(f.settings->value(Setting::RequestStreamUsage).toBool(), false);
         QCOMPARE(f.pool.policy().maxConcurrentPerKey, 3); // the running proxy uses it
         QCOMPARE(f.pool.policy().recheckInvalidSec, 42);
+    }
+
+    void openingTheLogFocusesTheTable()
+    {
+        // A focused text field blinks its cursor: an idle window would be woken twice a second.
+        Fixture f;
+        QVERIFY(f.setUp());
+        f.window->show();
+        f.window->activateWindow();
+        QVERIFY(QTest::qWaitForWindowActive(f.window.get()));
+        f.window->showPage(MainWindow::KeysTab);
+        f.window->keysPage()->setFocus();
+        f.window->showPage(MainWindow::LogTab);
+        QTRY_VERIFY(QApplication::focusWidget() != nullptr);
+        QVERIFY2(qobject_cast<QTableView *>(QApplication::focusWidget()),
+                 QApplication::focusWidget()->metaObject()->className());
     }
 
     void keyStateChangesAreLogRows()

@@ -297,7 +297,7 @@ start_keyrelay() {
 
 PORT[direct]=$MOCK_PORT PORT[nginx]=$NGINX_PORT PORT[go]=$GO_PORT
 declare -A TITLE=([direct]="direct (mock)" [nginx]="nginx" [go]="Go proxy" [keyrelay]="KeyRelay"
-    [kr-nginx]="KeyRelay → nginx (http)" [kr-h2]="KeyRelay → nginx (https, h2)")
+    [kr-nginx]="KeyRelay → nginx (http)" [kr-h2]="KeyRelay → nginx (https)")
 TARGETS=(direct nginx go keyrelay)
 start_keyrelay keyrelay "http://127.0.0.1:$MOCK_PORT" || die "keyrelay did not start"
 

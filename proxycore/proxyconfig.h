@@ -43,6 +43,9 @@ struct ProxyConfig
     /// [usage] streamed chat requests that do not ask for usage get stream_options.include_usage, so
     /// their tokens are counted; the extra chunk is taken out of the client's stream again.
     bool requestStreamUsage = true;
+    /// [proxy] HTTP/2 to HTTPS upstreams that offer it. Off: HTTP/1.1 (Qt 6.4's HTTP/2 client can leave
+    /// a request hanging after the server's GOAWAY; with TCP_NODELAY HTTP/1.1 is as fast).
+    bool upstreamHttp2 = false;
 
     /// Human-readable problems; empty when the configuration can be used.
     QStringList validate() const;

@@ -199,6 +199,7 @@ QNetworkRequest ProxyExchange::buildUpstreamRequest() const
     request.setAttribute(QNetworkRequest::CacheLoadControlAttribute, QNetworkRequest::AlwaysNetwork);
     request.setAttribute(QNetworkRequest::CacheSaveControlAttribute, false);
     request.setTransferTimeout(0);
+    request.setAttribute(QNetworkRequest::Http2AllowedAttribute, m_config->upstreamHttp2);
     return request;
 }
 

@@ -121,6 +121,7 @@ const std::array<SettingSpec, size_t(Setting::Count)> &specs()
         { Setting::MaxAttempts, "health/maxAttempts", 3, intRange(1, 20) },
         { Setting::MaxConcurrentPerKey, "health/maxConcurrentPerKey", 0, intRange(0, 100000) },
         { Setting::RequestStreamUsage, "usage/includeStreamUsage", true, toBool },
+        { Setting::UpstreamHttp2, "proxy/upstreamHttp2", false, toBool },
         { Setting::AllowedOrigins, "security/allowedOrigins", QStringList(),
           stringList([](const QString &entry) { return AccessPolicy::isValidOriginEntry(entry); }) },
         { Setting::AllowAnyWebsite, "security/allowAnyWebsite", false, toBool },
@@ -305,6 +306,7 @@ ProxyConfig SettingsRegistry::proxyConfig() const
     config.maxAttempts = value(Setting::MaxAttempts).toInt();
     config.maxConcurrentPerKey = value(Setting::MaxConcurrentPerKey).toInt();
     config.requestStreamUsage = value(Setting::RequestStreamUsage).toBool();
+    config.upstreamHttp2 = value(Setting::UpstreamHttp2).toBool();
     config.allowedOrigins = value(Setting::AllowedOrigins).toStringList();
     config.allowAnyWebsite = value(Setting::AllowAnyWebsite).toBool();
     config.clientToken = value(Setting::ClientToken).toString();
@@ -333,6 +335,7 @@ void SettingsRegistry::setProxyConfig(const ProxyConfig &config)
     setValue(Setting::MaxAttempts, config.maxAttempts);
     setValue(Setting::MaxConcurrentPerKey, config.maxConcurrentPerKey);
     setValue(Setting::RequestStreamUsage, config.requestStreamUsage);
+    setValue(Setting::UpstreamHttp2, config.upstreamHttp2);
     setValue(Setting::AllowedOrigins, config.allowedOrigins);
     setValue(Setting::AllowAnyWebsite, config.allowAnyWebsite);
     setValue(Setting::ClientToken, config.clientToken);

@@ -34,6 +34,7 @@ enum class Setting {
     MaxAttempts,
     MaxConcurrentPerKey,
     RequestStreamUsage,
+    UpstreamHttp2,
     AllowedOrigins,
     AllowAnyWebsite,
     ClientToken,

@@ -562,33 +562,12 @@ void ProxyExchange::onUpstreamFinished()
 
     if (!m_headSent) {
         // Nothing from the upstream: say where it failed (network proxy, TLS, upstream).
-        const QString via = describeProxy(effectiveProxy(*m_config, m_upstreamUrl));
-        if (m_timeout == Timeout::Connect) {
-            if (via.isEmpty()) {
-                respondWithError(504,
-                                 QStringLiteral("could not connect to the upstream %1 within %2 s")
-                                     .arg(m_config->upstream.toString())
-                                     .arg(m_config->connectTimeoutSec),
-                                 QStringLiteral("upstream_error"),
-                                 QStringLiteral("upstream_connect_timeout"));
-            } else {
-                respondWithError(
-                    504,
-                    QStringLiteral("%1 did not get the request through to the upstream %2 within "
-                                   "%3 s (the proxy accepted the connection but did not answer)")
-                        .arg(via, m_config->upstream.toString())
-                        .arg(m_config->connectTimeoutSec),
-                    QStringLiteral("upstream_error"), QStringLiteral("upstream_proxy_timeout"));
-            }
-        } else if (m_timeout == Timeout::Idle) {
-            respondWithError(
-                504,
-                via.isEmpty()
-                    ? QStringLiteral("the upstream sent nothing for %1 s").arg(m_config->idleTimeoutSec)
-                    : QStringLiteral("nothing came from the upstream through %1 for %2 s")
-                          .arg(via)
-                          .arg(m_config->idleTimeoutSec),
-                QStringLiteral("upstream_error"), QStringLiteral("upstream_idle_timeout"));
+        if (m_timeout != Timeout::None) {
+            const bool connecting = m_timeout == Timeout::Connect;
+            const NetworkFailure failure = describeTimeout(
+                connecting, connecting ? m_config->connectTimeoutSec : m_config->idleTimeoutSec,
+                m_config->upstream, effectiveProxy(*m_config, m_upstreamUrl));
+            respondWithError(504, failure.message, QStringLiteral("upstream_error"), failure.code);
         } else {
             const NetworkFailure failure = describeNetworkFailure(m_reply, *m_config
 #ifndef QT_NO_SSL

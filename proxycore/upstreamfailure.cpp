@@ -194,6 +194,28 @@ NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const Q
     }
 }
 
+NetworkFailure describeTimeout(bool connecting, int seconds, const QUrl &upstream, const QNetworkProxy &proxy)
+{
+    const QString via = describeProxy(proxy);
+    if (connecting) {
+        if (via.isEmpty())
+            return { QStringLiteral("could not connect to the upstream %1 within %2 s")
+                         .arg(upstream.toString())
+                         .arg(seconds),
+                     QStringLiteral("upstream_connect_timeout") };
+        return { QStringLiteral(
+                     "%1 did not get the request through to the upstream %2 within %3 s (the proxy "
+                     "accepted the connection but did not answer)")
+                     .arg(via, upstream.toString())
+                     .arg(seconds),
+                 QStringLiteral("upstream_proxy_timeout") };
+    }
+    return { via.isEmpty()
+                 ? QStringLiteral("the upstream sent nothing for %1 s").arg(seconds)
+                 : QStringLiteral("nothing came from the upstream through %1 for %2 s").arg(via).arg(seconds),
+             QStringLiteral("upstream_idle_timeout") };
+}
+
 NetworkFailure describeNetworkFailure(QNetworkReply *reply, const ProxyConfig &config
 #ifndef QT_NO_SSL
                                       ,

@@ -38,6 +38,11 @@ NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const Q
 #endif
                                       const QUrl &upstream, const QNetworkProxy &proxy);
 
+/// A request that got nothing from the upstream in time: within the connect timeout (@p connecting:
+/// not even sent) or the idle timeout, @p seconds long. Through a proxy, the proxy is named.
+NetworkFailure describeTimeout(bool connecting, int seconds, const QUrl &upstream,
+                               const QNetworkProxy &proxy);
+
 /// The same for a finished reply that has no HTTP status, with the proxy that @p config sets
 /// (@p sslErrors: what the reply's sslErrors() signal reported).
 NetworkFailure describeNetworkFailure(QNetworkReply *reply, const ProxyConfig &config

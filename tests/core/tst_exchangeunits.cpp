@@ -3,6 +3,7 @@
 #include "headerpolicy.h"
 #include "messagerewriter.h"
 #include "tokenusage.h"
+#include "upstreamfailure.h"
 #include "upstreampath.h"
 
 #include <QJsonDocument>
@@ -31,6 +32,9 @@ private Q_SLOTS:
     void filterRemovesOnlyTheUsageChunk();
     void filterSplitAnywhereGivesTheSameStream();
     void filterPassesWholeEventsAtOnce();
+    void networkFailureSaysWhere_data();
+    void networkFailureSaysWhere();
+    void timeoutsNameTheProxy();
 };
 
 void tst_ExchangeUnits::upstreamHeadersDropCredentialsAndHopByHop()
@@ -300,6 +304,99 @@ void tst_ExchangeUnits::filterPassesWholeEventsAtOnce()
     QCOMPARE(filter.feed(chunk2.left(10)), QByteArray());
     QCOMPARE(filter.feed(chunk2.mid(10)), chunk2);
     QCOMPARE(filter.finish(), QByteArray());
+}
+
+void tst_ExchangeUnits::networkFailureSaysWhere_data()
+{
+    QTest::addColumn<int>("error");
+    QTest::addColumn<QString>("errorText");
+    QTest::addColumn<QString>("upstream");
+    QTest::addColumn<QString>("proxy"); // the [proxy] upstreamProxy setting
+    QTest::addColumn<QString>("code");
+    QTest::addColumn<QString>("message");
+
+    const QString http = QStringLiteral("http://127.0.0.1:8080");
+    const QString https = QStringLiteral("https://api.example.com");
+    const QString httpProxy = QStringLiteral("http://127.0.0.1:8888");
+    QTest::newRow("upstream refused") << int(QNetworkReply::ConnectionRefusedError) << "Connection refused"
+                                      << http << QString() << "upstream_unreachable"
+                                      << "the upstream 127.0.0.1:8080 refused the connection";
+    QTest::newRow("proxy refused (plain http)")
+        << int(QNetworkReply::ConnectionRefusedError) << "Connection refused" << http << httpProxy
+        << "upstream_proxy_error"
+        << "the HTTP proxy 127.0.0.1:8888 refused the connection (is it running?)";
+    QTest::newRow("proxy refused (CONNECT)")
+        << int(QNetworkReply::UnknownNetworkError) << "Proxy connection refused" << https << httpProxy
+        << "upstream_proxy_error"
+        << "the HTTP proxy 127.0.0.1:8888 refused the connection (is it running?)";
+    QTest::newRow("socks5 refused") << int(QNetworkReply::UnknownNetworkError)
+                                    << "Connection to proxy refused" << http << "socks5://[::1]:1080"
+                                    << "upstream_proxy_error"
+                                    << "the SOCKS5 proxy [::1]:1080 refused the connection (is it running?)";
+    QTest::newRow("proxy closed (plain http)")
+        << int(QNetworkReply::RemoteHostClosedError) << "Remote host closed" << http << httpProxy
+        << "upstream_proxy_error"
+        << "the HTTP proxy 127.0.0.1:8888 closed the connection before the upstream 127.0.0.1:8080 answered";
+    QTest::newRow("upstream closed through a tunnel")
+        << int(QNetworkReply::RemoteHostClosedError) << "Remote host closed" << https << httpProxy
+        << "upstream_unreachable"
+        << "the upstream api.example.com:443 closed the connection before answering";
+    QTest::newRow("no credentials")
+        << int(QNetworkReply::ProxyAuthenticationRequiredError) << "auth" << https << httpProxy
+        << "upstream_proxy_error"
+        << "the HTTP proxy 127.0.0.1:8888 asks for credentials and none are set (give "
+           "them in the upstream proxy setting: http://user:password@host:port)";
+    QTest::newRow("wrong credentials")
+        << int(QNetworkReply::ProxyAuthenticationRequiredError) << "auth" << https
+        << "http://bob:secret@127.0.0.1:8888"
+        << "upstream_proxy_error"
+        << "the HTTP proxy 127.0.0.1:8888 refused the credentials (user \"bob\")";
+    QTest::newRow("upstream name unknown") << int(QNetworkReply::HostNotFoundError) << "Host not found"
+                                           << https << QString() << "upstream_unreachable"
+                                           << "the upstream api.example.com:443 was not found (its host name "
+                                              "does not resolve)";
+    QTest::newRow("tls, no details")
+        << int(QNetworkReply::SslHandshakeFailedError) << "SSL handshake failed" << https << QString()
+        << "upstream_tls_error"
+        << "TLS with the upstream api.example.com:443 failed: SSL handshake failed";
+}
+
+void tst_ExchangeUnits::networkFailureSaysWhere()
+{
+    QFETCH(int, error);
+    QFETCH(QString, errorText);
+    QFETCH(QString, upstream);
+    QFETCH(QString, proxy);
+    QFETCH(QString, code);
+    QFETCH(QString, message);
+    ProxyConfig config;
+    config.upstreamProxy = proxy;
+    const QUrl url(upstream);
+    const NetworkFailure failure = describeNetworkFailure(QNetworkReply::NetworkError(error), errorText,
+#ifndef QT_NO_SSL
+                                                          {},
+#endif
+                                                          url, effectiveProxy(config, url));
+    QCOMPARE(failure.code, code);
+    QCOMPARE(failure.message, message);
+    QVERIFY(!failure.message.contains(QLatin1String("secret"))); // a proxy password is never shown
+}
+
+void tst_ExchangeUnits::timeoutsNameTheProxy()
+{
+    const QUrl upstream(QStringLiteral("https://api.example.com"));
+    const QNetworkProxy none(QNetworkProxy::NoProxy);
+    const QNetworkProxy proxy(QNetworkProxy::HttpProxy, QStringLiteral("10.0.0.1"), 3128);
+    QCOMPARE(describeTimeout(true, 15, upstream, none).code, QStringLiteral("upstream_connect_timeout"));
+    QCOMPARE(describeTimeout(true, 15, upstream, none).message,
+             QStringLiteral("could not connect to the upstream https://api.example.com within 15 s"));
+    QCOMPARE(describeTimeout(true, 15, upstream, proxy).code, QStringLiteral("upstream_proxy_timeout"));
+    QVERIFY(describeTimeout(true, 15, upstream, proxy)
+                .message.startsWith(
+                    QLatin1String("the HTTP proxy 10.0.0.1:3128 did not get the request through")));
+    QCOMPARE(describeTimeout(false, 300, upstream, proxy).message,
+             QStringLiteral("nothing came from the upstream through the HTTP proxy 10.0.0.1:3128 for 300 s"));
+    QCOMPARE(describeTimeout(false, 300, upstream, none).code, QStringLiteral("upstream_idle_timeout"));
 }
 
 QTEST_GUILESS_MAIN(tst_ExchangeUnits)

@@ -70,8 +70,26 @@ void KeyTableModel::reload()
     endResetModel();
 }
 
+void KeyTableModel::setUsageStore(const UsageStore *usage)
+{
+    m_usage = usage;
+    refresh();
+}
+
+void KeyTableModel::scheduleRefresh()
+{
+    if (!m_statusTimer.isActive())
+        m_statusTimer.start();
+}
+
 void KeyTableModel::refresh()
 {
+    if (m_usage) {
+        m_tokensToday.clear();
+        const QList<UsageRow> today = m_usage->forDay(m_usage->today(), UsageStore::GroupBy::Key);
+        for (const UsageRow &row : today)
+            m_tokensToday[row.keyId] += row.totalTokens;
+    }
     const QList<KeyStatus> rows = m_pool->snapshot();
     if (rows.size() != m_rows.size()) {
         // Keys were added or removed meanwhile; keysChanged() is on its way, so only resync.
@@ -171,6 +189,12 @@ QVariant KeyTableModel::data(const QModelIndex &index, int role) const
         case ErrorsColumn:
             return role == Qt::EditRole ? QVariant(status.errors)
                                         : QVariant(QLocale().toString(status.errors));
+        case TokensTodayColumn: {
+            if (!m_usage)
+                return QVariant();
+            const qint64 tokens = m_tokensToday.value(status.id);
+            return role == Qt::EditRole ? QVariant(tokens) : QVariant(QLocale().toString(tokens));
+        }
         case LastUsedColumn:
             return status.lastUsed.isValid()
                 ? QLocale().toString(status.lastUsed.toLocalTime(), QLocale::ShortFormat)
@@ -193,7 +217,8 @@ QVariant KeyTableModel::data(const QModelIndex &index, int role) const
         if (column == LabelColumn)
             return tr("Double-click to rename");
     }
-    if (role == Qt::TextAlignmentRole && (column == RequestsColumn || column == ErrorsColumn))
+    if (role == Qt::TextAlignmentRole
+        && (column == RequestsColumn || column == ErrorsColumn || column == TokensTodayColumn))
         return int(Qt::AlignRight | Qt::AlignVCenter);
     if (role == Qt::ForegroundRole && column == StateColumn) {
         if (status.health == KeyHealth::Invalid || status.health == KeyHealth::Exhausted)
@@ -229,6 +254,8 @@ QVariant KeyTableModel::headerData(int section, Qt::Orientation orientation, int
         return tr("Requests");
     case ErrorsColumn:
         return tr("Errors");
+    case TokensTodayColumn:
+        return tr("Tokens today");
     case LastUsedColumn:
         return tr("Last used");
     case TestColumn:

@@ -3,6 +3,7 @@
 
 #include "keypool.h"
 #include "keytester.h"
+#include "usagestore.h"
 
 #include <QAbstractTableModel>
 #include <QHash>
@@ -21,6 +22,7 @@ public:
         StateColumn,
         RequestsColumn,
         ErrorsColumn,
+        TokensTodayColumn, ///< from the usage store, when one is set
         LastUsedColumn,
         TestColumn,
         TestResultColumn,
@@ -29,6 +31,10 @@ public:
 
     /// @p tester may be null (then tests are not offered).
     KeyTableModel(KeyPool *pool, KeyTester *tester, QObject *parent = nullptr);
+    /// Where "Tokens today" comes from (thread-safe store; may be null: the column stays empty).
+    void setUsageStore(const UsageStore *usage);
+    /// Refreshes the counters soon (a request finished: its tokens are in the usage store now).
+    void scheduleRefresh();
 
     int rowCount(const QModelIndex &parent = QModelIndex()) const override;
     int columnCount(const QModelIndex &parent = QModelIndex()) const override;
@@ -72,6 +78,8 @@ private:
     QHash<QString, TestResult> m_tests; ///< by secret
     QHash<quint64, QString> m_tickets; ///< running test -> secret
     QTimer m_statusTimer;
+    const UsageStore *m_usage = nullptr;
+    QHash<QString, qint64> m_tokensToday; ///< key id -> total tokens today
 };
 
 } // namespace keyrelay

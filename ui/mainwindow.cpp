@@ -3,6 +3,7 @@
 #include "icons.h"
 #include "keypool.h"
 #include "keyspage.h"
+#include "keytablemodel.h"
 #include "keytester.h"
 #include "logmodel.h"
 #include "logpage.h"
@@ -48,6 +49,7 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
             m_logPage->setFocus(Qt::TabFocusReason);
     });
     if (usage) {
+        m_keysPage->model()->setUsageStore(usage);
         m_usagePage = new UsagePage(usage, m_tabs);
         m_tabs->addTab(m_usagePage, tr("&Usage"));
     }
@@ -260,6 +262,7 @@ void MainWindow::addKeyEvent(const QString &label, const QString &what, const QS
 
 void MainWindow::onRequestFinished(const RequestRecord &)
 {
+    m_keysPage->model()->scheduleRefresh(); // tokens today
     const QDate today = QDate::currentDate();
     if (today != m_today) {
         m_today = today;

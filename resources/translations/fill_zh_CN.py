@@ -10,6 +10,7 @@ from pathlib import Path
 
 ZH = {
     "test: %1": "测试：%1",
+    "Tokens today": "今日令牌",
     "stopped working": "已停止工作",
     "works again": "已恢复可用",
     "Keys and usage": "密钥与用量",

@@ -153,6 +153,10 @@
             <source>test: %1</source>
             <translation>测试：%1</translation>
         </message>
+        <message>
+            <source>Tokens today</source>
+            <translation>今日令牌</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::KeyTester</name>

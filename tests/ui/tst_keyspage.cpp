@@ -6,6 +6,7 @@
 #include "mockupstream.h"
 #include "proxyclient.h"
 #include "proxyservice.h"
+#include "usagestore.h"
 #include "userstores.h"
 
 #include <QLabel>
@@ -295,6 +296,33 @@ private Q_SLOTS:
         QTRY_COMPARE(finished.count(), 1);
         QVERIFY2(resultA.data().toString().startsWith(QStringLiteral("no network: ")),
                  qPrintable(resultA.data().toString()));
+    }
+
+    void tokensTodayPerKey()
+    {
+        QTemporaryDir dir;
+        KeyPool pool;
+        const QString a = QStringLiteral("sk-tokens-aaaaaaaaaaaaaaaa0001");
+        const QString b = QStringLiteral("sk-tokens-bbbbbbbbbbbbbbbb0002");
+        pool.setKeys({ { a, QString(), true }, { b, QString(), true } });
+        KeyTableModel model(&pool, nullptr);
+        // Without a usage store the column stays empty.
+        QVERIFY(model.data(model.index(0, KeyTableModel::TokensTodayColumn)).isNull());
+        UsageStore usage(dir.filePath(QStringLiteral("usage.sqlite")));
+        usage.record({ KeyPool::keyId(a), QString(), QStringLiteral("gpt-4o"), 10, 5, 15 });
+        usage.record({ KeyPool::keyId(a), QString(), QStringLiteral("gpt-4o-mini"), 1, 1, 2 });
+        usage.record({ KeyPool::keyId(b), QString(), QStringLiteral("gpt-4o"), 100, 0, 100 });
+        model.setUsageStore(&usage);
+        QCOMPARE(model.headerData(KeyTableModel::TokensTodayColumn, Qt::Horizontal).toString(),
+                 QStringLiteral("Tokens today"));
+        QCOMPARE(model.data(model.index(0, KeyTableModel::TokensTodayColumn), Qt::EditRole).toLongLong(), 17);
+        QCOMPARE(model.data(model.index(1, KeyTableModel::TokensTodayColumn), Qt::EditRole).toLongLong(),
+                 100);
+        // A later request shows after the next refresh.
+        usage.record({ KeyPool::keyId(b), QString(), QStringLiteral("gpt-4o"), 1, 2, 3 });
+        model.scheduleRefresh();
+        QTRY_COMPARE(model.data(model.index(1, KeyTableModel::TokensTodayColumn), Qt::EditRole).toLongLong(),
+                     103);
     }
 
     void urlForTests_data()

@@ -262,9 +262,7 @@ void KeyPool::report(const QString &keyId, const QString &model, KeyVerdict verd
         qCWarning(lcKeys).noquote() << "key" << label << "skipped:" << failure;
     if (recovered)
         qCInfo(lcKeys).noquote() << "key" << label << "works again";
-    Q_EMIT keyStatusChanged(index);
-    if (!m_statusNotified.exchange(true))
-        Q_EMIT statusChangedSinceSnapshot();
+    emitStatusChanged(index);
     if (!failure.isEmpty())
         Q_EMIT keyFailed(index, label, failure);
     if (recovered)
@@ -493,9 +491,7 @@ void KeyPool::resetHealth(int index)
             return;
         clearHealth(m_entries[index].status);
     }
-    Q_EMIT keyStatusChanged(index);
-    if (!m_statusNotified.exchange(true))
-        Q_EMIT statusChangedSinceSnapshot();
+    emitStatusChanged(index);
     Q_EMIT recheckScheduleChanged();
 }
 
@@ -507,6 +503,13 @@ void KeyPool::clearHealth(KeyStatus &status)
     status.coolingByModel.clear();
     status.consecutive429.clear();
     status.lastError.clear();
+}
+
+void KeyPool::emitStatusChanged(int index)
+{
+    Q_EMIT keyStatusChanged(index);
+    if (!m_statusNotified.exchange(true))
+        Q_EMIT statusChangedSinceSnapshot();
 }
 
 QList<KeyStatus> KeyPool::snapshot() const

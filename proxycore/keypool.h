@@ -182,6 +182,8 @@ private:
     bool isUsable(const Entry &entry, const QDateTime &now, const QString &model,
                   bool ignoreLimit = false) const;
     bool atLimit(const Entry &entry) const;
+    /// keyStatusChanged(), and statusChangedSinceSnapshot() once until the next snapshot().
+    void emitStatusChanged(int index);
     /// Health back to Unknown (a re-enabled or re-tested key).
     static void clearHealth(KeyStatus &status);
     /// Recomputes what "until" shows, and RateLimited <-> Ok as cooling periods begin and end.

@@ -7,7 +7,6 @@
 #include "upstreampath.h"
 
 #include <QNetworkAccessManager>
-#include <QNetworkProxyFactory>
 #include <QNetworkReply>
 #include <QNetworkRequest>
 
@@ -35,17 +34,7 @@ KeyTester::~KeyTester()
 void KeyTester::setConfig(const ProxyConfig &config)
 {
     m_config = config;
-    QNetworkProxy proxy(QNetworkProxy::NoProxy);
-    bool useSystem = false;
-    QString error;
-    if (!ProxyConfig::parseUpstreamProxy(config.upstreamProxy, &proxy, &useSystem, &error))
-        proxy = QNetworkProxy(QNetworkProxy::NoProxy);
-    if (useSystem) {
-        const QList<QNetworkProxy> proxies
-            = QNetworkProxyFactory::systemProxyForQuery(QNetworkProxyQuery(modelsUrl(config.upstream)));
-        proxy = proxies.isEmpty() ? QNetworkProxy(QNetworkProxy::NoProxy) : proxies.constFirst();
-    }
-    m_manager->setProxy(proxy);
+    m_manager->setProxy(effectiveProxy(config, modelsUrl(config.upstream)));
 }
 
 QUrl KeyTester::modelsUrl(const QUrl &upstream)

@@ -12,6 +12,16 @@ namespace {
 /// Events longer than this are passed on without looking for the usage chunk (it is small).
 constexpr qsizetype MaxHeldEvent = 256 * 1024;
 
+/// A token count from the upstream's JSON; -1 for anything that is not a count (a negative, fractional
+/// overflow like 1e300 would be undefined behaviour when converted).
+qint64 tokenCount(const QJsonValue &value)
+{
+    if (!value.isDouble())
+        return -1;
+    const double number = value.toDouble();
+    return number >= 0 && number < 1e15 ? qint64(number) : -1;
+}
+
 bool usageFromObject(const QJsonObject &root, TokenUsage *result)
 {
     QJsonObject usage = root.value(QLatin1String("usage")).toObject();
@@ -23,13 +33,13 @@ bool usageFromObject(const QJsonObject &root, TokenUsage *result)
         QJsonValue value = usage.value(QLatin1String(a));
         if (value.isUndefined())
             value = usage.value(QLatin1String(b));
-        return value.isDouble() ? qint64(value.toDouble()) : qint64(-1);
+        return tokenCount(value);
     };
     TokenUsage found;
     found.prompt = number("prompt_tokens", "input_tokens");
     found.completion = number("completion_tokens", "output_tokens");
     found.total = usage.value(QLatin1String("total_tokens")).isDouble()
-        ? qint64(usage.value(QLatin1String("total_tokens")).toDouble())
+        ? tokenCount(usage.value(QLatin1String("total_tokens")))
         : (found.prompt >= 0 && found.completion >= 0 ? found.prompt + found.completion : -1);
     if (found.total < 0 && found.prompt < 0)
         return false;

@@ -214,6 +214,9 @@ void tst_ProxyExchangeHelpers::parseUsage_data()
         R"({"response":{"usage":{"input_tokens":5,"output_tokens":6,"total_tokens":11}},"usage":null})")
                                                             << false << true << qint64(5) << qint64(6)
                                                             << qint64(11);
+    QTest::newRow("counts out of range are unknown")
+        << QByteArrayLiteral(R"({"usage":{"prompt_tokens":1e300,"completion_tokens":-5,"total_tokens":4}})")
+        << false << true << qint64(-1) << qint64(-1) << qint64(4);
     QTest::newRow("event stream read as JSON") << QByteArrayLiteral(
         "data: {\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":1,\"total_tokens\":2}}\n\n")
                                                << false << false << qint64(-1) << qint64(-1) << qint64(-1);

@@ -93,11 +93,10 @@ UserStores openStores(const QString &settingsFile, bool traySettings)
     return stores;
 }
 
-/// The keys: --keys-file FILE, or the key store of the settings file (the tray app's keys), which also
-/// completes @p config with the stored upstream proxy password. Sets @p source to where the keys came from,
-/// for the start-up line.
-bool loadKeys(const QCommandLineParser &parser, const QString &settingsFile, QList<ApiKey> *keys,
-              ProxyConfig *config, QString *source, QString *error, int *exitCode)
+/// The keys: --keys-file FILE, or the key store of the settings file (the tray app's keys). Sets @p source to
+/// where the keys came from, for the start-up line.
+bool loadKeys(const QCommandLineParser &parser, const UserStores &stores, QList<ApiKey> *keys,
+              QString *source, QString *error, int *exitCode)
 {
     if (parser.isSet(QStringLiteral("keys-file"))) {
         QStringList secrets;
@@ -110,20 +109,41 @@ bool loadKeys(const QCommandLineParser &parser, const QString &settingsFile, QLi
             keys->append({ secret, QString(), true });
         return true;
     }
-    const UserStores stores = openStores(settingsFile, !parser.isSet(QStringLiteral("config")));
-    for (const QString &line : stores.messages + stores.problems)
-        QTextStream(stderr) << "keyrelay: " << line << Qt::endl;
     *source = stores.inKeychain() ? QStringLiteral("the system keychain") : stores.keysFile;
     if (!stores.keys->load(keys, error)) {
         *exitCode = ExitRuntimeError;
         return false;
     }
-    ProxyCredentials proxy(stores.secrets.get());
+    return true;
+}
+
+/// Completes @p config with the stored upstream proxy password. With the tray app's settings file, a
+/// password still written in it is first moved to the store, exactly as the tray app does; when it cannot be
+/// stored, KeyRelay refuses to start rather than run with the password left in the shared file.
+bool loadProxyPassword(SettingsRegistry *settings, bool traySettings, SecretStore *store, ProxyConfig *config,
+                       QString *error)
+{
+    ProxyCredentials proxy(store);
     QString proxyError;
-    if (proxy.load(&proxyError))
-        proxy.complete(config);
-    else
+    if (!proxy.load(&proxyError)) {
         QTextStream(stderr) << "keyrelay: warning: " << proxyError << Qt::endl;
+        return true;
+    }
+    if (traySettings) {
+        bool moved = false;
+        if (!proxy.migrate(settings, &moved, &proxyError)) {
+            *error
+                = QStringLiteral("the upstream proxy password in %1 could not be moved to %2 (%3); remove it "
+                                 "from proxy/upstreamProxy and enter it in the tray app, or start with "
+                                 "--config FILE")
+                      .arg(settings->fileName(), store->location(), proxyError);
+            return false;
+        }
+        if (moved)
+            QTextStream(stderr) << "keyrelay: moved the upstream proxy password from " << settings->fileName()
+                                << " to " << store->location() << Qt::endl;
+    }
+    proxy.complete(config);
     return true;
 }
 
@@ -214,9 +234,15 @@ int runHeadless(QCoreApplication &app)
     KeyPool keys;
     QString keySource;
     {
+        const bool traySettings = !parser.isSet(QStringLiteral("config"));
+        const UserStores stores = openStores(settingsFile, traySettings);
+        for (const QString &line : stores.messages + stores.problems)
+            QTextStream(stderr) << "keyrelay: " << line << Qt::endl;
+        if (!loadProxyPassword(settings.get(), traySettings, stores.secrets.get(), &config, &error))
+            return fail(error, ExitRuntimeError);
         QList<ApiKey> list;
         int exitCode = ExitOk;
-        if (!loadKeys(parser, settingsFile, &list, &config, &keySource, &error, &exitCode))
+        if (!loadKeys(parser, stores, &list, &keySource, &error, &exitCode))
             return fail(error, exitCode);
         keys.setKeys(list);
     }

@@ -4,6 +4,8 @@
 #include <QRandomGenerator>
 #include <QRegularExpression>
 
+#include <algorithm>
+
 namespace keyrelay {
 
 namespace {
@@ -43,7 +45,8 @@ Origin parseOrigin(const QByteArray &lowerOrigin)
     if (rest.isEmpty() || rest.contains('/') || rest.contains('@') || rest.contains('?')
         || rest.contains('#'))
         return origin;
-    if (rest.startsWith('[')) {
+    const bool bracketed = rest.startsWith('[');
+    if (bracketed) {
         const qsizetype close = rest.indexOf(']');
         if (close < 0)
             return origin;
@@ -59,6 +62,15 @@ Origin parseOrigin(const QByteArray &lowerOrigin)
     }
     for (const char c : std::as_const(origin.port)) {
         if (c < '0' || c > '9')
+            return origin;
+    }
+    // What a browser can send: a DNS name (letters, digits, '-', '_', '.', a leading "*." only in
+    // allow-list patterns) or an IP address; a backslash or any other byte makes it no origin at all.
+    for (qsizetype i = 0; i < origin.host.size(); ++i) {
+        const char c = origin.host.at(i);
+        const bool nameChar = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_'
+            || c == '.' || (c == ':' && bracketed) || (c == '*' && i == 0 && origin.host.startsWith("*."));
+        if (!nameChar)
             return origin;
     }
     for (const char c : std::as_const(origin.scheme)) {
@@ -83,8 +95,13 @@ QByteArray hostName(const QByteArray &hostHeader)
 {
     QByteArray host = hostHeader.trimmed().toLower();
     if (host.startsWith('[')) {
+        // "[v6]" or "[v6]:port"; anything else after the bracket is not a host name at all.
         const qsizetype close = host.indexOf(']');
-        return close > 0 ? host.mid(1, close - 1) : host;
+        const QByteArray rest = close > 0 ? host.mid(close + 1) : QByteArray("?");
+        const bool portOnly = rest.isEmpty()
+            || (rest.size() > 1 && rest.startsWith(':')
+                && std::all_of(rest.begin() + 1, rest.end(), [](char c) { return c >= '0' && c <= '9'; }));
+        return portOnly ? host.mid(1, close - 1) : host;
     }
     if (host.count(':') == 1)
         host = host.left(host.indexOf(':'));
@@ -148,6 +165,32 @@ bool AccessPolicy::matchesAllowList(const QByteArray &lowerOrigin) const
             return true;
     }
     return false;
+}
+
+AccessPolicy::OriginVerdict AccessPolicy::checkRequest(const HttpRequest &request) const
+{
+    int origins = 0;
+    QByteArray origin;
+    bool crossSite = false;
+    for (const auto &header : request.headers) {
+        const QByteArray name = header.first.toLower();
+        if (name == "origin") {
+            ++origins;
+            origin = header.second;
+        } else if (name == "sec-fetch-site") {
+            crossSite = crossSite || header.second.trimmed().toLower() == "cross-site";
+        }
+    }
+    // Two Origins: which one the browser meant cannot be known, so neither is trusted.
+    if (origins > 1)
+        return OriginVerdict::Ambiguous;
+    if (origins == 1)
+        return checkOrigin(origin);
+    // An <img> or <script> on another website sends no Origin, but its browser says where it came from:
+    // the page cannot read the answer, yet the request would spend a key.
+    if (crossSite && !m_allowAnyWebsite)
+        return OriginVerdict::CrossSiteWithoutOrigin;
+    return OriginVerdict::NoOrigin;
 }
 
 AccessPolicy::OriginVerdict AccessPolicy::checkOrigin(const QByteArray &origin) const

@@ -18,11 +18,15 @@ public:
         NoOrigin, ///< not a browser request (SDKs, curl, editors): CORS does not apply
         Allowed, ///< a browser origin the user trusts: echo it
         Blocked, ///< any other website: 403, nothing forwarded
+        Ambiguous, ///< more than one Origin header: 403
+        CrossSiteWithoutOrigin, ///< no Origin, but the browser says "Sec-Fetch-Site: cross-site": 403
     };
 
     explicit AccessPolicy(const ProxyConfig &config);
 
-    /// The decision for a request's Origin header (empty = no Origin header).
+    /// The decision for a request: its Origin header(s), and without one its Sec-Fetch-Site.
+    OriginVerdict checkRequest(const HttpRequest &request) const;
+    /// The decision for one Origin header value (empty = no Origin header).
     OriginVerdict checkOrigin(const QByteArray &origin) const;
     /// Whether @p origin is trusted without any setting: loopback pages, browser extensions, desktop apps.
     static bool isTrustedByDefault(const QByteArray &origin);

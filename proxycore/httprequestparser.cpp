@@ -23,6 +23,51 @@ bool isValidFieldValue(const QByteArray &value)
     return true;
 }
 
+bool isDigits(const QByteArray &text)
+{
+    for (const char c : text) {
+        if (c < '0' || c > '9')
+            return false;
+    }
+    return true;
+}
+
+/// RFC 9110 7.2 / RFC 3986 3.2.2: uri-host [ ":" port ], the host an IP-literal ("[" v6 "]") or a
+/// reg-name (unreserved, pct-encoded, sub-delims); an empty reg-name is allowed by the grammar.
+bool isValidHostHeader(const QByteArray &value)
+{
+    if (value.startsWith('[')) {
+        const qsizetype close = value.indexOf(']');
+        if (close < 2)
+            return false;
+        for (qsizetype i = 1; i < close; ++i) {
+            const char c = value.at(i);
+            if (!isHexDigit(c) && c != ':' && c != '.')
+                return false;
+        }
+        const QByteArray rest = value.mid(close + 1);
+        return rest.isEmpty() || (rest.startsWith(':') && isDigits(rest.mid(1)));
+    }
+    const qsizetype colon = value.indexOf(':');
+    if (colon >= 0 && !isDigits(value.mid(colon + 1)))
+        return false;
+    const QByteArray name = colon >= 0 ? value.left(colon) : value;
+    for (qsizetype i = 0; i < name.size(); ++i) {
+        const char c = name.at(i);
+        const bool unreserved = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+            || c == '-' || c == '.' || c == '_' || c == '~';
+        const bool subDelim = c == '!' || c == '$' || c == '&' || c == '\'' || c == '(' || c == ')'
+            || c == '*' || c == '+' || c == ',' || c == ';' || c == '=';
+        if (c == '%' && i + 2 < name.size() && isHexDigit(name.at(i + 1)) && isHexDigit(name.at(i + 2))) {
+            i += 2;
+            continue;
+        }
+        if (!unreserved && !subDelim)
+            return false;
+    }
+    return true;
+}
+
 QByteArray trimOws(const QByteArray &value)
 {
     qsizetype start = 0;
@@ -214,6 +259,8 @@ HttpRequestParser::Event HttpRequestParser::parseHeadLines(const QByteArray &hea
     m_request.target = requestLine.at(1);
 
     QByteArray connection;
+    int hostCount = 0;
+    QByteArray host;
     QList<QByteArray> transferCodings;
     int contentLengthCount = 0;
     QByteArray contentLength;
@@ -241,6 +288,9 @@ HttpRequestParser::Event HttpRequestParser::parseHeadLines(const QByteArray &hea
             }
             if (transferCodings.isEmpty())
                 return fail(400, "empty Transfer-Encoding");
+        } else if (lower == "host") {
+            ++hostCount;
+            host = value;
         } else if (lower == "connection") {
             connection += ',' + value.toLower();
         } else if (lower == "expect") {
@@ -248,6 +298,14 @@ HttpRequestParser::Event HttpRequestParser::parseHeadLines(const QByteArray &hea
         }
         m_request.headers.append({ name, value });
     }
+    // RFC 9112 3.2: one Host, well-formed; HTTP/1.1 must send it. Two Host lines would let KeyRelay's
+    // Host check and a later reader disagree about the name the request was sent to.
+    if (hostCount > 1)
+        return fail(400, "more than one Host header");
+    if (hostCount == 0 && m_request.minorVersion == 1)
+        return fail(400, "HTTP/1.1 request without a Host header");
+    if (hostCount == 1 && !isValidHostHeader(host))
+        return fail(400, "invalid Host header");
     m_request.keepAlive
         = m_request.minorVersion == 1 ? !connection.contains("close") : connection.contains("keep-alive");
 

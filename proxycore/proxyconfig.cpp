@@ -113,18 +113,36 @@ bool ProxyConfig::parseListen(const QString &text, QString *host, quint16 *port,
     return true;
 }
 
+QString ProxyConfig::withoutUserInfo(const QString &url)
+{
+    // The user info ends at the last '@' before the path, so a password holding '@' or ':' is hidden whole.
+    const qsizetype schemeEnd = url.indexOf(QLatin1String("://"));
+    const qsizetype authority = schemeEnd < 0 ? 0 : schemeEnd + 3;
+    qsizetype pathStart = url.size();
+    for (const QChar end : { QLatin1Char('/'), QLatin1Char('?'), QLatin1Char('#') }) {
+        const qsizetype at = url.indexOf(end, authority);
+        if (at >= 0)
+            pathStart = qMin(pathStart, at);
+    }
+    const qsizetype at = pathStart > authority ? url.lastIndexOf(QLatin1Char('@'), pathStart - 1) : -1;
+    if (at < authority)
+        return url;
+    return url.left(authority) + QChar(0x2026) + url.mid(at);
+}
+
 bool ProxyConfig::parseUpstream(const QString &text, QUrl *url, QString *error)
 {
     const QUrl candidate(text.trimmed(), QUrl::StrictMode);
     const QString scheme = candidate.scheme().toLower();
     if (!candidate.isValid() || (scheme != QLatin1String("http") && scheme != QLatin1String("https"))
         || candidate.host().isEmpty()) {
-        *error = QStringLiteral("upstream \"%1\" is not an http:// or https:// URL").arg(text);
+        *error
+            = QStringLiteral("upstream \"%1\" is not an http:// or https:// URL").arg(withoutUserInfo(text));
         return false;
     }
     if (candidate.hasQuery() || candidate.hasFragment() || !candidate.userInfo().isEmpty()) {
         *error = QStringLiteral("upstream \"%1\" must be a base URL without query, fragment or credentials")
-                     .arg(text);
+                     .arg(withoutUserInfo(text));
         return false;
     }
     QUrl normalized = candidate;

@@ -52,6 +52,8 @@ struct ProxyConfig
 
     /// Parses "HOST:PORT", "[v6]:PORT", "PORT" or "HOST". Returns false with an error message on bad input.
     static bool parseListen(const QString &text, QString *host, quint16 *port, QString *error);
+    /// @p url with its user info (user name and password) replaced by "…", for messages.
+    static QString withoutUserInfo(const QString &url);
     /// Parses an upstream base URL; accepts http and https, with or without a path.
     static bool parseUpstream(const QString &text, QUrl *url, QString *error);
     /// Normalises path prefixes to strip: trims each one and its trailing slashes and drops empty ones.

@@ -299,7 +299,13 @@ void ProxyExchange::onStallCheck()
 
 HeaderList ProxyExchange::responseHeaders() const
 {
-    return HeaderPolicy::forClient(m_reply->rawHeaderPairs(), m_corsHeaders);
+    // Header values are masked on every answer, successful or not (a redirect's Location, a
+    // WWW-Authenticate or a debug header may quote the key); bodies of successful answers are not.
+    HeaderList headers = HeaderPolicy::forClient(m_reply->rawHeaderPairs(), {});
+    if (m_redactor->maskHeaderValues(&headers))
+        qCWarning(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
+                                       << "- the upstream's response headers contained a key; masked it";
+    return headers + m_corsHeaders;
 }
 
 qint64 ProxyExchange::headContentLength() const
@@ -336,7 +342,9 @@ void ProxyExchange::onUpstreamHeaders()
     m_record.latencyMs = m_clock.elapsed();
     const QByteArray contentType = m_reply->rawHeader("Content-Type").toLower();
     m_record.streamed = contentType.startsWith("text/event-stream");
-    m_holdingError = status >= 400 && !m_record.streamed && m_request.method != "HEAD";
+    // An error is held whatever its content type (an error typed as a stream is still an error): the
+    // upstream may quote the key anywhere in it.
+    m_holdingError = status >= 400 && m_request.method != "HEAD";
     if (m_usageRequested && m_record.streamed && status < 400)
         m_usageFilter.emplace();
     if (!m_holdingError && !m_lease.keyId.isEmpty()) {
@@ -387,8 +395,10 @@ void ProxyExchange::pump()
         capture(data);
         if (m_holdingError) {
             m_heldError += data;
-            if (m_heldError.size() > MaxHeldErrorBody)
-                releaseHeldError(false);
+            if (m_heldError.size() > MaxHeldErrorBody) {
+                replaceOversizedError();
+                return;
+            }
             continue;
         }
         forward(data);
@@ -425,7 +435,7 @@ qint64 ProxyExchange::retryAfterMs() const
 
 void ProxyExchange::forward(const QByteArray &data)
 {
-    QByteArray out = m_maskChunks ? m_redactor->maskConfiguredSecrets(data) : data;
+    QByteArray out = data;
     if (m_usageFilter)
         out = m_usageFilter->feed(out);
     if (!out.isEmpty())
@@ -465,8 +475,29 @@ void ProxyExchange::onHeldErrorComplete()
             return;
         commitVerdicts(false);
     }
-    releaseHeldError(true);
+    releaseHeldError();
     complete();
+}
+
+void ProxyExchange::replaceOversizedError()
+{
+    // Never passed on unread, since a key may be anywhere in it; the client still learns the status.
+    m_holdingError = false;
+    if (!m_lease.keyId.isEmpty()) {
+        const UpstreamVerdict verdict = KeyPool::classify(m_record.status, m_heldError);
+        m_verdicts.append({ m_lease.keyId, verdict.verdict, retryAfterMs(), verdict.reason });
+        commitVerdicts(false);
+    }
+    m_heldError.clear();
+    HeaderList extra;
+    if (m_reply && m_reply->hasRawHeader("Retry-After"))
+        extra.append({ "Retry-After", m_redactor->maskConfiguredSecrets(m_reply->rawHeader("Retry-After")) });
+    respondWithError(m_record.status,
+                     QStringLiteral("the upstream answered %1 with an error body over %2 MiB; KeyRelay does "
+                                    "not pass it on")
+                         .arg(m_record.status)
+                         .arg(MaxHeldErrorBody / (1024 * 1024)),
+                     QStringLiteral("upstream_error"), QStringLiteral("upstream_error_too_large"), extra);
 }
 
 bool ProxyExchange::retryWithNextKey(const QString &why)
@@ -493,7 +524,6 @@ void ProxyExchange::resend()
     // Back to "nothing sent to the client yet": the (possibly rewritten) body is replayed exactly.
     m_headSent = false;
     m_holdingError = false;
-    m_maskChunks = false;
     m_upstreamDone = false;
     m_heldError.clear();
     m_captured.clear();
@@ -528,10 +558,9 @@ void ProxyExchange::commitVerdicts(bool succeeded)
     m_verdicts.clear();
 }
 
-void ProxyExchange::releaseHeldError(bool whole)
+void ProxyExchange::releaseHeldError()
 {
     m_holdingError = false;
-    m_maskChunks = !whole;
     const QByteArray body = m_redactor->maskConfiguredSecrets(m_heldError);
     if (body.size() != m_heldError.size())
         qCWarning(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
@@ -539,7 +568,7 @@ void ProxyExchange::releaseHeldError(bool whole)
     m_heldError.clear();
     if (!m_client)
         return;
-    m_client->writeHead(m_record.status, responseHeaders(), whole ? body.size() : -1);
+    m_client->writeHead(m_record.status, responseHeaders(), body.size());
     m_client->writeBody(body);
 }
 

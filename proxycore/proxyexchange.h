@@ -88,9 +88,10 @@ private:
     void capture(const QByteArray &data);
     /// Sends response body bytes to the client (masked / filtered as this response needs).
     void forward(const QByteArray &data);
-    /// Sends a held-back upstream error response, with every configured secret in it masked.
-    /// @p whole: the body is complete (sent with its Content-Length); otherwise the rest follows masked.
-    void releaseHeldError(bool whole);
+    /// Sends a complete held-back upstream error response, with every configured secret in it masked.
+    void releaseHeldError();
+    /// An upstream error body over MaxHeldErrorBody: the client gets the status with KeyRelay's own error.
+    void replaceOversizedError();
 
     QPointer<HttpConnection> m_client;
     HttpRequest m_request;
@@ -133,10 +134,9 @@ private:
     qint64 m_deliveredAtStallCheck = 0;
     Timeout m_timeout = Timeout::None;
     bool m_headSent = false; ///< the response is decided: no retry, no own error any more
-    /// An upstream error (status >= 400, not a stream) is held back until complete, so that a key the
-    /// upstream echoes in it can be masked; past MaxHeldErrorBody the rest is masked chunk by chunk.
+    /// An upstream error (status >= 400, streams too) is held back until complete, so that a key the
+    /// upstream echoes in it can be masked; one over MaxHeldErrorBody is replaced by KeyRelay's own error.
     bool m_holdingError = false;
-    bool m_maskChunks = false;
     QByteArray m_heldError;
     bool m_upstreamDone = false;
     bool m_completed = false;

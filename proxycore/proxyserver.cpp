@@ -258,7 +258,18 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
     // Browsers: only origins the user trusts get anything. The refusal carries no CORS headers, so the
     // page cannot even read it.
     const QByteArray origin = request.header("Origin").trimmed();
-    const AccessPolicy::OriginVerdict verdict = policy.checkOrigin(origin);
+    const AccessPolicy::OriginVerdict verdict = policy.checkRequest(request);
+    if (verdict == AccessPolicy::OriginVerdict::Ambiguous
+        || verdict == AccessPolicy::OriginVerdict::CrossSiteWithoutOrigin) {
+        refuse(connection, request, 403,
+               verdict == AccessPolicy::OriginVerdict::Ambiguous
+                   ? QStringLiteral("the request names more than one Origin; KeyRelay serves none of them")
+                   : QStringLiteral("a request from another website (Sec-Fetch-Site: cross-site) without an "
+                                    "Origin, such as an image or script tag; KeyRelay does not serve it"),
+               QStringLiteral("permission_error"), QStringLiteral("origin_not_allowed"),
+               { { "Vary", "Origin" } });
+        return;
+    }
     if (verdict == AccessPolicy::OriginVerdict::Blocked) {
         const QString message
             = QStringLiteral("the website %1 may not use KeyRelay; allow it in KeyRelay's settings "

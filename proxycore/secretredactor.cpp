@@ -1,22 +1,11 @@
 #include "secretredactor.h"
 
 #include "keypool.h"
+#include "secretmatcher.h"
 
 #include <QRegularExpression>
 
 namespace keyrelay {
-
-namespace {
-constexpr qsizetype MinSecretLength = 6; ///< shorter "secrets" would mask ordinary words
-
-QStringList longestFirst(QStringList secrets)
-{
-    secrets.removeAll(QString());
-    std::sort(secrets.begin(), secrets.end(),
-              [](const QString &a, const QString &b) { return a.size() > b.size(); });
-    return secrets;
-}
-} // namespace
 
 SecretRedactor::SecretRedactor(const KeyPool *keys) : m_keys(keys) { }
 
@@ -25,61 +14,61 @@ void SecretRedactor::setExtraSecrets(const QStringList &secrets)
     QMutexLocker lock(&m_mutex);
     m_extraSecrets.clear();
     for (const QString &secret : secrets) {
-        if (secret.trimmed().size() >= MinSecretLength)
+        if (secret.trimmed().size() >= SecretMatcher::MinSecretLength)
             m_extraSecrets.append(secret.trimmed());
     }
+    m_matcher.reset();
 }
 
-QStringList SecretRedactor::configuredSecrets() const
+std::shared_ptr<const SecretMatcher> SecretRedactor::matcher() const
 {
-    QStringList secrets;
-    if (m_keys) {
-        const QStringList keys = m_keys->secrets();
-        for (const QString &secret : keys) {
-            if (secret.size() >= MinSecretLength)
-                secrets.append(secret);
-        }
+    const QStringList keys = m_keys ? m_keys->secrets() : QStringList();
+    QMutexLocker lock(&m_mutex);
+    // The pool hands out the same shared list until its keys change: comparing the data pointers is
+    // enough (the cached copy keeps the old list alive, so its address cannot be reused meanwhile).
+    if (m_matcher && keys.constData() == m_matcherKeys.constData() && keys.size() == m_matcherKeys.size())
+        return m_matcher;
+    QList<SecretMatcher::Secret> secrets;
+    secrets.reserve(keys.size() + m_extraSecrets.size());
+    for (const QStringList *list : { &keys, &m_extraSecrets }) {
+        for (const QString &secret : *list)
+            secrets.append({ secret.toUtf8(), KeyPool::mask(secret).toUtf8() });
     }
-    {
-        QMutexLocker lock(&m_mutex);
-        secrets += m_extraSecrets;
-    }
-    return longestFirst(secrets);
+    m_matcherKeys = keys;
+    m_matcher = std::make_shared<const SecretMatcher>(secrets);
+    return m_matcher;
 }
 
 QString SecretRedactor::redact(const QString &text) const
 {
     if (text.isEmpty())
         return text;
-    QString out = text;
-    const QStringList secrets = configuredSecrets();
-    for (const QString &secret : secrets) {
-        if (out.contains(secret))
-            out.replace(secret, KeyPool::mask(secret));
-    }
-    return redactPatterns(out);
+    const QByteArray utf8 = text.toUtf8();
+    const QByteArray masked = matcher()->mask(utf8);
+    return redactPatterns(masked.size() == utf8.size() && masked == utf8 ? text : QString::fromUtf8(masked));
 }
 
 QByteArray SecretRedactor::maskConfiguredSecrets(const QByteArray &data) const
 {
-    QByteArray out = data;
-    const QStringList secrets = configuredSecrets();
-    for (const QString &secret : secrets) {
-        const QByteArray raw = secret.toUtf8();
-        if (out.contains(raw))
-            out.replace(raw, KeyPool::mask(secret).toUtf8());
+    return matcher()->mask(data);
+}
+
+bool SecretRedactor::maskHeaderValues(QList<QPair<QByteArray, QByteArray>> *headers) const
+{
+    const std::shared_ptr<const SecretMatcher> secrets = matcher();
+    bool masked = false;
+    for (auto &header : *headers) {
+        if (secrets->contains(header.second)) {
+            header.second = secrets->mask(header.second).replace("\xE2\x80\xA6", "...");
+            masked = true;
+        }
     }
-    return out;
+    return masked;
 }
 
 bool SecretRedactor::containsConfiguredSecret(const QByteArray &data) const
 {
-    const QStringList secrets = configuredSecrets();
-    for (const QString &secret : secrets) {
-        if (data.contains(secret.toUtf8()))
-            return true;
-    }
-    return false;
+    return matcher()->contains(data);
 }
 
 QString SecretRedactor::redactPatterns(const QString &text)

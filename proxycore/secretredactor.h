@@ -7,12 +7,16 @@
 #include <QString>
 #include <QStringList>
 
+#include <memory>
+
 namespace keyrelay {
 
 class KeyPool;
+class SecretMatcher;
 
 /// Thread-safe. Masks, wherever they appear in a text: every configured key (read from the key pool at
-/// the time of the call) and every extra secret (client token, upstream proxy password); the values of
+/// the time of the call) and every extra secret (client token, upstream proxy password), also in any
+/// spelling that decodes to one (JSON string escapes, percent-encoding; see SecretMatcher); the values of
 /// Authorization / api-key / x-api-key headers; "key=" / "api_key=" style query values; and anything
 /// shaped like a provider key ("sk-…", "sk-ant-…", "AIza…", "xai-…"). Masks look like KeyPool::mask().
 class SecretRedactor
@@ -24,21 +28,27 @@ public:
     void setExtraSecrets(const QStringList &secrets);
 
     QString redact(const QString &text) const;
-    /// Only the configured secrets (keys and extras), byte-exact elsewhere: for response bodies, whose
-    /// other content must reach the client unchanged.
+    /// Only the configured secrets (keys and extras) in any spelling, byte-exact elsewhere: for response
+    /// bodies and header values, whose other content must reach the client unchanged.
     QByteArray maskConfiguredSecrets(const QByteArray &data) const;
-    /// Whether @p data contains any configured secret.
+    /// maskConfiguredSecrets() for HTTP header values (the mask's ellipsis written "...", ASCII).
+    /// Returns whether any value was masked.
+    bool maskHeaderValues(QList<QPair<QByteArray, QByteArray>> *headers) const;
+    /// Whether @p data spells any configured secret.
     bool containsConfiguredSecret(const QByteArray &data) const;
 
     /// The pattern-based part of redact(), without configured secrets.
     static QString redactPatterns(const QString &text);
 
 private:
-    QStringList configuredSecrets() const;
+    /// The matcher for the current keys and extras, rebuilt only when either changed.
+    std::shared_ptr<const SecretMatcher> matcher() const;
 
     const KeyPool *m_keys;
     mutable QMutex m_mutex;
     QStringList m_extraSecrets;
+    mutable QStringList m_matcherKeys; ///< the key list m_matcher was built from (shared, not copied)
+    mutable std::shared_ptr<const SecretMatcher> m_matcher;
 };
 
 } // namespace keyrelay

@@ -68,6 +68,50 @@ QString displayText(const QVariant &value)
     return value.toString();
 }
 
+/// A setting's value as a warning may show it: never a credential. The client token is not shown at all,
+/// URLs lose their user info.
+QString displaySafely(Setting setting, const QVariant &value)
+{
+    const QString text = displayText(value);
+    if (setting == Setting::ClientToken)
+        return QStringLiteral("(hidden, %1 characters)").arg(text.size());
+    if (setting == Setting::UpstreamProxy || setting == Setting::Upstream)
+        return ProxyConfig::withoutUserInfo(text).left(80);
+    return text.left(80);
+}
+
+/// Why a value of @p setting was refused, when the setting can say more than "not valid".
+QString whyInvalid(Setting setting, const QVariant &value)
+{
+    QString error;
+    if (setting == Setting::UpstreamProxy) {
+        QNetworkProxy proxy;
+        bool useSystem = false;
+        ProxyConfig::parseUpstreamProxy(value.toString(), &proxy, &useSystem, &error);
+    } else if (setting == Setting::Upstream) {
+        QUrl url;
+        ProxyConfig::parseUpstream(value.toString(), &url, &error);
+    }
+    return error;
+}
+
+/// A copy of @p file that only its owner can read: the settings may hold the client token or a proxy
+/// password.
+bool copyOwnerOnly(const QString &file, const QString &copy)
+{
+    QFile source(file);
+    if (!source.open(QIODevice::ReadOnly))
+        return false;
+    QFile::remove(copy);
+    QFile target(copy);
+    if (!target.open(QIODevice::WriteOnly, QFileDevice::ReadOwner | QFileDevice::WriteOwner))
+        return false;
+    const bool written = target.write(source.readAll()) >= 0 && target.flush();
+    target.close();
+    // open() sets the permissions only when it creates the file: make sure of them either way.
+    return QFile::setPermissions(copy, QFileDevice::ReadOwner | QFileDevice::WriteOwner) && written;
+}
+
 const std::array<SettingSpec, size_t(Setting::Count)> &specs()
 {
     static const std::array<SettingSpec, size_t(Setting::Count)> table { {
@@ -192,11 +236,14 @@ void SettingsRegistry::load()
         QVariant value = entry.defaultValue;
         if (m_storage->contains(QLatin1String(entry.name))) {
             QVariant stored = m_storage->value(QLatin1String(entry.name));
+            const QVariant original = stored;
             if (entry.validate(stored)) {
                 value = stored;
             } else {
-                m_problems << QStringLiteral("setting %1 = \"%2\" is not valid; using the default \"%3\"")
-                                  .arg(QLatin1String(entry.name), displayText(stored).left(80),
+                const QString why = whyInvalid(entry.id, original);
+                m_problems << QStringLiteral("setting %1 = \"%2\" is not valid%3; using the default \"%4\"")
+                                  .arg(QLatin1String(entry.name), displaySafely(entry.id, original),
+                                       why.isEmpty() ? QString() : QStringLiteral(" (%1)").arg(why),
                                        displayText(entry.defaultValue));
             }
         }
@@ -216,8 +263,7 @@ void SettingsRegistry::load()
 
     if (!m_problems.isEmpty() && fileExists) {
         const QString backup = file + QStringLiteral(".bak");
-        QFile::remove(backup);
-        if (QFile::copy(file, backup))
+        if (copyOwnerOnly(file, backup))
             m_problems << QStringLiteral("the original file was kept as %1").arg(backup);
     }
     for (const QString &problem : std::as_const(m_problems))

@@ -22,6 +22,8 @@ class tst_AccessPolicy : public QObject
 private Q_SLOTS:
     void originVerdicts_data();
     void originVerdicts();
+    void requestVerdicts_data();
+    void requestVerdicts();
     void allowAnyWebsite();
     void corsHeadersEchoTheOrigin();
     void preflightPrivateNetwork();
@@ -82,6 +84,11 @@ void tst_AccessPolicy::originVerdicts_data()
     QTest::newRow("wildcard other scheme") << list << QByteArray("http://chat.example.org") << blocked;
     QTest::newRow("listed LAN address") << list << QByteArray("http://192.168.1.5:3000") << allowed;
     QTest::newRow("garbage") << list << QByteArray("not an origin") << blocked;
+    QTest::newRow("wildcard, backslash before the suffix")
+        << list << QByteArray("https://evil\\.example.org") << blocked;
+    QTest::newRow("wildcard, percent before the suffix")
+        << list << QByteArray("https://evil%2e.example.org") << blocked;
+    QTest::newRow("localhost with a backslash") << empty << QByteArray("http://evil\\.localhost") << blocked;
 }
 
 void tst_AccessPolicy::originVerdicts()
@@ -93,6 +100,58 @@ void tst_AccessPolicy::originVerdicts()
     config.allowedOrigins = allowList;
     const AccessPolicy policy(config);
     QCOMPARE(int(policy.checkOrigin(origin)), verdict);
+}
+
+void tst_AccessPolicy::requestVerdicts_data()
+{
+    QTest::addColumn<HeaderList>("headers");
+    QTest::addColumn<int>("verdict");
+    const int none = int(AccessPolicy::OriginVerdict::NoOrigin);
+    const int allowed = int(AccessPolicy::OriginVerdict::Allowed);
+    const int blocked = int(AccessPolicy::OriginVerdict::Blocked);
+    const int ambiguous = int(AccessPolicy::OriginVerdict::Ambiguous);
+    const int crossSite = int(AccessPolicy::OriginVerdict::CrossSiteWithoutOrigin);
+    QTest::newRow("nothing (SDKs, curl)") << HeaderList {} << none;
+    QTest::newRow("allowed origin") << HeaderList { { "Origin", "https://bettergpt.chat" } } << allowed;
+    QTest::newRow("two origins, allowed first")
+        << HeaderList { { "Origin", "https://bettergpt.chat" }, { "Origin", "https://evil.example" } }
+        << ambiguous;
+    QTest::newRow("two origins, both allowed")
+        << HeaderList { { "Origin", "http://localhost:3000" }, { "origin", "http://localhost:3000" } }
+        << ambiguous;
+    QTest::newRow("img tag from another website")
+        << HeaderList { { "Sec-Fetch-Site", "cross-site" }, { "Sec-Fetch-Mode", "no-cors" } } << crossSite;
+    QTest::newRow("cross-site, any case") << HeaderList { { "sec-fetch-site", " Cross-Site " } } << crossSite;
+    QTest::newRow("cross-site from an allowed origin")
+        << HeaderList { { "Origin", "https://bettergpt.chat" }, { "Sec-Fetch-Site", "cross-site" } }
+        << allowed;
+    QTest::newRow("cross-site from another origin")
+        << HeaderList { { "Origin", "https://evil.example" }, { "Sec-Fetch-Site", "cross-site" } } << blocked;
+    QTest::newRow("same-origin") << HeaderList { { "Sec-Fetch-Site", "same-origin" } } << none;
+    QTest::newRow("same-site") << HeaderList { { "Sec-Fetch-Site", "same-site" } } << none;
+    QTest::newRow("typed address (none)") << HeaderList { { "Sec-Fetch-Site", "none" } } << none;
+}
+
+void tst_AccessPolicy::requestVerdicts()
+{
+    QFETCH(HeaderList, headers);
+    QFETCH(int, verdict);
+    ProxyConfig config;
+    config.allowedOrigins = QStringList { QStringLiteral("https://bettergpt.chat") };
+    HttpRequest request;
+    request.method = "GET";
+    request.target = "/v1/models";
+    request.headers = headers;
+    QCOMPARE(int(AccessPolicy(config).checkRequest(request)), verdict);
+    // "Allow any website" lets every origin and cross-site request in, but never two Origins.
+    config.allowAnyWebsite = true;
+    const int anyWebsite = verdict == int(AccessPolicy::OriginVerdict::Ambiguous)
+        ? verdict
+        : (verdict == int(AccessPolicy::OriginVerdict::NoOrigin)
+                   || verdict == int(AccessPolicy::OriginVerdict::CrossSiteWithoutOrigin)
+               ? int(AccessPolicy::OriginVerdict::NoOrigin)
+               : int(AccessPolicy::OriginVerdict::Allowed));
+    QCOMPARE(int(AccessPolicy(config).checkRequest(request)), anyWebsite);
 }
 
 void tst_AccessPolicy::allowAnyWebsite()
@@ -190,6 +249,8 @@ void tst_AccessPolicy::hostCheck_data()
     QTest::newRow("listed host with port, case") << QByteArray("API.Example.Test:443") << false << true;
     QTest::newRow("listed host's sibling") << QByteArray("www.example.test") << false << false;
     QTest::newRow("remote listener") << QByteArray("evil.example") << true << true;
+    QTest::newRow("[::1] with a tail") << QByteArray("[::1]evil.example") << false << false;
+    QTest::newRow("[::1] with a tail after the port") << QByteArray("[::1]:9000x") << false << false;
 }
 
 void tst_AccessPolicy::hostCheck()

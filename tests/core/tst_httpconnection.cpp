@@ -108,7 +108,8 @@ void tst_HttpConnection::parser_data()
 
     QTest::newRow("GET") << QByteArray("GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n") << 0 << QByteArray();
     QTest::newRow("bare LF lines") << QByteArray("GET / HTTP/1.1\nHost: x\n\n") << 0 << QByteArray();
-    QTest::newRow("leading empty lines") << QByteArray("\r\n\r\nGET / HTTP/1.1\r\n\r\n") << 0 << QByteArray();
+    QTest::newRow("leading empty lines")
+        << QByteArray("\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n") << 0 << QByteArray();
     QTest::newRow("HTTP/1.0") << QByteArray("GET / HTTP/1.0\r\n\r\n") << 0 << QByteArray();
     QTest::newRow("Content-Length") << post("Content-Length: 5\r\n", "hello") << 0 << QByteArray("hello");
     QTest::newRow("Content-Length 0") << post("Content-Length: 0\r\n", "") << 0 << QByteArray();
@@ -125,9 +126,9 @@ void tst_HttpConnection::parser_data()
     QTest::newRow("chunked, case and spaces in TE")
         << post("Transfer-Encoding:  Chunked \r\n", "1\r\na\r\n0\r\n\r\n") << 0 << QByteArray("a");
     QTest::newRow("absolute-form target (refused later, by the proxy)")
-        << QByteArray("GET http://evil.example/x HTTP/1.1\r\n\r\n") << 0 << QByteArray();
+        << QByteArray("GET http://evil.example/x HTTP/1.1\r\nHost: x\r\n\r\n") << 0 << QByteArray();
     QTest::newRow("lower-case method parses (refused by the proxy)")
-        << QByteArray("trace / HTTP/1.1\r\n\r\n") << 0 << QByteArray();
+        << QByteArray("trace / HTTP/1.1\r\nHost: x\r\n\r\n") << 0 << QByteArray();
 
     // Framing (RFC 9112 6): never two ways to read one request.
     QTest::newRow("two differing Content-Length")
@@ -196,6 +197,31 @@ void tst_HttpConnection::parser_data()
     QTest::newRow("two spaces") << QByteArray("GET  / HTTP/1.1\r\n\r\n") << 400 << QByteArray();
     QTest::newRow("method not a token") << QByteArray("G(T / HTTP/1.1\r\n\r\n") << 400 << QByteArray();
     QTest::newRow("control in target") << QByteArray("GET /a\x01 HTTP/1.1\r\n\r\n") << 400 << QByteArray();
+    // RFC 9112 3.2: exactly one well-formed Host (HTTP/1.0 may omit it).
+    QTest::newRow("HTTP/1.1 without Host")
+        << QByteArray("GET /v1/models HTTP/1.1\r\n\r\n") << 400 << QByteArray();
+    QTest::newRow("HTTP/1.0 without Host")
+        << QByteArray("GET /v1/models HTTP/1.0\r\n\r\n") << 0 << QByteArray();
+    QTest::newRow("two Host headers (loopback first)")
+        << QByteArray("GET / HTTP/1.1\r\nHost: 127.0.0.1:9000\r\nHost: evil.example\r\n\r\n") << 400
+        << QByteArray();
+    QTest::newRow("two equal Host headers")
+        << QByteArray("GET / HTTP/1.1\r\nHost: localhost\r\nhost: localhost\r\n\r\n") << 400 << QByteArray();
+    QTest::newRow("two Host headers in HTTP/1.0")
+        << QByteArray("GET / HTTP/1.0\r\nHost: localhost\r\nHost: evil.example\r\n\r\n") << 400
+        << QByteArray();
+    QTest::newRow("Host [::1] with a tail")
+        << QByteArray("GET / HTTP/1.1\r\nHost: [::1]evil.example\r\n\r\n") << 400 << QByteArray();
+    QTest::newRow("Host [::1]:port") << QByteArray("GET / HTTP/1.1\r\nHost: [::1]:9000\r\n\r\n") << 0
+                                     << QByteArray();
+    QTest::newRow("Host with a path")
+        << QByteArray("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n") << 400 << QByteArray();
+    QTest::newRow("Host with user info")
+        << QByteArray("GET / HTTP/1.1\r\nHost: user@localhost\r\n\r\n") << 400 << QByteArray();
+    QTest::newRow("Host with a letter port")
+        << QByteArray("GET / HTTP/1.1\r\nHost: localhost:9x\r\n\r\n") << 400 << QByteArray();
+    QTest::newRow("Host with a backslash")
+        << QByteArray("GET / HTTP/1.1\r\nHost: localhost\\evil\r\n\r\n") << 400 << QByteArray();
 }
 
 void tst_HttpConnection::parser()
@@ -238,7 +264,8 @@ void tst_HttpConnection::splitFeedingGivesTheSameResult()
 
 void tst_HttpConnection::pipelinedRequests()
 {
-    const QByteArray input = post("Content-Length: 3\r\n", "abc") + "GET /v1/models HTTP/1.1\r\n\r\n"
+    const QByteArray input = post("Content-Length: 3\r\n", "abc")
+        + "GET /v1/models HTTP/1.1\r\nHost: x\r\n\r\n"
         + post("Transfer-Encoding: chunked\r\n", "2\r\nxy\r\n0\r\n\r\n");
     for (const int step : { 0, 1, 5 }) {
         const Parsed parsed = feed(input, step);
@@ -306,10 +333,11 @@ void tst_HttpConnection::headOfExactlyTheLimit()
 void tst_HttpConnection::largePathWithinLimit()
 {
     const QByteArray path = "/v1/" + QByteArray(100 * 1024, 'a');
-    QCOMPARE(feed("GET " + path + " HTTP/1.1\r\n\r\n").errorStatus, 431); // over the 64 KiB head limit
+    QCOMPARE(feed("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n").errorStatus,
+             431); // over the 64 KiB head limit
     HttpLimits limits;
     limits.maxHeadBytes = 256 * 1024;
-    const Parsed parsed = feed("GET " + path + " HTTP/1.1\r\n\r\n", 4096, limits);
+    const Parsed parsed = feed("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n", 4096, limits);
     QCOMPARE(parsed.errorStatus, 0);
     QCOMPARE(parsed.requests.first().target, path);
 }
@@ -358,9 +386,9 @@ void tst_HttpConnection::connectionPipeliningAfterErrorStops()
     Pair pair;
     QVERIFY(connectPair(&pair, HttpLimits()));
     // A request smuggled behind a framing error must never be handled.
-    pair.client->write("GET /first HTTP/1.1\r\n\r\n"
-                       "POST /x HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhello"
-                       "GET /smuggled HTTP/1.1\r\n\r\n");
+    pair.client->write("GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+                       "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhello"
+                       "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n");
     QTRY_VERIFY(pair.client->state() == QAbstractSocket::UnconnectedState
                 || pair.client->bytesAvailable() > 0);
     QTRY_COMPARE_WITH_TIMEOUT(pair.client->state(), QAbstractSocket::UnconnectedState, 5000);
@@ -382,7 +410,7 @@ void tst_HttpConnection::connectionHeadDeadlineIsNotExtendedByBytes()
     clock.start();
     // One byte every 100 ms: each byte would have reset the old per-byte timer for ever.
     QTimer drip;
-    QByteArray head = "GET /slow HTTP/1.1\r\nX-Padding: " + QByteArray(100, 'a');
+    QByteArray head = "GET /slow HTTP/1.1\r\nHost: x\r\nX-Padding: " + QByteArray(100, 'a');
     qsizetype sent = 0;
     connect(&drip, &QTimer::timeout, this, [&] {
         if (sent < head.size() && pair.client->state() == QAbstractSocket::ConnectedState)
@@ -403,7 +431,7 @@ void tst_HttpConnection::connectionSlowBodyRefused()
     limits.minBodyBytesPerWindow = 1000;
     Pair pair;
     QVERIFY(connectPair(&pair, limits));
-    pair.client->write("POST /upload HTTP/1.1\r\nContent-Length: 100000\r\n\r\nabc");
+    pair.client->write("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\nabc");
     QTRY_COMPARE_WITH_TIMEOUT(pair.client->state(), QAbstractSocket::UnconnectedState, 5000);
     QVERIFY(pair.client->readAll().startsWith("HTTP/1.1 408"));
     QVERIFY(pair.received.isEmpty());
@@ -415,7 +443,7 @@ void tst_HttpConnection::connectionIdleKeepAliveCloses()
     limits.keepAliveIdleMs = 300;
     Pair pair;
     QVERIFY(connectPair(&pair, limits));
-    pair.client->write("GET /a HTTP/1.1\r\n\r\n");
+    pair.client->write("GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
     QTRY_VERIFY(pair.client->bytesAvailable() > 0);
     QCOMPARE(pair.received.size(), 1);
     QTRY_COMPARE_WITH_TIMEOUT(pair.client->state(), QAbstractSocket::UnconnectedState, 5000);
@@ -427,10 +455,10 @@ void tst_HttpConnection::connectionServesWhileAnotherIsSlow()
     limits.headTimeoutMs = 800;
     Pair slow;
     QVERIFY(connectPair(&slow, limits));
-    slow.client->write("GET /never-finished HTTP/1.1\r\n");
+    slow.client->write("GET /never-finished HTTP/1.1\r\nHost: x\r\n");
     Pair fast;
     QVERIFY(connectPair(&fast, limits));
-    fast.client->write("GET /fast HTTP/1.1\r\n\r\n");
+    fast.client->write("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n");
     QTRY_VERIFY(fast.client->bytesAvailable() > 0);
     QVERIFY(fast.client->readAll().contains("ok:/fast"));
     QVERIFY(slow.client->state() == QAbstractSocket::ConnectedState);

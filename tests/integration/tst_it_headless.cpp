@@ -54,6 +54,9 @@ private Q_SLOTS:
     void secondSignalStopsAtOnce();
     void configFile();
     void portInUse();
+    void proxyPasswordNeverInWarnings_data();
+    void proxyPasswordNeverInWarnings();
+    void sharedSettingsProxyPasswordMovedOut();
     void badStartup_data();
     void badStartup();
     void helpAndVersion_data();
@@ -64,6 +67,9 @@ private:
     quint16 startProxy(const QStringList &extraArgs, bool withUpstream = true);
     QString writeKeysFile(const QByteArray &content);
     int runToExit(const QStringList &args, QByteArray *out, QByteArray *err, int timeoutMs = 15000);
+
+    /// Starts the binary with @p environment instead of the default user environment.
+    quint16 startProxyIn(const QProcessEnvironment &environment, const QStringList &extraArgs);
 
     QString m_binary;
     QTemporaryDir m_dir;
@@ -110,14 +116,20 @@ QString HeadlessTest::writeKeysFile(const QByteArray &content)
 
 quint16 HeadlessTest::startProxy(const QStringList &extraArgs, bool withUpstream)
 {
+    QStringList args;
+    if (withUpstream)
+        args << QStringLiteral("--upstream") << m_mock->url().toString();
+    return startProxyIn(userEnvironment(), args + extraArgs);
+}
+
+quint16 HeadlessTest::startProxyIn(const QProcessEnvironment &environment, const QStringList &extraArgs)
+{
     m_process = std::make_unique<QProcess>();
     connect(m_process.get(), &QProcess::readyReadStandardOutput, this,
             [this] { m_stdout += m_process->readAllStandardOutput(); });
-    QStringList args { QStringLiteral("--headless"), QStringLiteral("--listen"),
-                       QStringLiteral("127.0.0.1:0") };
-    if (withUpstream)
-        args << QStringLiteral("--upstream") << m_mock->url().toString();
-    m_process->setProcessEnvironment(userEnvironment());
+    const QStringList args { QStringLiteral("--headless"), QStringLiteral("--listen"),
+                             QStringLiteral("127.0.0.1:0") };
+    m_process->setProcessEnvironment(environment);
     m_process->start(m_binary, args + extraArgs);
     if (!m_process->waitForStarted(10000))
         return 0;
@@ -491,6 +503,83 @@ void HeadlessTest::helpAndVersion()
     QCOMPARE(code, 0);
     QVERIFY2(QString::fromUtf8(out).contains(expected), out.constData());
     QCOMPARE(m_mock->totalConnections(), 0);
+}
+
+void HeadlessTest::proxyPasswordNeverInWarnings_data()
+{
+    QTest::addColumn<QByteArray>("proxy");
+    QTest::newRow("https proxy") << QByteArray("https://bob:Pw-secret-4711@proxy.example:8888");
+    QTest::newRow("socks4") << QByteArray("socks4://bob:Pw-secret-4711@proxy.example:1080");
+    QTest::newRow("port 99999") << QByteArray("http://bob:Pw-secret-4711@proxy.example:99999");
+    QTest::newRow("@ and : in the password") << QByteArray("ftp://bob:Pw-secret-4711:x@y@proxy.example:21");
+}
+
+void HeadlessTest::proxyPasswordNeverInWarnings()
+{
+    // An upstream proxy setting KeyRelay cannot use is reported by its name and what is wrong with it,
+    // never with its password; the backup of the file (which holds the password) is the owner's alone.
+    QFETCH(QByteArray, proxy);
+    QTemporaryDir dir;
+    const QString configPath = dir.filePath(QStringLiteral("keyrelay.ini"));
+    {
+        QFile file(configPath);
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        file.write("[proxy]\nupstream=" + m_mock->url().toEncoded() + "\nupstreamProxy=" + proxy + "\n");
+    }
+    const quint16 port = startProxy({ QStringLiteral("--config"), configPath, QStringLiteral("--keys-file"),
+                                      writeKeysFile(Key1.toUtf8()) },
+                                    false);
+    QVERIFY(port != 0);
+    ::kill(pid_t(m_process->processId()), SIGTERM);
+    QVERIFY(m_process->waitForFinished(10000));
+    const QByteArray err = m_process->readAllStandardError();
+    QVERIFY2(!err.contains("secret-4711") && !err.contains("Pw-secret"), err.constData());
+    QVERIFY2(err.contains("proxy/upstreamProxy"), err.constData());
+    QVERIFY2(err.contains("upstream proxy must be"), err.constData()); // what is wrong
+    QVERIFY2(!m_stdout.contains("secret-4711"), m_stdout.constData());
+    const QFileInfo backup(configPath + QStringLiteral(".bak"));
+    QVERIFY(backup.exists());
+    QCOMPARE(backup.permissions()
+                 & (QFileDevice::ReadGroup | QFileDevice::ReadOther | QFileDevice::WriteGroup
+                    | QFileDevice::WriteOther),
+             QFileDevice::Permissions());
+}
+
+void HeadlessTest::sharedSettingsProxyPasswordMovedOut()
+{
+    // keyrelay --headless with the tray app's own settings file moves a password written into
+    // proxy/upstreamProxy to the secret store, as the tray app does (here the 0600 secrets.json).
+    QTemporaryDir configHome;
+    QProcessEnvironment environment = userEnvironment();
+    environment.insert(QStringLiteral("XDG_CONFIG_HOME"), configHome.path());
+    environment.insert(QStringLiteral("KEYRELAY_KEYSTORE"), QStringLiteral("file"));
+    const QString folder = configHome.filePath(QStringLiteral("KeyRelay"));
+    QVERIFY(QDir().mkpath(folder));
+    const QString settingsPath = QDir(folder).filePath(QStringLiteral("KeyRelay.ini"));
+    {
+        QFile file(settingsPath);
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        file.write("[proxy]\nupstream=" + m_mock->url().toEncoded()
+                   + "\nupstreamProxy=http://alice:Pw-moved-0815@127.0.0.1:3128\n");
+    }
+    const quint16 port
+        = startProxyIn(environment, { QStringLiteral("--keys-file"), writeKeysFile(Key1.toUtf8()) });
+    QVERIFY(port != 0);
+    ::kill(pid_t(m_process->processId()), SIGTERM);
+    QVERIFY(m_process->waitForFinished(10000));
+    const QByteArray err = m_process->readAllStandardError();
+    QVERIFY2(!err.contains("Pw-moved-0815"), err.constData());
+    QFile settings(settingsPath);
+    QVERIFY(settings.open(QIODevice::ReadOnly));
+    const QByteArray content = settings.readAll();
+    QVERIFY2(!content.contains("Pw-moved-0815"), content.constData());
+    QVERIFY2(content.contains("alice@127.0.0.1:3128"), content.constData());
+    const QString secretsPath = QDir(folder).filePath(QStringLiteral("secrets.json"));
+    QFile secrets(secretsPath);
+    QVERIFY(secrets.open(QIODevice::ReadOnly));
+    QVERIFY(secrets.readAll().contains("Pw-moved-0815"));
+    QCOMPARE(QFileInfo(secretsPath).permissions() & (QFileDevice::ReadGroup | QFileDevice::ReadOther),
+             QFileDevice::Permissions());
 }
 
 QTEST_GUILESS_MAIN(HeadlessTest)

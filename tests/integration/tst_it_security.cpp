@@ -1,8 +1,11 @@
 // Security end to end: only trusted browser origins, the client token when set, the Host check, and no
 // whole key in any response, record or log line, even when the upstream echoes the key it was sent.
+#include "logging.h"
 #include "mockupstream.h"
 #include "proxyharness.h"
 #include "rawclient.h"
+
+#include <QJsonDocument>
 
 #include <QtTest>
 
@@ -23,6 +26,57 @@ bool containsPartOf(const QByteArray &text, const QString &secret)
             return true;
     }
     return false;
+}
+
+/// A key with the characters that JSON encoders and URL encoders spell differently ('/', '+').
+const QString SlashKey = QStringLiteral("sk-proj-Ab/cd+EFghIJklMN/0123456789xyz");
+
+/// Every byte of @p text as @p prefix + its value in @p digits hex digits.
+QByteArray hexEscaped(const QByteArray &text, const QByteArray &prefix, int digits, bool upper)
+{
+    QByteArray out;
+    for (const char c : text) {
+        QByteArray hex
+            = QByteArray::number(uint(static_cast<unsigned char>(c)), 16).rightJustified(digits, '0');
+        out += prefix + (upper ? hex.toUpper() : hex);
+    }
+    return out;
+}
+
+/// What a reader gets back from @p text: JSON string escapes undone (when it is JSON), then URL decoding,
+/// twice over; a key must be found in none of these.
+QList<QByteArray> readings(const QByteArray &text)
+{
+    QList<QByteArray> out { text };
+    QJsonParseError error {};
+    const QJsonDocument document = QJsonDocument::fromJson(text, &error);
+    if (error.error == QJsonParseError::NoError)
+        out << document.toJson(QJsonDocument::Compact); // escapes undone except '"' and '\\'
+    const QJsonObject object = errorObject(text);
+    if (!object.isEmpty())
+        out << object.value(QStringLiteral("message")).toString().toUtf8();
+    const qsizetype plain = out.size();
+    for (qsizetype i = 0; i < plain; ++i) {
+        const QByteArray once = QByteArray::fromPercentEncoding(out.at(i));
+        out << once << QByteArray::fromPercentEncoding(once);
+    }
+    return out;
+}
+
+bool anyReadingLeaks(const QByteArray &text, const QString &secret)
+{
+    const QList<QByteArray> all = readings(text);
+    return std::any_of(all.begin(), all.end(),
+                       [&](const QByteArray &reading) { return containsPartOf(reading, secret); });
+}
+
+/// Every message the proxy core logged (after redaction), from any thread.
+QMutex g_logMutex;
+QStringList g_logLines;
+void captureLog(QtMsgType, const QMessageLogContext &, const QString &message)
+{
+    QMutexLocker lock(&g_logMutex);
+    g_logLines << message;
 }
 } // namespace
 
@@ -50,6 +104,18 @@ private Q_SLOTS:
     void echoedKeyMaskedEverywhere();
     void successfulBodiesByteForByte();
     void queryKeysRedactedInRecords();
+    void errorStreamsHeldAndMasked_data();
+    void errorStreamsHeldAndMasked();
+    void keysInResponseHeadersMasked_data();
+    void keysInResponseHeadersMasked();
+    void escapedKeysMaskedEverywhere_data();
+    void escapedKeysMaskedEverywhere();
+    void oversizedErrorNeverPassedOn();
+    void crossSiteRequestWithoutOriginRefused_data();
+    void crossSiteRequestWithoutOriginRefused();
+    void twoOriginsRefused();
+    void hostHeaderMustBeOneAndValid_data();
+    void hostHeaderMustBeOneAndValid();
 
 private:
     bool startProxy(const keyrelay::ProxyConfig &config);
@@ -372,6 +438,234 @@ void SecurityTest::queryKeysRedactedInRecords()
     // The upstream still gets the query as sent.
     QCOMPARE(m_mock->lastRequest().target,
              QByteArray("/v1/models?key=AIzaSyA-secret-google-key-0123456789&limit=2"));
+}
+
+void SecurityTest::errorStreamsHeldAndMasked_data()
+{
+    QTest::addColumn<int>("status");
+    QTest::addColumn<QByteArray>("contentType");
+    QTest::newRow("401 event-stream") << 401 << QByteArray("text/event-stream");
+    QTest::newRow("429 Event-Stream, charset") << 429 << QByteArray("Text/Event-Stream; charset=utf-8");
+    QTest::newRow("500 TEXT/EVENT-STREAM") << 500 << QByteArray("TEXT/EVENT-STREAM");
+}
+
+void SecurityTest::errorStreamsHeldAndMasked()
+{
+    // An error is an error whatever its content type: held, masked, then sent.
+    QFETCH(int, status);
+    QFETCH(QByteArray, contentType);
+    QVERIFY(startProxy(config()));
+    m_mock->setHandler([status, contentType](const RecordedRequest &request) {
+        const QByteArray key = request.header("Authorization").mid(7);
+        MockResponse response
+            = MockResponse::sse({ { 0,
+                                    R"(data: {"error":{"message":"Incorrect API key provided: )" + key
+                                        + R"("}})"
+                                          "\n\n" },
+                                  { 20, "data: [DONE]\n\n" } });
+        response.status = status;
+        response.headers = { { "Content-Type", contentType } };
+        return response;
+    });
+    QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
+    auto client = send("POST", "/v1/chat/completions", { { "Content-Type", "application/json" } }, ChatBody);
+    QVERIFY(client->finished());
+    QCOMPARE(client->status(), status);
+    QVERIFY2(client->body().contains("Incorrect API key provided"), client->body().constData());
+    QVERIFY2(!containsPartOf(client->body(), KeyA) && !containsPartOf(client->body(), KeyB),
+             client->body().constData());
+    QTRY_VERIFY(finished.count() >= 1);
+    const auto record = finished.last().first().value<keyrelay::RequestRecord>();
+    const QByteArray line = record.toLogLine().toUtf8();
+    QVERIFY2(!containsPartOf(line, KeyA) && !containsPartOf(line, KeyB), line.constData());
+}
+
+void SecurityTest::keysInResponseHeadersMasked_data()
+{
+    QTest::addColumn<int>("status");
+    QTest::newRow("200") << 200;
+    QTest::newRow("302 redirect") << 302;
+    QTest::newRow("401") << 401;
+}
+
+void SecurityTest::keysInResponseHeadersMasked()
+{
+    // A key in any upstream header value, in any spelling, is masked on every answer; a successful body is
+    // still passed on byte for byte.
+    QFETCH(int, status);
+    m_proxy->setKeys({ SlashKey });
+    QVERIFY(startProxy(config()));
+    const QByteArray successBody = R"({"echo":")" + SlashKey.toUtf8() + R"("})";
+    m_mock->setHandler([status, successBody](const RecordedRequest &request) {
+        const QByteArray key = request.header("Authorization").mid(7);
+        return MockResponse::fixed(
+            status, status == 200 ? successBody : QByteArray(R"({"error":{"message":"no"}})"),
+            { { "Content-Type", "application/json" },
+              { "WWW-Authenticate", R"(Bearer realm="api", error="invalid_token", key=")" + key + '"' },
+              { "X-Debug-Key", key },
+              { "X-Debug-Key-Url", key.toPercentEncoding() },
+              { "X-Debug-Key-Json", QByteArray(key).replace("/", "\\/") },
+              { "Location", "https://example.test/callback?api_key=" + key.toPercentEncoding() } });
+    });
+    auto client = send("GET", "/v1/models", {});
+    QVERIFY(client->finished());
+    QCOMPARE(client->status(), status);
+    QVERIFY(client->hasHeader("X-Debug-Key"));
+    for (const auto &header : client->headers()) {
+        QVERIFY2(!anyReadingLeaks(header.second, SlashKey),
+                 qPrintable(QString::fromUtf8(header.first + ": " + header.second)));
+        for (const char c : header.second) // header values stay ASCII (the mask's ellipsis is "...")
+            QVERIFY2(static_cast<unsigned char>(c) < 0x80, header.first.constData());
+    }
+    QVERIFY(client->header("Location").startsWith("https://example.test/callback?api_key="));
+    if (status == 200)
+        QCOMPARE(client->body(), successBody);
+}
+
+void SecurityTest::escapedKeysMaskedEverywhere_data()
+{
+    QTest::addColumn<QByteArray>("spelling");
+    const QByteArray key = SlashKey.toUtf8();
+    QTest::newRow("JSON \\/") << QByteArray(key).replace("/", "\\/");
+    QTest::newRow("JSON \\u0073k-") << "\\u0073" + key.mid(1);
+    QTest::newRow("JSON \\u every character") << hexEscaped(key, "\\u", 4, false);
+    QTest::newRow("JSON \\u upper-case hex") << hexEscaped(key, "\\u", 4, true);
+    QTest::newRow("URL %2F %2B") << key.toPercentEncoding();
+    QTest::newRow("URL lower-case %2f")
+        << key.toPercentEncoding().replace("%2F", "%2f").replace("%2B", "%2b");
+    QTest::newRow("URL every byte") << hexEscaped(key, "%", 2, true);
+    QTest::newRow("URL twice (%252F)") << key.toPercentEncoding().toPercentEncoding();
+    QTest::newRow("URL inside JSON (\\u0025)") << key.toPercentEncoding().replace("%", "\\u0025");
+}
+
+void SecurityTest::escapedKeysMaskedEverywhere()
+{
+    // Any spelling that decodes to the key is masked in the client's body, the request record, its log
+    // line and every log message.
+    QFETCH(QByteArray, spelling);
+    m_proxy->setKeys({ SlashKey });
+    QVERIFY(startProxy(config()));
+    {
+        QMutexLocker lock(&g_logMutex);
+        g_logLines.clear();
+    }
+    const QtMessageHandler previous = qInstallMessageHandler(captureLog);
+    keyrelay::installRedactingMessageHandler(&m_proxy->service.redactor());
+    m_mock->setHandler([spelling](const RecordedRequest &) {
+        return MockResponse::json(401,
+                                  R"({"error":{"message":"Incorrect API key provided: )" + spelling
+                                      + R"(","type":"invalid_request_error","code":"invalid_api_key"}})");
+    });
+    QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
+    auto client = send("POST", "/v1/chat/completions", { { "Content-Type", "application/json" } }, ChatBody);
+    QTRY_COMPARE(finished.count(), 1);
+    keyrelay::installRedactingMessageHandler(nullptr);
+    qInstallMessageHandler(previous);
+    QCOMPARE(client->status(), 401);
+    QVERIFY2(errorObject(client->body())
+                 .value(QStringLiteral("message"))
+                 .toString()
+                 .startsWith(QLatin1String("Incorrect API key provided: ")),
+             client->body().constData());
+    QVERIFY2(!anyReadingLeaks(client->body(), SlashKey), client->body().constData());
+    const auto record = finished.first().first().value<keyrelay::RequestRecord>();
+    QVERIFY2(record.error.contains(QLatin1String("Incorrect API key provided")), qPrintable(record.error));
+    QVERIFY2(!anyReadingLeaks(record.error.toUtf8(), SlashKey), qPrintable(record.error));
+    QVERIFY2(!anyReadingLeaks(record.toLogLine().toUtf8(), SlashKey), qPrintable(record.toLogLine()));
+    QMutexLocker lock(&g_logMutex);
+    QVERIFY(!g_logLines.isEmpty());
+    for (const QString &line : std::as_const(g_logLines))
+        QVERIFY2(!anyReadingLeaks(line.toUtf8(), SlashKey), qPrintable(line));
+}
+
+void SecurityTest::oversizedErrorNeverPassedOn()
+{
+    // An error body too large to hold is not streamed out unmasked: the client gets the status and
+    // KeyRelay's own error.
+    QVERIFY(startProxy(config()));
+    m_mock->setHandler([](const RecordedRequest &request) {
+        const QByteArray key = request.header("Authorization").mid(7);
+        MockResponse response = MockResponse::json(
+            500, R"({"error":{"message":")" + QByteArray(2 * 1024 * 1024, 'x') + key + R"("}})");
+        response.mode = MockResponse::Mode::Chunked;
+        return response;
+    });
+    auto client = send("POST", "/v1/chat/completions", { { "Content-Type", "application/json" } }, ChatBody);
+    QVERIFY(client->finished());
+    QCOMPARE(client->status(), 500);
+    QVERIFY2(client->body().size() < 4096, QByteArray::number(client->body().size()).constData());
+    QCOMPARE(errorObject(client->body()).value(QStringLiteral("code")).toString(),
+             QStringLiteral("upstream_error_too_large"));
+    QVERIFY(!containsPartOf(client->body(), KeyA) && !containsPartOf(client->body(), KeyB));
+}
+
+void SecurityTest::crossSiteRequestWithoutOriginRefused_data()
+{
+    QTest::addColumn<Headers>("headers");
+    QTest::addColumn<int>("status");
+    QTest::newRow("<img> from another website") << Headers {
+        { "Sec-Fetch-Site", "cross-site" }, { "Sec-Fetch-Mode", "no-cors" }, { "Sec-Fetch-Dest", "image" }
+    } << 403;
+    QTest::newRow("<script> from another website")
+        << Headers { { "sec-fetch-site", "cross-site" }, { "sec-fetch-dest", "script" } } << 403;
+    QTest::newRow("typed into the address bar") << Headers { { "Sec-Fetch-Site", "none" } } << 200;
+    QTest::newRow("same-origin") << Headers { { "Sec-Fetch-Site", "same-origin" } } << 200;
+    QTest::newRow("no fetch metadata (SDK, curl)") << Headers {} << 200;
+}
+
+void SecurityTest::crossSiteRequestWithoutOriginRefused()
+{
+    QFETCH(Headers, headers);
+    QFETCH(int, status);
+    QVERIFY(startProxy(config()));
+    auto client = send("GET", "/v1/models", headers);
+    QVERIFY(client->finished());
+    QCOMPARE(client->status(), status);
+    QCOMPARE(m_mock->requestCount(), status == 200 ? 1 : 0); // refused: no key spent
+    if (status == 403) {
+        QCOMPARE(errorObject(client->body()).value(QStringLiteral("code")).toString(),
+                 QStringLiteral("origin_not_allowed"));
+        QVERIFY(!client->hasHeader("Access-Control-Allow-Origin"));
+    }
+}
+
+void SecurityTest::twoOriginsRefused()
+{
+    keyrelay::ProxyConfig cfg = config();
+    cfg.allowedOrigins = { QStringLiteral("https://bettergpt.chat") };
+    QVERIFY(startProxy(cfg));
+    auto client = send("POST", "/v1/chat/completions",
+                       { { "Content-Type", "application/json" },
+                         { "Origin", "https://bettergpt.chat" },
+                         { "Origin", "https://evil.example" } },
+                       ChatBody);
+    QVERIFY(client->finished());
+    QCOMPARE(client->status(), 403);
+    QCOMPARE(m_mock->requestCount(), 0);
+    QVERIFY(!client->hasHeader("Access-Control-Allow-Origin"));
+}
+
+void SecurityTest::hostHeaderMustBeOneAndValid_data()
+{
+    QTest::addColumn<QByteArray>("hostLines");
+    QTest::addColumn<int>("status");
+    QTest::newRow("one loopback Host") << QByteArray("Host: 127.0.0.1\r\n") << 200;
+    QTest::newRow("no Host") << QByteArray() << 400;
+    QTest::newRow("loopback, then another name")
+        << QByteArray("Host: 127.0.0.1\r\nHost: evil.example\r\n") << 400;
+    QTest::newRow("[::1] followed by a name") << QByteArray("Host: [::1]evil.example\r\n") << 400;
+}
+
+void SecurityTest::hostHeaderMustBeOneAndValid()
+{
+    QFETCH(QByteArray, hostLines);
+    QFETCH(int, status);
+    QVERIFY(startProxy(config()));
+    RawClient client;
+    client.send(m_proxy->port(), "GET /v1/models HTTP/1.1\r\n" + hostLines + "\r\n");
+    QVERIFY(client.waitFinished(10000));
+    QCOMPARE(client.status(), status);
+    QCOMPARE(m_mock->requestCount(), status == 200 ? 1 : 0);
 }
 
 QTEST_GUILESS_MAIN(SecurityTest)

@@ -3,12 +3,13 @@
 # Fails on any crash, sanitizer report, timeout, out-of-memory or broken invariant; prints one summary line
 # per target. The committed corpus (tests/fuzz/corpus/<target>) is copied, never modified.
 #   FUZZ_SECONDS   seconds per target (default 30)
-#   FUZZ_TARGETS   targets to run (default: request_parser message_rewriter upstream_path stream_usage)
+#   FUZZ_TARGETS   targets to run (default: request_parser message_rewriter upstream_path stream_usage
+#                  secret_masking)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-30}"
-targets=(${FUZZ_TARGETS:-request_parser message_rewriter upstream_path stream_usage})
+targets=(${FUZZ_TARGETS:-request_parser message_rewriter upstream_path stream_usage secret_masking})
 build=build-fuzz
 
 echo "=== libFuzzer targets (${seconds} s each) ==="

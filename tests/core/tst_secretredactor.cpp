@@ -1,8 +1,11 @@
 // SecretRedactor: no whole key in any text that leaves the proxy core.
 #include "keypool.h"
 #include "logging.h"
+#include "secretmatcher.h"
 #include "secretredactor.h"
 
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QtTest>
 
 using namespace keyrelay;
@@ -37,6 +40,12 @@ private Q_SLOTS:
     void patterns();
     void leavesOrdinaryTextAlone();
     void bodiesMaskOnlyConfiguredSecrets();
+    void encodedSpellingsMasked_data();
+    void encodedSpellingsMasked();
+    void maskedJsonStaysJson();
+    void matcherFindsTheLongestAndMergesOverlaps();
+    void manyKeysAnySpelling();
+    void headerValuesMaskedInAscii();
     void logMessagesFromInsideThePoolAreRedactedWithoutDeadlock();
 
 private:
@@ -138,6 +147,112 @@ void tst_SecretRedactor::bodiesMaskOnlyConfiguredSecrets()
     QVERIFY(masked.contains("sk-abcdefghijklmnopqrstuvwxyz is an example"));
     QVERIFY(masked.startsWith("{\"error\":{\"message\":\"key "));
     QCOMPARE(redactor.maskConfiguredSecrets("no secrets here"), QByteArray("no secrets here"));
+}
+
+void tst_SecretRedactor::encodedSpellingsMasked_data()
+{
+    QTest::addColumn<QByteArray>("text");
+    const QByteArray key = KeyB.toUtf8();
+    QByteArray allEscaped;
+    for (const char c : key)
+        allEscaped
+            += "\\u00" + QByteArray::number(uint(static_cast<unsigned char>(c)), 16).rightJustified(2, '0');
+    QTest::newRow("exact") << key;
+    QTest::newRow("JSON \\u first letter") << "\\u0063" + key.mid(1);
+    QTest::newRow("JSON \\u every letter") << allEscaped;
+    QTest::newRow("JSON \\u upper-case hex") << allEscaped.toUpper().replace("\\U", "\\u");
+    QTest::newRow("percent-encoded letters") << "%63%73%74%6d" + key.mid(4);
+    QTest::newRow("percent, lower-case hex") << "%63%73%74%6D" + key.mid(4);
+    QTest::newRow("percent twice") << "%2563" + key.mid(1);
+    QTest::newRow("percent inside JSON") << "\\u002563" + key.mid(1);
+    QTest::newRow("JSON escape inside percent") << "%5Cu0063" + key.mid(1);
+    QTest::newRow("in a sentence") << "bad key: \"\\u0063" + key.mid(1) + "\", try again";
+}
+
+void tst_SecretRedactor::encodedSpellingsMasked()
+{
+    QFETCH(QByteArray, text);
+    const SecretRedactor redactor(&m_pool);
+    const QByteArray masked = redactor.maskConfiguredSecrets(text);
+    QVERIFY(redactor.containsConfiguredSecret(text));
+    QVERIFY2(!redactor.containsConfiguredSecret(masked), masked.constData());
+    // No layer of decoding brings it back.
+    QByteArray decoded = masked;
+    for (int layer = 0; layer < 3; ++layer) {
+        decoded = SecretMatcher::decodeOnce(decoded);
+        QVERIFY2(!leaksPartOf(QString::fromUtf8(decoded), KeyB), decoded.constData());
+    }
+    // The log path too.
+    QVERIFY(!leaksPartOf(redactor.redact(QString::fromUtf8(text)), KeyB));
+}
+
+void tst_SecretRedactor::maskedJsonStaysJson()
+{
+    const SecretRedactor redactor(&m_pool);
+    const QByteArray body = "{\"error\":{\"message\":\"key \\u0073"
+        + KeyA.toUtf8().mid(1).replace("-", "\\u002d") + " is wrong\",\"code\":\"invalid_api_key\"}}";
+    QVERIFY(QJsonDocument::fromJson(body).isObject());
+    const QByteArray masked = redactor.maskConfiguredSecrets(body);
+    QJsonParseError error {};
+    const QJsonDocument document = QJsonDocument::fromJson(masked, &error);
+    QVERIFY2(error.error == QJsonParseError::NoError, masked.constData());
+    const QString message = document.object()
+                                .value(QStringLiteral("error"))
+                                .toObject()
+                                .value(QStringLiteral("message"))
+                                .toString();
+    QVERIFY2(message.startsWith(QLatin1String("key ")) && message.endsWith(QLatin1String(" is wrong")),
+             qPrintable(message));
+    QVERIFY2(!leaksPartOf(message, KeyA), qPrintable(message));
+}
+
+void tst_SecretRedactor::matcherFindsTheLongestAndMergesOverlaps()
+{
+    const SecretMatcher matcher(
+        { { "abcdef", "<short>" }, { "abcdefghij", "<long>" }, { "hijklmnop", "<other>" } });
+    QCOMPARE(matcher.mask("x abcdefghij y"), QByteArray("x <long> y"));
+    QCOMPARE(matcher.mask("x abcdefgXX y"), QByteArray("x <short>gXX y"));
+    // Overlapping spellings become one masked range: nothing of either is left.
+    QCOMPARE(matcher.mask("abcdefghijklmnop"), QByteArray("<long>"));
+    QCOMPARE(matcher.mask("abcde"), QByteArray("abcde"));
+    QVERIFY(
+        SecretMatcher(QList<SecretMatcher::Secret> { { "abc", "x" } }).isEmpty()); // too short to be a secret
+}
+
+void tst_SecretRedactor::manyKeysAnySpelling()
+{
+    // 10,000 keys (the matcher looks them up by prefix, whatever their number): each is found, escaped or
+    // not.
+    QList<ApiKey> keys;
+    for (int i = 0; i < 10000; ++i)
+        keys.append({ QStringLiteral("sk-many-%1-abcdefghijklmnop").arg(i, 5, 10, QLatin1Char('0')),
+                      QString(), true });
+    KeyPool pool;
+    pool.setKeys(keys);
+    const SecretRedactor redactor(&pool);
+    const QByteArray text
+        = "error for sk-many-07777-abcdefghijklmnop and sk\\u002dmany-00042-abcdefghijklmnop";
+    const QByteArray masked = redactor.maskConfiguredSecrets(text);
+    QVERIFY2(!masked.contains("07777-abcdefgh") && !masked.contains("00042-abcdefgh"), masked.constData());
+    QCOMPARE(redactor.maskConfiguredSecrets("POST /v1/chat/completions model=gpt-4o status=200"),
+             QByteArray("POST /v1/chat/completions model=gpt-4o status=200"));
+}
+
+void tst_SecretRedactor::headerValuesMaskedInAscii()
+{
+    const SecretRedactor redactor(&m_pool);
+    QList<QPair<QByteArray, QByteArray>> headers {
+        { "Location", "https://x.test/cb?key=" + KeyA.toUtf8().toPercentEncoding() },
+        { "X-Request-Id", "req_123" }
+    };
+    QVERIFY(redactor.maskHeaderValues(&headers));
+    QVERIFY2(!leaksPartOf(QString::fromUtf8(QByteArray::fromPercentEncoding(headers.at(0).second)), KeyA),
+             headers.at(0).second.constData());
+    QVERIFY(headers.at(0).second.contains("..."));
+    for (const char c : headers.at(0).second)
+        QVERIFY(static_cast<unsigned char>(c) < 0x80);
+    QCOMPARE(headers.at(1).second, QByteArray("req_123"));
+    QVERIFY(!redactor.maskHeaderValues(&headers)); // nothing left to mask
 }
 
 namespace {

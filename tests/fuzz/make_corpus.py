@@ -9,7 +9,7 @@ upstream_path seeds are a 2-byte prefix (byte 0: upstream base path, byte 1: str
 fuzz_upstream_path.cpp) followed by a request target.
 """
 import pathlib
-import shutil
+import random
 
 HERE = pathlib.Path(__file__).resolve().parent
 DEFAULT, SMALL, TINY, BYTE_BY_BYTE = 0, 1, 2, 4
@@ -184,9 +184,11 @@ PATHS = {
 
 
 def write(directory, seeds):
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    # Regression seeds (reproducers of fixed findings, see FINDINGS.md) are kept; the rest is written anew.
+    directory.mkdir(parents=True, exist_ok=True)
+    for old in directory.iterdir():
+        if not old.name.startswith("regression"):
+            old.unlink()
     for name, data in seeds.items():
         (directory / name).write_bytes(data)
 
@@ -195,4 +197,24 @@ write(HERE / "corpus" / "request_parser",
       {name: bytes([flags]) + SPREAD + payload for name, (flags, payload) in PARSER.items()})
 write(HERE / "corpus" / "message_rewriter", REWRITER)
 write(HERE / "corpus" / "upstream_path", {name: bytes([b, s]) + t for name, (b, s, t) in PATHS.items()})
-print(f"{len(PARSER)} request_parser, {len(REWRITER)} message_rewriter, {len(PATHS)} upstream_path seeds")
+# fuzz_secret_masking: length byte, position byte, key characters, spellings, text around (see README.md).
+MASK_CHARS = bytes(random.Random(7).randrange(256) for _ in range(61))
+MASK_ERROR = (b'{"error":{"message":"Incorrect API key provided: . You can find your API key at '
+              b'https://platform.openai.com","type":"invalid_request_error","code":"invalid_api_key"}}')
+
+
+def masking(length, where, spellings, around):
+    n = length - 3
+    return bytes([(length - 9) % 56, where]) + MASK_CHARS[:n] + bytes(spellings[:n]) + around
+
+
+MASKING = {f"error-{name}": masking(40, 128, [spelling] * 61, MASK_ERROR)
+           for spelling, name in enumerate(["raw", "json-u-lower", "json-u-upper", "percent-upper", "percent-lower",
+                                            "json-slash", "percent-twice", "percent-in-json", "json-in-percent"])}
+MASKING["mixed"] = masking(51, 60, [i % 9 for i in range(61)], MASK_ERROR)
+MASKING["sse"] = masking(40, 30, [1] * 61, b'data: {"error":{"message":"key "}}\n\n')
+MASKING["header"] = masking(40, 200, [3] * 61, b"https://example.test/callback?api_key=&state=1")
+MASKING["empty-around"] = masking(9, 0, [2] * 61, b"")
+write(HERE / "corpus" / "secret_masking", MASKING)
+
+print(f"{len(PARSER)} request_parser, {len(REWRITER)} message_rewriter, {len(PATHS)} upstream_path, {len(MASKING)} secret_masking seeds")

@@ -73,63 +73,37 @@ void ProxyServer::setConfig(const ProxyConfig &config)
 
 bool ProxyServer::listen(const ProxyConfig &config, QString *error)
 {
-    close();
     const QStringList problems = config.validate();
     if (!problems.isEmpty()) {
         *error = problems.join(QStringLiteral("; "));
         return false;
     }
+    // A new port is bound before the old listeners close, so that a port in use leaves the proxy serving
+    // where it was. The same port cannot be bound twice: then the old listeners go first, and come back if
+    // the new address cannot be had.
+    const quint16 oldPort = port();
+    const bool samePort = !m_listeners.isEmpty() && config.listenPort != 0 && config.listenPort == oldPort;
+    const ProxyConfig oldConfig = *m_config;
+    if (samePort)
+        close();
+    QList<QTcpServer *> fresh;
+    if (!bindListeners(config, &fresh, error)) {
+        if (samePort) {
+            QString ignored;
+            if (bindListeners(oldConfig, &fresh, &ignored))
+                adoptListeners(fresh);
+        }
+        return false;
+    }
+    close();
+    adoptListeners(fresh);
     setConfig(config);
     const qint64 descriptors = DescriptorLimit::softLimit();
     m_budget = DescriptorLimit::budget(descriptors, config.maxConnections, MaxUpstreamManagers);
     m_upstream->setMaxManagers(m_budget.maxUpstreamManagers);
     m_shuttingDown = false;
     m_closingConnections = false;
-    const QList<QHostAddress> addresses = config.listenAddresses();
-    quint16 port = config.listenPort;
-    for (const QHostAddress &address : addresses) {
-        auto *server = new QTcpServer(this);
-        server->setListenBacklogSize(1024);
-        server->setMaxPendingConnections(1024);
-        if (!server->listen(address, port)) {
-            const bool optional = addresses.size() > 1 && address.protocol() == QAbstractSocket::IPv6Protocol;
-            if (optional) { // "localhost" on a machine without IPv6: IPv4 alone is fine
-                qCInfo(lcServer).noquote()
-                    << "not listening on" << address.toString() << ":" << server->errorString();
-                delete server;
-                continue;
-            }
-            const bool inUse = server->serverError() == QAbstractSocket::AddressInUseError;
-            *error = inUse
-                ? QStringLiteral("port %1 on %2 is already in use by another program; choose another "
-                                 "port or stop that program")
-                      .arg(port)
-                      .arg(address.toString())
-                : QStringLiteral("cannot listen on %1 port %2: %3")
-                      .arg(address.toString())
-                      .arg(port)
-                      .arg(server->errorString());
-            delete server;
-            close();
-            return false;
-        }
-        port = server->serverPort(); // port 0: the second listener takes the same port as the first
-        connect(server, &QTcpServer::newConnection, this, &ProxyServer::onNewConnection);
-        connect(server, &QTcpServer::acceptError, this,
-                [this, server](QAbstractSocket::SocketError socketError) {
-                    // Out of descriptors (or another accept failure): Qt pauses the listener. Retry shortly
-                    // instead of spinning, and keep serving the connections that exist.
-                    if (!m_lastAcceptWarning.isValid() || m_lastAcceptWarning.elapsed() > 10000) {
-                        qCWarning(lcServer).noquote()
-                            << "cannot accept a connection:" << server->errorString() << socketError
-                            << "- retrying; open connections:" << m_connections.size();
-                        m_lastAcceptWarning.start();
-                    }
-                    server->pauseAccepting();
-                    QTimer::singleShot(AcceptRetryMs, server, [server] { server->resumeAccepting(); });
-                });
-        m_listeners.append(server);
-    }
+    const quint16 port = this->port();
     qCInfo(lcServer).noquote() << "listening on" << config.endpointUrl(port) << "forwarding to"
                                << config.upstream.toString();
     qCInfo(lcServer).noquote() << "open-file limit" << descriptors << "- serving up to"
@@ -173,6 +147,64 @@ void ProxyServer::refuseConnection(QTcpSocket *socket)
     }
     connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
     QTimer::singleShot(2000, socket, [socket] { socket->abort(); }); // a client that never reads
+}
+
+bool ProxyServer::bindListeners(const ProxyConfig &config, QList<QTcpServer *> *listeners, QString *error)
+{
+    const QList<QHostAddress> addresses = config.listenAddresses();
+    quint16 port = config.listenPort;
+    for (const QHostAddress &address : addresses) {
+        auto *server = new QTcpServer(this);
+        server->setListenBacklogSize(1024);
+        server->setMaxPendingConnections(1024);
+        if (!server->listen(address, port)) {
+            const bool optional = addresses.size() > 1 && address.protocol() == QAbstractSocket::IPv6Protocol;
+            if (optional) { // "localhost" on a machine without IPv6: IPv4 alone is fine
+                qCInfo(lcServer).noquote()
+                    << "not listening on" << address.toString() << ":" << server->errorString();
+                delete server;
+                continue;
+            }
+            const bool inUse = server->serverError() == QAbstractSocket::AddressInUseError;
+            *error = inUse
+                ? QStringLiteral("port %1 on %2 is already in use by another program; choose another "
+                                 "port or stop that program")
+                      .arg(port)
+                      .arg(address.toString())
+                : QStringLiteral("cannot listen on %1 port %2: %3")
+                      .arg(address.toString())
+                      .arg(port)
+                      .arg(server->errorString());
+            delete server;
+            qDeleteAll(*listeners);
+            listeners->clear();
+            return false;
+        }
+        port = server->serverPort(); // port 0: the second listener takes the same port as the first
+        listeners->append(server);
+    }
+    return true;
+}
+
+void ProxyServer::adoptListeners(const QList<QTcpServer *> &listeners)
+{
+    for (QTcpServer *server : listeners) {
+        connect(server, &QTcpServer::newConnection, this, &ProxyServer::onNewConnection);
+        connect(server, &QTcpServer::acceptError, this,
+                [this, server](QAbstractSocket::SocketError socketError) {
+                    // Out of descriptors (or another accept failure): Qt pauses the listener. Retry shortly
+                    // instead of spinning, and keep serving the connections that exist.
+                    if (!m_lastAcceptWarning.isValid() || m_lastAcceptWarning.elapsed() > 10000) {
+                        qCWarning(lcServer).noquote()
+                            << "cannot accept a connection:" << server->errorString() << socketError
+                            << "- retrying; open connections:" << m_connections.size();
+                        m_lastAcceptWarning.start();
+                    }
+                    server->pauseAccepting();
+                    QTimer::singleShot(AcceptRetryMs, server, [server] { server->resumeAccepting(); });
+                });
+        m_listeners.append(server);
+    }
 }
 
 void ProxyServer::close()

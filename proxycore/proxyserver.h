@@ -37,7 +37,8 @@ public:
     ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent = nullptr);
     ~ProxyServer() override;
 
-    /// Starts listening. On failure returns false and a message fit for the user (e.g. port in use).
+    /// Starts listening, or moves to a new address. On failure returns false and a message fit for the user
+    /// (e.g. port in use); listeners that were open then stay open, and the settings stay as they were.
     bool listen(const ProxyConfig &config, QString *error);
     /// Stops accepting connections; requests in flight go on.
     void close();
@@ -62,6 +63,10 @@ Q_SIGNALS:
     void drained();
 
 private:
+    /// Opens a listener per address of @p config into @p listeners (none on failure, with @p error).
+    bool bindListeners(const ProxyConfig &config, QList<QTcpServer *> *listeners, QString *error);
+    /// Makes @p listeners the server's, accepting connections.
+    void adoptListeners(const QList<QTcpServer *> &listeners);
     void onNewConnection();
     /// Over the connection budget: a 503 on the new connection, then close it.
     void refuseConnection(QTcpSocket *socket);

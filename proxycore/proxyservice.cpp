@@ -74,15 +74,24 @@ ProxyService::~ProxyService()
 bool ProxyService::start(const ProxyConfig &config, QString *error)
 {
     bool ok = false;
+    bool stillListening = false;
     QString message;
     quint16 port = 0;
     QMetaObject::invokeMethod(
         m_server,
         [&] {
             ok = m_server->listen(config, &message);
+            stillListening = m_server->isListening();
             port = m_server->port();
         },
         Qt::BlockingQueuedConnection);
+    if (!ok && stillListening && m_state == State::Running) {
+        // The new address could not be had: the proxy goes on serving where it was, with its old settings.
+        m_port = port;
+        if (error)
+            *error = QStringLiteral("%1; KeyRelay keeps serving on %2").arg(message, endpointUrl());
+        return false;
+    }
     m_config = config;
     if (!ok) {
         m_lastError = message;

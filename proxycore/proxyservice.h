@@ -30,7 +30,9 @@ public:
     ~ProxyService() override;
 
     /// Starts (or restarts) listening with @p config. Returns false with a user-facing message on
-    /// failure (port in use, bad address...); state() is then Failed. Also emits started()/failed().
+    /// failure (port in use, bad address...); state() is then Failed and failed() is emitted — except when
+    /// the proxy was running: then it keeps serving on its old address with its old settings, stays
+    /// Running, and the message says so. Emits started() on success.
     bool start(const ProxyConfig &config, QString *error = nullptr);
     /// Stops listening; requests in flight are cut off.
     void stop();

@@ -434,7 +434,19 @@ bool SettingsPage::apply()
         warnings << tr("The settings file %1 could not be written.").arg(m_settings->fileName());
 
     QString serviceError;
+    const bool wasRunning = m_service->state() == ProxyService::State::Running;
     if (!m_service->applyConfig(config, &serviceError)) {
+        if (wasRunning && m_service->state() == ProxyService::State::Running) {
+            // Still serving on the old address: that is what the settings file keeps too.
+            const ProxyConfig running = m_service->config();
+            m_settings->setValue(Setting::ListenHost, running.listenHost);
+            m_settings->setValue(Setting::ListenPort, int(running.listenPort));
+            m_settings->setValue(Setting::AllowRemoteClients, running.allowRemoteClients);
+            m_settings->sync();
+            setMessage(tr("Not applied: %1").arg(serviceError), true);
+            Q_EMIT applyFailed(serviceError);
+            return false;
+        }
         const QString message = tr("Settings saved, but the proxy could not start: %1").arg(serviceError);
         setMessage(message, true);
         Q_EMIT applyFailed(serviceError);

@@ -44,6 +44,8 @@ private Q_SLOTS:
     void foreignHost_data();
     void foreignHost();
     void healthEndpoint();
+    void portInUseKeepsTheOldListener();
+    void samePortAgainKeepsServing();
 
 private:
     bool startProxy(const QUrl &upstream, int connectTimeout = 5, int idleTimeout = 10, qint64 maxBody = -1);
@@ -87,6 +89,69 @@ std::unique_ptr<RawClient> ErrorsTest::roundTrip(const QByteArray &request, int 
     client->send(m_proxy->port(), request);
     client->waitFinished(timeoutMs);
     return client;
+}
+
+void ErrorsTest::portInUseKeepsTheOldListener()
+{
+    // Applying a port another program holds must not take the working proxy down (issue 15, item 4).
+    QVERIFY(startProxy(m_mock->url()));
+    const quint16 configuredPort = m_proxy->service.config().listenPort;
+    QTcpServer blocker;
+    QVERIFY(blocker.listen(QHostAddress(QHostAddress::LocalHost), 0));
+    const quint16 working = m_proxy->port();
+    QVERIFY(working != 0);
+    keyrelay::ProxyConfig config = m_proxy->service.config();
+    config.listenPort = blocker.serverPort();
+    config.upstream = m_mock->url();
+    QSignalSpy failed(&m_proxy->service, &keyrelay::ProxyService::failed);
+    QString error;
+    QVERIFY(!m_proxy->service.applyConfig(config, &error));
+    QVERIFY2(error.contains(QStringLiteral("in use")) && error.contains(QString::number(working)),
+             qPrintable(error));
+    QCOMPARE(m_proxy->service.state(), keyrelay::ProxyService::State::Running);
+    QCOMPARE(m_proxy->service.port(), working);
+    QCOMPARE(m_proxy->service.config().listenPort, configuredPort); // the old settings stay
+    QCOMPARE(failed.count(), 0);
+    // Still serving on the old port.
+    m_mock->setHandler([](const RecordedRequest &) { return MockResponse::fixed(200, "old port"); });
+    keyrelay::ProxyConfig pointed = m_proxy->service.config();
+    pointed.upstream = m_mock->url();
+    QVERIFY(m_proxy->service.applyConfig(pointed));
+    auto client = roundTrip(buildRequest("GET", "/v1/models", working));
+    QVERIFY(client->finished());
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(client->body(), QByteArray("old port"));
+    // A free port then moves the proxy there, and the old one closes.
+    QTcpServer probe;
+    QVERIFY(probe.listen(QHostAddress(QHostAddress::LocalHost), 0));
+    const quint16 next = probe.serverPort();
+    probe.close();
+    pointed.listenPort = next;
+    QVERIFY2(m_proxy->service.applyConfig(pointed, &error), qPrintable(error));
+    QCOMPARE(m_proxy->service.port(), next);
+    auto moved = roundTrip(buildRequest("GET", "/v1/models", next));
+    QCOMPARE(moved->status(), 200);
+    QTcpSocket old;
+    old.connectToHost(QHostAddress::LocalHost, working);
+    QVERIFY(!old.waitForConnected(2000));
+}
+
+void ErrorsTest::samePortAgainKeepsServing()
+{
+    // Re-applying the same address (e.g. allowing remote clients with a token) re-binds the same port.
+    QVERIFY(startProxy(m_mock->url()));
+    const quint16 working = m_proxy->port();
+    keyrelay::ProxyConfig config = m_proxy->service.config();
+    config.listenPort = working;
+    config.upstream = m_mock->url();
+    config.clientToken = QStringLiteral("krt-a-long-enough-client-token-0001");
+    config.allowRemoteClients = !config.allowRemoteClients;
+    QString error;
+    QVERIFY2(m_proxy->service.applyConfig(config, &error), qPrintable(error));
+    QCOMPARE(m_proxy->service.port(), working);
+    auto client = roundTrip(buildRequest(
+        "GET", "/v1/models", working, { { "Authorization", "Bearer krt-a-long-enough-client-token-0001" } }));
+    QCOMPARE(client->status(), 200);
 }
 
 void ErrorsTest::verifyStillServes()
@@ -292,7 +357,8 @@ void ErrorsTest::malformedRequest_data()
     QTest::newRow("transfer coding without chunked")
         << QByteArray("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip\r\n\r\n") << 400;
     QTest::newRow("unsupported transfer coding before chunked")
-        << QByteArray("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n") << 501;
+        << QByteArray("POST / HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n")
+        << 501;
 }
 
 void ErrorsTest::malformedRequest()

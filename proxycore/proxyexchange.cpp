@@ -470,8 +470,11 @@ void ProxyExchange::onHeldErrorComplete()
         const bool retryable = verdict.verdict == KeyVerdict::Invalid
             || verdict.verdict == KeyVerdict::Exhausted || verdict.verdict == KeyVerdict::RateLimited
             || m_record.status >= 500;
+        const bool keysFault = verdict.verdict == KeyVerdict::Invalid
+            || verdict.verdict == KeyVerdict::Exhausted || verdict.verdict == KeyVerdict::RateLimited;
         if (retryable
-            && retryWithNextKey(verdict.reason.isEmpty() ? QString::number(m_record.status) : verdict.reason))
+            && retryWithNextKey(verdict.reason.isEmpty() ? QString::number(m_record.status) : verdict.reason,
+                                keysFault))
             return;
         commitVerdicts(false);
     }
@@ -500,9 +503,13 @@ void ProxyExchange::replaceOversizedError()
                      QStringLiteral("upstream_error"), QStringLiteral("upstream_error_too_large"), extra);
 }
 
-bool ProxyExchange::retryWithNextKey(const QString &why)
+bool ProxyExchange::retryWithNextKey(const QString &why, bool keysFault)
 {
-    if (m_lease.keyId.isEmpty() || m_record.attempts >= m_keys->policy().maxAttempts || m_completed)
+    if (m_lease.keyId.isEmpty() || m_completed)
+        return false;
+    // A refusal about the key (invalid, quota, its rate limit) moves on to the next key for free, each key
+    // at most once; [health] maxAttempts bounds the tries that failed in ways that may pass (5xx, network).
+    if (!keysFault && ++m_transientFailures >= m_keys->policy().maxAttempts)
         return false;
     m_triedKeyIds.insert(m_lease.keyId);
     const KeyLease next = m_keys->acquireFor(m_triedKeyIds, m_record.model);
@@ -610,7 +617,7 @@ void ProxyExchange::onUpstreamFinished()
             const bool keyMayHelp = failure.code == QLatin1String("upstream_unreachable");
             if (!m_lease.keyId.isEmpty()) {
                 m_verdicts.append({ m_lease.keyId, KeyVerdict::NotKeysFault, -1, failure.message });
-                if (keyMayHelp && retryWithNextKey(failure.message))
+                if (keyMayHelp && retryWithNextKey(failure.message, false))
                     return;
                 commitVerdicts(false);
             }

@@ -71,7 +71,8 @@ private:
     void respondWithError(int status, const QString &message, const QString &type, const QString &code,
                           const HeaderList &extraHeaders = {});
     /// Tries the next key for the same request (before the client saw anything). False if none may.
-    bool retryWithNextKey(const QString &why);
+    /// @p keysFault: the key was refused (does not count against [health] maxAttempts).
+    bool retryWithNextKey(const QString &why, bool keysFault);
     /// Back to "nothing sent to the client yet" and the request sent again with m_lease.
     void resend();
     /// An upstream that rejects the stream_options KeyRelay added gets the client's request as it was.
@@ -110,6 +111,7 @@ private:
     bool m_clientUsedApiKeyHeader = false;
     KeyLease m_lease;
     QSet<QString> m_triedKeyIds;
+    int m_transientFailures = 0; ///< tries that failed in ways that may pass (5xx, network)
     struct PendingVerdict
     {
         QString keyId;

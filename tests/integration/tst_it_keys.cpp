@@ -38,6 +38,8 @@ private Q_SLOTS:
     void badRequestNeverRetried();
     void regionRefusalIsNotTheKeys();
     void allCoolingAnswers429AtOnce();
+    void refusedKeysDoNotUseUpAttempts();
+    void transientFailuresStillBoundedByMaxAttempts();
 
 private:
     bool startProxy(const QStringList &keys);
@@ -58,6 +60,51 @@ void KeysTest::cleanup()
 {
     m_proxy.reset();
     m_mock.reset();
+}
+
+void KeysTest::refusedKeysDoNotUseUpAttempts()
+{
+    // Five keys, the first three plainly bad (invalid, quota used up, rate-limited), maxAttempts 3: the first
+    // request still succeeds on the fourth key; each key is tried at most once.
+    const QString keyD = QStringLiteral("sk-test-dddddddddddddddd0004");
+    const QString keyE = QStringLiteral("sk-test-eeeeeeeeeeeeeeee0005");
+    QVERIFY(startProxy({ KeyA, KeyB, KeyC, keyD, keyE }));
+    QCOMPARE(m_proxy->keys.policy().maxAttempts, 3);
+    m_mock->setHandler([&](const RecordedRequest &request) {
+        const QByteArray auth = request.header("Authorization");
+        if (auth == bearer(KeyA))
+            return MockResponse::json(
+                401, R"({"error":{"message":"Incorrect API key","code":"invalid_api_key"}})");
+        if (auth == bearer(KeyB))
+            return MockResponse::json(429, R"({"error":{"message":"quota","type":"insufficient_quota"}})");
+        if (auth == bearer(KeyC)) {
+            MockResponse response = MockResponse::json(429, R"({"error":{"message":"Rate limit reached"}})");
+            response.headers.append(makeHeader("Retry-After", "30"));
+            return response;
+        }
+        return MockResponse::json(200, R"({"ok":true})");
+    });
+    QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
+    auto client = request();
+    QVERIFY(client->finished());
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(authorizationsSeen(),
+             (QList<QByteArray> { bearer(KeyA), bearer(KeyB), bearer(KeyC), bearer(keyD) }));
+    QTRY_COMPARE(finished.size(), 1);
+    QCOMPARE(finished.first().first().value<keyrelay::RequestRecord>().attempts, 4);
+}
+
+void KeysTest::transientFailuresStillBoundedByMaxAttempts()
+{
+    // 5xx on every key: three tries (maxAttempts), not one per key.
+    const QString keyD = QStringLiteral("sk-test-dddddddddddddddd0004");
+    QVERIFY(startProxy({ KeyA, KeyB, KeyC, keyD }));
+    m_mock->setHandler(
+        [](const RecordedRequest &) { return MockResponse::json(503, R"({"error":{"message":"busy"}})"); });
+    auto client = request();
+    QVERIFY(client->finished());
+    QCOMPARE(client->status(), 503);
+    QCOMPARE(m_mock->requestCount(), 3);
 }
 
 bool KeysTest::startProxy(const QStringList &keys)

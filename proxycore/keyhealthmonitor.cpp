@@ -54,7 +54,7 @@ void KeyHealthMonitor::runDueChecks()
     for (const KeyLease &lease : due) {
         if (std::find(m_inFlight.cbegin(), m_inFlight.cend(), lease.keyId) != m_inFlight.cend())
             continue; // the previous check of this key has not answered yet
-        qCInfo(lcKeys).noquote() << "re-checking invalid key" << lease.label << "(GET of the model list)";
+        qCInfo(lcKeys).noquote() << "checking key" << lease.label << "(GET of the model list, no tokens)";
         m_inFlight.insert(m_tester->test(lease.secret), lease.keyId);
     }
 }
@@ -69,7 +69,7 @@ void KeyHealthMonitor::onTestFinished(quint64 ticket, int outcome, const QString
         m_keys->report(keyId, QString(), KeyVerdict::Success, -1, QString()); // logs "works again"
         break;
     case KeyTester::Outcome::InvalidKey:
-        m_keys->report(keyId, QString(), KeyVerdict::Invalid, -1, QStringLiteral("re-check: ") + message);
+        m_keys->report(keyId, QString(), KeyVerdict::Invalid, -1, QStringLiteral("model list: ") + message);
         break;
     case KeyTester::Outcome::NoNetwork:
     case KeyTester::Outcome::UpstreamError:

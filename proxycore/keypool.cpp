@@ -141,6 +141,13 @@ QList<KeyLease> KeyPool::takeDueRechecks()
         const QDateTime current = now();
         for (int index = 0; index < m_entries.size(); ++index) {
             Entry &entry = m_entries[index];
+            if (entry.firstCheckAt.isValid() && entry.firstCheckAt <= current) {
+                entry.firstCheckAt = QDateTime();
+                if (entry.key.enabled && entry.status.health == KeyHealth::Unknown)
+                    due.append(
+                        { index, entry.key.secret, labelFor(entry), entry.status.id, QDateTime(), false });
+                continue;
+            }
             if (!entry.key.enabled || entry.status.health != KeyHealth::Invalid
                 || !entry.status.recheckAt.isValid() || entry.status.recheckAt > current) {
                 continue;
@@ -164,8 +171,29 @@ QDateTime KeyPool::nextRecheckAt() const
             && (!earliest.isValid() || entry.status.recheckAt < earliest)) {
             earliest = entry.status.recheckAt;
         }
+        if (entry.key.enabled && entry.status.health == KeyHealth::Unknown && entry.firstCheckAt.isValid()
+            && (!earliest.isValid() || entry.firstCheckAt < earliest)) {
+            earliest = entry.firstCheckAt;
+        }
     }
     return earliest;
+}
+
+void KeyPool::checkSoon(const QStringList &keyIds, int spreadMs)
+{
+    {
+        QMutexLocker lock(&m_mutex);
+        QDateTime at = now();
+        for (Entry &entry : m_entries) {
+            if (!keyIds.contains(entry.status.id) || !entry.key.enabled
+                || entry.status.health != KeyHealth::Unknown) {
+                continue;
+            }
+            entry.firstCheckAt = at;
+            at = at.addMSecs(spreadMs);
+        }
+    }
+    Q_EMIT recheckScheduleChanged();
 }
 
 void KeyPool::refreshUntil(KeyStatus &status, const QDateTime &now)

@@ -119,8 +119,13 @@ public:
     void release(const QString &keyId);
 
     /// Invalid keys whose background re-check is due: each is booked as being checked (its next
-    /// re-check moves [health] recheckInvalidSec ahead, so a check that never answers is retried).
+    /// re-check moves [health] recheckInvalidSec ahead, so a check that never answers is retried); and
+    /// keys due for their first check (see checkSoon()), each taken once.
     QList<KeyLease> takeDueRechecks();
+    /// Keys the user just added: each of @p keyIds that is enabled and still Unknown gets one check of the
+    /// model list (no tokens), the first now and each next @p spreadMs later, so the key table shows their
+    /// state before the first chat. A request that decides a key's state first makes its check moot.
+    void checkSoon(const QStringList &keyIds, int spreadMs = 1000);
     /// When the next background re-check of an invalid key is due; invalid when no key needs one.
     QDateTime nextRecheckAt() const;
     /// Books what the upstream said about the key @p keyId (a key removed meanwhile is ignored).
@@ -177,6 +182,8 @@ private:
     {
         ApiKey key;
         KeyStatus status;
+        /// A key just added: when its first check is due (valid only while its health is Unknown).
+        QDateTime firstCheckAt;
     };
     /// @p ignoreLimit: usable apart from [health] maxConcurrentPerKey.
     bool isUsable(const Entry &entry, const QDateTime &now, const QString &model,

@@ -73,6 +73,7 @@ private Q_SLOTS:
     void perKeyConcurrencyLimitQueues();
     void streamFailingAfterFirstByteIsNotRetried();
     void perKeyConcurrencyLimitGivesUp();
+    void newKeysCheckedOnceBeforeTheFirstChat();
 
 private:
     bool startProxy(const QStringList &keys, const std::function<void(keyrelay::ProxyConfig &)> &adjust = {});
@@ -199,6 +200,42 @@ void HealthTest::recheckThatStillFailsKeepsTheKeyOut()
     QTRY_VERIFY_WITH_TIMEOUT(recheckCount() >= 2, 6000); // re-checked again and again, ~1 s apart
     QCOMPARE(m_proxy->keys.snapshot().at(0).health, keyrelay::KeyHealth::Invalid);
     QVERIFY(m_proxy->keys.snapshot().at(0).lastError.contains(QLatin1String("Incorrect API key")));
+}
+
+void HealthTest::newKeysCheckedOnceBeforeTheFirstChat()
+{
+    // Keys the user just added get one GET of the model list each, spread out, so the table shows which
+    // work before any chat; a key already decided by a request is not checked.
+    const QString good = QStringLiteral("sk-new-good-key-000000000001");
+    const QString bad = QStringLiteral("sk-new-bad-key-0000000000002");
+    const QString decided = QStringLiteral("sk-new-used-key-000000000003");
+    m_mock->setHandler([bad](const RecordedRequest &request) {
+        if (request.header("Authorization") == bearer(bad))
+            return MockResponse::json(
+                401, R"({"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}})");
+        return MockResponse::json(200, R"({"object":"list","data":[]})");
+    });
+    QVERIFY(startProxy({ good, bad, decided }));
+    m_proxy->keys.report(keyrelay::KeyPool::keyId(decided), QString(), keyrelay::KeyVerdict::Success, -1,
+                         QString());
+    m_proxy->keys.checkSoon(
+        { keyrelay::KeyPool::keyId(good), keyrelay::KeyPool::keyId(bad), keyrelay::KeyPool::keyId(decided) },
+        200);
+    QTRY_COMPARE(m_proxy->keys.snapshot().at(1).health, keyrelay::KeyHealth::Invalid);
+    QTRY_COMPARE(m_proxy->keys.snapshot().at(0).health, keyrelay::KeyHealth::Ok);
+    QList<QByteArray> checked;
+    QList<qint64> times;
+    for (const RecordedRequest &request : m_mock->requests()) {
+        QCOMPARE(request.method, QByteArray("GET"));
+        QCOMPARE(request.target, QByteArray("/v1/models"));
+        checked << request.header("Authorization");
+        times << request.receivedAtMs;
+    }
+    QCOMPARE(checked, (QList<QByteArray> { bearer(good), bearer(bad) }));
+    QVERIFY2(times.at(1) - times.at(0) >= 150,
+             QByteArray::number(times.at(1) - times.at(0)).constData()); // spread
+    QVERIFY(m_proxy->keys.snapshot().at(1).lastError.contains(QLatin1String("Incorrect API key")));
+    QCOMPARE(m_proxy->keys.nextRecheckAt().isValid(), true); // the invalid one: its usual re-check
 }
 
 void HealthTest::streamCountedWithoutExtraChunk()

@@ -1,0 +1,395 @@
+#include "curlengine.h"
+
+#include <QSocketNotifier>
+
+#include <curl/curl.h>
+
+#include <mutex>
+
+namespace keyrelay {
+
+namespace {
+
+void initCurlOnce()
+{
+    static std::once_flag once;
+    std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+QByteArray trimmedLine(const char *data, size_t length)
+{
+    QByteArray line(data, qsizetype(length));
+    while (line.endsWith('\n') || line.endsWith('\r'))
+        line.chop(1);
+    return line;
+}
+
+} // namespace
+
+// ---------------------------------------------------------------------------------------------- engine
+
+CurlEngine::CurlEngine(QObject *parent) : QObject(parent)
+{
+    initCurlOnce();
+    m_multi = curl_multi_init();
+    curl_multi_setopt(m_multi, CURLMOPT_SOCKETFUNCTION, &CurlEngine::socketCallback);
+    curl_multi_setopt(m_multi, CURLMOPT_SOCKETDATA, this);
+    curl_multi_setopt(m_multi, CURLMOPT_TIMERFUNCTION, &CurlEngine::timerCallback);
+    curl_multi_setopt(m_multi, CURLMOPT_TIMERDATA, this);
+    curl_multi_setopt(m_multi, CURLMOPT_PIPELINING, long(CURLPIPE_MULTIPLEX));
+    m_timer.setSingleShot(true);
+    connect(&m_timer, &QTimer::timeout, this, [this] { drive(CURL_SOCKET_TIMEOUT, 0); });
+}
+
+CurlEngine::~CurlEngine()
+{
+    const auto transfers = m_transfers;
+    for (UpstreamTransfer *transfer : transfers) {
+        curl_multi_remove_handle(m_multi, transfer->m_easy);
+        transfer->m_engine = nullptr;
+    }
+    m_transfers.clear();
+    curl_multi_cleanup(m_multi);
+    for (const Socket &socket : std::as_const(m_sockets)) {
+        delete socket.read;
+        delete socket.write;
+    }
+}
+
+UpstreamTransfer *CurlEngine::start(const UpstreamRequestSpec &spec, QObject *parent)
+{
+    auto *transfer = new UpstreamTransfer(this, spec, parent);
+    QString error;
+    if (!transfer->setUp(&error)) {
+        transfer->m_result.curlCode = CURLE_FAILED_INIT;
+        transfer->m_result.message = error;
+        transfer->m_finished = true;
+        m_pending.insert(transfer);
+        scheduleDelivery();
+        return transfer;
+    }
+    m_transfers.insert(transfer);
+    curl_multi_add_handle(m_multi, transfer->m_easy); // arms the timer: the transfer starts from the loop
+    return transfer;
+}
+
+int CurlEngine::socketCallback(CURL *, int fd, int what, void *engine, void *)
+{
+    static_cast<CurlEngine *>(engine)->watch(fd, what);
+    return 0;
+}
+
+int CurlEngine::timerCallback(CURLM *, long timeoutMs, void *engine)
+{
+    auto *self = static_cast<CurlEngine *>(engine);
+    if (timeoutMs < 0)
+        self->m_timer.stop();
+    else
+        self->m_timer.start(int(qMin<long>(timeoutMs, 24L * 3600 * 1000)));
+    return 0;
+}
+
+void CurlEngine::watch(int fd, int what)
+{
+    if (what == CURL_POLL_REMOVE) {
+        const Socket socket = m_sockets.take(fd);
+        for (QSocketNotifier *notifier : { socket.read, socket.write }) {
+            if (notifier) {
+                notifier->setEnabled(false);
+                notifier->deleteLater(); // we may be inside its activated() signal
+            }
+        }
+        return;
+    }
+    Socket &socket = m_sockets[fd];
+    if (!socket.read) {
+        socket.read = new QSocketNotifier(fd, QSocketNotifier::Read, this);
+        socket.write = new QSocketNotifier(fd, QSocketNotifier::Write, this);
+        connect(socket.read, &QSocketNotifier::activated, this, [this, fd] { drive(fd, CURL_CSELECT_IN); });
+        connect(socket.write, &QSocketNotifier::activated, this, [this, fd] { drive(fd, CURL_CSELECT_OUT); });
+    }
+    socket.read->setEnabled(what == CURL_POLL_IN || what == CURL_POLL_INOUT);
+    socket.write->setEnabled(what == CURL_POLL_OUT || what == CURL_POLL_INOUT);
+}
+
+void CurlEngine::drive(int fd, int eventMask)
+{
+    int running = 0;
+    curl_multi_socket_action(m_multi, fd, eventMask, &running);
+    readFinished();
+    deliverPending();
+}
+
+void CurlEngine::readFinished()
+{
+    int left = 0;
+    while (CURLMsg *message = curl_multi_info_read(m_multi, &left)) {
+        if (message->msg != CURLMSG_DONE)
+            continue;
+        UpstreamTransfer *transfer = nullptr;
+        curl_easy_getinfo(message->easy_handle, CURLINFO_PRIVATE, &transfer);
+        const CURLcode code = message->data.result;
+        if (transfer)
+            transfer->complete(int(code)); // removes the handle: `message` is not used after this
+    }
+}
+
+void CurlEngine::scheduleDelivery()
+{
+    if (m_deliveryScheduled)
+        return;
+    m_deliveryScheduled = true;
+    QMetaObject::invokeMethod(this, &CurlEngine::deliverPending, Qt::QueuedConnection);
+}
+
+void CurlEngine::deliverPending()
+{
+    m_deliveryScheduled = false;
+    // A slot may end, abort or delete any transfer (and start new ones): work on guarded copies.
+    QList<QPointer<UpstreamTransfer>> pending;
+    pending.reserve(m_pending.size());
+    for (UpstreamTransfer *transfer : std::as_const(m_pending))
+        pending.append(transfer);
+    m_pending.clear();
+    for (const QPointer<UpstreamTransfer> &transfer : std::as_const(pending)) {
+        if (transfer)
+            transfer->deliver();
+    }
+}
+
+void CurlEngine::remove(UpstreamTransfer *transfer)
+{
+    if (m_transfers.remove(transfer))
+        curl_multi_remove_handle(m_multi, transfer->m_easy);
+    m_pending.remove(transfer);
+}
+
+void CurlEngine::resume(UpstreamTransfer *transfer)
+{
+    transfer->m_resumeQueued = false;
+    if (!m_transfers.contains(transfer) || !transfer->m_paused)
+        return;
+    transfer->m_paused = false;
+    // May call the write callback at once with the chunk curl kept back (and pause again).
+    curl_easy_pause(transfer->m_easy, CURLPAUSE_CONT);
+    drive(CURL_SOCKET_TIMEOUT, 0);
+}
+
+// -------------------------------------------------------------------------------------------- transfer
+
+UpstreamTransfer::UpstreamTransfer(CurlEngine *engine, const UpstreamRequestSpec &spec, QObject *parent)
+    : QObject(parent), m_engine(engine), m_spec(spec)
+{
+}
+
+UpstreamTransfer::~UpstreamTransfer()
+{
+    if (m_engine)
+        m_engine->remove(this);
+    if (m_easy)
+        curl_easy_cleanup(m_easy);
+    curl_slist_free_all(m_headerList);
+}
+
+bool UpstreamTransfer::setUp(QString *error)
+{
+    m_easy = curl_easy_init();
+    if (!m_easy) {
+        *error = QStringLiteral("libcurl could not create a transfer");
+        return false;
+    }
+    CURL *easy = m_easy;
+    const QByteArray url = m_spec.url.toEncoded();
+    curl_easy_setopt(easy, CURLOPT_URL, url.constData()); // curl copies strings
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, this);
+    curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, m_errorBuffer);
+    curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, &UpstreamTransfer::headerCallback);
+    curl_easy_setopt(easy, CURLOPT_HEADERDATA, this);
+    curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &UpstreamTransfer::writeCallback);
+    curl_easy_setopt(easy, CURLOPT_WRITEDATA, this);
+    curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L); // redirects go to the client
+    curl_easy_setopt(easy, CURLOPT_HTTP_CONTENT_DECODING, 0L); // bytes and Content-Encoding pass untouched
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, long(m_spec.connectTimeoutMs));
+    curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
+                     m_spec.http2 ? long(CURL_HTTP_VERSION_2TLS) : long(CURL_HTTP_VERSION_1_1));
+    if (m_spec.http2)
+        curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L); // share an HTTP/2 connection rather than open more
+    // No proxy unless one is configured: curl would otherwise read http_proxy & co from the environment.
+    const QByteArray proxy = m_spec.proxy.toUtf8();
+    curl_easy_setopt(easy, CURLOPT_PROXY, proxy.constData());
+    if (!m_spec.proxyUser.isEmpty()) {
+        curl_easy_setopt(easy, CURLOPT_PROXYUSERNAME, m_spec.proxyUser.toUtf8().constData());
+        curl_easy_setopt(easy, CURLOPT_PROXYPASSWORD, m_spec.proxyPassword.toUtf8().constData());
+    }
+    curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    if (!m_spec.caCertificatesPem.isEmpty()) {
+        curl_blob blob { m_spec.caCertificatesPem.data(), size_t(m_spec.caCertificatesPem.size()),
+                         CURL_BLOB_COPY };
+        curl_easy_setopt(easy, CURLOPT_CAINFO_BLOB, &blob);
+    }
+
+    // The method and body. curl would add "Content-Type: application/x-www-form-urlencoded" to a body
+    // without one, "Accept: */*" and "Expect: 100-continue": none of them is the client's.
+    const QByteArray method = m_spec.method;
+    if (method == "HEAD") {
+        curl_easy_setopt(easy, CURLOPT_NOBODY, 1L);
+    } else if (method == "GET" && m_spec.body.isEmpty()) {
+        curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L);
+    } else {
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(m_spec.body.size()));
+        curl_easy_setopt(easy, CURLOPT_POSTFIELDS, m_spec.body.constData()); // lives as long as m_spec
+        if (method != "POST")
+            curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method.constData());
+    }
+    bool hasAccept = false;
+    bool hasContentType = false;
+    for (const auto &header : std::as_const(m_spec.headers)) {
+        const QByteArray name = header.first.toLower();
+        hasAccept = hasAccept || name == "accept";
+        hasContentType = hasContentType || name == "content-type";
+        // "Name;" is curl's way to send a header with an empty value ("Name:" would remove it).
+        const QByteArray line = header.second.isEmpty() ? QByteArray(header.first + ';')
+                                                        : QByteArray(header.first + ": " + header.second);
+        m_headerList = curl_slist_append(m_headerList, line.constData());
+    }
+    if (!hasAccept)
+        m_headerList = curl_slist_append(m_headerList, "Accept:");
+    if (!hasContentType)
+        m_headerList = curl_slist_append(m_headerList, "Content-Type:");
+    m_headerList = curl_slist_append(m_headerList, "Expect:");
+    curl_easy_setopt(easy, CURLOPT_HTTPHEADER, m_headerList);
+    return true;
+}
+
+size_t UpstreamTransfer::headerCallback(char *data, size_t size, size_t count, void *transfer)
+{
+    return static_cast<UpstreamTransfer *>(transfer)->onHeaderLine(data, size * count);
+}
+
+size_t UpstreamTransfer::writeCallback(char *data, size_t size, size_t count, void *transfer)
+{
+    return static_cast<UpstreamTransfer *>(transfer)->onData(data, size * count);
+}
+
+size_t UpstreamTransfer::onHeaderLine(const char *data, size_t length)
+{
+    m_headerBytes += qint64(length);
+    if (m_headerBytes > m_spec.maxHeaderBytes) {
+        m_result.headersTooLarge = true;
+        return 0; // curl ends the transfer with CURLE_WRITE_ERROR
+    }
+    const QByteArray line = trimmedLine(data, length);
+    if (line.startsWith("HTTP/")) {
+        // A new response: the first, or the final one after a 1xx interim answer (103 Early Hints...).
+        const QList<QByteArray> parts = line.split(' ');
+        m_version = parts.first().mid(5);
+        m_status = parts.size() > 1 ? parts.at(1).toInt() : 0;
+        m_headers.clear();
+        return length;
+    }
+    if (line.isEmpty()) {
+        if (m_status >= 200 && !m_headersDone) {
+            m_headersDone = true;
+            if (m_engine)
+                m_engine->m_pending.insert(this);
+        }
+        return length;
+    }
+    if ((line.startsWith(' ') || line.startsWith('\t')) && !m_headers.isEmpty()) {
+        m_headers.last().second += ' ' + line.trimmed(); // obsolete line folding
+        return length;
+    }
+    const qsizetype colon = line.indexOf(':');
+    if (colon > 0)
+        m_headers.append({ line.left(colon), line.mid(colon + 1).trimmed() });
+    return length;
+}
+
+size_t UpstreamTransfer::onData(const char *data, size_t length)
+{
+    if (m_buffer.size() >= m_spec.bufferLimit) {
+        m_paused = true; // curl keeps this chunk and hands it over again after curl_easy_pause(CONT)
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    m_buffer.append(data, qsizetype(length));
+    m_received += qint64(length);
+    m_dataPending = true;
+    if (m_engine)
+        m_engine->m_pending.insert(this);
+    return length;
+}
+
+QByteArray UpstreamTransfer::read(qint64 maxBytes)
+{
+    const qsizetype take
+        = maxBytes < 0 ? m_buffer.size() : qsizetype(qMin<qint64>(maxBytes, m_buffer.size()));
+    QByteArray out = m_buffer.left(take);
+    m_buffer.remove(0, take);
+    if (m_paused && !m_resumeQueued && m_engine && m_buffer.size() <= m_spec.bufferLimit / 2) {
+        m_resumeQueued = true;
+        QPointer<UpstreamTransfer> self(this);
+        QPointer<CurlEngine> engine(m_engine);
+        QMetaObject::invokeMethod(
+            engine,
+            [engine, self] {
+                if (engine && self)
+                    engine->resume(self);
+            },
+            Qt::QueuedConnection);
+    }
+    return out;
+}
+
+void UpstreamTransfer::complete(int curlCode)
+{
+    if (m_finished)
+        return;
+    m_finished = true;
+    m_result.curlCode = curlCode;
+    if (curlCode != CURLE_OK) {
+        m_result.message = m_errorBuffer[0] ? QString::fromUtf8(m_errorBuffer)
+                                            : QString::fromUtf8(curl_easy_strerror(CURLcode(curlCode)));
+    }
+    curl_easy_getinfo(m_easy, CURLINFO_OS_ERRNO, &m_result.osErrno);
+    curl_easy_getinfo(m_easy, CURLINFO_SSL_VERIFYRESULT, &m_result.sslVerifyResult);
+    curl_easy_getinfo(m_easy, CURLINFO_HTTP_CONNECTCODE, &m_result.proxyConnectCode);
+    if (m_engine) {
+        m_engine->remove(this);
+        m_engine->m_pending.insert(this);
+    }
+}
+
+void UpstreamTransfer::abort()
+{
+    if (m_finished)
+        return;
+    m_result.aborted = true;
+    complete(CURLE_ABORTED_BY_CALLBACK);
+    m_result.message = QStringLiteral("aborted");
+    if (m_engine)
+        m_engine->scheduleDelivery(); // finished() follows from the event loop, not from inside abort()
+}
+
+void UpstreamTransfer::deliver()
+{
+    const QPointer<UpstreamTransfer> self(this);
+    if (m_headersDone && !m_headersDelivered) {
+        m_headersDelivered = true;
+        Q_EMIT headersReceived();
+        if (!self)
+            return;
+    }
+    if (m_dataPending && m_headersDelivered) {
+        m_dataPending = false;
+        Q_EMIT dataAvailable();
+        if (!self)
+            return;
+    }
+    if (m_finished && !m_finishDelivered) {
+        m_finishDelivered = true;
+        Q_EMIT finished();
+    }
+}
+
+} // namespace keyrelay

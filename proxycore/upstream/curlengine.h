@@ -1,0 +1,167 @@
+// The upstream HTTP client: libcurl's multi interface driven by the proxy thread's Qt event loop (one
+// QSocketNotifier pair per socket curl uses, one single-shot QTimer), no extra thread, no blocking call.
+// Each request is an UpstreamTransfer with the signal shape of the design card: headers, data, finished.
+#pragma once
+
+#include "httprequestparser.h"
+
+#include <QByteArray>
+#include <QHash>
+#include <QObject>
+#include <QPointer>
+#include <QSet>
+#include <QTimer>
+#include <QUrl>
+
+#include <memory>
+
+typedef void CURLM;
+typedef void CURL;
+struct curl_slist;
+class QSocketNotifier;
+
+namespace keyrelay {
+
+class UpstreamTransfer;
+
+/// What one upstream request is: where, what, and how to reach it.
+struct UpstreamRequestSpec
+{
+    QByteArray method = "GET";
+    QUrl url;
+    HeaderList headers; ///< sent in this order and spelling; Host and Content-Length are curl's
+    QByteArray body; ///< sent as is (replayable: a retry sends the same bytes)
+    bool http2 = true; ///< HTTP/2 for https:// upstreams that offer it (ALPN); HTTP/1.1 otherwise
+    int connectTimeoutMs = 15000;
+    QString proxy; ///< "" = none (the environment's *_proxy are ignored), else "http://host:port", …
+    QString proxyUser;
+    QString proxyPassword;
+    QByteArray caCertificatesPem; ///< trusted CAs instead of the system's (tests); empty = the system's
+    qint64 maxHeaderBytes = 256 * 1024; ///< response headers in total; past it the transfer fails
+    qint64 bufferLimit = 256 * 1024; ///< response bytes held unread before the upstream is paused
+};
+
+/// How an upstream request ended.
+struct UpstreamResult
+{
+    int curlCode = 0; ///< CURLcode; 0 = the whole response arrived
+    QString message; ///< curl's detailed error text, empty on success
+    long osErrno = 0; ///< CURLINFO_OS_ERRNO
+    long sslVerifyResult = 0; ///< CURLINFO_SSL_VERIFYRESULT (an X509 verify code)
+    long proxyConnectCode = 0; ///< CURLINFO_HTTP_CONNECTCODE: a proxy's answer to CONNECT (407...)
+    bool headersTooLarge = false; ///< the response headers passed UpstreamRequestSpec::maxHeaderBytes
+    bool aborted = false; ///< abort() was called
+    bool ok() const { return curlCode == 0 && !headersTooLarge && !aborted; }
+};
+
+/// One libcurl multi handle and the sockets and timer that drive it. Lives in one thread (the proxy's);
+/// every UpstreamTransfer it starts lives there too.
+class CurlEngine : public QObject
+{
+    Q_OBJECT
+public:
+    explicit CurlEngine(QObject *parent = nullptr);
+    ~CurlEngine() override;
+
+    /// Starts @p spec; the transfer is owned by @p parent (or by the caller, when null) and reports through
+    /// its signals, never from inside this call.
+    UpstreamTransfer *start(const UpstreamRequestSpec &spec, QObject *parent = nullptr);
+
+    int transfersInFlight() const { return int(m_transfers.size()); }
+    /// Sockets curl watches right now (for tests: an idle engine watches none of a finished transfer's).
+    int watchedSockets() const { return int(m_sockets.size()); }
+
+private:
+    friend class UpstreamTransfer;
+    struct Socket
+    {
+        QSocketNotifier *read = nullptr;
+        QSocketNotifier *write = nullptr;
+    };
+
+    static int socketCallback(CURL *easy, int fd, int what, void *engine, void *socketData);
+    static int timerCallback(CURLM *multi, long timeoutMs, void *engine);
+    void watch(int fd, int what);
+    /// curl_multi_socket_action for @p fd (or the timeout), then finished transfers and pending signals.
+    void drive(int fd, int eventMask);
+    void scheduleDelivery();
+    void readFinished();
+    void deliverPending();
+    void remove(UpstreamTransfer *transfer);
+    void resume(UpstreamTransfer *transfer);
+
+    CURLM *m_multi = nullptr;
+    QTimer m_timer;
+    QHash<int, Socket> m_sockets;
+    QSet<UpstreamTransfer *> m_transfers;
+    QSet<UpstreamTransfer *> m_pending; ///< have news for their owner (headers, data, the end)
+    bool m_deliveryScheduled = false;
+};
+
+/// One upstream request in flight. Signals come from the event loop, never from inside a libcurl call.
+class UpstreamTransfer : public QObject
+{
+    Q_OBJECT
+public:
+    ~UpstreamTransfer() override;
+
+    /// The final response's status (1xx interim answers are skipped), 0 before headersReceived().
+    int status() const { return m_status; }
+    /// The final response's headers, in order, names as sent.
+    HeaderList headers() const { return m_headers; }
+    QByteArray header(const QByteArray &name) const { return headerValue(m_headers, name); }
+    /// "1.1" or "2".
+    QByteArray httpVersion() const { return m_version; }
+
+    qint64 bytesAvailable() const { return m_buffer.size(); }
+    /// Takes up to @p maxBytes of the body; the upstream is resumed once the buffer has room again.
+    QByteArray read(qint64 maxBytes = -1);
+    /// Whether curl is holding the upstream back because nobody read (back-pressure).
+    bool isPaused() const { return m_paused; }
+    /// Body bytes received from curl so far (read or not).
+    qint64 bytesReceived() const { return m_received; }
+
+    bool isFinished() const { return m_finished; }
+    UpstreamResult result() const { return m_result; }
+    /// Ends the transfer now; finished() follows (with aborted set) unless it already finished.
+    void abort();
+
+Q_SIGNALS:
+    void headersReceived();
+    void dataAvailable();
+    void finished();
+
+private:
+    friend class CurlEngine;
+    UpstreamTransfer(CurlEngine *engine, const UpstreamRequestSpec &spec, QObject *parent);
+    bool setUp(QString *error);
+    static size_t headerCallback(char *data, size_t size, size_t count, void *transfer);
+    static size_t writeCallback(char *data, size_t size, size_t count, void *transfer);
+    size_t onHeaderLine(const char *data, size_t length);
+    size_t onData(const char *data, size_t length);
+    void complete(int curlCode);
+    /// Emits what happened since the last call, in order: headers, data, the end.
+    void deliver();
+
+    QPointer<CurlEngine> m_engine;
+    UpstreamRequestSpec m_spec;
+    CURL *m_easy = nullptr;
+    curl_slist *m_headerList = nullptr;
+    char m_errorBuffer[256] = {};
+    int m_status = 0;
+    QByteArray m_version;
+    HeaderList m_headers;
+    qint64 m_headerBytes = 0;
+    bool m_headersDone = false;
+    bool m_headersDelivered = false;
+    QByteArray m_buffer;
+    qint64 m_received = 0;
+    bool m_paused = false;
+    bool m_resumeQueued = false;
+    bool m_dataPending = false;
+    bool m_finished = false;
+    bool m_finishDelivered = false;
+    UpstreamResult m_result;
+};
+
+} // namespace keyrelay

@@ -561,7 +561,8 @@ private Q_SLOTS:
         legacy.write("[rewrite]\nthreshold=many\n");
         legacy.close();
         auto settings = SettingsRegistry::openIni(settingsPath);
-        QVERIFY(QFile::exists(settingsPath + QStringLiteral(".bak")));
+        const QString damagedCopy = settings->damagedCopy();
+        QVERIFY(QFile::exists(damagedCopy));
         const QString fullUrl = settings->value(Setting::UpstreamProxy).toString();
         ProxyCredentials credentials(stores.secrets.get());
         QVERIFY(credentials.load(&error));
@@ -572,7 +573,7 @@ private Q_SLOTS:
         const QString secretsFile = FileSecretStore::pathNextTo(settingsPath);
         QVERIFY(QFile::exists(secretsFile));
         QVERIFY(ownerOnly(secretsFile));
-        verifyNoSecretLeaked({ settingsPath, settingsPath + QStringLiteral(".bak") });
+        verifyNoSecretLeaked({ settingsPath, damagedCopy });
         verifySettingHasNoPassword(settingsPath);
         FileSecretStore secrets(secretsFile);
         ProxyCredentials next(&secrets);

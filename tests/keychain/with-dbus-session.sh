@@ -2,7 +2,7 @@
 # Runs a test in its own D-Bus session: "keyring" adds an unlocked gnome-keyring-daemon (Secret Service),
 # any other mode is the bare session bus. The mode is passed on as KEYRELAY_KEYCHAIN_TEST. HOME and the XDG folders point into a temporary folder, so the user's own
 # keyring and settings are never touched. Exits 77 (CTest SKIP_RETURN_CODE) when the tools are missing.
-# Usage: with-dbus-session.sh keyring|silent TEST [ARGS...]
+# Usage: with-dbus-session.sh keyring|silent|nocollection TEST [ARGS...]
 set -u
 mode=$1
 shift

@@ -536,6 +536,7 @@ void HeadlessTest::proxyPasswordNeverInWarnings()
     const QByteArray err = m_process->readAllStandardError();
     QVERIFY2(!err.contains("secret-4711") && !err.contains("Pw-secret"), err.constData());
     QVERIFY2(err.contains("proxy/upstreamProxy"), err.constData());
+    QVERIFY2(err.contains("line 3: setting proxy/upstreamProxy"), err.constData()); // where (issue 15)
     QVERIFY2(err.contains("upstream proxy must be"), err.constData()); // what is wrong
     QVERIFY2(!m_stdout.contains("secret-4711"), m_stdout.constData());
     // The damaged file is kept aside with a timestamp (issue 15), owner-only.

@@ -32,15 +32,21 @@ void StorageWarnings::onFellBack(int what, const QString &keychainError, const Q
                       "readable only by you.")
                        .arg(keychainError, file);
         m_keysPage->setStorageNotice(m_notice);
-        Q_EMIT announce(tr("KeyRelay: keys saved in a file"),
-                        tr("The system keychain could not store your keys, so KeyRelay saved them in %1 "
-                           "(readable only by you). They are kept after a restart. The keychain said: %2")
-                            .arg(file, keychainError));
+        const QString title = tr("KeyRelay: keys saved in a file");
+        const QString text
+            = tr("The system keychain could not store your keys, so KeyRelay saved them in %1 "
+                 "(readable only by you). They are kept after a restart. The keychain said: %2")
+                  .arg(file, keychainError);
+        m_banner->setNotice(keysFallbackId(), text, {}, true);
+        Q_EMIT announce(title, text);
     } else {
-        Q_EMIT announce(tr("KeyRelay: proxy password saved in a file"),
-                        tr("The system keychain could not store the upstream proxy password, so KeyRelay "
-                           "saved it in %1 (readable only by you). The keychain said: %2")
-                            .arg(file, keychainError));
+        const QString title = tr("KeyRelay: proxy password saved in a file");
+        const QString text
+            = tr("The system keychain could not store the upstream proxy password, so KeyRelay "
+                 "saved it in %1 (readable only by you). The keychain said: %2")
+                  .arg(file, keychainError);
+        m_banner->setNotice(secretsFallbackId(), text, {}, true);
+        Q_EMIT announce(title, text);
     }
 }
 

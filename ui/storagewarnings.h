@@ -12,8 +12,9 @@ class NoticeBanner;
 class StorageEvents;
 
 /// Binds a store's StorageEvents to the window: the Keys page footer always says where the keys are; a
-/// fallback to the files is said once (announce()); keys that could not be saved anywhere keep a notice in
-/// the banner (no Dismiss button) until a save succeeds.
+/// fallback to the files is said once (a dismissible notice in the banner, and announce() for the tray);
+/// keys that could not be saved anywhere keep a notice in the banner (no Dismiss button) until a save
+/// succeeds.
 class StorageWarnings : public QObject
 {
     Q_OBJECT
@@ -26,9 +27,12 @@ public:
     void setStartNotice(const QString &notice);
 
     static QString keysUnsavedId() { return QStringLiteral("keys-unsaved"); }
+    /// The dismissible notices that the keys / the proxy password went to a file instead of the keychain.
+    static QString keysFallbackId() { return QStringLiteral("keys-fallback"); }
+    static QString secretsFallbackId() { return QStringLiteral("secrets-fallback"); }
 
 Q_SIGNALS:
-    /// Something to say once, in the window's message line and as a notification.
+    /// Something said once (it is also a dismissible notice in the banner): for a notification.
     void announce(const QString &title, const QString &text);
 
 private:

@@ -129,9 +129,8 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     window.addBanner(banner);
     banner->showSettingsProblems(settings);
     StorageWarnings storageWarnings(stores.events.get(), banner, window.keysPage());
-    QObject::connect(&storageWarnings, &StorageWarnings::announce, &window,
-                     [&window, &tray](const QString &title, const QString &text) {
-                         window.showMessage(text, true);
+    QObject::connect(&storageWarnings, &StorageWarnings::announce, &tray,
+                     [&tray](const QString &title, const QString &text) {
                          tray.notify(QStringLiteral("storage"), title, text, QSystemTrayIcon::Warning);
                      });
 

@@ -129,6 +129,10 @@ private Q_SLOTS:
         QVERIFY(page.storageNotice().contains(QLatin1String("/home/u/.config/KeyRelay/keys.json")));
         QVERIFY(page.storageNotice().contains(why));
         QVERIFY(!page.storageNotice().contains(QLatin1String("Keys are stored in the system keychain")));
+        // Said once in the window too, until dismissed.
+        QVERIFY(banner.hasNotice(StorageWarnings::keysFallbackId()));
+        QVERIFY(banner.noticeText(StorageWarnings::keysFallbackId()).contains(why));
+        QVERIFY(banner.findChild<QPushButton *>(QStringLiteral("dismiss")));
         // Later saves keep the footer on the file.
         Q_EMIT events.keysSaved(QStringLiteral("/home/u/.config/KeyRelay/keys.json"));
         QVERIFY(page.storageNotice().contains(QLatin1String("/home/u/.config/KeyRelay/keys.json")));
@@ -137,6 +141,7 @@ private Q_SLOTS:
                                QStringLiteral("/home/u/.config/KeyRelay/secrets.json"));
         QCOMPARE(announced.size(), 2);
         QVERIFY(announced.last().at(1).toString().contains(QLatin1String("proxy password")));
+        QVERIFY(banner.hasNotice(StorageWarnings::secretsFallbackId()));
     }
 };
 

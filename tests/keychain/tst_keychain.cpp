@@ -703,6 +703,69 @@ private Q_SLOTS:
     }
 };
 
+/// Issue 15 with the real gnome-keyring-daemon, started on demand and never unlocked: it has no "login"
+/// collection, answers lookups, refuses writes, and cannot show its "new keyring" prompt here.
+class TestKeyringWithoutLogin : public QObject
+{
+    Q_OBJECT
+    UserStoreOptions options() const { return { QStringLiteral("KeyRelayTest"), 5000 }; }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        qRegisterMetaType<StorageEvents::What>();
+        QVERIFY2(QDBusConnection::sessionBus().isConnected(),
+                 "no D-Bus session: run through with-dbus-session.sh");
+        QTRY_VERIFY_WITH_TIMEOUT(QDBusConnection::sessionBus().interface()->isServiceRegistered(
+                                     QStringLiteral("org.freedesktop.secrets")),
+                                 10000);
+    }
+    void cleanup() { verifyNoSecretLeaked({}); }
+
+    void keysAndPasswordSurviveARestart()
+    {
+        QTemporaryDir dir;
+        const QString settingsPath = writeLegacySettings(dir);
+        const QString keysFile = FileKeyStore::pathNextTo(settingsPath);
+        const QString secretsFile = FileSecretStore::pathNextTo(settingsPath);
+        QString fullUrl;
+        {
+            UserStores stores = openUserStores(settingsPath, options());
+            QVERIFY(stores.inKeychain());
+            QSignalSpy fellBack(stores.events.get(), &StorageEvents::fellBack);
+            QString error;
+            QVERIFY2(stores.keys->save(sampleKeys(), &error), qPrintable(error));
+            QCOMPARE(stores.keys->location(), keysFile);
+            auto settings = SettingsRegistry::openIni(settingsPath);
+            fullUrl = settings->value(Setting::UpstreamProxy).toString();
+            ProxyCredentials credentials(stores.secrets.get());
+            QVERIFY(credentials.load(&error));
+            bool moved = false;
+            QVERIFY2(credentials.migrate(settings.get(), &moved, &error), qPrintable(error));
+            QVERIFY(moved);
+            QCOMPARE(fellBack.size(), 2);
+            qInfo().noquote() << "the keychain said:" << fellBack.first().at(1).toString();
+            QVERIFY(ownerOnly(keysFile));
+            QVERIFY(ownerOnly(secretsFile));
+        }
+        verifySettingHasNoPassword(settingsPath);
+        verifyNoSecretLeaked({ settingsPath });
+
+        // Restart.
+        UserStores restarted = openUserStores(settingsPath, options());
+        QString error;
+        QList<ApiKey> keys;
+        QVERIFY2(restarted.keys->load(&keys, &error), qPrintable(error));
+        compareKeys(keys, sampleKeys());
+        QVERIFY(restarted.notice().contains(keysFile));
+        ProxyCredentials next(restarted.secrets.get());
+        QVERIFY2(next.load(&error), qPrintable(error));
+        compareProxies(
+            next.complete(SettingsRegistry::openIni(settingsPath)->value(Setting::UpstreamProxy).toString()),
+            fullUrl);
+    }
+};
+
 /// No D-Bus session at all (DBUS_SESSION_BUS_ADDRESS points nowhere): the 0600 files, at once.
 class TestNoKeychain : public QObject
 {
@@ -846,6 +909,10 @@ int main(int argc, char **argv)
         TestSilentKeychain test;
         return QTest::qExec(&test, argc, argv);
     }
+    if (mode == "nologin") {
+        TestKeyringWithoutLogin test;
+        return QTest::qExec(&test, argc, argv);
+    }
     if (mode == "nocollection") {
         TestNoLoginCollection test;
         return QTest::qExec(&test, argc, argv);
@@ -854,7 +921,7 @@ int main(int argc, char **argv)
         TestNoKeychain test;
         return QTest::qExec(&test, argc, argv);
     }
-    qCritical("set KEYRELAY_KEYCHAIN_TEST to keyring, silent, nocollection or nobus (see "
+    qCritical("set KEYRELAY_KEYCHAIN_TEST to keyring, nologin, silent, nocollection or nobus (see "
               "tests/keychain/CMakeLists.txt)");
     return 1;
 }

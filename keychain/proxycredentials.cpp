@@ -134,10 +134,10 @@ bool ProxyCredentials::migrate(SettingsRegistry *settings, bool *moved, QString 
         *error = QStringLiteral("the settings file %1 could not be rewritten").arg(settings->fileName());
         return false;
     }
-    // A backup the registry made of the old file (when it had problems) would still hold the password.
-    const QString backup = settings->fileName() + QStringLiteral(".bak");
+    // The copy the registry kept of the old file (when it had problems) would still hold the password.
+    const QString backup = settings->damagedCopy();
     QFile backupFile(backup);
-    if (backupFile.open(QIODevice::ReadOnly)) {
+    if (!backup.isEmpty() && backupFile.open(QIODevice::ReadOnly)) {
         QByteArray content = backupFile.readAll();
         backupFile.close();
         if (content.contains(current.toUtf8())) {

@@ -40,8 +40,9 @@ public:
     /// session.
     bool remember(const QString &fullUrl, QString *settingUrl, QString *error);
     /// A password still found in the proxy setting is moved into the store and the setting is rewritten
-    /// without it (and synced), also in the settings' ".bak" copy if there is one. When the store fails, the
-    /// setting stays as it was. Returns false with an
+    /// without it (and synced), also in the copy the settings kept of a damaged file
+    /// (SettingsRegistry::damagedCopy()). When the store fails, the setting stays as it was. Returns false
+    /// with an
     /// @p error then; true when nothing had to move or the move succeeded (@p moved tells which).
     bool migrate(SettingsRegistry *settings, bool *moved, QString *error);
 

@@ -2,6 +2,7 @@
 
 #include "keychainstores.h"
 #include "logging.h"
+#include "verifiedstores.h"
 
 #include <QFile>
 
@@ -10,18 +11,6 @@
 namespace keyrelay {
 
 namespace {
-
-bool sameKeys(const QList<ApiKey> &a, const QList<ApiKey> &b)
-{
-    if (a.size() != b.size())
-        return false;
-    for (int i = 0; i < a.size(); ++i) {
-        if (a.at(i).secret != b.at(i).secret || a.at(i).label != b.at(i).label
-            || a.at(i).enabled != b.at(i).enabled)
-            return false;
-    }
-    return true;
-}
 
 /// Moves keys.json into the keychain. @p keychainJson is what the probe read (empty: no list there yet).
 /// Returns false with @p error when the file must stay; sets @p moved to the number of keys moved.
@@ -57,7 +46,7 @@ bool moveKeyFile(const QString &path, const QByteArray &keychainJson, KeychainKe
     QList<ApiKey> readBack;
     if (!target->load(&readBack, error))
         return false;
-    if (!sameKeys(keys, readBack)) {
+    if (!sameKeyLists(keys, readBack)) {
         *error = QStringLiteral("the keys read back from the keychain differ from those written");
         return false;
     }
@@ -113,9 +102,9 @@ UserStores openUserStores(const QString &settingsFile, const UserStoreOptions &o
     const auto useFiles = [&](UserStores::Reason reason, const QString &detail) {
         stores.reason = reason;
         stores.detail = detail;
-        stores.keys = std::make_unique<FileKeyStore>(stores.keysFile);
+        stores.keys = std::make_unique<VerifiedKeyStore>(nullptr, stores.keysFile, stores.events);
         if (!stores.secrets)
-            stores.secrets = std::make_unique<FileSecretStore>(secretsFile);
+            stores.secrets = std::make_unique<VerifiedSecretStore>(nullptr, secretsFile, stores.events);
     };
 
     const QString mode = qEnvironmentVariable(keyStoreEnvironmentVariable()).trimmed().toLower();
@@ -149,7 +138,7 @@ UserStores openUserStores(const QString &settingsFile, const UserStoreOptions &o
             stores.problems << QStringLiteral("The secrets in %1 could not be moved into the system keychain "
                                               "(%2); they stay in that file.")
                                    .arg(secretsFile, error);
-            stores.secrets = std::make_unique<FileSecretStore>(secretsFile);
+            stores.secrets = std::make_unique<VerifiedSecretStore>(nullptr, secretsFile, stores.events);
         } else if (!QFile::remove(secretsFile)) {
             stores.problems << QStringLiteral(
                                    "The secrets were copied into the system keychain, but %1 could "
@@ -160,8 +149,10 @@ UserStores openUserStores(const QString &settingsFile, const UserStoreOptions &o
                 << QStringLiteral("Moved the secrets from %1 into the system keychain.").arg(secretsFile);
         }
     }
+    // A write the keychain refuses later goes to the files at once (and is read back either way).
     if (!stores.secrets)
-        stores.secrets = std::move(keychainSecrets);
+        stores.secrets
+            = std::make_unique<VerifiedSecretStore>(std::move(keychainSecrets), secretsFile, stores.events);
 
     if (QFile::exists(stores.keysFile)) {
         int moved = 0;
@@ -188,7 +179,7 @@ UserStores openUserStores(const QString &settingsFile, const UserStoreOptions &o
         }
     }
     stores.reason = UserStores::Reason::Keychain;
-    stores.keys = std::move(keychainKeys);
+    stores.keys = std::make_unique<VerifiedKeyStore>(std::move(keychainKeys), stores.keysFile, stores.events);
     return stores;
 }
 

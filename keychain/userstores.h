@@ -5,6 +5,7 @@
 #include "keychain.h"
 #include "keystore.h"
 #include "secretstore.h"
+#include "verifiedstores.h"
 
 #include <QStringList>
 
@@ -22,6 +23,10 @@ struct UserStores
         MigrationFailed, ///< files, because moving them into the keychain failed (see detail); nothing lost
     };
 
+    /// What happens to later saves: a keychain that refuses one (the keys or the password then go to the
+    /// files at once), keys that could not be saved anywhere. Declared first: the stores below use it.
+    std::shared_ptr<StorageEvents> events = std::make_shared<StorageEvents>();
+    /// Both stores read every save back; when the keychain refuses one, they write the files instead.
     std::unique_ptr<KeyStore> keys;
     std::unique_ptr<SecretStore> secrets;
     Reason reason = Reason::NoKeychain;

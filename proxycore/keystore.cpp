@@ -80,6 +80,18 @@ bool keysFromJson(const QByteArray &json, QList<ApiKey> *keys, int *skipped, QSt
     return true;
 }
 
+bool sameKeyLists(const QList<ApiKey> &a, const QList<ApiKey> &b)
+{
+    if (a.size() != b.size())
+        return false;
+    for (int i = 0; i < a.size(); ++i) {
+        if (a.at(i).secret != b.at(i).secret || a.at(i).label != b.at(i).label
+            || a.at(i).enabled != b.at(i).enabled)
+            return false;
+    }
+    return true;
+}
+
 FileKeyStore::FileKeyStore(const QString &path) : m_path(path) { }
 
 QString FileKeyStore::pathNextTo(const QString &settingsFile)

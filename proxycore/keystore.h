@@ -31,6 +31,9 @@ QByteArray keysToJson(const QList<ApiKey> &keys);
 /// is not such a list; entries without a usable secret are skipped and counted in @p skipped.
 bool keysFromJson(const QByteArray &json, QList<ApiKey> *keys, int *skipped, QString *problem);
 
+/// The same keys, labels and enabled flags in the same order.
+bool sameKeyLists(const QList<ApiKey> &a, const QList<ApiKey> &b);
+
 /// A JSON file readable by its owner only (0600), written atomically with QSaveFile.
 class FileKeyStore : public KeyStore
 {

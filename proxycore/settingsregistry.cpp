@@ -4,8 +4,10 @@
 #include "logging.h"
 
 #include <QDateTime>
+#include <QDir>
 #include <QFile>
 #include <QFileInfo>
+#include <QHash>
 
 namespace keyrelay {
 
@@ -95,21 +97,81 @@ QString whyInvalid(Setting setting, const QVariant &value)
     return error;
 }
 
-/// A copy of @p file that only its owner can read: the settings may hold the client token or a proxy
-/// password.
-bool copyOwnerOnly(const QString &file, const QString &copy)
+const QFileDevice::Permissions OwnerOnly = QFileDevice::ReadOwner | QFileDevice::WriteOwner;
+
+/// Keeps @p file aside as "<file>.damaged-<yyyyMMdd-HHmmss>", readable by its owner only (the settings may
+/// hold the client token or a proxy password). A copy with the same content from an earlier start is
+/// reused, so a file that stays damaged does not pile up copies; no copy is ever overwritten. Returns the
+/// copy's path, or "" when none could be made.
+QString keepDamagedCopy(const QString &file)
 {
     QFile source(file);
     if (!source.open(QIODevice::ReadOnly))
-        return false;
-    QFile::remove(copy);
-    QFile target(copy);
-    if (!target.open(QIODevice::WriteOnly, QFileDevice::ReadOwner | QFileDevice::WriteOwner))
-        return false;
-    const bool written = target.write(source.readAll()) >= 0 && target.flush();
+        return QString();
+    const QByteArray content = source.readAll();
+    const QFileInfo info(file);
+    const QDir folder = info.absoluteDir();
+    const QString prefix = info.fileName() + QStringLiteral(".damaged-");
+    const QStringList earlier = folder.entryList({ prefix + QLatin1Char('*') }, QDir::Files, QDir::Name);
+    for (const QString &name : earlier) {
+        QFile copy(folder.filePath(name));
+        if (copy.size() == content.size() && copy.open(QIODevice::ReadOnly) && copy.readAll() == content)
+            return copy.fileName();
+    }
+    const QString stamp = QDateTime::currentDateTime().toString(QStringLiteral("yyyyMMdd-HHmmss"));
+    QString path = folder.filePath(prefix + stamp);
+    for (int n = 2; QFile::exists(path); ++n)
+        path = folder.filePath(prefix + stamp + QLatin1Char('-') + QString::number(n));
+    QFile target(path);
+    if (!target.open(QIODevice::WriteOnly | QIODevice::NewOnly, OwnerOnly))
+        return QString();
+    const bool written = target.write(content) == content.size() && target.flush();
     target.close();
-    // open() sets the permissions only when it creates the file: make sure of them either way.
-    return QFile::setPermissions(copy, QFileDevice::ReadOwner | QFileDevice::WriteOwner) && written;
+    if (!written || !QFile::setPermissions(path, OwnerOnly)) {
+        QFile::remove(path);
+        return QString();
+    }
+    return path;
+}
+
+/// The line (1-based) where each "group/key" is written in the INI text of @p file; the last one counts,
+/// as in QSettings. QSettings does not say where a value came from, so the text is read here.
+QHash<QString, int> linesOfKeys(const QString &file)
+{
+    QHash<QString, int> lines;
+    QFile source(file);
+    if (!source.open(QIODevice::ReadOnly) || source.size() > qint64(4) * 1024 * 1024)
+        return lines;
+    QString group;
+    int number = 0;
+    while (!source.atEnd()) {
+        ++number;
+        const QString line = QString::fromUtf8(source.readLine()).trimmed();
+        if (line.isEmpty() || line.startsWith(QLatin1Char(';')) || line.startsWith(QLatin1Char('#')))
+            continue;
+        if (line.startsWith(QLatin1Char('[')) && line.endsWith(QLatin1Char(']'))) {
+            group = line.mid(1, line.size() - 2).trimmed();
+            if (group.compare(QLatin1String("General"), Qt::CaseInsensitive) == 0)
+                group.clear();
+            continue;
+        }
+        const qsizetype equals = line.indexOf(QLatin1Char('='));
+        if (equals <= 0)
+            continue;
+        QString key = line.left(equals).trimmed();
+        key.replace(QLatin1Char('\\'), QLatin1Char('/'));
+        lines.insert(group.isEmpty() ? key : group + QLatin1Char('/') + key, number);
+    }
+    return lines;
+}
+
+/// What QSettings is given to write: an empty list as an empty value ("allowedOrigins="), not as
+/// "@Invalid()", which is what QSettings writes for an empty QStringList.
+QVariant storedForm(const QVariant &value)
+{
+    if (value.typeId() == QMetaType::QStringList && value.toStringList().isEmpty())
+        return QString();
+    return value;
 }
 
 const std::array<SettingSpec, size_t(Setting::Count)> &specs()
@@ -224,14 +286,20 @@ QString SettingsRegistry::fileName() const
 void SettingsRegistry::load()
 {
     m_problems.clear();
+    m_ignored.clear();
+    m_fileProblems.clear();
+    m_damagedCopy.clear();
     const QString file = m_storage->fileName();
     const bool fileExists = QFileInfo::exists(file);
     if (fileExists && !QFileInfo(file).isReadable())
-        m_problems << QStringLiteral("settings file %1 is not readable; using defaults").arg(file);
+        m_fileProblems << QStringLiteral("settings file %1 is not readable; using defaults").arg(file);
     if (m_storage->status() == QSettings::FormatError)
-        m_problems
+        m_fileProblems
             << QStringLiteral("settings file %1 is malformed; unreadable parts use defaults").arg(file);
+    m_problems = m_fileProblems;
 
+    QHash<QString, int> lines;
+    bool linesRead = false;
     for (const SettingSpec &entry : specs()) {
         QVariant value = entry.defaultValue;
         if (m_storage->contains(QLatin1String(entry.name))) {
@@ -240,11 +308,24 @@ void SettingsRegistry::load()
             if (entry.validate(stored)) {
                 value = stored;
             } else {
-                const QString why = whyInvalid(entry.id, original);
-                m_problems << QStringLiteral("setting %1 = \"%2\" is not valid%3; using the default \"%4\"")
-                                  .arg(QLatin1String(entry.name), displaySafely(entry.id, original),
-                                       why.isEmpty() ? QString() : QStringLiteral(" (%1)").arg(why),
-                                       displayText(entry.defaultValue));
+                if (!linesRead) {
+                    lines = linesOfKeys(file);
+                    linesRead = true;
+                }
+                IgnoredSetting ignored;
+                ignored.name = QLatin1String(entry.name);
+                ignored.line = lines.value(ignored.name);
+                ignored.value = displaySafely(entry.id, original);
+                ignored.kept = displayText(entry.defaultValue);
+                ignored.why = whyInvalid(entry.id, original);
+                m_ignored.append(ignored);
+                m_problems << QStringLiteral("%1setting %2 = \"%3\" is not valid%4; using the default \"%5\"")
+                                  .arg(ignored.line > 0 ? QStringLiteral("line %1: ").arg(ignored.line)
+                                                        : QString(),
+                                       ignored.name, ignored.value,
+                                       ignored.why.isEmpty() ? QString()
+                                                             : QStringLiteral(" (%1)").arg(ignored.why),
+                                       ignored.kept);
             }
         }
         m_values.at(size_t(entry.id)) = value;
@@ -255,16 +336,19 @@ void SettingsRegistry::load()
     if (!versionOk)
         m_fileVersion = 0;
     if (m_fileVersion > CurrentVersion) {
-        m_problems << QStringLiteral("settings file %1 was written by a newer KeyRelay (version %2)")
-                          .arg(file)
-                          .arg(m_fileVersion);
+        const QString problem
+            = QStringLiteral("settings file %1 was written by a newer KeyRelay (version %2)")
+                  .arg(file)
+                  .arg(m_fileVersion);
+        m_fileProblems << problem;
+        m_problems << problem;
     }
     migrate();
 
     if (!m_problems.isEmpty() && fileExists) {
-        const QString backup = file + QStringLiteral(".bak");
-        if (copyOwnerOnly(file, backup))
-            m_problems << QStringLiteral("the original file was kept as %1").arg(backup);
+        m_damagedCopy = keepDamagedCopy(file);
+        if (!m_damagedCopy.isEmpty())
+            m_problems << QStringLiteral("the original file was kept as %1").arg(m_damagedCopy);
     }
     for (const QString &problem : std::as_const(m_problems))
         qCWarning(lcSettings).noquote() << problem;
@@ -309,7 +393,7 @@ bool SettingsRegistry::setValue(Setting setting, const QVariant &value)
         return true;
     const bool changedValue = current != candidate;
     current = candidate;
-    m_storage->setValue(QLatin1String(entry.name), candidate);
+    m_storage->setValue(QLatin1String(entry.name), storedForm(candidate));
     if (m_fileVersion < CurrentVersion) {
         m_fileVersion = CurrentVersion;
         m_storage->setValue(QStringLiteral("meta/settingsVersion"), CurrentVersion);

@@ -44,6 +44,16 @@ enum class Setting {
     Count
 };
 
+/// A value in the settings file that was not used (not valid for its setting).
+struct IgnoredSetting
+{
+    QString name; ///< the setting, "proxy/listenPort"
+    int line = 0; ///< 1-based line of the file where it was written; 0 when it could not be found
+    QString value; ///< the value in the file, as it may be shown (never a credential)
+    QString kept; ///< the value used instead
+    QString why; ///< what is wrong with it, when the setting can say more than "not valid"; may be empty
+};
+
 struct SettingSpec
 {
     Setting id;
@@ -55,7 +65,9 @@ struct SettingSpec
 
 /// Reads and writes the settings file (the GUI's QSettings, or an INI file given with --config).
 /// A hand-edited or corrupt file never stops the app: bad values fall back to their defaults, the
-/// problems are reported by problems(), and the original file is kept as a ".bak" copy.
+/// problems are reported by problems() (each ignored value also by ignoredSettings(), with its line), and
+/// the original file is kept as a timestamped owner-only copy (damagedCopy()) that later starts never
+/// replace.
 class SettingsRegistry : public QObject
 {
     Q_OBJECT
@@ -80,6 +92,13 @@ public:
 
     /// Problems found while loading (bad values replaced by defaults, unreadable file...).
     QStringList problems() const { return m_problems; }
+    /// The values of the file that were ignored (each is also one of problems()).
+    QList<IgnoredSetting> ignoredSettings() const { return m_ignored; }
+    /// The problems that are about the whole file (unreadable, malformed, written by a newer version).
+    QStringList fileProblems() const { return m_fileProblems; }
+    /// The copy of the file kept because it had problems ("<file>.damaged-<yyyyMMdd-HHmmss>"), or "".
+    /// An identical copy from an earlier start is reused instead of making another one.
+    QString damagedCopy() const { return m_damagedCopy; }
     int fileVersion() const { return m_fileVersion; }
     QString fileName() const;
     /// Writes pending changes; returns false if the file could not be written.
@@ -98,6 +117,9 @@ private:
     std::unique_ptr<QSettings> m_storage;
     std::array<QVariant, size_t(Setting::Count)> m_values;
     QStringList m_problems;
+    QList<IgnoredSetting> m_ignored;
+    QStringList m_fileProblems;
+    QString m_damagedCopy;
     int m_fileVersion = 0;
 };
 

@@ -6,6 +6,7 @@
 #include "userstores.h"
 
 #include <QAction>
+#include <QFrame>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QItemSelectionModel>
@@ -14,6 +15,8 @@
 #include <QPushButton>
 #include <QTableView>
 #include <QVBoxLayout>
+
+#include <algorithm>
 
 namespace keyrelay {
 
@@ -109,6 +112,8 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     auto *layout = new QVBoxLayout(this);
     layout->addLayout(pasteRow);
     layout->addWidget(m_status);
+    buildUndoBar();
+    layout->addWidget(m_undoBar);
     layout->addWidget(m_emptyHint);
     layout->addWidget(m_view, 1);
     layout->addLayout(bottomRow);
@@ -191,8 +196,81 @@ void KeysPage::removeSelected()
         rows.append(index.row());
     if (rows.isEmpty())
         return;
+    // Keep what goes, exactly, for Undo: keys are never shown whole, so they cannot be typed in again.
+    std::sort(rows.begin(), rows.end());
+    rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+    const QList<ApiKey> before = m_pool->keys();
+    QList<QPair<int, ApiKey>> removed;
+    for (int row : std::as_const(rows)) {
+        if (row >= 0 && row < before.size())
+            removed.append({ row, before.at(row) });
+    }
     m_model->removeRows(rows);
-    setStatus(tr("Removed %n key(s).", nullptr, int(rows.size())), false);
+    m_removed = removed;
+    setStatus(QString(), false);
+    m_undoLabel->setText(m_pool->isEmpty() && !before.isEmpty()
+                             ? tr("Removed all %n key(s).", nullptr, int(removed.size()))
+                             : tr("Removed %n key(s).", nullptr, int(removed.size())));
+    m_undoBar->show();
+    m_undoAction->setEnabled(true);
+    m_undoTimer.start();
+}
+
+void KeysPage::buildUndoBar()
+{
+    m_undoBar = new QFrame(this);
+    m_undoBar->setObjectName(QStringLiteral("undoBar"));
+    m_undoBar->setFrameShape(QFrame::StyledPanel);
+    m_undoLabel = new QLabel(m_undoBar);
+    m_undoButton = new QPushButton(tr("&Undo"), m_undoBar);
+    m_undoButton->setToolTip(tr("Put the removed keys back (Ctrl+Z)"));
+    auto *row = new QHBoxLayout(m_undoBar);
+    row->setContentsMargins(8, 4, 8, 4);
+    row->addWidget(m_undoLabel, 1);
+    row->addWidget(m_undoButton);
+    m_undoBar->hide();
+    connect(m_undoButton, &QPushButton::clicked, this, &KeysPage::undoRemove);
+
+    m_undoAction = new QAction(tr("Undo remove"), this);
+    m_undoAction->setShortcut(QKeySequence::Undo);
+    // Anywhere on the page; the paste box keeps Ctrl+Z for its own text while it has the focus.
+    m_undoAction->setShortcutContext(Qt::WidgetWithChildrenShortcut);
+    m_undoAction->setEnabled(false);
+    connect(m_undoAction, &QAction::triggered, this, &KeysPage::undoRemove);
+    addAction(m_undoAction);
+
+    m_undoTimer.setSingleShot(true);
+    m_undoTimer.setInterval(DefaultUndoTimeoutMs);
+    connect(&m_undoTimer, &QTimer::timeout, this, &KeysPage::clearUndo);
+}
+
+void KeysPage::clearUndo()
+{
+    m_removed.clear();
+    m_undoTimer.stop();
+    m_undoBar->hide();
+    m_undoAction->setEnabled(false);
+}
+
+int KeysPage::undoRemove()
+{
+    if (m_removed.isEmpty())
+        return 0;
+    QList<ApiKey> keys = m_pool->keys();
+    int restored = 0;
+    for (const auto &[row, key] : std::as_const(m_removed)) {
+        const bool present = std::any_of(keys.cbegin(), keys.cend(),
+                                         [&key](const ApiKey &other) { return other.secret == key.secret; });
+        if (present)
+            continue;
+        keys.insert(qBound(0, row, int(keys.size())), key);
+        ++restored;
+    }
+    clearUndo();
+    if (restored > 0)
+        m_pool->setKeys(keys);
+    setStatus(tr("Put back %n key(s).", nullptr, restored), false);
+    return restored;
 }
 
 void KeysPage::save()

@@ -1,8 +1,15 @@
 // The "Keys" page: paste keys, see their health, label, enable, test and remove them.
 #pragma once
 
+#include "keypool.h"
+
+#include <QList>
+#include <QPair>
+#include <QTimer>
 #include <QWidget>
 
+class QAction;
+class QFrame;
 class QLabel;
 class QPlainTextEdit;
 class QPushButton;
@@ -34,6 +41,18 @@ public:
     /// Shown while there is no key: explains pass-through and what to do.
     QLabel *emptyHint() const { return m_emptyHint; }
 
+    // --- Undo of removals (issue 15) ---
+    /// Shown for undoTimeoutMs() after keys were removed: "Removed N key(s)" and an Undo button (Ctrl+Z).
+    QFrame *undoBar() const { return m_undoBar; }
+    QPushButton *undoButton() const { return m_undoButton; }
+    static constexpr int DefaultUndoTimeoutMs = 15000;
+    int undoTimeoutMs() const { return m_undoTimer.interval(); }
+    void setUndoTimeoutMs(int ms) { m_undoTimer.setInterval(ms); }
+    /// Puts the keys removed last back where they were, with their labels and enabled state (keys pasted
+    /// again meanwhile are not doubled). Returns how many came back.
+    int undoRemove();
+    // --- end undo ---
+
     /// Where the keys are stored and why, for the user (replaces the default line under the table).
     void setStorageNotice(const QString &text);
     QString storageNotice() const;
@@ -49,6 +68,8 @@ private:
     void removeSelected();
     void save();
     void installTestButtons();
+    void buildUndoBar();
+    void clearUndo();
     void setStatus(const QString &text, bool error);
 
     KeyPool *m_pool;
@@ -62,6 +83,13 @@ private:
     QLabel *m_storeLabel;
     QLabel *m_emptyHint;
     QTableView *m_view;
+    // Undo of the last removal: the keys with the rows they had, in ascending row order.
+    QFrame *m_undoBar = nullptr;
+    QLabel *m_undoLabel = nullptr;
+    QPushButton *m_undoButton = nullptr;
+    QAction *m_undoAction = nullptr;
+    QTimer m_undoTimer;
+    QList<QPair<int, ApiKey>> m_removed;
 };
 
 } // namespace keyrelay

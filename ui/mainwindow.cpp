@@ -150,6 +150,14 @@ MainWindow::~MainWindow()
     delete takeCentralWidget();
 }
 
+// --- Issue 15 (notices) ---
+void MainWindow::addBanner(QWidget *banner)
+{
+    if (auto *layout = qobject_cast<QBoxLayout *>(centralWidget()->layout()))
+        layout->insertWidget(1, banner); // under the status line, above the pages
+}
+// --- end issue 15 ---
+
 void MainWindow::setProxyCredentials(ProxyCredentials *credentials)
 {
     m_credentials = credentials;

@@ -53,6 +53,11 @@ public:
     QString endpointText() const;
     quint64 requestsToday() const { return m_requestsToday; }
 
+    // --- Issue 15 (notices): one hook, nothing else in this class depends on it. ---
+    /// Puts @p banner (the notice banner) between the status line and the pages; the window owns it.
+    void addBanner(QWidget *banner);
+    // --- end issue 15 ---
+
     KeysPage *keysPage() const { return m_keysPage; }
     LogPage *logPage() const { return m_logPage; }
     SettingsPage *settingsPage() const { return m_settingsPage; }

@@ -7,10 +7,12 @@
 #include "keypool.h"
 #include "keyspage.h"
 #include "mainwindow.h"
+#include "noticebanner.h"
 #include "proxycredentials.h"
 #include "proxyservice.h"
 #include "settingsregistry.h"
 #include "singleinstance.h"
+#include "storagewarnings.h"
 #include "trayicon.h"
 #include "uilogging.h"
 #include "usagestore.h"
@@ -83,7 +85,8 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     qCInfo(lcUi).noquote() << stores.notice();
     for (const QString &message : std::as_const(stores.messages))
         qCInfo(lcUi).noquote() << message;
-    QStringList startupProblems = settings.problems() + stores.problems;
+    // The settings file's own problems are listed in the window's notice banner, one line per ignored value.
+    QStringList startupProblems = stores.problems;
     {
         QList<ApiKey> keys;
         QString error;
@@ -119,6 +122,17 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     window.setProxyCredentials(&proxyCredentials);
     window.keysPage()->setStorageNotice(KeysPage::storageNoticeFor(stores));
     TrayIcon tray;
+
+    // Notices that stay until dealt with: ignored settings; keys a failed save left in memory only. Where the
+    // keys and the proxy password go when the keychain refuses them is said once.
+    auto *banner = new NoticeBanner;
+    window.addBanner(banner);
+    banner->showSettingsProblems(settings);
+    StorageWarnings storageWarnings(stores.events.get(), banner, window.keysPage());
+    QObject::connect(&storageWarnings, &StorageWarnings::announce, &tray,
+                     [&tray](const QString &title, const QString &text) {
+                         tray.notify(QStringLiteral("storage"), title, text, QSystemTrayIcon::Warning);
+                     });
 
     // Tray -> actions.
     QObject::connect(&tray, &TrayIcon::showWindowRequested, &window, &MainWindow::bringToFront);

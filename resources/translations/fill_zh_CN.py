@@ -193,6 +193,37 @@ ZH = {
     "KeyRelay: stopped": "KeyRelay：已停止",
     "KeyRelay: not running (%1)": "KeyRelay：未运行（%1）",
     "%n request(s) today": "今日 %n 条请求",
+    # Issue 15, data that must never be lost: undo of removals, the notice banner, where the keys are.
+    "Removed all %n key(s).": "已删除全部 %n 个密钥。",
+    "&Undo": "撤销(&U)",
+    "Put the removed keys back (Ctrl+Z)": "恢复已删除的密钥（Ctrl+Z）",
+    "Undo remove": "撤销删除",
+    "Put back %n key(s).": "已恢复 %n 个密钥。",
+    "Dismiss": "关闭",
+    "Dismiss: %1": "关闭：%1",
+    "(empty)": "（空）",
+    '• Line %1: %2 = "%3" is not valid%4; KeyRelay uses %5 instead.':
+    "• 第 %1 行：%2 = “%3” 无效%4；KeyRelay 改用 %5。",
+    '• %1 = "%2" is not valid%3; KeyRelay uses %4 instead.': "• %1 = “%2” 无效%3；KeyRelay 改用 %4。",
+    "The file as it was is kept in %1. Correct the values on the Settings page or in the file.":
+    "原文件已保留为 %1。请在“设置”页或文件中更正这些值。",
+    "There are problems with the settings file %1:": "设置文件 %1 有问题：",
+    "%n setting(s) in %1 could not be used and were ignored:": "%1 中有 %n 项设置无法使用，已被忽略：",
+    "The system keychain could not store the keys (%1), so they are stored in %2 instead, readable only by you.":
+    "系统钥匙串无法保存密钥（%1），因此密钥改存于 %2，仅你本人可读。",
+    "KeyRelay: keys saved in a file": "KeyRelay：密钥已保存到文件",
+    "The system keychain could not store your keys, so KeyRelay saved them in %1 (readable only by you). They are "
+    "kept after a restart. The keychain said: %2":
+    "系统钥匙串无法保存你的密钥，因此 KeyRelay 已将其保存到 %1（仅你本人可读）。重启后密钥仍在。钥匙串的回复：%2",
+    "KeyRelay: proxy password saved in a file": "KeyRelay：代理密码已保存到文件",
+    "The system keychain could not store the upstream proxy password, so KeyRelay saved it in %1 (readable only by "
+    "you). The keychain said: %2":
+    "系统钥匙串无法保存上游代理密码，因此 KeyRelay 已将其保存到 %1（仅你本人可读）。钥匙串的回复：%2",
+    "Your keys are not saved: they are in memory only and will be lost when KeyRelay quits.":
+    "你的密钥尚未保存：它们只在内存中，KeyRelay 退出时将会丢失。",
+    "KeyRelay tries again at every change of the key list.": "密钥列表每次变化时，KeyRelay 都会重试保存。",
+    "The keys are in memory only and will be lost when KeyRelay quits (%1).":
+    "密钥只在内存中，KeyRelay 退出时将会丢失（%1）。",
 }
 
 

@@ -247,6 +247,30 @@
             <source>Add the pasted keys (Ctrl+Enter)</source>
             <translation>添加粘贴的密钥（Ctrl+Enter）</translation>
         </message>
+        <message numerus="yes">
+            <source>Removed all %n key(s).</source>
+            <translation>
+                <numerusform>已删除全部 %n 个密钥。</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>&amp;Undo</source>
+            <translation>撤销(&amp;U)</translation>
+        </message>
+        <message>
+            <source>Put the removed keys back (Ctrl+Z)</source>
+            <translation>恢复已删除的密钥（Ctrl+Z）</translation>
+        </message>
+        <message>
+            <source>Undo remove</source>
+            <translation>撤销删除</translation>
+        </message>
+        <message numerus="yes">
+            <source>Put back %n key(s).</source>
+            <translation>
+                <numerusform>已恢复 %n 个密钥。</numerusform>
+            </translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::LogModel</name>
@@ -453,6 +477,43 @@
         <message>
             <source>works again</source>
             <translation>已恢复可用</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::NoticeBanner</name>
+        <message>
+            <source>Dismiss</source>
+            <translation>关闭</translation>
+        </message>
+        <message>
+            <source>Dismiss: %1</source>
+            <translation>关闭：%1</translation>
+        </message>
+        <message>
+            <source>(empty)</source>
+            <translation>（空）</translation>
+        </message>
+        <message>
+            <source>• Line %1: %2 = "%3" is not valid%4; KeyRelay uses %5 instead.</source>
+            <translation>• 第 %1 行：%2 = “%3” 无效%4；KeyRelay 改用 %5。</translation>
+        </message>
+        <message>
+            <source>• %1 = "%2" is not valid%3; KeyRelay uses %4 instead.</source>
+            <translation>• %1 = “%2” 无效%3；KeyRelay 改用 %4。</translation>
+        </message>
+        <message>
+            <source>The file as it was is kept in %1. Correct the values on the Settings page or in the file.</source>
+            <translation>原文件已保留为 %1。请在“设置”页或文件中更正这些值。</translation>
+        </message>
+        <message>
+            <source>There are problems with the settings file %1:</source>
+            <translation>设置文件 %1 有问题：</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n setting(s) in %1 could not be used and were ignored:</source>
+            <translation>
+                <numerusform>%1 中有 %n 项设置无法使用，已被忽略：</numerusform>
+            </translation>
         </message>
     </context>
     <context>
@@ -704,6 +765,41 @@
         <message>
             <source>Requests per key at once:</source>
             <translation>每个密钥的同时请求数：</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::StorageWarnings</name>
+        <message>
+            <source>The system keychain could not store the keys (%1), so they are stored in %2 instead, readable only by you.</source>
+            <translation>系统钥匙串无法保存密钥（%1），因此密钥改存于 %2，仅你本人可读。</translation>
+        </message>
+        <message>
+            <source>KeyRelay: keys saved in a file</source>
+            <translation>KeyRelay：密钥已保存到文件</translation>
+        </message>
+        <message>
+            <source>The system keychain could not store your keys, so KeyRelay saved them in %1 (readable only by you). They are kept after a restart. The keychain said: %2</source>
+            <translation>系统钥匙串无法保存你的密钥，因此 KeyRelay 已将其保存到 %1（仅你本人可读）。重启后密钥仍在。钥匙串的回复：%2</translation>
+        </message>
+        <message>
+            <source>KeyRelay: proxy password saved in a file</source>
+            <translation>KeyRelay：代理密码已保存到文件</translation>
+        </message>
+        <message>
+            <source>The system keychain could not store the upstream proxy password, so KeyRelay saved it in %1 (readable only by you). The keychain said: %2</source>
+            <translation>系统钥匙串无法保存上游代理密码，因此 KeyRelay 已将其保存到 %1（仅你本人可读）。钥匙串的回复：%2</translation>
+        </message>
+        <message>
+            <source>Your keys are not saved: they are in memory only and will be lost when KeyRelay quits.</source>
+            <translation>你的密钥尚未保存：它们只在内存中，KeyRelay 退出时将会丢失。</translation>
+        </message>
+        <message>
+            <source>KeyRelay tries again at every change of the key list.</source>
+            <translation>密钥列表每次变化时，KeyRelay 都会重试保存。</translation>
+        </message>
+        <message>
+            <source>The keys are in memory only and will be lost when KeyRelay quits (%1).</source>
+            <translation>密钥只在内存中，KeyRelay 退出时将会丢失（%1）。</translation>
         </message>
     </context>
     <context>

@@ -1,7 +1,9 @@
 // Unit tests of SettingsRegistry: defaults, INI round trips, validation, recovery from bad files, signals.
 #include "settingsregistry.h"
 
+#include <QDir>
 #include <QFile>
+#include <QFileInfo>
 #include <QRandomGenerator>
 #include <QSettings>
 #include <QSignalSpy>
@@ -32,6 +34,12 @@ QByteArray readFile(const QString &path)
     return file.readAll();
 }
 
+/// The copies of damaged settings files kept in @p dir.
+QStringList damagedCopies(const QTemporaryDir &dir)
+{
+    return QDir(dir.path()).entryList({ QStringLiteral("*.damaged-*") }, QDir::Files);
+}
+
 QString problemsText(const SettingsRegistry &registry)
 {
     return registry.problems().join(QLatin1Char('\n'));
@@ -53,6 +61,16 @@ private Q_SLOTS:
     void stripPrefixListsRoundTrip();
     void invalidValueInFile_data();
     void invalidValueInFile();
+    void damagedCopyIsNeverReplaced();
+    void lineOfAnIgnoredValue_data();
+    void lineOfAnIgnoredValue();
+    void credentialsNeverInAProblem();
+    void emptyListsAreWrittenEmpty_data();
+    void emptyListsAreWrittenEmpty();
+    void emptyListsReadInBothForms_data();
+    void emptyListsReadInBothForms();
+    void everySettingRoundTrips_data();
+    void everySettingRoundTrips();
     void binaryGarbageFile();
     void changedOnlyOnRealChange();
     void invalidSetValueKeepsOldValue();
@@ -131,6 +149,7 @@ void tst_SettingsRegistry::defaultsWhenFileMissing()
     // Only reading creates neither the file nor a backup.
     QVERIFY(!QFile::exists(iniPath()));
     QVERIFY(!QFile::exists(iniPath() + QStringLiteral(".bak")));
+    QVERIFY(damagedCopies(*m_dir).isEmpty());
 }
 
 void tst_SettingsRegistry::valuesRoundTrip()
@@ -187,7 +206,7 @@ void tst_SettingsRegistry::valuesRoundTrip()
     QCOMPARE(reader->value(Setting::StartMinimized).toBool(), true);
     QCOMPARE(reader->value(Setting::StartAtLogin).toBool(), true);
     QCOMPARE(reader->fileVersion(), SettingsRegistry::CurrentVersion);
-    QVERIFY(!QFile::exists(iniPath() + QStringLiteral(".bak")));
+    QVERIFY(damagedCopies(*m_dir).isEmpty());
 }
 
 void tst_SettingsRegistry::stripPrefixListsRoundTrip_data()
@@ -291,11 +310,218 @@ void tst_SettingsRegistry::invalidValueInFile()
             QVERIFY2(!text.contains(SettingsRegistry::name(Setting(i)) + QLatin1Char(' ')), qPrintable(text));
     }
 
-    // The original file is kept, byte for byte, and the report says where.
-    const QString backup = iniPath() + QStringLiteral(".bak");
-    QVERIFY(QFile::exists(backup));
+    // The report says where the value was (line 5: after "[ui]", "startAtLogin", a blank line and the
+    // section), what it was and what is used instead; and so does the structured list the window shows.
+    QVERIFY2(text.contains(QLatin1String("line 5: setting ") + SettingsRegistry::name(setting)),
+             qPrintable(text));
+    const QList<keyrelay::IgnoredSetting> ignored = registry->ignoredSettings();
+    QCOMPARE(ignored.size(), 1);
+    QCOMPARE(ignored.first().name, SettingsRegistry::name(setting));
+    QCOMPARE(ignored.first().line, 5);
+    const QByteArray fileValue = line.mid(line.indexOf('=') + 1);
+    if (setting != Setting::ClientToken)
+        QCOMPARE(ignored.first().value, QString::fromUtf8(fileValue));
+    QVERIFY(!ignored.first().value.contains(QLatin1String("short")) || setting != Setting::ClientToken);
+    QVariant defaultValue = SettingsRegistry::spec(setting).defaultValue;
+    const QString kept = defaultValue.typeId() == QMetaType::QStringList
+        ? defaultValue.toStringList().join(QLatin1Char(','))
+        : defaultValue.toString();
+    QCOMPARE(ignored.first().kept, kept);
+
+    // The original file is kept aside, byte for byte, readable by its owner only, and the report says where.
+    const QString backup = registry->damagedCopy();
+    QVERIFY(backup.startsWith(iniPath() + QStringLiteral(".damaged-")));
+    QCOMPARE(damagedCopies(*m_dir), QStringList { QFileInfo(backup).fileName() });
     QCOMPARE(readFile(backup), contents);
+    QCOMPARE(QFile::permissions(backup) & ~(QFile::ReadUser | QFile::WriteUser),
+             QFile::ReadOwner | QFile::WriteOwner);
     QVERIFY2(text.contains(backup), qPrintable(text));
+}
+
+void tst_SettingsRegistry::damagedCopyIsNeverReplaced()
+{
+    const QByteArray first = QByteArrayLiteral("[proxy]\nlistenPort=abc\n");
+    QVERIFY(writeFile(iniPath(), first));
+    QString firstCopy;
+    {
+        const auto registry = SettingsRegistry::openIni(iniPath());
+        firstCopy = registry->damagedCopy();
+        QVERIFY(!firstCopy.isEmpty());
+    }
+    // The next start with the same damaged file finds its copy and makes no other.
+    {
+        const auto registry = SettingsRegistry::openIni(iniPath());
+        QCOMPARE(registry->damagedCopy(), firstCopy);
+        QCOMPARE(damagedCopies(*m_dir).size(), 1);
+        QVERIFY(registry->problems().join(QLatin1Char('\n')).contains(firstCopy));
+    }
+    // A file damaged differently gets a copy of its own; the first one stays as it was.
+    const QByteArray second = QByteArrayLiteral("[proxy]\nlistenPort=70000\n");
+    QVERIFY(writeFile(iniPath(), second));
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QVERIFY(!registry->damagedCopy().isEmpty());
+    QVERIFY(registry->damagedCopy() != firstCopy);
+    QCOMPARE(damagedCopies(*m_dir).size(), 2);
+    QCOMPARE(readFile(firstCopy), first);
+    QCOMPARE(readFile(registry->damagedCopy()), second);
+}
+
+void tst_SettingsRegistry::lineOfAnIgnoredValue_data()
+{
+    QTest::addColumn<QByteArray>("contents");
+    QTest::addColumn<int>("line");
+    QTest::newRow("first line of its section")
+        << QByteArrayLiteral("; comment\n[proxy]\nlistenPort=abc\n") << 3;
+    QTest::newRow("same key in another section first") << QByteArrayLiteral(
+        "[other]\nlistenPort=1\n\n[proxy]\nupstream=https://a.example\nlistenPort = abc\n")
+                                                       << 6;
+    QTest::newRow("written twice: the last counts")
+        << QByteArrayLiteral("[proxy]\nlistenPort=9100\nlistenPort=abc\n") << 3;
+    QTest::newRow("CRLF line ends") << QByteArrayLiteral(
+        "[meta]\r\nsettingsVersion=2\r\n[proxy]\r\nlistenPort=abc\r\n")
+                                    << 4;
+}
+
+void tst_SettingsRegistry::lineOfAnIgnoredValue()
+{
+    QFETCH(QByteArray, contents);
+    QFETCH(int, line);
+    QVERIFY(writeFile(iniPath(), contents));
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QCOMPARE(registry->value(Setting::ListenPort).toInt(), 9000);
+    QCOMPARE(registry->ignoredSettings().size(), 1);
+    QCOMPARE(registry->ignoredSettings().first().line, line);
+    QCOMPARE(registry->ignoredSettings().first().value, QStringLiteral("abc"));
+    QCOMPARE(registry->ignoredSettings().first().kept, QStringLiteral("9000"));
+}
+
+void tst_SettingsRegistry::credentialsNeverInAProblem()
+{
+    QVERIFY(writeFile(iniPath(),
+                      QByteArrayLiteral("[proxy]\nupstreamProxy=http://me:pw-secret-4711@proxy.local\n"
+                                        "[security]\nclientToken=tok secret-4712 with spaces\n")));
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QCOMPARE(registry->ignoredSettings().size(), 2);
+    QString all = problemsText(*registry);
+    for (const keyrelay::IgnoredSetting &ignored : registry->ignoredSettings())
+        all += ignored.value + ignored.kept + ignored.why;
+    QVERIFY2(!all.contains(QLatin1String("secret-4711")), qPrintable(all));
+    QVERIFY2(!all.contains(QLatin1String("secret-4712")), qPrintable(all));
+}
+
+void tst_SettingsRegistry::emptyListsAreWrittenEmpty_data()
+{
+    QTest::addColumn<Setting>("setting");
+    QTest::addColumn<QByteArray>("line");
+    QTest::newRow("stripPrefixes") << Setting::StripPrefixes << QByteArrayLiteral("stripPrefixes=");
+    QTest::newRow("allowedOrigins") << Setting::AllowedOrigins << QByteArrayLiteral("allowedOrigins=");
+    QTest::newRow("allowedHosts") << Setting::AllowedHosts << QByteArrayLiteral("allowedHosts=");
+}
+
+void tst_SettingsRegistry::emptyListsAreWrittenEmpty()
+{
+    QFETCH(Setting, setting);
+    QFETCH(QByteArray, line);
+    const QStringList one = setting == Setting::StripPrefixes ? QStringList { QStringLiteral("/release") }
+        : setting == Setting::AllowedOrigins ? QStringList { QStringLiteral("https://a.example") }
+                                             : QStringList { QStringLiteral("a.example") };
+    {
+        const auto writer = SettingsRegistry::openIni(iniPath());
+        QVERIFY(writer->setValue(setting, one));
+        QVERIFY(writer->setValue(setting, QStringList()));
+        QVERIFY(writer->sync());
+    }
+    const QByteArray file = readFile(iniPath());
+    QVERIFY2(!file.contains("@Invalid()"), file.constData());
+    QVERIFY2(file.split('\n').contains(line), file.constData());
+    const auto reader = SettingsRegistry::openIni(iniPath());
+    QVERIFY2(reader->problems().isEmpty(), qPrintable(problemsText(*reader)));
+    QCOMPARE(reader->value(setting).toStringList(), QStringList());
+}
+
+void tst_SettingsRegistry::emptyListsReadInBothForms_data()
+{
+    QTest::addColumn<QByteArray>("contents");
+    QTest::newRow("empty value") << QByteArrayLiteral(
+        "[proxy]\nstripPrefixes=\n[security]\nallowedOrigins=\nallowedHosts=\n");
+    QTest::newRow("@Invalid() from older versions")
+        << QByteArrayLiteral("[proxy]\nstripPrefixes=@Invalid()\n[security]\nallowedOrigins=@Invalid()\n"
+                             "allowedHosts=@Invalid()\n");
+}
+
+void tst_SettingsRegistry::emptyListsReadInBothForms()
+{
+    QFETCH(QByteArray, contents);
+    QVERIFY(writeFile(iniPath(), contents));
+    const auto registry = SettingsRegistry::openIni(iniPath());
+    QVERIFY2(registry->problems().isEmpty(), qPrintable(problemsText(*registry)));
+    QCOMPARE(registry->value(Setting::StripPrefixes).toStringList(), QStringList());
+    QCOMPARE(registry->value(Setting::AllowedOrigins).toStringList(), QStringList());
+    QCOMPARE(registry->value(Setting::AllowedHosts).toStringList(), QStringList());
+}
+
+void tst_SettingsRegistry::everySettingRoundTrips_data()
+{
+    // A value other than the default for every setting, as the UI would set it.
+    QTest::addColumn<Setting>("setting");
+    QTest::addColumn<QVariant>("value");
+    const QList<QPair<Setting, QVariant>> rows {
+        { Setting::ListenHost, QStringLiteral("::1") },
+        { Setting::ListenPort, 8123 },
+        { Setting::AllowRemoteClients, true },
+        { Setting::Upstream, QStringLiteral("https://example.com/openai/v1") },
+        { Setting::UpstreamProxy, QStringLiteral("http://me@proxy.local:3128") },
+        { Setting::ReorderEnabled, false },
+        { Setting::ReorderThreshold, 7 },
+        { Setting::ReorderDepth, 2 },
+        { Setting::StripPrefixes, QStringList { QStringLiteral("/a"), QStringLiteral("/b") } },
+        { Setting::ConnectTimeoutSec, 5 },
+        { Setting::IdleTimeoutSec, 60 },
+        { Setting::MaxBodyMiB, 64 },
+        { Setting::HeadTimeoutSec, 20 },
+        { Setting::MaxConnections, 100 },
+        { Setting::RecheckInvalidSec, 120 },
+        { Setting::RecheckExhaustedSec, 7200 },
+        { Setting::MaxAttempts, 5 },
+        { Setting::MaxConcurrentPerKey, 2 },
+        { Setting::RequestStreamUsage, false },
+        { Setting::UpstreamHttp2, true },
+        { Setting::AllowedOrigins,
+          QStringList { QStringLiteral("https://a.example"), QStringLiteral("https://*.b.example") } },
+        { Setting::AllowAnyWebsite, true },
+        { Setting::ClientToken, QStringLiteral("krt-0123456789abcdefXYZ") },
+        { Setting::AllowedHosts, QStringList { QStringLiteral("a.example") } },
+        { Setting::StartMinimized, true },
+        { Setting::StartAtLogin, true },
+    };
+    QCOMPARE(rows.size(), SettingCount); // a new setting needs a row here
+    for (const auto &row : rows)
+        QTest::newRow(qPrintable(SettingsRegistry::name(row.first))) << row.first << row.second;
+}
+
+void tst_SettingsRegistry::everySettingRoundTrips()
+{
+    QFETCH(Setting, setting);
+    QFETCH(QVariant, value);
+    QVERIFY(SettingsRegistry::spec(setting).defaultValue != value);
+    {
+        const auto writer = SettingsRegistry::openIni(iniPath());
+        QVERIFY(writer->setValue(setting, value));
+        QVERIFY(writer->sync());
+    }
+    {
+        const auto reader = SettingsRegistry::openIni(iniPath());
+        QVERIFY2(reader->problems().isEmpty(), qPrintable(problemsText(*reader)));
+        QCOMPARE(reader->value(setting), value);
+        // And back to the default (an empty list for the lists), which reads back the same.
+        QVERIFY(reader->setValue(setting, SettingsRegistry::spec(setting).defaultValue));
+        QVERIFY(reader->sync());
+    }
+    const QByteArray file = readFile(iniPath());
+    QVERIFY2(!file.contains("@Invalid()"), file.constData());
+    const auto again = SettingsRegistry::openIni(iniPath());
+    QVERIFY2(again->problems().isEmpty(), qPrintable(problemsText(*again)));
+    QCOMPARE(again->value(setting), SettingsRegistry::spec(setting).defaultValue);
 }
 
 void tst_SettingsRegistry::binaryGarbageFile()
@@ -311,7 +537,7 @@ void tst_SettingsRegistry::binaryGarbageFile()
         QCOMPARE(registry->value(Setting(i)), SettingsRegistry::spec(Setting(i)).defaultValue);
     QCOMPARE(registry->fileVersion(), 0);
     if (!registry->problems().isEmpty())
-        QCOMPARE(readFile(iniPath() + QStringLiteral(".bak")), garbage);
+        QCOMPARE(readFile(registry->damagedCopy()), garbage);
     QVERIFY(registry->proxyConfig().validate().isEmpty());
 
     // Text-like garbage with INI syntax errors too.
@@ -528,7 +754,7 @@ void tst_SettingsRegistry::newerVersionIsAProblem()
     QVERIFY2(text.contains(QLatin1String("99")), qPrintable(text));
     // The values it understands are still used, and the file is backed up.
     QCOMPARE(registry->value(Setting::ListenPort).toInt(), 9200);
-    QCOMPARE(readFile(iniPath() + QStringLiteral(".bak")), contents);
+    QCOMPARE(readFile(registry->damagedCopy()), contents);
 }
 
 void tst_SettingsRegistry::proxyConfigRoundTrip()

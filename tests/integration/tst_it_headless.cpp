@@ -5,6 +5,7 @@
 #include "rawclient.h"
 #include "usagestore.h"
 
+#include <QDir>
 #include <QElapsedTimer>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -535,9 +536,14 @@ void HeadlessTest::proxyPasswordNeverInWarnings()
     const QByteArray err = m_process->readAllStandardError();
     QVERIFY2(!err.contains("secret-4711") && !err.contains("Pw-secret"), err.constData());
     QVERIFY2(err.contains("proxy/upstreamProxy"), err.constData());
+    QVERIFY2(err.contains("line 3: setting proxy/upstreamProxy"), err.constData()); // where (issue 15)
     QVERIFY2(err.contains("upstream proxy must be"), err.constData()); // what is wrong
     QVERIFY2(!m_stdout.contains("secret-4711"), m_stdout.constData());
-    const QFileInfo backup(configPath + QStringLiteral(".bak"));
+    // The damaged file is kept aside with a timestamp (issue 15), owner-only.
+    const QStringList copies
+        = QDir(dir.path()).entryList({ QStringLiteral("keyrelay.ini.damaged-*") }, QDir::Files);
+    QCOMPARE(copies.size(), 1);
+    const QFileInfo backup(dir.filePath(copies.first()));
     QVERIFY(backup.exists());
     QCOMPARE(backup.permissions()
                  & (QFileDevice::ReadGroup | QFileDevice::ReadOther | QFileDevice::WriteGroup

@@ -8,11 +8,15 @@
 #include "secretstore.h"
 #include "settingsregistry.h"
 #include "userstores.h"
+#include "verifiedstores.h"
 
 #include <QDBusConnection>
 #include <QDBusConnectionInterface>
 #include <QDBusMessage>
+#include <QDBusObjectPath>
+#include <QDBusVariant>
 #include <QDBusVirtualObject>
+#include <QDir>
 #include <QElapsedTimer>
 #include <QFile>
 #include <QMutex>
@@ -458,6 +462,310 @@ private Q_SLOTS:
     }
 };
 
+/// A Secret Service as gnome-keyring presents it on a desktop where no "login" collection exists yet (or the
+/// "choose password for new keyring" prompt was cancelled): it answers, finds nothing, and refuses every
+/// write with the error users see. Just enough of the protocol for libsecret's lookup and store.
+class NoLoginCollectionService : public QDBusVirtualObject
+{
+public:
+    static inline const QString PromptPath = QStringLiteral("/org/freedesktop/secrets/prompt/u1");
+    int writes = 0; ///< CreateItem calls refused
+    int collectionRequests = 0; ///< CreateCollection calls (each one prompts)
+    bool answerPrompts = true; ///< false: prompts are left unanswered
+    int heldPrompts = 0;
+    /// The user cancels the prompt.
+    static void dismissPrompt(const QDBusConnection &connection)
+    {
+        QDBusMessage completed = QDBusMessage::createSignal(
+            PromptPath, QStringLiteral("org.freedesktop.Secret.Prompt"), QStringLiteral("Completed"));
+        completed << true
+                  << QVariant::fromValue(
+                         QDBusVariant(QVariant::fromValue(QDBusObjectPath(QStringLiteral("/")))));
+        connection.send(completed);
+    }
+    QStringList unexpected; ///< calls this fake does not know (they get an error)
+    QString introspect(const QString &) const override { return QString(); }
+    bool handleMessage(const QDBusMessage &message, const QDBusConnection &connection) override
+    {
+        const QString member = message.member();
+        QDBusMessage reply;
+        if (member == QLatin1String("GetAll")) {
+            reply = message.createReply(QVariant::fromValue(QVariantMap()));
+        } else if (member == QLatin1String("OpenSession")) {
+            if (message.arguments().value(0).toString() == QLatin1String("plain"))
+                reply = message.createReply({ QVariant::fromValue(QDBusVariant(QString())),
+                                              QVariant::fromValue(QDBusObjectPath(
+                                                  QStringLiteral("/org/freedesktop/secrets/session/1"))) });
+            else
+                reply = message.createErrorReply(QStringLiteral("org.freedesktop.DBus.Error.NotSupported"),
+                                                 QStringLiteral("test: plain only"));
+        } else if (member == QLatin1String("SearchItems")) {
+            reply = message.createReply({ QVariant::fromValue(QList<QDBusObjectPath>()),
+                                          QVariant::fromValue(QList<QDBusObjectPath>()) });
+        } else if (member == QLatin1String("CreateCollection")) {
+            // libsecret asks to create the missing collection: gnome-keyring then prompts "Choose password
+            // for new keyring" (org.freedesktop.Secret.Prompt), which the user cancels, or never answers.
+            ++collectionRequests;
+            reply = message.createReply({ QVariant::fromValue(QDBusObjectPath(QStringLiteral("/"))),
+                                          QVariant::fromValue(QDBusObjectPath(PromptPath)) });
+        } else if (member == QLatin1String("Prompt") && message.path() == PromptPath) {
+            connection.send(message.createReply());
+            if (answerPrompts)
+                dismissPrompt(connection);
+            else
+                ++heldPrompts;
+            return true;
+        } else if (member == QLatin1String("CreateItem")) {
+            ++writes;
+            // What gnome-keyring answers when the default alias points to a "login" collection that is not
+            // there (GDBus's own error for an unknown object path).
+            reply = message.createErrorReply(
+                QStringLiteral("org.freedesktop.DBus.Error.UnknownObject"),
+                QStringLiteral("Object does not exist at path “/org/freedesktop/secrets/collection/login”"));
+        } else {
+            unexpected << message.path() + QLatin1Char(' ') + message.interface() + QLatin1Char('.') + member;
+            reply = message.createErrorReply(QStringLiteral("org.freedesktop.DBus.Error.UnknownMethod"),
+                                             QStringLiteral("test: not implemented"));
+        }
+        connection.send(reply);
+        return true;
+    }
+};
+
+/// Issue 15: a keychain that answers but refuses every write must never leave the keys or the proxy
+/// password in memory only. They go to the 0600 files at once, and a restart still has them.
+class TestNoLoginCollection : public QObject
+{
+    Q_OBJECT
+    NoLoginCollectionService m_service;
+    UserStoreOptions options() const { return { QStringLiteral("KeyRelayTest"), 5000 }; }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        qRegisterMetaType<StorageEvents::What>();
+        QDBusConnection bus = QDBusConnection::sessionBus();
+        QVERIFY2(bus.isConnected(), "no D-Bus session: run through with-dbus-session.sh");
+        QVERIFY(bus.registerVirtualObject(QStringLiteral("/"), &m_service, QDBusConnection::SubPath));
+        QVERIFY(bus.registerService(QStringLiteral("org.freedesktop.secrets")));
+    }
+    void cleanupTestCase()
+    {
+        QDBusConnection::sessionBus().unregisterObject(QStringLiteral("/"), QDBusConnection::UnregisterTree);
+    }
+    void cleanup()
+    {
+        verifyNoSecretLeaked({});
+        QVERIFY2(m_service.unexpected.isEmpty(), qPrintable(m_service.unexpected.join(QLatin1Char('\n'))));
+    }
+
+    void refusedKeysGoToTheFileAtOnce()
+    {
+        QTemporaryDir dir;
+        const QString settings = dir.filePath(QStringLiteral("KeyRelay.ini"));
+        const QString keysFile = FileKeyStore::pathNextTo(settings);
+        UserStores stores = openUserStores(settings, options());
+        QVERIFY(stores.inKeychain()); // the keychain answered the probe: nothing stored yet
+        QSignalSpy fellBack(stores.events.get(), &StorageEvents::fellBack);
+        QSignalSpy notSaved(stores.events.get(), &StorageEvents::keysNotSaved);
+
+        const int writesBefore = m_service.writes;
+        const int collectionRequestsBefore = m_service.collectionRequests;
+        QString error;
+        QVERIFY2(stores.keys->save(sampleKeys(), &error), qPrintable(error));
+        QVERIFY(m_service.writes > writesBefore); // the keychain was asked, and refused
+        // libsecret asked to create the missing collection; the "new keyring" prompt was cancelled.
+        QVERIFY(m_service.collectionRequests > collectionRequestsBefore);
+        QCOMPARE(fellBack.size(), 1);
+        QCOMPARE(fellBack.first().at(0).value<StorageEvents::What>(), StorageEvents::What::Keys);
+        const QString why = fellBack.first().at(1).toString();
+        QVERIFY2(why.contains(QLatin1String("/org/freedesktop/secrets/collection/login")), qPrintable(why));
+        QCOMPARE(fellBack.first().at(2).toString(), keysFile);
+        QCOMPARE(notSaved.size(), 0);
+        QCOMPARE(stores.keys->location(), keysFile); // what the Keys page footer shows
+        QVERIFY(ownerOnly(keysFile));
+        QList<ApiKey> keys;
+        QVERIFY(FileKeyStore(keysFile).load(&keys, &error));
+        compareKeys(keys, sampleKeys());
+
+        // Later saves go to the file without asking the keychain again, and say nothing more.
+        const int writesAfter = m_service.writes;
+        QVERIFY(stores.keys->save(sampleKeys().mid(1), &error));
+        QCOMPARE(m_service.writes, writesAfter);
+        QCOMPARE(fellBack.size(), 1);
+        QVERIFY(stores.keys->load(&keys, &error));
+        compareKeys(keys, sampleKeys().mid(1));
+
+        // A restart (a new store opened the same way) still has the keys: the keychain refuses them again,
+        // so they stay in the file, and the notice says where.
+        UserStores restarted = openUserStores(settings, options());
+        QCOMPARE(restarted.reason, UserStores::Reason::MigrationFailed);
+        QVERIFY(restarted.notice().contains(keysFile));
+        QCOMPARE(restarted.keys->location(), keysFile);
+        QVERIFY2(restarted.keys->load(&keys, &error), qPrintable(error));
+        compareKeys(keys, sampleKeys().mid(1));
+        QVERIFY(QFile::exists(keysFile));
+        verifyNoSecretLeaked({ settings });
+    }
+
+    void refusedProxyPasswordGoesToTheFileAtOnce()
+    {
+        QTemporaryDir dir;
+        const QString settingsPath = writeLegacySettings(dir);
+        const QString secretsFile = FileSecretStore::pathNextTo(settingsPath);
+        auto settings = SettingsRegistry::openIni(settingsPath);
+        const QString fullUrl = settings->value(Setting::UpstreamProxy).toString();
+
+        UserStores stores = openUserStores(settingsPath, options());
+        QVERIFY(stores.inKeychain());
+        QSignalSpy fellBack(stores.events.get(), &StorageEvents::fellBack);
+        ProxyCredentials credentials(stores.secrets.get());
+        QString error;
+        QVERIFY(credentials.load(&error));
+        bool moved = false;
+        QVERIFY2(credentials.migrate(settings.get(), &moved, &error), qPrintable(error));
+        QVERIFY(moved);
+        settings.reset();
+        QCOMPARE(fellBack.size(), 1);
+        QCOMPARE(fellBack.first().at(0).value<StorageEvents::What>(), StorageEvents::What::Secrets);
+        QCOMPARE(fellBack.first().at(2).toString(), secretsFile);
+        QCOMPARE(stores.secrets->location(), secretsFile);
+        QVERIFY(ownerOnly(secretsFile));
+        verifySettingHasNoPassword(settingsPath);
+        verifyNoSecretLeaked({ settingsPath });
+
+        // After a restart the proxy still gets its password.
+        UserStores restarted = openUserStores(settingsPath, options());
+        ProxyCredentials next(restarted.secrets.get());
+        QVERIFY2(next.load(&error), qPrintable(error));
+        compareProxies(
+            next.complete(SettingsRegistry::openIni(settingsPath)->value(Setting::UpstreamProxy).toString()),
+            fullUrl);
+    }
+
+    void unansweredPromptIsBounded()
+    {
+        // The "choose password for new keyring" prompt is left unanswered: the save gives up after the
+        // keychain's timeout and the keys are in the file; nothing waits for the prompt after that.
+        QTemporaryDir dir;
+        const QString settings = dir.filePath(QStringLiteral("KeyRelay.ini"));
+        m_service.answerPrompts = false;
+        UserStores stores = openUserStores(settings, { QStringLiteral("KeyRelayTest"), 1500 });
+        QSignalSpy fellBack(stores.events.get(), &StorageEvents::fellBack);
+        QElapsedTimer timer;
+        timer.start();
+        QString error;
+        QVERIFY2(stores.keys->save(sampleKeys(), &error), qPrintable(error));
+        QVERIFY2(timer.elapsed() < 5000, qPrintable(QString::number(timer.elapsed())));
+        QCOMPARE(m_service.heldPrompts, 1);
+        QCOMPARE(fellBack.size(), 1);
+        QVERIFY(fellBack.first().at(1).toString().contains(QLatin1String("did not answer")));
+        QList<ApiKey> keys;
+        QVERIFY(FileKeyStore(FileKeyStore::pathNextTo(settings)).load(&keys, &error));
+        compareKeys(keys, sampleKeys());
+        // Later saves do not wait again.
+        timer.restart();
+        QVERIFY(stores.keys->save(sampleKeys().mid(1), &error));
+        QVERIFY(timer.elapsed() < 1000);
+        QCOMPARE(m_service.heldPrompts, 1);
+
+        // The user finally cancels the prompt: the abandoned job ends and frees itself.
+        m_service.answerPrompts = true;
+        NoLoginCollectionService::dismissPrompt(QDBusConnection::sessionBus());
+        QTRY_COMPARE_WITH_TIMEOUT(Keychain::abandonedJobs(), 0, 30000);
+    }
+
+    void keysInMemoryOnlyAreReported()
+    {
+        // Neither the keychain nor the file takes the list (a folder is in the way of keys.json; file
+        // permissions would not stop root): the caller is told, and so is the window (keysNotSaved), until a
+        // save succeeds.
+        QTemporaryDir dir;
+        const QString settings = dir.filePath(QStringLiteral("KeyRelay.ini"));
+        const QString keysFile = FileKeyStore::pathNextTo(settings);
+        UserStores stores = openUserStores(settings, options());
+        QSignalSpy notSaved(stores.events.get(), &StorageEvents::keysNotSaved);
+        QSignalSpy saved(stores.events.get(), &StorageEvents::keysSaved);
+        QSignalSpy fellBack(stores.events.get(), &StorageEvents::fellBack);
+        QVERIFY(QDir().mkpath(keysFile + QStringLiteral("/in-the-way")));
+        QString error;
+        QVERIFY(!stores.keys->save(sampleKeys(), &error));
+        QVERIFY2(error.contains(QLatin1String("collection/login")) && error.contains(keysFile),
+                 qPrintable(error));
+        QCOMPARE(notSaved.size(), 1);
+        QCOMPARE(saved.size(), 0);
+        QCOMPARE(fellBack.size(), 0); // not said before the keys really are in the file
+        QVERIFY(QDir(keysFile).removeRecursively());
+        QVERIFY2(stores.keys->save(sampleKeys(), &error), qPrintable(error));
+        QCOMPARE(saved.size(), 1);
+        QCOMPARE(saved.first().at(0).toString(), keysFile);
+        QCOMPARE(fellBack.size(), 1);
+    }
+};
+
+/// Issue 15 with the real gnome-keyring-daemon, started on demand and never unlocked: it has no "login"
+/// collection, answers lookups, refuses writes, and cannot show its "new keyring" prompt here.
+class TestKeyringWithoutLogin : public QObject
+{
+    Q_OBJECT
+    UserStoreOptions options() const { return { QStringLiteral("KeyRelayTest"), 5000 }; }
+
+private Q_SLOTS:
+    void initTestCase()
+    {
+        qRegisterMetaType<StorageEvents::What>();
+        QVERIFY2(QDBusConnection::sessionBus().isConnected(),
+                 "no D-Bus session: run through with-dbus-session.sh");
+        QTRY_VERIFY_WITH_TIMEOUT(QDBusConnection::sessionBus().interface()->isServiceRegistered(
+                                     QStringLiteral("org.freedesktop.secrets")),
+                                 10000);
+    }
+    void cleanup() { verifyNoSecretLeaked({}); }
+
+    void keysAndPasswordSurviveARestart()
+    {
+        QTemporaryDir dir;
+        const QString settingsPath = writeLegacySettings(dir);
+        const QString keysFile = FileKeyStore::pathNextTo(settingsPath);
+        const QString secretsFile = FileSecretStore::pathNextTo(settingsPath);
+        QString fullUrl;
+        {
+            UserStores stores = openUserStores(settingsPath, options());
+            QVERIFY(stores.inKeychain());
+            QSignalSpy fellBack(stores.events.get(), &StorageEvents::fellBack);
+            QString error;
+            QVERIFY2(stores.keys->save(sampleKeys(), &error), qPrintable(error));
+            QCOMPARE(stores.keys->location(), keysFile);
+            auto settings = SettingsRegistry::openIni(settingsPath);
+            fullUrl = settings->value(Setting::UpstreamProxy).toString();
+            ProxyCredentials credentials(stores.secrets.get());
+            QVERIFY(credentials.load(&error));
+            bool moved = false;
+            QVERIFY2(credentials.migrate(settings.get(), &moved, &error), qPrintable(error));
+            QVERIFY(moved);
+            QCOMPARE(fellBack.size(), 2);
+            qInfo().noquote() << "the keychain said:" << fellBack.first().at(1).toString();
+            QVERIFY(ownerOnly(keysFile));
+            QVERIFY(ownerOnly(secretsFile));
+        }
+        verifySettingHasNoPassword(settingsPath);
+        verifyNoSecretLeaked({ settingsPath });
+
+        // Restart.
+        UserStores restarted = openUserStores(settingsPath, options());
+        QString error;
+        QList<ApiKey> keys;
+        QVERIFY2(restarted.keys->load(&keys, &error), qPrintable(error));
+        compareKeys(keys, sampleKeys());
+        QVERIFY(restarted.notice().contains(keysFile));
+        ProxyCredentials next(restarted.secrets.get());
+        QVERIFY2(next.load(&error), qPrintable(error));
+        compareProxies(
+            next.complete(SettingsRegistry::openIni(settingsPath)->value(Setting::UpstreamProxy).toString()),
+            fullUrl);
+    }
+};
+
 /// No D-Bus session at all (DBUS_SESSION_BUS_ADDRESS points nowhere): the 0600 files, at once.
 class TestNoKeychain : public QObject
 {
@@ -561,7 +869,8 @@ private Q_SLOTS:
         legacy.write("[rewrite]\nthreshold=many\n");
         legacy.close();
         auto settings = SettingsRegistry::openIni(settingsPath);
-        QVERIFY(QFile::exists(settingsPath + QStringLiteral(".bak")));
+        const QString damagedCopy = settings->damagedCopy();
+        QVERIFY(QFile::exists(damagedCopy));
         const QString fullUrl = settings->value(Setting::UpstreamProxy).toString();
         ProxyCredentials credentials(stores.secrets.get());
         QVERIFY(credentials.load(&error));
@@ -572,7 +881,7 @@ private Q_SLOTS:
         const QString secretsFile = FileSecretStore::pathNextTo(settingsPath);
         QVERIFY(QFile::exists(secretsFile));
         QVERIFY(ownerOnly(secretsFile));
-        verifyNoSecretLeaked({ settingsPath, settingsPath + QStringLiteral(".bak") });
+        verifyNoSecretLeaked({ settingsPath, damagedCopy });
         verifySettingHasNoPassword(settingsPath);
         FileSecretStore secrets(secretsFile);
         ProxyCredentials next(&secrets);
@@ -600,11 +909,20 @@ int main(int argc, char **argv)
         TestSilentKeychain test;
         return QTest::qExec(&test, argc, argv);
     }
+    if (mode == "nologin") {
+        TestKeyringWithoutLogin test;
+        return QTest::qExec(&test, argc, argv);
+    }
+    if (mode == "nocollection") {
+        TestNoLoginCollection test;
+        return QTest::qExec(&test, argc, argv);
+    }
     if (mode == "nobus") {
         TestNoKeychain test;
         return QTest::qExec(&test, argc, argv);
     }
-    qCritical("set KEYRELAY_KEYCHAIN_TEST to keyring, silent or nobus (see tests/keychain/CMakeLists.txt)");
+    qCritical("set KEYRELAY_KEYCHAIN_TEST to keyring, nologin, silent, nocollection or nobus (see "
+              "tests/keychain/CMakeLists.txt)");
     return 1;
 }
 

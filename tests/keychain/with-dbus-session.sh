@@ -1,8 +1,9 @@
 #!/bin/sh
 # Runs a test in its own D-Bus session: "keyring" adds an unlocked gnome-keyring-daemon (Secret Service),
-# any other mode is the bare session bus. The mode is passed on as KEYRELAY_KEYCHAIN_TEST. HOME and the XDG folders point into a temporary folder, so the user's own
+# "nologin" one that was never unlocked (no "login" collection: writes fail, as on minimal desktops), any
+# other mode is the bare session bus. The mode is passed on as KEYRELAY_KEYCHAIN_TEST. HOME and the XDG folders point into a temporary folder, so the user's own
 # keyring and settings are never touched. Exits 77 (CTest SKIP_RETURN_CODE) when the tools are missing.
-# Usage: with-dbus-session.sh keyring|silent TEST [ARGS...]
+# Usage: with-dbus-session.sh keyring|nologin|silent|nocollection TEST [ARGS...]
 set -u
 mode=$1
 shift
@@ -10,7 +11,7 @@ if ! command -v dbus-run-session >/dev/null 2>&1; then
     echo "SKIP: dbus-run-session is not installed (Debian package: dbus)"
     exit 77
 fi
-if [ "$mode" = keyring ] && ! command -v gnome-keyring-daemon >/dev/null 2>&1; then
+if { [ "$mode" = keyring ] || [ "$mode" = nologin ]; } && ! command -v gnome-keyring-daemon >/dev/null 2>&1; then
     echo "SKIP: gnome-keyring-daemon is not installed (Debian package: gnome-keyring)"
     exit 77
 fi
@@ -23,6 +24,10 @@ dbus-run-session -- sh -c '
     daemon=""
     if [ "$KEYRELAY_KEYCHAIN_TEST" = keyring ]; then
         printf pw | gnome-keyring-daemon --foreground --unlock --components=secrets >/dev/null 2>&1 &
+        daemon=$!
+    elif [ "$KEYRELAY_KEYCHAIN_TEST" = nologin ]; then
+        # Started on demand, never unlocked: no "login" collection, and no prompter can be shown.
+        gnome-keyring-daemon --foreground --components=secrets </dev/null >/dev/null 2>&1 &
         daemon=$!
     fi
     "$@"

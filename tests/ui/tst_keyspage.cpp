@@ -9,6 +9,8 @@
 #include "usagestore.h"
 #include "userstores.h"
 
+#include <QFrame>
+#include <QItemSelectionModel>
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
@@ -29,6 +31,16 @@ QStringList secretsOf(const KeyPool &pool)
     for (const ApiKey &key : keys)
         result << key.secret;
     return result;
+}
+
+void compareKeys(const QList<ApiKey> &actual, const QList<ApiKey> &expected)
+{
+    QCOMPARE(actual.size(), expected.size());
+    for (int i = 0; i < expected.size(); ++i) {
+        QCOMPARE(actual.at(i).secret, expected.at(i).secret);
+        QCOMPARE(actual.at(i).label, expected.at(i).label);
+        QCOMPARE(actual.at(i).enabled, expected.at(i).enabled);
+    }
 }
 
 const QString KeyA = QStringLiteral("sk-proj-AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAaaaa");
@@ -184,6 +196,91 @@ private Q_SLOTS:
         page.view()->selectRow(1);
         QTest::keyClick(page.view(), Qt::Key_Delete);
         QCOMPARE(secretsOf(pool), QStringList { KeyB });
+    }
+
+    void removedKeysComeBackWithUndo()
+    {
+        // Issue 15: keys are never shown whole, so a removal must be undoable: the keys come back exactly
+        // (place, label, enabled) and are saved again.
+        QTemporaryDir dir;
+        KeyPool pool;
+        const QList<ApiKey> original { { KeyA, QStringLiteral("work"), true },
+                                       { KeyB, QString(), false },
+                                       { KeyC, QStringLiteral("spare"), false } };
+        pool.setKeys(original);
+        FileKeyStore store(dir.filePath(QStringLiteral("keys.json")));
+        KeysPage page(&pool, &store, nullptr);
+        page.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&page));
+        QVERIFY(page.undoBar()->isHidden());
+
+        const QItemSelectionModel::SelectionFlags rows
+            = QItemSelectionModel::Select | QItemSelectionModel::Rows;
+        page.view()->selectionModel()->select(page.model()->index(0, 0), rows);
+        page.view()->selectionModel()->select(page.model()->index(2, 0), rows);
+        QTest::mouseClick(page.removeButton(), Qt::LeftButton);
+        QCOMPARE(secretsOf(pool), QStringList { KeyB });
+        QVERIFY(page.undoBar()->isVisible());
+        QVERIFY(page.undoBar()->findChild<QLabel *>()->text().contains(QLatin1String("2")));
+
+        QTest::mouseClick(page.undoButton(), Qt::LeftButton);
+        compareKeys(pool.keys(), original);
+        QList<ApiKey> saved;
+        QString error;
+        QVERIFY(store.load(&saved, &error));
+        compareKeys(saved, original);
+        QVERIFY(page.undoBar()->isHidden());
+        QCOMPARE(page.undoRemove(), 0); // nothing left to undo
+    }
+
+    void clearingTheListIsUndoneWithCtrlZ()
+    {
+        QTemporaryDir dir;
+        KeyPool pool;
+        const QList<ApiKey> original { { KeyA, QString(), true }, { KeyB, QStringLiteral("b"), false } };
+        pool.setKeys(original);
+        FileKeyStore store(dir.filePath(QStringLiteral("keys.json")));
+        KeysPage page(&pool, &store, nullptr);
+        page.show();
+        page.activateWindow();
+        QVERIFY(QTest::qWaitForWindowActive(&page));
+        page.view()->setFocus();
+        page.view()->selectAll();
+        QTest::keyClick(page.view(), Qt::Key_Delete);
+        QVERIFY(pool.isEmpty());
+        QVERIFY(page.undoBar()->isVisible());
+        QVERIFY(page.undoBar()->findChild<QLabel *>()->text().contains(QLatin1String("all")));
+        QList<ApiKey> saved;
+        QString error;
+        QVERIFY(store.load(&saved, &error));
+        QVERIFY(saved.isEmpty());
+
+        // A key pasted meanwhile stays, and is not doubled.
+        QVERIFY(page.model()->addKeys(KeyB) == 1);
+        QTest::keyClick(page.view(), Qt::Key_Z, Qt::ControlModifier);
+        QCOMPARE(secretsOf(pool), (QStringList { KeyA, KeyB }));
+        QCOMPARE(pool.keys().at(0).enabled, true);
+        QVERIFY(store.load(&saved, &error));
+        QCOMPARE(saved.size(), 2);
+        QVERIFY(page.undoBar()->isHidden());
+    }
+
+    void undoOfferExpires()
+    {
+        KeyPool pool;
+        pool.setKeys({ { KeyA, QString(), true }, { KeyB, QString(), true } });
+        KeysPage page(&pool, nullptr, nullptr);
+        page.setUndoTimeoutMs(50);
+        page.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&page));
+        page.view()->selectRow(1);
+        QTest::mouseClick(page.removeButton(), Qt::LeftButton);
+        QVERIFY(page.undoBar()->isVisible());
+        QTRY_VERIFY(page.undoBar()->isHidden());
+        QCOMPARE(page.undoRemove(), 0);
+        QCOMPARE(secretsOf(pool), QStringList { KeyA });
+        QCOMPARE(page.undoTimeoutMs(), 50);
+        QVERIFY(KeysPage::DefaultUndoTimeoutMs >= 5000);
     }
 
     void uncheckingEnabledChangesWhatTheProxyUses()

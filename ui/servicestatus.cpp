@@ -21,6 +21,8 @@ ServiceStatus::ServiceStatus(ProxyService *service, KeyPool *pool, const UsageSt
     connect(&m_countTimer, &QTimer::timeout, this, &ServiceStatus::refresh);
     m_healthTimer.setSingleShot(true);
     connect(&m_healthTimer, &QTimer::timeout, this, &ServiceStatus::refresh);
+    m_dayTimer.setSingleShot(true);
+    connect(&m_dayTimer, &QTimer::timeout, this, &ServiceStatus::refresh);
 
     connect(m_service, &ProxyService::stateChanged, this, &ServiceStatus::refresh);
     connect(m_service, &ProxyService::started, this, [this] {
@@ -98,6 +100,14 @@ void ServiceStatus::updateRequestsToday()
         count = quint64(qMax<qint64>(0, m_usage->todayTotal().requests));
     else
         count = m_ownCountDay == QDate::currentDate() ? m_ownCount : 0;
+    // A new day starts at 0: wake up then, but only when there is something to reset.
+    if (count > 0) {
+        const QDateTime now = QDateTime::currentDateTime();
+        const QDateTime midnight(now.date().addDays(1), QTime(0, 0));
+        m_dayTimer.start(int(qBound(qint64(1000), now.msecsTo(midnight) + 1000, qint64(25) * 3600 * 1000)));
+    } else {
+        m_dayTimer.stop();
+    }
     if (count == m_requestsToday)
         return;
     m_requestsToday = count;

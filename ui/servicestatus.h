@@ -74,6 +74,7 @@ private:
     QDate m_ownCountDay;
     QTimer m_countTimer; ///< coalesces count updates under load
     QTimer m_healthTimer; ///< re-assesses when a failure leaves the window
+    QTimer m_dayTimer; ///< "requests today" starts again at midnight
 };
 
 } // namespace keyrelay

@@ -1,4 +1,6 @@
-// The main window against a real ProxyService and a mock upstream: log, settings, errors.
+// The main window against a real ProxyService and a mock upstream: log, settings, errors, the status line,
+// keyboard. With KEYRELAY_SCREENSHOT_DIR set, screenshots() saves the degraded status line and the pending
+// settings there.
 #include "autostartmanager.h"
 #include "keyspage.h"
 #include "keystore.h"
@@ -24,6 +26,7 @@
 #include <QCheckBox>
 #include <QClipboard>
 #include <QComboBox>
+#include <QDir>
 #include <QGuiApplication>
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -932,6 +935,42 @@ private Q_SLOTS:
         }
         QVERIFY2(unnamed.isEmpty(), qPrintable(unnamed.join(QStringLiteral(", "))));
         QVERIFY(!f.window->keysPage()->pasteBox()->accessibleDescription().isEmpty());
+    }
+
+    // With KEYRELAY_SCREENSHOT_DIR set: screenshot-degraded.png (the upstream fails every request) and
+    // screenshot-settings-pending.png (an edited, unapplied port) there.
+    void screenshots()
+    {
+        const QString out = qEnvironmentVariable("KEYRELAY_SCREENSHOT_DIR");
+        if (out.isEmpty())
+            QSKIP("set KEYRELAY_SCREENSHOT_DIR to save docs/screenshot-degraded.png and "
+                  "docs/screenshot-settings-pending.png");
+        Fixture f;
+        QVERIFY(f.setUp());
+        const QStringList keys { QStringLiteral("sk-proj-a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2"),
+                                 QStringLiteral("sk-proj-f00dbabe0000111122223333444455556666777788") };
+        f.pool.setKeys({ { keys.at(0), QStringLiteral("Personal"), true },
+                         { keys.at(1), QStringLiteral("Team shared"), true } });
+        f.upstream.setHandler([](const it::RecordedRequest &) {
+            return it::MockResponse::json(503, R"({"error":{"message":"The server is overloaded"}})");
+        });
+        for (int i = 0; i < 3; ++i)
+            QCOMPARE(postThrough(&f.client, f.service->endpointUrl(), chatBody()).status, 503);
+        QTRY_COMPARE(f.window->serviceStatus()->state(), ServiceStatus::State::Degraded);
+        f.window->resize(1100, 700);
+        f.window->show();
+        QVERIFY(QTest::qWaitForWindowExposed(f.window.get()));
+        f.window->showPage(MainWindow::LogTab);
+        QTRY_COMPARE(f.window->logPage()->view()->model()->rowCount(), 3); // the log's batched update
+        QVERIFY(f.window->grab().save(QDir(out).filePath(QStringLiteral("screenshot-degraded.png"))));
+
+        f.upstream.setHandler(
+            [](const it::RecordedRequest &) { return it::MockResponse::json(200, chatCompletion()); });
+        f.window->settingsPage()->revert();
+        f.window->showPage(MainWindow::SettingsTab);
+        f.window->settingsPage()->listenPortSpin()->setValue(9001);
+        QCoreApplication::processEvents();
+        QVERIFY(f.window->grab().save(QDir(out).filePath(QStringLiteral("screenshot-settings-pending.png"))));
     }
 
     // Item 12: Tab walks the Settings page in the order it reads.

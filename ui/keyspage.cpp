@@ -154,7 +154,8 @@ void KeysPage::describeRowButtons()
         const QString name = tr("Test key %1").arg(label);
         if (button->accessibleName() != name)
             button->setAccessibleName(name);
-        button->setAccessibleDescription(button->toolTip());
+        if (button->accessibleDescription() != button->toolTip())
+            button->setAccessibleDescription(button->toolTip());
         button->setFocusPolicy(Qt::NoFocus);
     }
 }

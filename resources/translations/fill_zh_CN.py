@@ -232,6 +232,7 @@ ZH = {
     "Apply them now, or discard them?": "现在应用，还是丢弃？",
     "KeyRelay: running on %1, with problems": "KeyRelay：运行于 %1，但有问题",
     "KeyRelay: not running": "KeyRelay：未运行",
+    "Filter the log": "筛选日志",
 }
 
 

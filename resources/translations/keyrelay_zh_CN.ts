@@ -466,6 +466,10 @@
             <source>Quit KeyRelay</source>
             <translation>退出 KeyRelay</translation>
         </message>
+        <message>
+            <source>Filter the log</source>
+            <translation>筛选日志</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::ServiceStatus</name>

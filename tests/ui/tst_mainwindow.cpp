@@ -663,6 +663,27 @@ private Q_SLOTS:
         QCOMPARE(tray.state(), IndicatorState::Running);
     }
 
+    // Item 8: an upstream that cannot be reached (KeyRelay answers 502 upstream_unreachable) is a problem.
+    void unreachableUpstreamShowsDegraded()
+    {
+        Fixture f;
+        QVERIFY(f.setUp());
+        SettingsPage *page = f.window->settingsPage();
+        page->upstreamEdit()->setText(QStringLiteral("http://127.0.0.1:%1").arg(freePort()));
+        QVERIFY2(page->apply(), qPrintable(page->errorText()));
+        QCOMPARE(postThrough(&f.client, f.service->endpointUrl(), chatBody()).status, 502);
+        QCOMPARE(postThrough(&f.client, f.service->endpointUrl(), chatBody()).status, 502);
+        QTRY_COMPARE(f.window->serviceStatus()->state(), ServiceStatus::State::Degraded);
+        QVERIFY2(f.window->detailText().contains(QStringLiteral("2 of the last 2 requests failed")),
+                 qPrintable(f.window->detailText()));
+
+        // Settings that point elsewhere start afresh.
+        page->upstreamEdit()->setText(f.upstream.url().toString());
+        QVERIFY(page->apply());
+        QCOMPARE(f.window->serviceStatus()->state(), ServiceStatus::State::Running);
+        QCOMPARE(postThrough(&f.client, f.service->endpointUrl(), chatBody()).status, 200);
+    }
+
     // Item 8: most keys unusable is a problem too, said in the status line.
     void mostKeysUnusableShowsDegraded()
     {
@@ -838,6 +859,21 @@ private Q_SLOTS:
         f.window->close();
         QVERIFY(asked);
         QVERIFY(!f.window->isVisible());
+        QCOMPARE(f.settings->value(Setting::MaxConcurrentPerKey).toInt(), 4);
+
+        // Quitting (Ctrl+Q, the tray's Quit) asks too; Cancel keeps KeyRelay running.
+        f.window->bringToFront();
+        f.window->showPage(MainWindow::SettingsTab);
+        page->maxPerKeySpin()->setValue(5);
+        QSignalSpy quit(f.window.get(), &MainWindow::quitRequested);
+        answerPrompt(QMessageBox::Cancel, &asked);
+        f.window->requestQuit();
+        QVERIFY(asked);
+        QCOMPARE(quit.count(), 0);
+        answerPrompt(QMessageBox::Discard, &asked);
+        f.window->requestQuit();
+        QVERIFY(asked);
+        QCOMPARE(quit.count(), 1);
         QCOMPARE(f.settings->value(Setting::MaxConcurrentPerKey).toInt(), 4);
 
         // Nothing pending: no question.

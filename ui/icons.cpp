@@ -23,6 +23,9 @@ QPixmap drawKey(IndicatorState state, int size)
     case IndicatorState::Running:
         background = QColor(0x3d, 0x7f, 0xea);
         break;
+    case IndicatorState::Degraded:
+        background = QColor(0xb8, 0x6e, 0x00);
+        break;
     case IndicatorState::Stopped:
         background = QColor(0x7d, 0x85, 0x90);
         break;
@@ -58,6 +61,15 @@ QPixmap drawKey(IndicatorState state, int size)
         painter.setBrush(Qt::white);
         painter.drawRect(QRectF(42, 41, 4, 14));
         painter.drawRect(QRectF(50, 41, 4, 14));
+    } else if (state == IndicatorState::Degraded) {
+        // A white exclamation mark on a dark badge, ringed in white: running, but not well.
+        painter.setPen(QPen(Qt::white, 2.5));
+        painter.setBrush(QColor(0x30, 0x30, 0x30));
+        painter.drawEllipse(QPointF(48, 48), 14, 14);
+        painter.setPen(Qt::NoPen);
+        painter.setBrush(Qt::white);
+        painter.drawRect(QRectF(46, 39, 4, 11));
+        painter.drawRect(QRectF(46, 52, 4, 4));
     } else if (state == IndicatorState::Error) {
         // An exclamation mark in the corner: yellow, ringed in dark grey.
         painter.setPen(QPen(QColor(0x30, 0x30, 0x30), 2.5));

@@ -122,6 +122,47 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     // Every change of the key list, from any page, goes to the store.
     connect(m_pool, &KeyPool::keysChanged, this, &KeysPage::save);
     installTestButtons();
+    setUpAccessibility();
+}
+
+void KeysPage::setUpAccessibility()
+{
+    m_paste->setAccessibleName(tr("API keys to add"));
+    m_paste->setAccessibleDescription(
+        tr("Paste API keys: one per line, separated by commas, or as k1|k2|k3. Ctrl+Enter adds them."));
+    m_add->setAccessibleDescription(m_add->toolTip());
+    m_view->setAccessibleName(tr("API keys"));
+    m_view->setAccessibleDescription(
+        tr("Arrow keys move between keys and columns; F2 edits a label, Space switches a key on or off, "
+           "Enter on the Test column tests the key."));
+    // The table is one Tab stop; the arrow keys move inside it.
+    m_view->setTabKeyNavigation(false);
+    setTabOrder(m_paste, m_add);
+    setTabOrder(m_add, m_view);
+    setTabOrder(m_view, m_remove);
+    connect(m_view, &QAbstractItemView::activated, this, [this](const QModelIndex &index) {
+        if (index.column() == KeyTableModel::TestColumn && m_tester)
+            m_model->testKey(index.row());
+    });
+    connect(m_model, &QAbstractItemModel::modelReset, this, &KeysPage::describeRowButtons);
+    connect(m_model, &QAbstractItemModel::dataChanged, this, &KeysPage::describeRowButtons);
+    describeRowButtons();
+}
+
+void KeysPage::describeRowButtons()
+{
+    for (int row = 0; row < m_model->rowCount(); ++row) {
+        QWidget *button = m_view->indexWidget(m_model->index(row, KeyTableModel::TestColumn));
+        if (!button)
+            continue;
+        const QString label = m_model->index(row, KeyTableModel::LabelColumn).data().toString();
+        const QString name = tr("Test key %1").arg(label);
+        if (button->accessibleName() != name)
+            button->setAccessibleName(name);
+        if (button->accessibleDescription() != button->toolTip())
+            button->setAccessibleDescription(button->toolTip());
+        button->setFocusPolicy(Qt::NoFocus);
+    }
 }
 
 KeysPage::~KeysPage()

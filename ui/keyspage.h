@@ -70,6 +70,11 @@ private:
     void installTestButtons();
     void buildUndoBar();
     void clearUndo();
+    /// Keyboard and screen readers: one Tab stop for the table, names for the inputs and row buttons.
+    void setUpAccessibility();
+    /// Each row's Test button is named after its key ("Test key sk-…abcd") and left out of the Tab chain
+    /// (Enter on its cell runs it).
+    void describeRowButtons();
     void setStatus(const QString &text, bool error);
 
     KeyPool *m_pool;

@@ -9,16 +9,19 @@
 #include "logpage.h"
 #include "proxycredentials.h"
 #include "proxyservice.h"
+#include "servicestatus.h"
 #include "settingspage.h"
 #include "settingsregistry.h"
 #include "usagepage.h"
 
+#include <QAction>
 #include <QApplication>
 #include <QClipboard>
 #include <QCloseEvent>
 #include <QFrame>
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QLineEdit>
 #include <QLocale>
 #include <QMessageBox>
 #include <QPushButton>
@@ -31,7 +34,7 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
                        AutostartManager *autostart, UsageStore *usage, QWidget *parent)
     : QMainWindow(parent), m_settings(settings), m_pool(pool), m_service(service),
       m_tester(new KeyTester(this)), m_logModel(new LogModel(this)), m_tabs(new QTabWidget(this)),
-      m_today(QDate::currentDate())
+      m_status(new ServiceStatus(service, pool, usage, this))
 {
     setWindowTitle(tr("KeyRelay"));
     setWindowIcon(icons::appIcon());
@@ -39,15 +42,12 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
 
     m_keysPage = new KeysPage(pool, store, m_tester, m_tabs);
     m_logPage = new LogPage(m_logModel, m_tabs);
+    m_logPage->filterEdit()->setAccessibleName(tr("Filter the log"));
     m_settingsPage = new SettingsPage(settings, service, autostart, m_tabs);
     m_tabs->addTab(m_keysPage, tr("&Keys"));
     m_tabs->addTab(m_logPage, tr("&Log"));
     m_tabs->addTab(m_settingsPage, tr("&Settings"));
-    // Opening the log focuses its table (see LogPage), whatever had the focus on the page before.
-    connect(m_tabs, &QTabWidget::currentChanged, this, [this](int index) {
-        if (m_tabs->widget(index) == m_logPage && m_logPage->isVisible())
-            m_logPage->setFocus(Qt::TabFocusReason);
-    });
+    connect(m_tabs, &QTabWidget::currentChanged, this, &MainWindow::onTabChanged);
     if (usage) {
         m_keysPage->model()->setUsageStore(usage);
         m_usagePage = new UsagePage(usage, m_tabs);
@@ -68,13 +68,19 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
     m_copyButton->setToolTip(tr("Copy the endpoint URL; use it as the API base URL in your client"));
     m_startStopButton = new QPushButton(status);
     m_requestsLabel = new QLabel(status);
+    m_requestsLabel->setToolTip(
+        tr("Requests sent upstream with one of your keys today, as on the Usage page"));
+    m_detailLabel = new QLabel(status);
+    m_detailLabel->setWordWrap(true);
+    m_detailLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_messageLabel = new QLabel(status);
     m_messageLabel->setWordWrap(true);
     m_messageLabel->setTextInteractionFlags(Qt::TextSelectableByMouse);
     m_messageLabel->hide();
     connect(m_copyButton, &QPushButton::clicked, this, &MainWindow::copyEndpoint);
     connect(m_startStopButton, &QPushButton::clicked, this, [this] {
-        if (m_service->state() == ProxyService::State::Running)
+        if (m_status->state() == ServiceStatus::State::Running
+            || m_status->state() == ServiceStatus::State::Degraded)
             stopProxy();
         else
             startProxy();
@@ -91,6 +97,7 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
     auto *statusLayout = new QVBoxLayout(status);
     statusLayout->setContentsMargins(8, 6, 8, 6);
     statusLayout->addLayout(row);
+    statusLayout->addWidget(m_detailLabel);
     statusLayout->addWidget(m_messageLabel);
 
     auto *central = new QWidget(this);
@@ -100,17 +107,10 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
     setCentralWidget(central);
     resize(1100, 700);
 
-    connect(m_service, &ProxyService::stateChanged, this, &MainWindow::updateState);
-    connect(m_service, &ProxyService::started, this, [this] {
-        updateState();
-        if (m_messageLabel->property("isError").toBool())
-            showMessage(QString(), false);
-    });
-    connect(m_service, &ProxyService::failed, this, [this](const QString &error) {
-        updateState();
-        showMessage(tr("The proxy could not start: %1").arg(error), true);
-        Q_EMIT proxyFailed(error);
-    });
+    // Everything the status line says comes from the one ServiceStatus, as the tray's icon and menu do.
+    connect(m_status, &ServiceStatus::changed, this, &MainWindow::updateState);
+    connect(m_status, &ServiceStatus::requestsTodayChanged, this, &MainWindow::updateState);
+    connect(m_service, &ProxyService::failed, this, &MainWindow::proxyFailed);
     connect(m_service, &ProxyService::requestFinished, this, &MainWindow::onRequestFinished);
     connect(m_service, &ProxyService::requestFinished, m_logModel, &LogModel::append);
     // Key state changes are rows of the log too (method "KEY"), with their reason.
@@ -126,22 +126,63 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
     });
     connect(m_settingsPage, &SettingsPage::applied, this, [this] {
         m_tester->setConfig(runtimeConfig());
-        updateState();
+        m_status->clearRecentRequests(); // perhaps another upstream now
     });
     connect(m_settingsPage, &SettingsPage::applyFailed, this, [this](const QString &) {
         m_tester->setConfig(runtimeConfig());
-        updateState();
+        m_status->refresh();
     });
     connect(m_keysPage, &KeysPage::saveFailed, this, [this](const QString &error) {
         showMessage(tr("The keys could not be saved: %1").arg(error), true);
     });
-    m_countTimer.setSingleShot(true);
-    m_countTimer.setInterval(300);
-    connect(&m_countTimer, &QTimer::timeout, this, [this] {
-        m_requestsLabel->setText(tr("Requests today: %1").arg(QLocale().toString(m_requestsToday)));
-        Q_EMIT requestCountChanged(m_requestsToday);
-    });
+    createShortcuts();
     updateState();
+}
+
+void MainWindow::createShortcuts()
+{
+    // Window-wide: Ctrl+W closes (hides to the tray where there is one), Ctrl+Q quits.
+    // The platform's bindings (where its theme has them) and the usual ones everywhere.
+    const auto withDefault = [](QKeySequence::StandardKey key, const QKeySequence &usual) {
+        QList<QKeySequence> keys = QKeySequence::keyBindings(key);
+        if (!keys.contains(usual))
+            keys.prepend(usual);
+        return keys;
+    };
+    auto *close = new QAction(tr("Close window"), this);
+    close->setShortcuts(withDefault(QKeySequence::Close, QKeySequence(Qt::CTRL | Qt::Key_W)));
+    connect(close, &QAction::triggered, this, &QWidget::close);
+    addAction(close);
+    auto *quit = new QAction(tr("Quit KeyRelay"), this);
+    quit->setShortcuts(withDefault(QKeySequence::Quit, QKeySequence(Qt::CTRL | Qt::Key_Q)));
+    connect(quit, &QAction::triggered, this, &MainWindow::requestQuit);
+    addAction(quit);
+}
+
+void MainWindow::requestQuit()
+{
+    if (!m_settingsPage->confirmDiscardOrApply(this))
+        return;
+    Q_EMIT quitRequested();
+}
+
+void MainWindow::onTabChanged(int index)
+{
+    const int previous = m_currentTab;
+    m_currentTab = index;
+    if (m_switchingBack)
+        return;
+    if (m_tabs->widget(previous) == m_settingsPage && m_tabs->widget(index) != m_settingsPage
+        && m_settingsPage->hasPendingChanges() && !m_settingsPage->confirmDiscardOrApply(this)) {
+        // Stay on the page with its changes.
+        m_switchingBack = true;
+        m_tabs->setCurrentIndex(previous);
+        m_switchingBack = false;
+        return;
+    }
+    // Opening the log focuses its table (see LogPage), whatever had the focus on the page before.
+    if (m_tabs->widget(index) == m_logPage && m_logPage->isVisible())
+        m_logPage->setFocus(Qt::TabFocusReason);
 }
 
 MainWindow::~MainWindow()
@@ -201,8 +242,7 @@ void MainWindow::startProxy()
 
 void MainWindow::stopProxy()
 {
-    m_service->stop();
-    showMessage(tr("The proxy is stopped; clients get \"connection refused\"."), false);
+    m_service->stop(); // the status line says what that means (see ServiceStatus)
 }
 
 void MainWindow::showMessage(const QString &text, bool error)
@@ -223,36 +263,56 @@ QString MainWindow::stateText() const
     return m_stateLabel->text();
 }
 
+QString MainWindow::detailText() const
+{
+    return m_detailLabel->isVisibleTo(this) ? m_detailLabel->text() : QString();
+}
+
 QString MainWindow::endpointText() const
 {
     return m_endpointLabel->text();
 }
 
+quint64 MainWindow::requestsToday() const
+{
+    return m_status->requestsToday();
+}
+
+QString MainWindow::requestsText() const
+{
+    return m_requestsLabel->text();
+}
+
 void MainWindow::updateState()
 {
-    const ProxyService::State state = m_service->state();
+    const ServiceStatus::State state = m_status->state();
+    const bool running = state == ServiceStatus::State::Running || state == ServiceStatus::State::Degraded;
+    QString colour;
     switch (state) {
-    case ProxyService::State::Running:
-        m_stateLabel->setText(tr("● Running"));
-        m_stateLabel->setStyleSheet(QStringLiteral("color: #208030; font-weight: bold;"));
-        m_endpointLabel->setText(m_service->clientBaseUrl());
-        m_startStopButton->setText(tr("S&top"));
+    case ServiceStatus::State::Running:
+        colour = QStringLiteral("#208030");
         break;
-    case ProxyService::State::Stopped:
-        m_stateLabel->setText(tr("● Stopped"));
-        m_stateLabel->setStyleSheet(QStringLiteral("color: #707070; font-weight: bold;"));
-        m_endpointLabel->setText(m_service->config().clientBaseUrl());
-        m_startStopButton->setText(tr("S&tart"));
+    case ServiceStatus::State::Degraded:
+        colour = QStringLiteral("#a05a00");
         break;
-    case ProxyService::State::Failed:
-        m_stateLabel->setText(tr("● Not running"));
-        m_stateLabel->setStyleSheet(QStringLiteral("color: #c02020; font-weight: bold;"));
-        m_endpointLabel->setText(m_service->config().clientBaseUrl());
-        m_startStopButton->setText(tr("S&tart"));
+    case ServiceStatus::State::Stopped:
+        colour = QStringLiteral("#707070");
+        break;
+    case ServiceStatus::State::Failed:
+        colour = QStringLiteral("#c02020");
         break;
     }
-    m_copyButton->setEnabled(state == ProxyService::State::Running);
-    m_requestsLabel->setText(tr("Requests today: %1").arg(QLocale().toString(m_requestsToday)));
+    m_stateLabel->setText(m_status->stateText());
+    m_stateLabel->setStyleSheet(QStringLiteral("color: %1; font-weight: bold;").arg(colour));
+    m_endpointLabel->setText(m_status->endpoint());
+    m_startStopButton->setText(running ? tr("S&top") : tr("S&tart"));
+    m_copyButton->setEnabled(running);
+    const QString detail = m_status->detailText();
+    m_detailLabel->setText(detail);
+    m_detailLabel->setStyleSheet(
+        state == ServiceStatus::State::Stopped ? QString() : QStringLiteral("color: %1;").arg(colour));
+    m_detailLabel->setVisible(!detail.isEmpty());
+    m_requestsLabel->setText(tr("Requests today: %1").arg(QLocale().toString(m_status->requestsToday())));
 }
 
 void MainWindow::addKeyEvent(const QString &label, const QString &what, const QString &reason)
@@ -271,19 +331,14 @@ void MainWindow::addKeyEvent(const QString &label, const QString &what, const QS
 void MainWindow::onRequestFinished(const RequestRecord &)
 {
     m_keysPage->model()->scheduleRefresh(); // tokens today
-    const QDate today = QDate::currentDate();
-    if (today != m_today) {
-        m_today = today;
-        m_requestsToday = 0;
-    }
-    ++m_requestsToday;
-    // Thousands of requests per second must not mean thousands of label updates.
-    if (!m_countTimer.isActive())
-        m_countTimer.start();
 }
 
 void MainWindow::closeEvent(QCloseEvent *event)
 {
+    if (isVisible() && !m_settingsPage->confirmDiscardOrApply(this)) {
+        event->ignore();
+        return;
+    }
     if (m_hideOnClose) {
         hide();
         event->ignore();

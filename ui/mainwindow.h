@@ -1,11 +1,10 @@
 // The main window: a status line (endpoint, state, requests today) over the Keys, Log, Settings, Usage pages.
+// The status line and the tray show one ServiceStatus.
 #pragma once
 
 #include "proxyconfig.h"
 
-#include <QDate>
 #include <QMainWindow>
-#include <QTimer>
 
 class QLabel;
 class QPushButton;
@@ -22,6 +21,7 @@ class LogModel;
 class LogPage;
 class ProxyCredentials;
 class ProxyService;
+class ServiceStatus;
 class SettingsPage;
 class SettingsRegistry;
 class UsagePage;
@@ -50,8 +50,14 @@ public:
     void showMessage(const QString &text, bool error);
     QString messageText() const;
     QString stateText() const;
+    /// The line under the state that explains it (stopped, why it failed, what is wrong).
+    QString detailText() const;
     QString endpointText() const;
-    quint64 requestsToday() const { return m_requestsToday; }
+    /// What the status line shows as "Requests today" (the usage store's figure).
+    quint64 requestsToday() const;
+    QString requestsText() const;
+    /// The state the status line and the tray show.
+    ServiceStatus *serviceStatus() const { return m_status; }
 
     // --- Issue 15 (notices): one hook, nothing else in this class depends on it. ---
     /// Puts @p banner (the notice banner) between the status line and the pages; the window owns it.
@@ -71,9 +77,12 @@ public Q_SLOTS:
     void copyEndpoint();
     void startProxy();
     void stopProxy();
+    /// Ctrl+Q and the tray's Quit: asks about unapplied settings first, then emits quitRequested().
+    void requestQuit();
 
 Q_SIGNALS:
-    void requestCountChanged(quint64 requestsToday);
+    /// The user wants KeyRelay to end (unapplied settings were applied or dropped).
+    void quitRequested();
     /// The proxy failed to start (at start-up, from the window or the settings); for the tray.
     void proxyFailed(const QString &error);
 
@@ -82,6 +91,9 @@ protected:
 
 private:
     void updateState();
+    void createShortcuts();
+    /// Leaving the Settings page (@p index is where to): asks about unapplied changes.
+    void onTabChanged(int index);
     /// The settings' proxy configuration with the proxy password put back in, to run with.
     ProxyConfig runtimeConfig() const;
     /// A row in the log for a key that stopped working (@p reason) or works again.
@@ -104,11 +116,12 @@ private:
     QPushButton *m_copyButton;
     QPushButton *m_startStopButton;
     QLabel *m_requestsLabel;
+    QLabel *m_detailLabel;
     QLabel *m_messageLabel;
+    ServiceStatus *m_status;
     bool m_hideOnClose = false;
-    quint64 m_requestsToday = 0;
-    QDate m_today;
-    QTimer m_countTimer;
+    int m_currentTab = 0;
+    bool m_switchingBack = false;
 };
 
 } // namespace keyrelay

@@ -21,15 +21,38 @@
 #include <QJsonObject>
 #include <QLabel>
 #include <QLineEdit>
+#include <QMessageBox>
 #include <QPushButton>
 #include <QScrollArea>
 #include <QSpinBox>
 #include <QVBoxLayout>
+#include <QWheelEvent>
 
 namespace keyrelay {
 
 namespace {
 constexpr int PreviewMessages = 8;
+
+/// Spin boxes and combo boxes take the wheel only once they have the focus: scrolling the page over them
+/// scrolls the page instead of changing their value. The ignored event goes on to the scroll area.
+class WheelGuard : public QObject
+{
+public:
+    using QObject::QObject;
+
+protected:
+    bool eventFilter(QObject *watched, QEvent *event) override
+    {
+        if (event->type() == QEvent::Wheel) {
+            auto *widget = qobject_cast<QWidget *>(watched);
+            if (widget && !widget->hasFocus()) {
+                event->ignore();
+                return true;
+            }
+        }
+        return QObject::eventFilter(watched, event);
+    }
+};
 
 QSpinBox *makeSpin(QWidget *parent, int low, int high)
 {
@@ -229,8 +252,14 @@ SettingsPage::SettingsPage(SettingsRegistry *settings, ProxyService *service, Au
     m_message = new QLabel(this);
     m_message->setWordWrap(true);
     m_message->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    m_apply = new QPushButton(tr("&Apply"), this);
+    m_pendingLabel = new QLabel(tr("Unsaved changes"), this);
+    m_pendingLabel->setStyleSheet(QStringLiteral("font-weight: bold;"));
+    m_pendingLabel->setToolTip(tr("Apply stores and uses the changes; Revert drops them"));
+    m_pendingLabel->hide();
     m_revert = new QPushButton(tr("Re&vert"), this);
+    m_revert->setToolTip(tr("Drop the changes not applied yet"));
+    m_apply = new QPushButton(tr("&Apply"), this);
+    m_apply->setToolTip(tr("Store the changes and use them at once"));
     connect(m_apply, &QPushButton::clicked, this, &SettingsPage::apply);
     connect(m_revert, &QPushButton::clicked, this, [this] {
         revert();
@@ -238,6 +267,7 @@ SettingsPage::SettingsPage(SettingsRegistry *settings, ProxyService *service, Au
     });
     auto *buttons = new QHBoxLayout;
     buttons->addWidget(m_message, 1);
+    buttons->addWidget(m_pendingLabel);
     buttons->addWidget(m_revert);
     buttons->addWidget(m_apply);
 
@@ -254,7 +284,128 @@ SettingsPage::SettingsPage(SettingsRegistry *settings, ProxyService *service, Au
     connect(m_threshold, &QSpinBox::valueChanged, this, &SettingsPage::updatePreview);
     connect(m_depth, &QSpinBox::valueChanged, this, &SettingsPage::updatePreview);
 
+    setUpFields();
     revert();
+}
+
+void SettingsPage::setUpFields()
+{
+    m_fields = { m_listenHost,    m_listenPort,  m_upstream,       m_proxyType,       m_proxyHost,
+                 m_proxyPort,     m_proxyUser,   m_proxyPassword,  m_stripPrefixes,   m_connectTimeout,
+                 m_idleTimeout,   m_reorder,     m_threshold,      m_depth,           m_recheckInvalid,
+                 m_maxPerKey,     m_streamUsage, m_allowedOrigins, m_allowAnyWebsite, m_clientToken,
+                 m_generateToken, m_copyToken,   m_allowedHosts,   m_startMinimized,  m_startAtLogin };
+
+    // Inputs in a row of their own have their form label as accessible name; these share a row.
+    m_listenHost->setAccessibleName(tr("Listen address"));
+    m_listenPort->setAccessibleName(tr("Listen port"));
+    m_proxyType->setAccessibleName(tr("Network proxy"));
+    m_proxyHost->setAccessibleName(tr("Network proxy host"));
+    m_proxyPort->setAccessibleName(tr("Network proxy port"));
+    m_proxyUser->setAccessibleName(tr("Network proxy user"));
+    m_proxyPassword->setAccessibleName(tr("Network proxy password"));
+    m_connectTimeout->setAccessibleName(tr("Connect timeout"));
+    m_idleTimeout->setAccessibleName(tr("Idle timeout"));
+    m_threshold->setAccessibleName(tr("Move the system message when there are more messages than"));
+    m_depth->setAccessibleName(tr("Messages to keep after the system message"));
+    m_clientToken->setAccessibleName(tr("Client access token"));
+    m_clientToken->setAccessibleDescription(m_clientToken->toolTip());
+    m_allowedOrigins->setAccessibleDescription(m_allowedOrigins->toolTip());
+    m_allowedHosts->setAccessibleDescription(m_allowedHosts->toolTip());
+    m_listenHost->setAccessibleDescription(m_listenHost->toolTip());
+
+    auto *wheelGuard = new WheelGuard(this);
+    QWidget *previous = nullptr;
+    for (QWidget *field : std::as_const(m_fields)) {
+        if (qobject_cast<QAbstractSpinBox *>(field) || qobject_cast<QComboBox *>(field)) {
+            field->setFocusPolicy(Qt::StrongFocus);
+            field->installEventFilter(wheelGuard);
+        }
+        if (previous)
+            setTabOrder(previous, field);
+        previous = field;
+        if (auto *edit = qobject_cast<QLineEdit *>(field))
+            connect(edit, &QLineEdit::textChanged, this, &SettingsPage::updatePending);
+        else if (auto *spin = qobject_cast<QSpinBox *>(field))
+            connect(spin, &QSpinBox::valueChanged, this, &SettingsPage::updatePending);
+        else if (auto *combo = qobject_cast<QComboBox *>(field))
+            connect(combo, &QComboBox::currentIndexChanged, this, &SettingsPage::updatePending);
+        else if (auto *check = qobject_cast<QCheckBox *>(field))
+            connect(check, &QCheckBox::toggled, this, &SettingsPage::updatePending);
+    }
+    setTabOrder(previous, m_revert);
+    setTabOrder(m_revert, m_apply);
+}
+
+QVariantList SettingsPage::formValues() const
+{
+    QVariantList values;
+    for (QWidget *field : m_fields) {
+        if (auto *edit = qobject_cast<QLineEdit *>(field))
+            values << edit->text();
+        else if (auto *spin = qobject_cast<QSpinBox *>(field))
+            values << spin->value();
+        else if (auto *combo = qobject_cast<QComboBox *>(field))
+            values << combo->currentIndex();
+        else if (auto *check = qobject_cast<QCheckBox *>(field))
+            values << check->isChecked();
+        else
+            values << QVariant(); // a button
+    }
+    return values;
+}
+
+void SettingsPage::markClean()
+{
+    m_cleanValues = formValues();
+    updatePending();
+}
+
+void SettingsPage::updatePending()
+{
+    if (m_loading)
+        return;
+    const bool pending = formValues() != m_cleanValues;
+    // "Settings applied." is about what was applied; with new edits it would claim too much.
+    if (pending && !m_pending && !m_message->property("isError").toBool())
+        setMessage(QString(), false);
+    m_pending = pending;
+    m_pendingLabel->setVisible(pending);
+    m_apply->setEnabled(pending);
+    m_revert->setEnabled(pending);
+}
+
+QString SettingsPage::pendingText() const
+{
+    return m_pending ? m_pendingLabel->text() : QString();
+}
+
+QString SettingsPage::messageText() const
+{
+    return m_message->text();
+}
+
+bool SettingsPage::confirmDiscardOrApply(QWidget *parent)
+{
+    if (!m_pending)
+        return true;
+    QMessageBox box(QMessageBox::Question, tr("KeyRelay"),
+                    tr("The settings have changes that are not applied."),
+                    QMessageBox::Apply | QMessageBox::Discard | QMessageBox::Cancel, parent);
+    box.setInformativeText(tr("Apply them now, or discard them?"));
+    box.setDefaultButton(QMessageBox::Apply);
+    box.setObjectName(QStringLiteral("pendingSettingsPrompt"));
+    switch (box.exec()) {
+    case QMessageBox::Apply:
+        apply();
+        return !m_pending; // stored, even if the proxy could not start with them (the window says so)
+    case QMessageBox::Discard:
+        revert();
+        setMessage(QString(), false);
+        return true;
+    default:
+        return false;
+    }
 }
 
 void SettingsPage::setProxyCredentials(ProxyCredentials *credentials)
@@ -265,6 +416,7 @@ void SettingsPage::setProxyCredentials(ProxyCredentials *credentials)
 
 void SettingsPage::revert()
 {
+    m_loading = true;
     ProxyConfig config = m_settings->proxyConfig();
     if (m_credentials)
         m_credentials->complete(&config);
@@ -308,6 +460,8 @@ void SettingsPage::revert()
                                            : m_settings->value(Setting::StartAtLogin).toBool());
     updateProxyFields();
     updatePreview();
+    m_loading = false;
+    markClean();
 }
 
 void SettingsPage::updateProxyFields()
@@ -432,6 +586,7 @@ bool SettingsPage::apply()
     }
     if (!m_settings->sync())
         warnings << tr("The settings file %1 could not be written.").arg(m_settings->fileName());
+    markClean(); // stored: what the form shows is no longer pending
 
     QString serviceError;
     const bool wasRunning = m_service->state() == ProxyService::State::Running;
@@ -479,7 +634,12 @@ bool SettingsPage::allowWebsite(const QString &origin, QString *error)
             *error = serviceError;
         return false;
     }
+    // Only this field is stored: other edits on the page stay pending.
     m_allowedOrigins->setText(origins.join(QStringLiteral(", ")));
+    const qsizetype field = m_fields.indexOf(m_allowedOrigins);
+    if (field >= 0 && field < m_cleanValues.size())
+        m_cleanValues[field] = m_allowedOrigins->text();
+    updatePending();
     setMessage(tr("%1 may now use KeyRelay.").arg(entry), false);
     return true;
 }

@@ -1,8 +1,10 @@
-// The "Settings" page: edits the SettingsRegistry and applies it to the running proxy.
+// The "Settings" page: edits the SettingsRegistry and applies it to the running proxy. Edits are pending
+// ("Unsaved changes") until Apply; Revert drops them.
 #pragma once
 
 #include "proxyconfig.h"
 
+#include <QVariantList>
 #include <QWidget>
 
 class QCheckBox;
@@ -35,6 +37,14 @@ public:
     void revert();
     /// Validates the form, stores it and applies it to the proxy. Returns false and shows why on failure.
     bool apply();
+    /// The form differs from what is stored (edited, not applied yet).
+    bool hasPendingChanges() const { return m_pending; }
+    /// Before leaving the page or closing the window: with pending changes, asks whether to apply or
+    /// discard them. Returns false when the user stays (Cancel, or applying failed before anything was
+    /// stored); true without asking when nothing is pending.
+    bool confirmDiscardOrApply(QWidget *parent);
+    /// The "Unsaved changes" text while changes are pending; empty otherwise.
+    QString pendingText() const;
 
     /// The upstreamProxy setting string for the form's proxy fields.
     QString composedUpstreamProxy() const;
@@ -75,6 +85,9 @@ public:
     /// @p origin is not a website origin.
     bool allowWebsite(const QString &origin, QString *error = nullptr);
     QPushButton *applyButton() const { return m_apply; }
+    QPushButton *revertButton() const { return m_revert; }
+    /// The message beside Apply ("Settings applied.", or why not); empty when none is shown.
+    QString messageText() const;
 
 Q_SIGNALS:
     void applied();
@@ -87,6 +100,13 @@ private:
     void updatePreview();
     void updateProxyFields();
     void setMessage(const QString &text, bool error);
+    /// Tracks every input: pending state, wheel only with focus, Tab order, accessible names.
+    void setUpFields();
+    QVariantList formValues() const;
+    /// Compares the form with what is stored; shows the pending state.
+    void updatePending();
+    /// The form as it is now is what is stored.
+    void markClean();
     static QString rolesOf(const QByteArray &body);
     QByteArray sampleBody() const;
 
@@ -124,8 +144,13 @@ private:
     QPushButton *m_copyToken;
     QLineEdit *m_allowedHosts;
     QLabel *m_message;
+    QLabel *m_pendingLabel;
     QPushButton *m_apply;
     QPushButton *m_revert;
+    QList<QWidget *> m_fields; ///< every input, in visual (and Tab) order
+    QVariantList m_cleanValues; ///< formValues() as stored
+    bool m_pending = false;
+    bool m_loading = false; ///< revert() is filling the form
 };
 
 } // namespace keyrelay

@@ -139,7 +139,9 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     QObject::connect(&tray, &TrayIcon::startRequested, &window, &MainWindow::startProxy);
     QObject::connect(&tray, &TrayIcon::stopRequested, &window, &MainWindow::stopProxy);
     QObject::connect(&tray, &TrayIcon::copyEndpointRequested, &window, &MainWindow::copyEndpoint);
-    QObject::connect(&tray, &TrayIcon::quitRequested, &app, [&service, &window] {
+    // Quit from the tray or with Ctrl+Q: the window asks about unapplied settings first.
+    QObject::connect(&tray, &TrayIcon::quitRequested, &window, &MainWindow::requestQuit);
+    QObject::connect(&window, &MainWindow::quitRequested, &app, [&service, &window] {
         // quit() would first ask every window to close, and ours only hides: exit directly.
         window.setHideOnClose(false);
         service.stop();
@@ -147,23 +149,8 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     });
     QObject::connect(&instance, &SingleInstance::activationRequested, &window, &MainWindow::bringToFront);
 
-    // State -> tray.
-    auto updateTray = [&service, &tray] {
-        switch (service.state()) {
-        case ProxyService::State::Running:
-            tray.setState(IndicatorState::Running, service.clientBaseUrl(), QString());
-            break;
-        case ProxyService::State::Stopped:
-            tray.setState(IndicatorState::Stopped, service.config().clientBaseUrl(), QString());
-            break;
-        case ProxyService::State::Failed:
-            tray.setState(IndicatorState::Error, service.config().clientBaseUrl(), service.lastError());
-            break;
-        }
-    };
-    QObject::connect(&service, &ProxyService::stateChanged, &tray, updateTray);
-    QObject::connect(&service, &ProxyService::started, &tray, updateTray);
-    QObject::connect(&window, &MainWindow::requestCountChanged, &tray, &TrayIcon::setRequestCount);
+    // State -> tray: the same ServiceStatus as the window's status line.
+    tray.bind(window.serviceStatus());
     QObject::connect(&window, &MainWindow::proxyFailed, &tray, [&tray](const QString &error) {
         tray.notify(QStringLiteral("proxy"), QObject::tr("KeyRelay is not running"), error,
                     QSystemTrayIcon::Critical);
@@ -183,7 +170,6 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     QObject::connect(&tray, &TrayIcon::ready, &window, [&] {
         QApplication::setQuitOnLastWindowClosed(false);
         window.setHideOnClose(true);
-        updateTray();
         if (service.state() == ProxyService::State::Failed)
             tray.notify(QStringLiteral("proxy"), QObject::tr("KeyRelay is not running"), service.lastError(),
                         QSystemTrayIcon::Critical);
@@ -207,7 +193,6 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     proxyCredentials.complete(&config);
     if (!service.start(config, &error))
         qCWarning(lcUi).noquote() << "proxy did not start:" << error;
-    updateTray();
 
     if (!startMinimized)
         window.bringToFront();

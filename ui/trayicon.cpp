@@ -1,5 +1,6 @@
 #include "trayicon.h"
 
+#include "servicestatus.h"
 #include "uilogging.h"
 
 #include <QAction>
@@ -14,7 +15,7 @@ TrayIcon::TrayIcon(QObject *parent) : QObject(parent), m_tray(new QSystemTrayIco
     m_menu->addSeparator();
     m_startStop = m_menu->addAction(tr("Start proxy"));
     connect(m_startStop, &QAction::triggered, this, [this] {
-        if (m_state == IndicatorState::Running)
+        if (m_state == IndicatorState::Running || m_state == IndicatorState::Degraded)
             Q_EMIT stopRequested();
         else
             Q_EMIT startRequested();
@@ -68,14 +69,41 @@ void TrayIcon::tryInstall()
     Q_EMIT unavailable();
 }
 
-void TrayIcon::setState(IndicatorState state, const QString &endpointUrl, const QString &error)
+void TrayIcon::bind(ServiceStatus *status)
+{
+    const auto update = [this, status] {
+        IndicatorState state = IndicatorState::Stopped;
+        switch (status->state()) {
+        case ServiceStatus::State::Running:
+            state = IndicatorState::Running;
+            break;
+        case ServiceStatus::State::Degraded:
+            state = IndicatorState::Degraded;
+            break;
+        case ServiceStatus::State::Stopped:
+            state = IndicatorState::Stopped;
+            break;
+        case ServiceStatus::State::Failed:
+            state = IndicatorState::Error;
+            break;
+        }
+        setState(state, status->endpoint(), status->detailText());
+    };
+    connect(status, &ServiceStatus::changed, this, update);
+    connect(status, &ServiceStatus::requestsTodayChanged, this, &TrayIcon::setRequestCount);
+    update();
+    setRequestCount(status->requestsToday());
+}
+
+void TrayIcon::setState(IndicatorState state, const QString &endpointUrl, const QString &detail)
 {
     m_state = state;
     m_endpoint = endpointUrl;
-    m_error = error;
+    m_detail = detail;
     m_tray->setIcon(icons::stateIcon(state));
-    m_startStop->setText(state == IndicatorState::Running ? tr("Stop proxy") : tr("Start proxy"));
-    m_copy->setEnabled(state == IndicatorState::Running);
+    const bool running = state == IndicatorState::Running || state == IndicatorState::Degraded;
+    m_startStop->setText(running ? tr("Stop proxy") : tr("Start proxy"));
+    m_copy->setEnabled(running);
     updateToolTip();
 }
 
@@ -103,13 +131,18 @@ void TrayIcon::updateToolTip()
     case IndicatorState::Running:
         text = tr("KeyRelay: running on %1").arg(m_endpoint);
         break;
+    case IndicatorState::Degraded:
+        text = tr("KeyRelay: running on %1, with problems").arg(m_endpoint);
+        break;
     case IndicatorState::Stopped:
         text = tr("KeyRelay: stopped");
         break;
     case IndicatorState::Error:
-        text = tr("KeyRelay: not running (%1)").arg(m_error);
+        text = tr("KeyRelay: not running");
         break;
     }
+    if (!m_detail.isEmpty() && m_state != IndicatorState::Stopped)
+        text += QLatin1Char('\n') + m_detail;
     text += QLatin1Char('\n') + tr("%n request(s) today", nullptr, int(qMin<quint64>(m_requests, INT_MAX)));
     m_tray->setToolTip(text);
 }

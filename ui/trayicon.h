@@ -14,6 +14,8 @@ class QMenu;
 
 namespace keyrelay {
 
+class ServiceStatus;
+
 class TrayIcon : public QObject
 {
     Q_OBJECT
@@ -26,8 +28,12 @@ public:
     void install(int attempts = 5, int intervalMs = 1000);
     bool isInstalled() const { return m_installed; }
 
-    void setState(IndicatorState state, const QString &endpointUrl, const QString &error);
+    /// Icon, tooltip and menu follow @p status from now on (the window shows the same source).
+    void bind(ServiceStatus *status);
+    /// @p detail: what is wrong (failed, or running with problems); shown in the tooltip.
+    void setState(IndicatorState state, const QString &endpointUrl, const QString &detail);
     void setRequestCount(quint64 count);
+    IndicatorState state() const { return m_state; }
 
     /// A balloon message, rate-limited per @p subject (10 min) and overall (30 s). Returns whether shown.
     bool notify(const QString &subject, const QString &title, const QString &message,
@@ -58,7 +64,7 @@ private:
     bool m_installed = false;
     IndicatorState m_state = IndicatorState::Stopped;
     QString m_endpoint;
-    QString m_error;
+    QString m_detail;
     quint64 m_requests = 0;
     NotificationLimiter m_limiter;
 };

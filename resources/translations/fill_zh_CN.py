@@ -193,6 +193,7 @@ ZH = {
     "KeyRelay: stopped": "KeyRelay：已停止",
     "KeyRelay: not running (%1)": "KeyRelay：未运行（%1）",
     "%n request(s) today": "今日 %n 条请求",
+    "Not applied: %1": "未应用：%1",
     # Issue 15, data that must never be lost: undo of removals, the notice banner, where the keys are.
     "Removed all %n key(s).": "已删除全部 %n 个密钥。",
     "&Undo": "撤销(&U)",
@@ -224,6 +225,46 @@ ZH = {
     "KeyRelay tries again at every change of the key list.": "密钥列表每次变化时，KeyRelay 都会重试保存。",
     "The keys are in memory only and will be lost when KeyRelay quits (%1).":
     "密钥只在内存中，KeyRelay 退出时将会丢失（%1）。",
+    # Issue 15: one service state, running with problems, pending settings, keyboard and screen readers.
+    "API keys to add": "要添加的 API 密钥",
+    "Paste API keys: one per line, separated by commas, or as k1|k2|k3. Ctrl+Enter adds them.":
+    "粘贴 API 密钥：每行一个、用逗号分隔或写成 k1|k2|k3。按 Ctrl+Enter 添加。",
+    "API keys": "API 密钥",
+    "Arrow keys move between keys and columns; F2 edits a label, Space switches a key on or off, Enter on the "
+    "Test column tests the key.":
+    "方向键在密钥和列之间移动；F2 编辑标签，空格键启用或停用密钥，在“测试”列按 Enter 测试该密钥。",
+    "Test key %1": "测试密钥 %1",
+    "Requests sent upstream with one of your keys today, as on the Usage page":
+    "今天用你的密钥发往上游的请求数，与“用量”页相同",
+    "Close window": "关闭窗口",
+    "● Running, with problems": "● 运行中，但有问题",
+    "The upstream is failing: %1 of the last %2 requests failed (latest: %3).":
+    "上游出现故障：最近 %2 个请求中有 %1 个失败（最近一次：%3）。",
+    "No key is enabled: KeyRelay refuses every request. Enable a key on the Keys page.":
+    "没有启用的密钥：KeyRelay 会拒绝所有请求。请在“密钥”页启用一个密钥。",
+    "%1 of %2 enabled keys cannot be used now (invalid, quota used up or rate-limited); see the Keys page.":
+    "%2 个已启用的密钥中有 %1 个当前无法使用（无效、额度已用完或被限流）；请查看“密钥”页。",
+    "Unsaved changes": "有未保存的更改",
+    "Apply stores and uses the changes; Revert drops them": "“应用”会保存并使用这些更改；“还原”会丢弃它们",
+    "Drop the changes not applied yet": "丢弃尚未应用的更改",
+    "Store the changes and use them at once": "保存更改并立即使用",
+    "Listen address": "监听地址",
+    "Listen port": "监听端口",
+    "Network proxy": "网络代理",
+    "Network proxy host": "网络代理主机",
+    "Network proxy port": "网络代理端口",
+    "Network proxy user": "网络代理用户名",
+    "Network proxy password": "网络代理密码",
+    "Connect timeout": "连接超时",
+    "Idle timeout": "空闲超时",
+    "Move the system message when there are more messages than": "消息数超过此值时移动系统消息",
+    "Messages to keep after the system message": "系统消息之后保留的消息数",
+    "Client access token": "客户端访问令牌",
+    "The settings have changes that are not applied.": "设置有尚未应用的更改。",
+    "Apply them now, or discard them?": "现在应用，还是丢弃？",
+    "KeyRelay: running on %1, with problems": "KeyRelay：运行于 %1，但有问题",
+    "KeyRelay: not running": "KeyRelay：未运行",
+    "Filter the log": "筛选日志",
 }
 
 

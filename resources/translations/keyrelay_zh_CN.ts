@@ -271,6 +271,26 @@
                 <numerusform>已恢复 %n 个密钥。</numerusform>
             </translation>
         </message>
+        <message>
+            <source>API keys to add</source>
+            <translation>要添加的 API 密钥</translation>
+        </message>
+        <message>
+            <source>Paste API keys: one per line, separated by commas, or as k1|k2|k3. Ctrl+Enter adds them.</source>
+            <translation>粘贴 API 密钥：每行一个、用逗号分隔或写成 k1|k2|k3。按 Ctrl+Enter 添加。</translation>
+        </message>
+        <message>
+            <source>API keys</source>
+            <translation>API 密钥</translation>
+        </message>
+        <message>
+            <source>Arrow keys move between keys and columns; F2 edits a label, Space switches a key on or off, Enter on the Test column tests the key.</source>
+            <translation>方向键在密钥和列之间移动；F2 编辑标签，空格键启用或停用密钥，在“测试”列按 Enter 测试该密钥。</translation>
+        </message>
+        <message>
+            <source>Test key %1</source>
+            <translation>测试密钥 %1</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::LogModel</name>
@@ -427,10 +447,6 @@
             <translation>复制本地端点地址；在客户端中把它用作 API 基础地址</translation>
         </message>
         <message>
-            <source>The proxy could not start: %1</source>
-            <translation>代理无法启动：%1</translation>
-        </message>
-        <message>
             <source>The keys could not be saved: %1</source>
             <translation>无法保存密钥：%1</translation>
         </message>
@@ -443,28 +459,12 @@
             <translation>已将 %1 复制到剪贴板。</translation>
         </message>
         <message>
-            <source>The proxy is stopped; clients get "connection refused".</source>
-            <translation>代理已停止；客户端会收到“连接被拒绝”。</translation>
-        </message>
-        <message>
-            <source>● Running</source>
-            <translation>● 运行中</translation>
-        </message>
-        <message>
             <source>S&amp;top</source>
             <translation>停止(&amp;T)</translation>
         </message>
         <message>
-            <source>● Stopped</source>
-            <translation>● 已停止</translation>
-        </message>
-        <message>
             <source>S&amp;tart</source>
             <translation>启动(&amp;T)</translation>
-        </message>
-        <message>
-            <source>● Not running</source>
-            <translation>● 未运行</translation>
         </message>
         <message>
             <source>Could not allow %1: %2</source>
@@ -477,6 +477,22 @@
         <message>
             <source>works again</source>
             <translation>已恢复可用</translation>
+        </message>
+        <message>
+            <source>Requests sent upstream with one of your keys today, as on the Usage page</source>
+            <translation>今天用你的密钥发往上游的请求数，与“用量”页相同</translation>
+        </message>
+        <message>
+            <source>Close window</source>
+            <translation>关闭窗口</translation>
+        </message>
+        <message>
+            <source>Quit KeyRelay</source>
+            <translation>退出 KeyRelay</translation>
+        </message>
+        <message>
+            <source>Filter the log</source>
+            <translation>筛选日志</translation>
         </message>
     </context>
     <context>
@@ -514,6 +530,49 @@
             <translation>
                 <numerusform>%1 中有 %n 项设置无法使用，已被忽略：</numerusform>
             </translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::ServiceStatus</name>
+        <message>
+            <source>● Running</source>
+            <translation>● 运行中</translation>
+        </message>
+        <message>
+            <source>● Running, with problems</source>
+            <translation>● 运行中，但有问题</translation>
+        </message>
+        <message>
+            <source>● Stopped</source>
+            <translation>● 已停止</translation>
+        </message>
+        <message>
+            <source>● Not running</source>
+            <translation>● 未运行</translation>
+        </message>
+        <message>
+            <source>The proxy is stopped; clients get "connection refused".</source>
+            <translation>代理已停止；客户端会收到“连接被拒绝”。</translation>
+        </message>
+        <message>
+            <source>The proxy could not start: %1</source>
+            <translation>代理无法启动：%1</translation>
+        </message>
+        <message>
+            <source>HTTP %1</source>
+            <translation>HTTP %1</translation>
+        </message>
+        <message>
+            <source>The upstream is failing: %1 of the last %2 requests failed (latest: %3).</source>
+            <translation>上游出现故障：最近 %2 个请求中有 %1 个失败（最近一次：%3）。</translation>
+        </message>
+        <message>
+            <source>No key is enabled: KeyRelay refuses every request. Enable a key on the Keys page.</source>
+            <translation>没有启用的密钥：KeyRelay 会拒绝所有请求。请在“密钥”页启用一个密钥。</translation>
+        </message>
+        <message>
+            <source>%1 of %2 enabled keys cannot be used now (invalid, quota used up or rate-limited); see the Keys page.</source>
+            <translation>%2 个已启用的密钥中有 %1 个当前无法使用（无效、额度已用完或被限流）；请查看“密钥”页。</translation>
         </message>
     </context>
     <context>
@@ -766,6 +825,86 @@
             <source>Requests per key at once:</source>
             <translation>每个密钥的同时请求数：</translation>
         </message>
+        <message>
+            <source>Unsaved changes</source>
+            <translation>有未保存的更改</translation>
+        </message>
+        <message>
+            <source>Apply stores and uses the changes; Revert drops them</source>
+            <translation>“应用”会保存并使用这些更改；“还原”会丢弃它们</translation>
+        </message>
+        <message>
+            <source>Drop the changes not applied yet</source>
+            <translation>丢弃尚未应用的更改</translation>
+        </message>
+        <message>
+            <source>Store the changes and use them at once</source>
+            <translation>保存更改并立即使用</translation>
+        </message>
+        <message>
+            <source>Listen address</source>
+            <translation>监听地址</translation>
+        </message>
+        <message>
+            <source>Listen port</source>
+            <translation>监听端口</translation>
+        </message>
+        <message>
+            <source>Network proxy</source>
+            <translation>网络代理</translation>
+        </message>
+        <message>
+            <source>Network proxy host</source>
+            <translation>网络代理主机</translation>
+        </message>
+        <message>
+            <source>Network proxy port</source>
+            <translation>网络代理端口</translation>
+        </message>
+        <message>
+            <source>Network proxy user</source>
+            <translation>网络代理用户名</translation>
+        </message>
+        <message>
+            <source>Network proxy password</source>
+            <translation>网络代理密码</translation>
+        </message>
+        <message>
+            <source>Connect timeout</source>
+            <translation>连接超时</translation>
+        </message>
+        <message>
+            <source>Idle timeout</source>
+            <translation>空闲超时</translation>
+        </message>
+        <message>
+            <source>Move the system message when there are more messages than</source>
+            <translation>消息数超过此值时移动系统消息</translation>
+        </message>
+        <message>
+            <source>Messages to keep after the system message</source>
+            <translation>系统消息之后保留的消息数</translation>
+        </message>
+        <message>
+            <source>Client access token</source>
+            <translation>客户端访问令牌</translation>
+        </message>
+        <message>
+            <source>KeyRelay</source>
+            <translation>KeyRelay</translation>
+        </message>
+        <message>
+            <source>The settings have changes that are not applied.</source>
+            <translation>设置有尚未应用的更改。</translation>
+        </message>
+        <message>
+            <source>Apply them now, or discard them?</source>
+            <translation>现在应用，还是丢弃？</translation>
+        </message>
+        <message>
+            <source>Not applied: %1</source>
+            <translation>未应用：%1</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::StorageWarnings</name>
@@ -832,15 +971,19 @@
             <source>KeyRelay: stopped</source>
             <translation>KeyRelay：已停止</translation>
         </message>
-        <message>
-            <source>KeyRelay: not running (%1)</source>
-            <translation>KeyRelay：未运行（%1）</translation>
-        </message>
         <message numerus="yes">
             <source>%n request(s) today</source>
             <translation>
                 <numerusform>今日 %n 条请求</numerusform>
             </translation>
+        </message>
+        <message>
+            <source>KeyRelay: running on %1, with problems</source>
+            <translation>KeyRelay：运行于 %1，但有问题</translation>
+        </message>
+        <message>
+            <source>KeyRelay: not running</source>
+            <translation>KeyRelay：未运行</translation>
         </message>
     </context>
     <context>

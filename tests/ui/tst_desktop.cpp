@@ -91,6 +91,25 @@ private Q_SLOTS:
         QVERIFY(!actions.at(3)->isEnabled()); // nothing to copy while not running
     }
 
+    void trayRunningWithProblems()
+    {
+        TrayIcon tray;
+        tray.setState(IndicatorState::Degraded, QStringLiteral("http://127.0.0.1:9000/v1"),
+                      QStringLiteral("The upstream is failing"));
+        const QString tip = tray.systemTrayIcon()->toolTip();
+        QVERIFY2(tip.contains(QStringLiteral("with problems")), qPrintable(tip));
+        QVERIFY(tip.contains(QStringLiteral("The upstream is failing")));
+        QVERIFY(tip.contains(QStringLiteral("http://127.0.0.1:9000/v1")));
+        const QList<QAction *> actions = tray.menu()->actions();
+        QCOMPARE(actions.at(2)->text(), QStringLiteral("Stop proxy")); // still running
+        QVERIFY(actions.at(3)->isEnabled());
+        QSignalSpy stop(&tray, &TrayIcon::stopRequested);
+        actions.at(2)->trigger();
+        QCOMPARE(stop.count(), 1);
+        const QImage degraded = tray.systemTrayIcon()->icon().pixmap(32, 32).toImage();
+        QVERIFY(degraded != icons::stateIcon(IndicatorState::Running).pixmap(32, 32).toImage());
+    }
+
     void threeDistinctStateIcons()
     {
         const QImage running = icons::stateIcon(IndicatorState::Running).pixmap(32, 32).toImage();

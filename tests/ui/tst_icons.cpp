@@ -97,6 +97,7 @@ private Q_SLOTS:
         };
         const QList<QPair<const char *, IndicatorState>> states {
             { "running", IndicatorState::Running },
+            { "degraded", IndicatorState::Degraded },
             { "stopped", IndicatorState::Stopped },
             { "error", IndicatorState::Error },
         };
@@ -124,15 +125,19 @@ private Q_SLOTS:
             const QColor running = meanColour(onPanel(IndicatorState::Running, panel), panel);
             const QColor stopped = meanColour(onPanel(IndicatorState::Stopped, panel), panel);
             const QColor error = meanColour(onPanel(IndicatorState::Error, panel), panel);
+            const QColor degraded = meanColour(onPanel(IndicatorState::Degraded, panel), panel);
             QVERIFY2(distance(running, stopped) > 40, qPrintable(panel.name()));
             QVERIFY2(distance(running, error) > 40, qPrintable(panel.name()));
             QVERIFY2(distance(stopped, error) > 40, qPrintable(panel.name()));
+            QVERIFY2(distance(degraded, running) > 40, qPrintable(panel.name()));
+            QVERIFY2(distance(degraded, stopped) > 40, qPrintable(panel.name()));
+            QVERIFY2(distance(degraded, error) > 40, qPrintable(panel.name()));
         }
     }
 
     void badgesMarkTheNotRunningStates()
     {
-        // Not by colour alone: stopped and error carry a badge in the lower right quarter.
+        // Not by colour alone: stopped, error and degraded carry a badge in the lower right quarter.
         const QColor panel(0xf6, 0xf5, 0xf4);
         const QImage running = onPanel(IndicatorState::Running, panel);
         for (IndicatorState state : { IndicatorState::Stopped, IndicatorState::Error }) {
@@ -145,6 +150,16 @@ private Q_SLOTS:
                                                   meanColour(other.copy(otherQuarter), panel));
             QVERIFY2(cornerChange > topLeftChange, qPrintable(QString::number(int(state))));
         }
+        // Running with problems has another colour all over; its badge makes the corner stand out from the
+        // rest of its own square far more than the running icon's corner does.
+        const QImage degraded = onPanel(IndicatorState::Degraded, panel);
+        const QRect corner(TraySize / 2, TraySize / 2, TraySize / 2, TraySize / 2);
+        const QRect topLeft(0, 0, TraySize / 2, TraySize / 2);
+        const auto ownContrast = [&](const QImage &image) {
+            return distance(meanColour(image.copy(corner), panel), meanColour(image.copy(topLeft), panel));
+        };
+        QVERIFY2(ownContrast(degraded) > ownContrast(running) + 40,
+                 qPrintable(QStringLiteral("%1 vs %2").arg(ownContrast(degraded)).arg(ownContrast(running))));
     }
 };
 

@@ -97,7 +97,8 @@ private:
         std::unique_ptr<QTcpSocket> client;
         QList<HttpRequest> received;
     };
-    bool connectPair(Pair *pair, const HttpLimits &limits);
+    /// A client connected to a new server, or to @p sharedServer's (then @p pair does not own it).
+    bool connectPair(Pair *pair, const HttpLimits &limits, QTcpServer *sharedServer = nullptr);
 };
 
 void tst_HttpConnection::parser_data()
@@ -362,17 +363,21 @@ void tst_HttpConnection::bodyLimitBeforeTheBody()
     QCOMPARE(chunked.errorStatus, 413);
 }
 
-bool tst_HttpConnection::connectPair(Pair *pair, const HttpLimits &limits)
+bool tst_HttpConnection::connectPair(Pair *pair, const HttpLimits &limits, QTcpServer *sharedServer)
 {
-    pair->server = std::make_unique<QTcpServer>();
-    if (!pair->server->listen(QHostAddress::LocalHost, 0))
-        return false;
+    QTcpServer *server = sharedServer;
+    if (!server) {
+        pair->server = std::make_unique<QTcpServer>();
+        server = pair->server.get();
+        if (!server->listen(QHostAddress::LocalHost, 0))
+            return false;
+    }
     pair->client = std::make_unique<QTcpSocket>();
-    pair->client->connectToHost(QHostAddress::LocalHost, pair->server->serverPort());
-    if (!pair->server->waitForNewConnection(5000))
+    pair->client->connectToHost(QHostAddress::LocalHost, server->serverPort());
+    if (!server->waitForNewConnection(5000))
         return false;
-    QTcpSocket *socket = pair->server->nextPendingConnection();
-    pair->connection = new HttpConnection(socket, limits, pair->server.get());
+    QTcpSocket *socket = server->nextPendingConnection();
+    pair->connection = new HttpConnection(socket, limits, server);
     connect(pair->connection, &HttpConnection::requestReceived, this,
             [pair](HttpConnection *connection, const HttpRequest &request) {
                 pair->received.append(request);
@@ -456,8 +461,8 @@ void tst_HttpConnection::connectionServesWhileAnotherIsSlow()
     Pair slow;
     QVERIFY(connectPair(&slow, limits));
     slow.client->write("GET /never-finished HTTP/1.1\r\nHost: x\r\n");
-    Pair fast;
-    QVERIFY(connectPair(&fast, limits));
+    Pair fast; // the same server (and thread) as the slow one
+    QVERIFY(connectPair(&fast, limits, slow.server.get()));
     fast.client->write("GET /fast HTTP/1.1\r\nHost: x\r\n\r\n");
     QTRY_VERIFY(fast.client->bytesAvailable() > 0);
     QVERIFY(fast.client->readAll().contains("ok:/fast"));

@@ -775,6 +775,16 @@ void tst_SettingsRegistry::proxyConfigRoundTrip()
     config.allowedOrigins = { QStringLiteral("https://ui.example") };
     config.clientToken = QStringLiteral("krt-abcdefghijklmnopqrstuvwxyz");
     config.allowedHosts = { QStringLiteral("api.example.test") };
+    // Every other persisted field, each away from its default so that a field the mappers forget shows.
+    config.allowAnyWebsite = true;
+    config.headTimeoutSec = 21;
+    config.maxConnections = 777;
+    config.recheckInvalidSec = 42;
+    config.recheckExhaustedSec = 4242;
+    config.maxAttempts = 5;
+    config.maxConcurrentPerKey = 6;
+    config.requestStreamUsage = false;
+    config.upstreamHttp2 = !ProxyConfig().upstreamHttp2;
 
     const auto check = [&config](const ProxyConfig &got) {
         QCOMPARE(got.listenHost, config.listenHost);
@@ -793,18 +803,27 @@ void tst_SettingsRegistry::proxyConfigRoundTrip()
         QCOMPARE(got.allowAnyWebsite, config.allowAnyWebsite);
         QCOMPARE(got.clientToken, config.clientToken);
         QCOMPARE(got.allowedHosts, config.allowedHosts);
+        QCOMPARE(got.headTimeoutSec, config.headTimeoutSec);
+        QCOMPARE(got.maxConnections, config.maxConnections);
+        QCOMPARE(got.recheckInvalidSec, config.recheckInvalidSec);
+        QCOMPARE(got.recheckExhaustedSec, config.recheckExhaustedSec);
+        QCOMPARE(got.maxAttempts, config.maxAttempts);
+        QCOMPARE(got.maxConcurrentPerKey, config.maxConcurrentPerKey);
+        QCOMPARE(got.requestStreamUsage, config.requestStreamUsage);
+        QCOMPARE(got.upstreamHttp2, config.upstreamHttp2);
         QVERIFY(got.validate().isEmpty());
     };
     {
         const auto registry = SettingsRegistry::openIni(iniPath());
         QSignalSpy changed(registry.get(), &SettingsRegistry::changed);
         registry->setProxyConfig(config);
-        QCOMPARE(changed.count(), 15); // every persisted field differs from its default
+        // Every setting but the two ui/ ones belongs to ProxyConfig, and each differs from its default here.
+        QCOMPARE(changed.count(), SettingCount - 2);
         check(registry->proxyConfig());
         if (QTest::currentTestFailed())
             return;
         registry->setProxyConfig(config);
-        QCOMPARE(changed.count(), 15);
+        QCOMPARE(changed.count(), SettingCount - 2); // nothing changed the second time
     }
     const auto reader = SettingsRegistry::openIni(iniPath());
     QVERIFY2(reader->problems().isEmpty(), qPrintable(problemsText(*reader)));

@@ -467,11 +467,9 @@ void ProxyExchange::onHeldErrorComplete()
         m_verdicts.append({ m_lease.keyId, verdict.verdict, retryAfterMs(), verdict.reason });
         // The key's fault (refused, quota, rate limit) or the upstream's (5xx): another key may do; a
         // request the upstream rejects as such (400, 404, 413, 422...) is never retried.
-        const bool retryable = verdict.verdict == KeyVerdict::Invalid
-            || verdict.verdict == KeyVerdict::Exhausted || verdict.verdict == KeyVerdict::RateLimited
-            || m_record.status >= 500;
         const bool keysFault = verdict.verdict == KeyVerdict::Invalid
             || verdict.verdict == KeyVerdict::Exhausted || verdict.verdict == KeyVerdict::RateLimited;
+        const bool retryable = keysFault || m_record.status >= 500;
         if (retryable
             && retryWithNextKey(verdict.reason.isEmpty() ? QString::number(m_record.status) : verdict.reason,
                                 keysFault))
@@ -569,7 +567,7 @@ void ProxyExchange::releaseHeldError()
 {
     m_holdingError = false;
     const QByteArray body = m_redactor->maskConfiguredSecrets(m_heldError);
-    if (body.size() != m_heldError.size())
+    if (body != m_heldError)
         qCWarning(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
                                        << "- the upstream's error response contained a key; masked it";
     m_heldError.clear();

@@ -6,10 +6,12 @@
 #include "userstores.h"
 
 #include <QAction>
+#include <QEvent>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QItemSelectionModel>
 #include <QLabel>
+#include <QLocale>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QTableView>
@@ -46,19 +48,11 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     m_view->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed);
     m_view->verticalHeader()->hide();
     m_view->setAlternatingRowColors(true);
-    m_view->horizontalHeader()->setStretchLastSection(true);
-    m_view->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
-    m_view->setColumnWidth(KeyTableModel::LabelColumn, 120);
-    m_view->setColumnWidth(KeyTableModel::KeyColumn, 110);
-    m_view->setColumnWidth(KeyTableModel::EnabledColumn, 70);
-    m_view->setColumnWidth(KeyTableModel::StateColumn, 210); // "invalid (re-checked 10:37 AM)"
-    m_view->setColumnWidth(KeyTableModel::RequestsColumn, 75);
-    m_view->setColumnWidth(KeyTableModel::ErrorsColumn, 60);
-    m_view->setColumnWidth(KeyTableModel::LastUsedColumn, 130);
-    m_view->setColumnWidth(KeyTableModel::TestColumn, 70);
+    setUpColumns();
     if (!m_tester)
         m_view->hideColumn(KeyTableModel::TestColumn);
     connect(m_model, &QAbstractItemModel::modelReset, this, &KeysPage::installTestButtons);
+    connect(m_model, &QAbstractItemModel::modelReset, this, &KeysPage::fitColumns);
 
     m_remove->setEnabled(false);
     connect(m_view->selectionModel(), &QItemSelectionModel::selectionChanged, this,
@@ -124,6 +118,8 @@ KeysPage::~KeysPage()
     // The view and model are torn down by QWidget after this destructor: stop listening to them first.
     disconnect(m_view->selectionModel(), nullptr, this, nullptr);
     disconnect(m_model, nullptr, this, nullptr);
+    disconnect(m_view->horizontalHeader(), nullptr, this, nullptr);
+    m_view->viewport()->removeEventFilter(this);
 }
 
 void KeysPage::setStorageNotice(const QString &text)
@@ -205,6 +201,74 @@ void KeysPage::save()
         setStatus(tr("The keys could not be saved: %1").arg(error), true);
         Q_EMIT saveFailed(error);
     }
+}
+
+void KeysPage::setUpColumns()
+{
+    // Columns give way in a small window: the counters keep what they need, the State column gives up
+    // width down to a minimum (eliding, the whole state in its tooltip) and the Test result takes the
+    // rest, so that Test and its result stay on screen. A column the user resizes stays as set.
+    m_view->setWordWrap(false);
+    m_view->setTextElideMode(Qt::ElideRight);
+    QHeaderView *header = m_view->horizontalHeader();
+    header->setStretchLastSection(true);
+    header->setSectionResizeMode(QHeaderView::Interactive);
+    header->setMinimumSectionSize(m_view->fontMetrics().horizontalAdvance(QLatin1Char('M')) * 3);
+    m_view->viewport()->installEventFilter(this);
+    connect(header, &QHeaderView::sectionResized, this, [this](int section) {
+        if (!m_fittingColumns && section != KeyTableModel::TestResultColumn)
+            m_userSizedColumns = true;
+    });
+    fitColumns();
+}
+
+void KeysPage::fitColumns()
+{
+    if (m_userSizedColumns)
+        return;
+    m_fittingColumns = true;
+    QHeaderView *header = m_view->horizontalHeader();
+    const QFontMetrics metrics = m_view->fontMetrics();
+    const int padding = metrics.horizontalAdvance(QLatin1Char('M'));
+    const QAbstractItemView *view = m_view; // sizeHintForColumn() is public there
+    const auto natural = [view, header, padding](int column) {
+        return qMax(header->sectionSizeHint(column), view->sizeHintForColumn(column)) + padding / 2;
+    };
+    int used = 0;
+    for (int column : { int(KeyTableModel::KeyColumn), int(KeyTableModel::EnabledColumn),
+                        int(KeyTableModel::RequestsColumn), int(KeyTableModel::ErrorsColumn),
+                        int(KeyTableModel::TokensTodayColumn), int(KeyTableModel::LastUsedColumn),
+                        int(KeyTableModel::TestColumn) }) {
+        if (m_view->isColumnHidden(column))
+            continue;
+        const int width = natural(column);
+        m_view->setColumnWidth(column, width);
+        used += width;
+    }
+    // A label is the user's name for a key: room for about 14 characters, less when there is none.
+    const int label = qMin(natural(KeyTableModel::LabelColumn), padding * 9);
+    m_view->setColumnWidth(KeyTableModel::LabelColumn, label);
+    used += label;
+    // "rate-limited until 10:37 AM" when there is room; never less than "rate-limi…".
+    const QString sampleTime = QLocale().toString(QTime(10, 37), QLocale::ShortFormat);
+    const int longestState
+        = qMax(metrics.horizontalAdvance(KeyTableModel::tr("rate-limited until %1").arg(sampleTime)),
+               metrics.horizontalAdvance(KeyTableModel::tr("invalid, next check %1").arg(sampleTime)));
+    const int stateWanted = qMin(natural(KeyTableModel::StateColumn), longestState + padding);
+    const int stateMinimum = padding * 6;
+    const int resultMinimum = padding * 8;
+    const int available = m_view->viewport()->width();
+    m_view->setColumnWidth(
+        KeyTableModel::StateColumn,
+        qBound(stateMinimum, available - used - resultMinimum, qMax(stateMinimum, stateWanted)));
+    m_fittingColumns = false;
+}
+
+bool KeysPage::eventFilter(QObject *watched, QEvent *event)
+{
+    if (watched == m_view->viewport() && event->type() == QEvent::Resize)
+        fitColumns();
+    return QWidget::eventFilter(watched, event);
 }
 
 void KeysPage::installTestButtons()

@@ -365,15 +365,19 @@ private Q_SLOTS:
                        { KeyB, QString(), true },
                        { KeyC, QString(), true },
                        { keyD, QString(), false } });
-        KeyTableModel model(&pool, nullptr);
-        model.setClock([&now] { return now; });
-        QVERIFY(!model.nextStateChange().isValid()); // nothing ends: no timer
+        {
+            KeyTableModel model(&pool, nullptr);
+            QVERIFY(!model.nextStateChange().isValid()); // nothing ends: no timer
+        }
 
         pool.report(KeyPool::keyId(KeyA), QStringLiteral("gpt-4o"), KeyVerdict::RateLimited, 1500, QString());
         pool.report(KeyPool::keyId(KeyB), QString(), KeyVerdict::Invalid, -1,
                     QStringLiteral("the upstream refused the key"));
         pool.report(KeyPool::keyId(KeyC), QString(), KeyVerdict::Exhausted, -1, QString());
-        model.refresh();
+        // Made after the reports: no refresh of the pool's own is pending, only the end of a state
+        // can change the table below.
+        KeyTableModel model(&pool, nullptr);
+        model.setClock([&now] { return now; });
         const auto stateOf = [&model](int row) {
             return model.index(row, KeyTableModel::StateColumn).data().toString();
         };

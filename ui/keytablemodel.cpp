@@ -16,7 +16,7 @@ KeyTableModel::KeyTableModel(KeyPool *pool, KeyTester *tester, QObject *parent)
     // A shown state with an end ("rate-limited until 1:02 AM") is refreshed when it ends: one timer
     // for the earliest end, none while no state has one.
     m_stateChangeTimer.setSingleShot(true);
-    m_stateChangeTimer.setTimerType(Qt::CoarseTimer);
+    m_stateChangeTimer.setTimerType(Qt::PreciseTimer); // rare, and a coarse one may fire 5% early
     connect(&m_stateChangeTimer, &QTimer::timeout, this, &KeyTableModel::refresh);
     connect(m_pool, &KeyPool::keysChanged, this, &KeyTableModel::reload);
     // Counters change with every request: coalesced by the pool (one signal until the next snapshot)
@@ -25,6 +25,8 @@ KeyTableModel::KeyTableModel(KeyPool *pool, KeyTester *tester, QObject *parent)
         if (!m_statusTimer.isActive())
             m_statusTimer.start();
     });
+    // A background re-check moves an invalid key's next check without a status signal.
+    connect(m_pool, &KeyPool::recheckScheduleChanged, this, &KeyTableModel::scheduleRefresh);
     if (m_tester)
         connect(m_tester, &KeyTester::finished, this, &KeyTableModel::onTestFinished);
     reload();

@@ -358,7 +358,8 @@ private Q_SLOTS:
         const QDateTime start = QDateTime::currentDateTimeUtc();
         QDateTime now = start;
         KeyPool pool;
-        pool.setClock([start] { return start; });
+        QDateTime poolNow = start;
+        pool.setClock([&poolNow] { return poolNow; });
         pool.setPolicy({ 300, 3600, 3, 0 });
         const QString keyD = QStringLiteral("sk-proj-DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDdddd");
         pool.setKeys({ { KeyA, QString(), true },
@@ -405,6 +406,11 @@ private Q_SLOTS:
         now = start.addSecs(301);
         model.refresh();
         QCOMPARE(stateOf(1), QStringLiteral("invalid, checking"));
+        // The background re-check books the next one: the table follows without a status change.
+        poolNow = now;
+        QCOMPARE(pool.takeDueRechecks().size(), 1);
+        QTRY_COMPARE(stateOf(1), QStringLiteral("invalid, next check %1").arg(timeOf(now.addSecs(300))));
+        poolNow = start;
         now = start.addSecs(3601);
         model.refresh();
         QVERIFY(!model.nextStateChange().isValid()); // nothing left to wait for: no polling

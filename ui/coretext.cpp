@@ -114,6 +114,10 @@ QString CoreText::display(const QString &english)
           [](const QRegularExpressionMatch &) {
               return tr("works again");
           } },
+        { exact("test: (.*)"), // written by the Keys page's Test into the pool
+          [](const QRegularExpressionMatch &m) {
+              return tr("test: %1").arg(CoreText::display(m.captured(1)));
+          } },
         { exact("re-check: (.*)"),
           [](const QRegularExpressionMatch &m) {
               return tr("re-check: %1").arg(CoreText::display(m.captured(1)));

@@ -53,7 +53,7 @@ void KeyTableModel::onTestFinished(quint64 ticket, KeyTester::Outcome outcome, c
         m_pool->report(KeyPool::keyId(secret), QString(), KeyVerdict::Success, -1, QString());
     else if (outcome == KeyTester::Outcome::InvalidKey)
         m_pool->report(KeyPool::keyId(secret), QString(), KeyVerdict::Invalid, -1,
-                       tr("test: %1").arg(message));
+                       QStringLiteral("test: ") + message); // the pool's reasons are English (see CoreText)
     refresh(); // the State column shows the new state together with the result, not 250 ms later
     const int row = rowOfSecret(secret);
     if (row < 0)

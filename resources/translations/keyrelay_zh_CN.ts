@@ -127,6 +127,10 @@
             <source>the upstream sent nothing for %1 s</source>
             <translation>上游 %1 秒内没有发送任何数据</translation>
         </message>
+        <message>
+            <source>test: %1</source>
+            <translation>测试：%1</translation>
+        </message>
     </context>
     <context>
         <name>QObject</name>
@@ -243,10 +247,6 @@
         <message>
             <source>quota used up</source>
             <translation>额度已用完</translation>
-        </message>
-        <message>
-            <source>test: %1</source>
-            <translation>测试：%1</translation>
         </message>
         <message>
             <source>Tokens today</source>

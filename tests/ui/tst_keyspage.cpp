@@ -18,6 +18,7 @@
 #include <QTcpServer>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QTranslator>
 
 using namespace keyrelay;
 
@@ -271,9 +272,24 @@ private Q_SLOTS:
         QVERIFY(buttonA);
         QVERIFY(buttonB);
         QSignalSpy finished(page.model(), &KeyTableModel::testFinished);
+        // The reason the Test books in the pool is English whatever the window's language (it also
+        // reaches /_keyrelay/status); the window translates it where it shows it.
+        QTranslator chinese;
+        QVERIFY(chinese.load(QLocale(QLocale::Chinese, QLocale::China), QStringLiteral("keyrelay"),
+                             QStringLiteral("_"), QStringLiteral(":/keyrelay/i18n")));
+        QCoreApplication::installTranslator(&chinese);
         buttonA->click();
         buttonB->click();
         QTRY_COMPARE(finished.count(), 2);
+        QCOMPARE(pool.snapshot().at(1).lastError, QStringLiteral("test: Incorrect API key provided"));
+        QVERIFY2(
+            page.model()
+                ->index(1, KeyTableModel::StateColumn)
+                .data(Qt::ToolTipRole)
+                .toString()
+                .contains(QStringLiteral("测试：Incorrect API key provided")),
+            qPrintable(page.model()->index(1, KeyTableModel::StateColumn).data(Qt::ToolTipRole).toString()));
+        QCoreApplication::removeTranslator(&chinese);
         const QModelIndex resultA = page.model()->index(0, KeyTableModel::TestResultColumn);
         const QModelIndex resultB = page.model()->index(1, KeyTableModel::TestResultColumn);
         QCOMPARE(resultA.data().toString(), QStringLiteral("ok"));

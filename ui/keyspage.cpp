@@ -241,26 +241,34 @@ void KeysPage::fitColumns()
                         int(KeyTableModel::TestColumn) }) {
         if (m_view->isColumnHidden(column))
             continue;
-        const int width = natural(column);
+        // The Test buttons fill their cells: as wide as their word, not a dialog button's 80 pixels.
+        const int width = column == KeyTableModel::TestColumn
+            ? qMax(header->sectionSizeHint(column), metrics.horizontalAdvance(tr("Test")) + 2 * padding)
+            : natural(column);
         m_view->setColumnWidth(column, width);
         used += width;
     }
-    // A label is the user's name for a key: room for about 14 characters, less when there is none.
-    const int label = qMin(natural(KeyTableModel::LabelColumn), padding * 9);
-    m_view->setColumnWidth(KeyTableModel::LabelColumn, label);
-    used += label;
-    // "rate-limited until 10:37 AM" when there is room; never less than "rate-limi…".
+    // What is left is shared by Label, State and Test result. With room: the label's natural width
+    // (at most about 14 characters) and "rate-limited until 10:37 AM" (room for the states to come,
+    // not only those shown now: the table is fitted when keys are added, before any state is known).
+    // Short of room, State gives way first, then Label, each down to a minimum (elided, whole in the
+    // tooltip); the Test result keeps at least its minimum and takes what remains.
     const QString sampleTime = QLocale().toString(QTime(10, 37), QLocale::ShortFormat);
     const int longestState
         = qMax(metrics.horizontalAdvance(KeyTableModel::tr("rate-limited until %1").arg(sampleTime)),
                metrics.horizontalAdvance(KeyTableModel::tr("invalid, next check %1").arg(sampleTime)));
-    const int stateWanted = qMin(natural(KeyTableModel::StateColumn), longestState + padding);
     const int stateMinimum = padding * 6;
+    const int labelMinimum = padding * 4;
     const int resultMinimum = padding * 8;
-    const int available = m_view->viewport()->width();
-    m_view->setColumnWidth(
-        KeyTableModel::StateColumn,
-        qBound(stateMinimum, available - used - resultMinimum, qMax(stateMinimum, stateWanted)));
+    int state = qMax(stateMinimum, longestState + padding);
+    int label = qMax(labelMinimum, qMin(natural(KeyTableModel::LabelColumn), padding * 9));
+    int deficit = used + label + state + resultMinimum - m_view->viewport()->width();
+    const int stateGives = qBound(0, deficit, state - stateMinimum);
+    state -= stateGives;
+    deficit -= stateGives;
+    label -= qBound(0, deficit, label - labelMinimum);
+    m_view->setColumnWidth(KeyTableModel::LabelColumn, label);
+    m_view->setColumnWidth(KeyTableModel::StateColumn, state);
     m_fittingColumns = false;
 }
 

@@ -12,6 +12,7 @@
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QScrollBar>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTableView>
@@ -460,11 +461,23 @@ private Q_SLOTS:
                 >= view->fontMetrics().horizontalAdvance(QStringLiteral("rate-limi")));
         QVERIFY(state.data(Qt::ToolTipRole).toString().startsWith(state.data().toString()));
         QVERIFY(!view->wordWrap());
+        QTRY_COMPARE(view->horizontalScrollBar()->maximum(), 0); // nothing scrolls off
+        if (const QString out = qEnvironmentVariable("KEYRELAY_SCREENSHOT_DIR"); !out.isEmpty())
+            page.grab().save(out + QStringLiteral("/keys-page-740.png")); // for looking at, not a check
 
-        // With room, State shows whole.
-        page.resize(1100, 600);
-        QTRY_VERIFY(view->columnWidth(KeyTableModel::StateColumn)
-                    >= view->fontMetrics().horizontalAdvance(state.data().toString()));
+        // With room, State shows whole, also a state that comes after the keys were added.
+        KeyPool fresh;
+        fresh.setKeys({ { KeyA, QString(), true }, { KeyB, QString(), true } });
+        KeysPage roomy(&fresh, nullptr, &tester);
+        roomy.resize(1080, 600);
+        roomy.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&roomy));
+        fresh.report(KeyPool::keyId(KeyB), QString(), KeyVerdict::Invalid, -1, QString());
+        roomy.model()->refresh();
+        const QModelIndex later = roomy.model()->index(1, KeyTableModel::StateColumn);
+        QVERIFY(later.data().toString().startsWith(QStringLiteral("invalid, next check")));
+        QVERIFY(roomy.view()->columnWidth(KeyTableModel::StateColumn)
+                >= roomy.view()->fontMetrics().horizontalAdvance(later.data().toString()) + 6);
     }
 
     void tokensTodayPerKey()

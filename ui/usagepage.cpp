@@ -31,11 +31,12 @@ namespace keyrelay {
 
 namespace {
 
-/// Distinguishable colours for the stacked parts (Tableau 10, then its lighter tones); "Other" is grey.
+/// Distinguishable colours for the stacked parts (Tableau 10 without its grey, and a plum); "Other" is
+/// grey. Ten, so that the parts of one chart (at most MaxSeries) never share one.
 const QRgb kPalette[]
-    = { 0x4e79a7, 0xf28e2b, 0xe15759, 0x76b7b2, 0x59a14f, 0xedc948, 0xb07aa1, 0xff9da7, 0x9c755f, 0xa0cbe8,
-        0xffbe7d, 0x8cd17d, 0xb6992d, 0xf1ce63, 0x86bcb6, 0xff9d9a, 0xd37295, 0xfabfd2, 0xd4a6c8, 0x79706e };
+    = { 0x4e79a7, 0xf28e2b, 0xe15759, 0x76b7b2, 0x59a14f, 0xedc948, 0xb07aa1, 0xff9da7, 0x9c755f, 0x8e6c8a };
 constexpr int kPaletteSize = int(sizeof(kPalette) / sizeof(kPalette[0]));
+static_assert(kPaletteSize >= UsagePage::MaxSeries, "the parts of one chart must not share a colour");
 const QRgb kOtherColor = 0xbab0ac;
 
 /// FNV-1a: the same number for the same text in every session (qHash() is seeded per process).

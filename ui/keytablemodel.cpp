@@ -177,6 +177,15 @@ int KeyTableModel::columnCount(const QModelIndex &parent) const
     return parent.isValid() ? 0 : ColumnCount;
 }
 
+QString KeyTableModel::richToolTip(const QStringList &lines)
+{
+    // Rich text, so that a long reason wraps instead of running off the screen.
+    QStringList escaped;
+    for (const QString &line : lines)
+        escaped << line.toHtmlEscaped();
+    return QStringLiteral("<p>") + escaped.join(QStringLiteral("<br>")) + QStringLiteral("</p>");
+}
+
 QString KeyTableModel::timeText(const QDateTime &when) const
 {
     const QDateTime local = when.toLocalTime();
@@ -237,7 +246,7 @@ QString KeyTableModel::stateToolTip(int row) const
     }
     if (!status.lastError.isEmpty())
         lines << tr("Reason: %1").arg(CoreText::display(status.lastError));
-    return lines.join(QLatin1Char('\n'));
+    return richToolTip(lines);
 }
 
 KeyTableModel::TestAge KeyTableModel::testAge(const TestResult &result, const KeyStatus &status) const
@@ -295,7 +304,7 @@ QString KeyTableModel::testToolTip(int row) const
         lines << tr("The key's state has changed since this test; the State column is newer.");
     else if (it->outcome == KeyTester::Outcome::Ok && m_rows.at(row).health == KeyHealth::Ok)
         lines << tr("The key is back in the rotation.");
-    return lines.join(QLatin1Char('\n'));
+    return richToolTip(lines);
 }
 
 QVariant KeyTableModel::data(const QModelIndex &index, int role) const

@@ -86,6 +86,7 @@ private:
     QString testToolTip(int row) const;
     TestAge testAge(const TestResult &result, const KeyStatus &status) const;
     QString timeText(const QDateTime &when) const;
+    static QString richToolTip(const QStringList &lines);
     QDateTime now() const;
     void onTestFinished(quint64 ticket, KeyTester::Outcome outcome, const QString &message);
     /// Arms the single-shot timer for the earliest end of a shown state.

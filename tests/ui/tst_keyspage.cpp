@@ -319,7 +319,7 @@ private Q_SLOTS:
         // Whole and right: the network was fine, the upstream refused the connection.
         QCOMPARE(resultA.data().toString(),
                  QStringLiteral("the upstream 127.0.0.1:%1 refused the connection").arg(closedPort));
-        QVERIFY(resultA.data(Qt::ToolTipRole).toString().contains(resultA.data().toString()));
+        QVERIFY(resultA.data(Qt::ToolTipRole).toString().contains(resultA.data().toString().toHtmlEscaped()));
 
         // The upstream is back and a request with the key succeeds: the old failure is not shown any more.
         const KeyLease lease = pool.acquireFor({ KeyPool::keyId(KeyB) }, QStringLiteral("gpt-4o"));
@@ -459,7 +459,9 @@ private Q_SLOTS:
         const QModelIndex state = page.model()->index(1, KeyTableModel::StateColumn);
         QVERIFY(view->columnWidth(KeyTableModel::StateColumn)
                 >= view->fontMetrics().horizontalAdvance(QStringLiteral("rate-limi")));
-        QVERIFY(state.data(Qt::ToolTipRole).toString().startsWith(state.data().toString()));
+        QVERIFY(state.data(Qt::ToolTipRole)
+                    .toString()
+                    .startsWith(QStringLiteral("<p>") + state.data().toString()));
         QVERIFY(!view->wordWrap());
         QTRY_COMPARE(view->horizontalScrollBar()->maximum(), 0); // nothing scrolls off
         if (const QString out = qEnvironmentVariable("KEYRELAY_SCREENSHOT_DIR"); !out.isEmpty())

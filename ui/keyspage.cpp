@@ -6,11 +6,13 @@
 #include "userstores.h"
 
 #include <QAction>
+#include <QEvent>
 #include <QFrame>
 #include <QHBoxLayout>
 #include <QHeaderView>
 #include <QItemSelectionModel>
 #include <QLabel>
+#include <QLocale>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QTableView>
@@ -49,19 +51,11 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     m_view->setEditTriggers(QAbstractItemView::DoubleClicked | QAbstractItemView::EditKeyPressed);
     m_view->verticalHeader()->hide();
     m_view->setAlternatingRowColors(true);
-    m_view->horizontalHeader()->setStretchLastSection(true);
-    m_view->horizontalHeader()->setSectionResizeMode(QHeaderView::Interactive);
-    m_view->setColumnWidth(KeyTableModel::LabelColumn, 120);
-    m_view->setColumnWidth(KeyTableModel::KeyColumn, 110);
-    m_view->setColumnWidth(KeyTableModel::EnabledColumn, 70);
-    m_view->setColumnWidth(KeyTableModel::StateColumn, 210); // "invalid (re-checked 10:37 AM)"
-    m_view->setColumnWidth(KeyTableModel::RequestsColumn, 75);
-    m_view->setColumnWidth(KeyTableModel::ErrorsColumn, 60);
-    m_view->setColumnWidth(KeyTableModel::LastUsedColumn, 130);
-    m_view->setColumnWidth(KeyTableModel::TestColumn, 70);
+    setUpColumns();
     if (!m_tester)
         m_view->hideColumn(KeyTableModel::TestColumn);
     connect(m_model, &QAbstractItemModel::modelReset, this, &KeysPage::installTestButtons);
+    connect(m_model, &QAbstractItemModel::modelReset, this, &KeysPage::fitColumns);
 
     m_remove->setEnabled(false);
     connect(m_view->selectionModel(), &QItemSelectionModel::selectionChanged, this,
@@ -155,7 +149,10 @@ void KeysPage::describeRowButtons()
         QWidget *button = m_view->indexWidget(m_model->index(row, KeyTableModel::TestColumn));
         if (!button)
             continue;
-        const QString label = m_model->index(row, KeyTableModel::LabelColumn).data().toString();
+        // The user's label, else the masked key (the Label column is empty until the key is named).
+        QString label = m_model->index(row, KeyTableModel::LabelColumn).data().toString();
+        if (label.isEmpty())
+            label = m_model->index(row, KeyTableModel::KeyColumn).data().toString();
         const QString name = tr("Test key %1").arg(label);
         if (button->accessibleName() != name)
             button->setAccessibleName(name);
@@ -170,6 +167,8 @@ KeysPage::~KeysPage()
     // The view and model are torn down by QWidget after this destructor: stop listening to them first.
     disconnect(m_view->selectionModel(), nullptr, this, nullptr);
     disconnect(m_model, nullptr, this, nullptr);
+    disconnect(m_view->horizontalHeader(), nullptr, this, nullptr);
+    m_view->viewport()->removeEventFilter(this);
 }
 
 void KeysPage::setStorageNotice(const QString &text)
@@ -324,6 +323,82 @@ void KeysPage::save()
         setStatus(tr("The keys could not be saved: %1").arg(error), true);
         Q_EMIT saveFailed(error);
     }
+}
+
+void KeysPage::setUpColumns()
+{
+    // Columns give way in a small window: the counters keep what they need, the State column gives up
+    // width down to a minimum (eliding, the whole state in its tooltip) and the Test result takes the
+    // rest, so that Test and its result stay on screen. A column the user resizes stays as set.
+    m_view->setWordWrap(false);
+    m_view->setTextElideMode(Qt::ElideRight);
+    QHeaderView *header = m_view->horizontalHeader();
+    header->setStretchLastSection(true);
+    header->setSectionResizeMode(QHeaderView::Interactive);
+    header->setMinimumSectionSize(m_view->fontMetrics().horizontalAdvance(QLatin1Char('M')) * 3);
+    m_view->viewport()->installEventFilter(this);
+    connect(header, &QHeaderView::sectionResized, this, [this](int section) {
+        if (!m_fittingColumns && section != KeyTableModel::TestResultColumn)
+            m_userSizedColumns = true;
+    });
+    fitColumns();
+}
+
+void KeysPage::fitColumns()
+{
+    if (m_userSizedColumns)
+        return;
+    m_fittingColumns = true;
+    QHeaderView *header = m_view->horizontalHeader();
+    const QFontMetrics metrics = m_view->fontMetrics();
+    const int padding = metrics.horizontalAdvance(QLatin1Char('M'));
+    const QAbstractItemView *view = m_view; // sizeHintForColumn() is public there
+    const auto natural = [view, header, padding](int column) {
+        return qMax(header->sectionSizeHint(column), view->sizeHintForColumn(column)) + padding / 2;
+    };
+    int used = 0;
+    for (int column : { int(KeyTableModel::KeyColumn), int(KeyTableModel::EnabledColumn),
+                        int(KeyTableModel::RequestsColumn), int(KeyTableModel::ErrorsColumn),
+                        int(KeyTableModel::TokensTodayColumn), int(KeyTableModel::LastUsedColumn),
+                        int(KeyTableModel::TestColumn) }) {
+        if (m_view->isColumnHidden(column))
+            continue;
+        // The Test buttons fill their cells: as wide as their word, not a dialog button's 80 pixels.
+        const int width = column == KeyTableModel::TestColumn
+            ? qMax(header->sectionSizeHint(column), metrics.horizontalAdvance(tr("Test")) + 2 * padding)
+            : natural(column);
+        m_view->setColumnWidth(column, width);
+        used += width;
+    }
+    // What is left is shared by Label, State and Test result. With room: the label's natural width
+    // (at most about 14 characters) and "rate-limited until 10:37 AM" (room for the states to come,
+    // not only those shown now: the table is fitted when keys are added, before any state is known).
+    // Short of room, State gives way first, then Label, each down to a minimum (elided, whole in the
+    // tooltip); the Test result keeps at least its minimum and takes what remains.
+    const QString sampleTime = QLocale().toString(QTime(10, 37), QLocale::ShortFormat);
+    const int longestState
+        = qMax(metrics.horizontalAdvance(KeyTableModel::tr("rate-limited until %1").arg(sampleTime)),
+               metrics.horizontalAdvance(KeyTableModel::tr("invalid, next check %1").arg(sampleTime)));
+    const int stateMinimum = padding * 6;
+    const int labelMinimum = padding * 4;
+    const int resultMinimum = padding * 8;
+    int state = qMax(stateMinimum, longestState + padding);
+    int label = qMax(labelMinimum, qMin(natural(KeyTableModel::LabelColumn), padding * 9));
+    int deficit = used + label + state + resultMinimum - m_view->viewport()->width();
+    const int stateGives = qBound(0, deficit, state - stateMinimum);
+    state -= stateGives;
+    deficit -= stateGives;
+    label -= qBound(0, deficit, label - labelMinimum);
+    m_view->setColumnWidth(KeyTableModel::LabelColumn, label);
+    m_view->setColumnWidth(KeyTableModel::StateColumn, state);
+    m_fittingColumns = false;
+}
+
+bool KeysPage::eventFilter(QObject *watched, QEvent *event)
+{
+    if (watched == m_view->viewport() && event->type() == QEvent::Resize)
+        fitColumns();
+    return QWidget::eventFilter(watched, event);
 }
 
 void KeysPage::installTestButtons()

@@ -59,11 +59,18 @@ public:
     /// The translated notice for @p stores: the keychain, or the file and why.
     static QString storageNoticeFor(const UserStores &stores);
 
+    /// Fits the columns to the table's width (also on every resize, until the user sizes a column).
+    void fitColumns();
+
 Q_SIGNALS:
     /// Saving the keys failed; @p error is safe to show.
     void saveFailed(const QString &error);
 
+protected:
+    bool eventFilter(QObject *watched, QEvent *event) override;
+
 private:
+    void setUpColumns();
     void addFromPasteBox();
     void removeSelected();
     void save();
@@ -95,6 +102,8 @@ private:
     QAction *m_undoAction = nullptr;
     QTimer m_undoTimer;
     QList<QPair<int, ApiKey>> m_removed;
+    bool m_fittingColumns = false;
+    bool m_userSizedColumns = false;
 };
 
 } // namespace keyrelay

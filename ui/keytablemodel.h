@@ -9,6 +9,8 @@
 #include <QHash>
 #include <QTimer>
 
+#include <functional>
+
 namespace keyrelay {
 
 class KeyTableModel : public QAbstractTableModel
@@ -52,6 +54,13 @@ public:
     void testKey(int row);
     bool isTesting(int row) const;
 
+    /// For tests: where "now" comes from (default: the system clock). Shown states that end at a time
+    /// ("rate-limited until …") change when that time has passed.
+    void setClock(std::function<QDateTime()> clock);
+    /// When the next shown state ends (one single-shot timer refreshes the table then); invalid when
+    /// no shown state has an end, and then nothing polls.
+    QDateTime nextStateChange() const { return m_nextChange; }
+
 public Q_SLOTS:
     /// Re-reads the pool now (normally counters are refreshed at most four times a second).
     void refresh();
@@ -65,9 +74,23 @@ private:
         bool running = false;
         KeyTester::Outcome outcome = KeyTester::Outcome::Ok;
         QString message;
+        QDateTime finishedAt;
+        /// The key's state right after the test: when it changes, the result is old news.
+        KeyHealth healthAfter = KeyHealth::Unknown;
+        QDateTime lastUsedAfter;
     };
+    enum class TestAge { Current, Old, Superseded };
     QString stateText(int row) const;
+    QString stateToolTip(int row) const;
     QString testText(int row) const;
+    QString testToolTip(int row) const;
+    TestAge testAge(const TestResult &result, const KeyStatus &status) const;
+    QString timeText(const QDateTime &when) const;
+    static QString richToolTip(const QStringList &lines);
+    QDateTime now() const;
+    void onTestFinished(quint64 ticket, KeyTester::Outcome outcome, const QString &message);
+    /// Arms the single-shot timer for the earliest end of a shown state.
+    void scheduleStateChange();
     int rowOfSecret(const QString &secret) const;
     void reload();
 
@@ -78,6 +101,9 @@ private:
     QHash<QString, TestResult> m_tests; ///< by secret
     QHash<quint64, QString> m_tickets; ///< running test -> secret
     QTimer m_statusTimer;
+    QTimer m_stateChangeTimer;
+    QDateTime m_nextChange;
+    std::function<QDateTime()> m_clock;
     const UsageStore *m_usage = nullptr;
     QHash<QString, qint64> m_tokensToday; ///< key id -> total tokens today
 };

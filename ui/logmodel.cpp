@@ -1,9 +1,12 @@
 #include "logmodel.h"
 
+#include "coretext.h"
 #include "csv.h"
 
 #include <QColor>
 #include <QLocale>
+
+#include <algorithm>
 
 namespace keyrelay {
 
@@ -30,6 +33,11 @@ bool LogModel::isError(const RequestRecord &record)
     return record.status == 0 || record.status >= 400 || !record.error.isEmpty();
 }
 
+bool LogModel::isKeyEvent(const RequestRecord &record)
+{
+    return record.method == QLatin1String("KEY");
+}
+
 void LogModel::append(const RequestRecord &record)
 {
     m_pending.append(record);
@@ -45,18 +53,54 @@ void LogModel::flush()
     m_flushTimer.stop();
     if (m_pending.isEmpty())
         return;
-    const qsizetype overflow = m_rows.size() + m_pending.size() - m_capacity;
-    const int removeCount = int(qMin<qsizetype>(qMax<qsizetype>(overflow, 0), m_rows.size()));
+    const auto earlier = [](const RequestRecord &a, const RequestRecord &b) {
+        return a.startedAt < b.startedAt;
+    };
+    // Records come when their request ends: a long request's comes after rows that began later.
+    std::stable_sort(m_pending.begin(), m_pending.end(), earlier);
+    for (const RequestRecord &record : std::as_const(m_pending))
+        m_keyEvents += isKeyEvent(record) ? 1 : 0;
+    if (m_rows.isEmpty() || !earlier(m_pending.constFirst(), m_rows.constLast())) {
+        // The common case: everything is newer than the last row. One removal, one insertion.
+        const qsizetype overflow = m_rows.size() + m_pending.size() - m_capacity;
+        const int removeCount = int(qMin<qsizetype>(qMax<qsizetype>(overflow, 0), m_rows.size()));
+        if (removeCount > 0) {
+            beginRemoveRows(QModelIndex(), 0, removeCount - 1);
+            for (int i = 0; i < removeCount; ++i)
+                m_keyEvents -= isKeyEvent(m_rows.at(i)) ? 1 : 0;
+            m_rows.remove(0, removeCount);
+            endRemoveRows();
+        }
+        const int first = int(m_rows.size());
+        beginInsertRows(QModelIndex(), first, first + int(m_pending.size()) - 1);
+        m_rows.append(m_pending);
+        m_pending.clear();
+        endInsertRows();
+        return;
+    }
+    // Some go between the rows: insert each run where it belongs, then drop the oldest over capacity.
+    qsizetype next = 0;
+    while (next < m_pending.size()) {
+        const qsizetype at
+            = std::upper_bound(m_rows.cbegin(), m_rows.cend(), m_pending.at(next), earlier) - m_rows.cbegin();
+        qsizetype end = next + 1;
+        while (end < m_pending.size() && (at == m_rows.size() || earlier(m_pending.at(end), m_rows.at(at))))
+            ++end;
+        beginInsertRows(QModelIndex(), int(at), int(at + end - next) - 1);
+        m_rows.insert(at, end - next, RequestRecord());
+        std::copy(m_pending.cbegin() + next, m_pending.cbegin() + end, m_rows.begin() + at);
+        endInsertRows();
+        next = end;
+    }
+    m_pending.clear();
+    const int removeCount = int(qMax<qsizetype>(m_rows.size() - m_capacity, 0));
     if (removeCount > 0) {
         beginRemoveRows(QModelIndex(), 0, removeCount - 1);
+        for (int i = 0; i < removeCount; ++i)
+            m_keyEvents -= isKeyEvent(m_rows.at(i)) ? 1 : 0;
         m_rows.remove(0, removeCount);
         endRemoveRows();
     }
-    const int first = int(m_rows.size());
-    beginInsertRows(QModelIndex(), first, first + int(m_pending.size()) - 1);
-    m_rows.append(m_pending);
-    m_pending.clear();
-    endInsertRows();
 }
 
 void LogModel::clear()
@@ -67,12 +111,16 @@ void LogModel::clear()
         return;
     beginResetModel();
     m_rows.clear();
+    m_keyEvents = 0;
     endResetModel();
 }
 
 QString LogModel::cellText(int row, int column) const
 {
     const RequestRecord &record = m_rows.at(row);
+    // A key event has no status, stream or bytes of its own.
+    if (isKeyEvent(record) && (column == StatusColumn || column == StreamedColumn || column == BytesColumn))
+        return QString();
     switch (column) {
     case TimeColumn:
         return record.startedAt.toLocalTime().toString(QStringLiteral("yyyy-MM-dd HH:mm:ss.zzz"));
@@ -102,7 +150,7 @@ QString LogModel::cellText(int row, int column) const
                 .arg(record.completionTokens);
         return QString::number(record.totalTokens);
     case ErrorColumn:
-        return record.error;
+        return CoreText::display(record.error); // KeyRelay's own messages in the user's language
     default:
         return QString();
     }
@@ -115,7 +163,7 @@ QVariant LogModel::data(const QModelIndex &index, int role) const
     const RequestRecord &record = m_rows.at(index.row());
     switch (role) {
     case Qt::DisplayRole:
-        if (index.column() == BytesColumn)
+        if (index.column() == BytesColumn && !isKeyEvent(record))
             return QLocale().formattedDataSize(record.responseBytes, 1, QLocale::DataSizeTraditionalFormat);
         if (index.column() == TimeColumn)
             return record.startedAt.toLocalTime().toString(QStringLiteral("HH:mm:ss.zzz"));

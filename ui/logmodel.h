@@ -46,6 +46,10 @@ public:
     int pendingCount() const { return int(m_pending.size()); }
     const RequestRecord &record(int row) const { return m_rows.at(row); }
     static bool isError(const RequestRecord &record);
+    /// A row about a key's state (method "KEY"), not a request.
+    static bool isKeyEvent(const RequestRecord &record);
+    /// Rows that are requests (every row but the key events).
+    int requestCount() const { return int(m_rows.size()) - m_keyEvents; }
 
     /// The cells of @p rows as CSV (RFC 4180 quoting), with a header line.
     QString toCsv(const QList<int> &rows) const;
@@ -59,7 +63,8 @@ public:
 public Q_SLOTS:
     /// Queues a record; it appears at the next flush.
     void append(const keyrelay::RequestRecord &record);
-    /// Moves the queued records into the model now.
+    /// Moves the queued records into the model now, in the order of their start times (a request
+    /// that ended late goes above the rows that began after it).
     void flush();
     void clear();
 
@@ -68,6 +73,7 @@ private:
     QList<RequestRecord> m_rows;
     QList<RequestRecord> m_pending;
     QTimer m_flushTimer;
+    int m_keyEvents = 0; ///< rows that are key events
 };
 
 /// Text filter over every column plus an "errors only" switch.

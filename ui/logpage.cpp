@@ -17,6 +17,7 @@
 #include <QSaveFile>
 #include <QScrollBar>
 #include <QStandardPaths>
+#include <QStyle>
 #include <QTableView>
 #include <QVBoxLayout>
 
@@ -29,7 +30,7 @@ LogPage::LogPage(LogModel *model, QWidget *parent)
       m_statusFilter(new QComboBox(this)), m_clear(new QPushButton(tr("C&lear"), this)),
       m_export(new QPushButton(tr("&Export CSV…"), this)),
       m_allowWebsite(new QPushButton(tr("&Allow this website"), this)), m_count(new QLabel(this)),
-      m_view(new QTableView(this))
+      m_notice(new QLabel(this)), m_view(new QTableView(this))
 {
     m_filter->setSourceModel(m_model);
     m_filterEdit->setPlaceholderText(tr("Filter: path, model, key, status, error…"));
@@ -44,9 +45,15 @@ LogPage::LogPage(LogModel *model, QWidget *parent)
     m_allowWebsite->setToolTip(tr("Let the website of the selected blocked request use KeyRelay"));
     connect(m_allowWebsite, &QPushButton::clicked, this, [this] {
         const QString origin = selectedBlockedOrigin();
-        if (!origin.isEmpty())
-            Q_EMIT allowWebsiteRequested(origin);
+        if (origin.isEmpty())
+            return;
+        // Until the window confirms it (websiteAllowed()), the site's next request will tell.
+        showNotice(tr("Allowing %1: its next request shows here whether it went through.").arg(origin));
+        Q_EMIT allowWebsiteRequested(origin);
     });
+    m_notice->setWordWrap(true);
+    m_notice->setTextInteractionFlags(Qt::TextSelectableByMouse);
+    m_notice->hide();
 
     m_view->setModel(m_filter);
     m_view->setSelectionBehavior(QAbstractItemView::SelectRows);
@@ -61,6 +68,15 @@ LogPage::LogPage(LogModel *model, QWidget *parent)
     const int widths[LogModel::ColumnCount] = { 90, 58, 170, 100, 100, 50, 64, 66, 72, 90, 150 };
     for (int column = 0; column < LogModel::ColumnCount; ++column)
         m_view->setColumnWidth(column, widths[column]);
+    // Wide enough for the longest method (OPTIONS) in the table's font, with the cell's margins.
+    const QFontMetrics metrics = m_view->fontMetrics();
+    const int cellMargins
+        = 2 * (m_view->style()->pixelMetric(QStyle::PM_FocusFrameHMargin, nullptr, m_view) + 1)
+        + metrics.horizontalAdvance(QLatin1Char(' '));
+    m_view->setColumnWidth(LogModel::MethodColumn,
+                           std::max({ metrics.horizontalAdvance(QStringLiteral("OPTIONS")) + cellMargins,
+                                      m_view->horizontalHeader()->sectionSizeHint(LogModel::MethodColumn),
+                                      widths[LogModel::MethodColumn] }));
 
     // Follow new rows while the view is at the bottom; stop when the user scrolls up.
     QScrollBar *bar = m_view->verticalScrollBar();
@@ -90,6 +106,8 @@ LogPage::LogPage(LogModel *model, QWidget *parent)
         copy->setEnabled(true);
     });
 
+    connect(m_model, &QAbstractItemModel::rowsInserted, this,
+            [this](const QModelIndex &, int first, int last) { learnAllowedWebsites(first, last); });
     connect(m_filter, &QAbstractItemModel::rowsInserted, this, &LogPage::updateCount);
     connect(m_filter, &QAbstractItemModel::rowsRemoved, this, &LogPage::updateCount);
     connect(m_filter, &QAbstractItemModel::modelReset, this, &LogPage::updateCount);
@@ -103,6 +121,7 @@ LogPage::LogPage(LogModel *model, QWidget *parent)
     top->addWidget(m_export);
     auto *layout = new QVBoxLayout(this);
     layout->addLayout(top);
+    layout->addWidget(m_notice);
     layout->addWidget(m_view, 1);
     // Opening the page puts the focus on the table (arrow keys browse the log), not on the filter:
     // a focused text field blinks its cursor, which would wake an otherwise idle KeyRelay twice a second.
@@ -119,6 +138,7 @@ LogPage::~LogPage()
     // Hiding the view while QWidget tears it down still moves the scroll bar: stop listening first.
     disconnect(m_view->verticalScrollBar(), nullptr, this, nullptr);
     disconnect(m_filter, nullptr, this, nullptr);
+    disconnect(m_model, nullptr, this, nullptr);
     disconnect(m_view->selectionModel(), nullptr, this, nullptr);
 }
 
@@ -131,7 +151,57 @@ QString LogPage::selectedBlockedOrigin() const
     if (row < 0 || row >= m_model->rowCount())
         return QString();
     const RequestRecord &record = m_model->record(row);
-    return record.originBlocked ? record.origin : QString();
+    return offersAllow(record) ? record.origin : QString();
+}
+
+bool LogPage::offersAllow(const RequestRecord &record) const
+{
+    if (!record.originBlocked || record.origin.isEmpty())
+        return false;
+    const auto allowed = m_allowedAt.constFind(record.origin);
+    // Blocked after it was allowed (the user took it out of the list again): offered again.
+    return allowed == m_allowedAt.cend() || record.startedAt > *allowed;
+}
+
+void LogPage::websiteAllowed(const QString &origin)
+{
+    QDateTime &at = m_allowedAt[origin];
+    at = qMax(at, QDateTime::currentDateTimeUtc());
+    showNotice(tr("%1 may now use KeyRelay; its next requests go through.").arg(origin));
+    updateAllowWebsite();
+}
+
+void LogPage::learnAllowedWebsites(int first, int last)
+{
+    bool learned = false;
+    for (int row = first; row <= last && row < m_model->rowCount(); ++row) {
+        const RequestRecord &record = m_model->record(row);
+        if (record.origin.isEmpty() || record.originBlocked || LogModel::isKeyEvent(record))
+            continue;
+        QDateTime &at = m_allowedAt[record.origin];
+        if (!at.isValid() || record.startedAt > at) {
+            at = record.startedAt;
+            learned = true;
+        }
+    }
+    if (learned)
+        updateAllowWebsite();
+}
+
+void LogPage::showNotice(const QString &text)
+{
+    m_notice->setText(text);
+    m_notice->setVisible(!text.isEmpty());
+}
+
+QString LogPage::noticeText() const
+{
+    return m_notice->isHidden() ? QString() : m_notice->text();
+}
+
+QString LogPage::countText() const
+{
+    return m_count->text();
 }
 
 void LogPage::updateAllowWebsite()
@@ -143,13 +213,25 @@ void LogPage::updateAllowWebsite()
 
 void LogPage::updateCount()
 {
+    // Key events are rows of the log, not requests.
+    const int requests = m_model->requestCount();
+    const int events = m_model->rowCount() - requests;
     const int shown = m_filter->rowCount();
-    const int total = m_model->rowCount();
-    if (shown == total)
-        m_count->setText(
-            tr("%n request(s) in the log (the newest %1 are kept)", nullptr, total).arg(m_model->capacity()));
-    else
-        m_count->setText(tr("%1 of %2 request(s) shown").arg(shown).arg(total));
+    QString text;
+    if (shown == m_model->rowCount()) {
+        text = tr("%n request(s) in the log (the newest %1 are kept)", nullptr, requests)
+                   .arg(m_model->capacity());
+        if (events > 0)
+            text += QStringLiteral(" · ") + tr("%n key event(s)", nullptr, events);
+    } else {
+        int shownRequests = 0;
+        for (int row = 0; row < shown; ++row) {
+            const int source = m_filter->mapToSource(m_filter->index(row, 0)).row();
+            shownRequests += LogModel::isKeyEvent(m_model->record(source)) ? 0 : 1;
+        }
+        text = tr("%1 of %2 request(s) shown").arg(shownRequests).arg(requests);
+    }
+    m_count->setText(text);
 }
 
 QString LogPage::selectionText() const

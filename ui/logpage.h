@@ -1,6 +1,8 @@
 // The "Log" page: every request that went through the proxy, filterable, exportable.
 #pragma once
 
+#include <QDateTime>
+#include <QHash>
 #include <QWidget>
 
 class QCheckBox;
@@ -14,6 +16,7 @@ namespace keyrelay {
 
 class LogFilterModel;
 class LogModel;
+struct RequestRecord;
 
 class LogPage : public QWidget
 {
@@ -36,6 +39,15 @@ public:
     /// The website of the selected row, if that request was refused because of its origin.
     QString selectedBlockedOrigin() const;
     QPushButton *allowWebsiteButton() const { return m_allowWebsite; }
+    /// The line under the table: how many requests (and key events) the log holds.
+    QString countText() const;
+    /// The confirmation shown above the table after "Allow" (empty when none).
+    QString noticeText() const;
+
+public Q_SLOTS:
+    /// @p origin was added to the allowed websites: says so on this page, and its blocked requests so
+    /// far no longer offer "Allow".
+    void websiteAllowed(const QString &origin);
 
 Q_SIGNALS:
     /// The user chose "Allow this website" on a blocked request.
@@ -45,6 +57,11 @@ private:
     void exportWithDialog();
     void updateCount();
     void updateAllowWebsite();
+    void showNotice(const QString &text);
+    /// A request that went through from a website shows that it is allowed now.
+    void learnAllowedWebsites(int first, int last);
+    /// Whether "Allow" is offered for @p record: refused for its website, and not allowed since.
+    bool offersAllow(const RequestRecord &record) const;
 
     LogModel *m_model;
     LogFilterModel *m_filter;
@@ -54,6 +71,8 @@ private:
     QPushButton *m_export;
     QPushButton *m_allowWebsite;
     QLabel *m_count;
+    QLabel *m_notice;
+    QHash<QString, QDateTime> m_allowedAt; ///< website -> when it was known to be allowed
     QTableView *m_view;
     bool m_follow = true;
 };

@@ -121,7 +121,9 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
             [this](int, const QString &label) { addKeyEvent(label, tr("works again"), QString()); });
     connect(m_logPage, &LogPage::allowWebsiteRequested, this, [this](const QString &origin) {
         QString error;
-        if (!m_settingsPage->allowWebsite(origin, &error))
+        if (m_settingsPage->allowWebsite(origin, &error))
+            m_logPage->websiteAllowed(origin); // the confirmation where the user clicked
+        else
             QMessageBox::warning(this, tr("KeyRelay"), tr("Could not allow %1: %2").arg(origin, error));
     });
     connect(m_settingsPage, &SettingsPage::applied, this, [this] {

@@ -31,10 +31,25 @@ namespace keyrelay {
 
 namespace {
 
-/// Distinguishable colours for the stacked parts (Tableau 10); "Other" is grey.
-const QRgb kPalette[UsagePage::MaxSeries]
-    = { 0x4e79a7, 0xf28e2b, 0xe15759, 0x76b7b2, 0x59a14f, 0xedc948, 0xb07aa1, 0xff9da7 };
+/// Distinguishable colours for the stacked parts (Tableau 10 without its grey, and a plum); "Other" is
+/// grey. Ten, so that the parts of one chart (at most MaxSeries) never share one.
+const QRgb kPalette[]
+    = { 0x4e79a7, 0xf28e2b, 0xe15759, 0x76b7b2, 0x59a14f, 0xedc948, 0xb07aa1, 0xff9da7, 0x9c755f, 0x8e6c8a };
+constexpr int kPaletteSize = int(sizeof(kPalette) / sizeof(kPalette[0]));
+static_assert(kPaletteSize >= UsagePage::MaxSeries, "the parts of one chart must not share a colour");
 const QRgb kOtherColor = 0xbab0ac;
+
+/// FNV-1a: the same number for the same text in every session (qHash() is seeded per process).
+quint32 stableHash(const QString &text)
+{
+    quint32 hash = 2166136261u;
+    const QByteArray bytes = text.toUtf8();
+    for (const char byte : bytes) {
+        hash ^= quint8(byte);
+        hash *= 16777619u;
+    }
+    return hash;
+}
 
 QString dayText(const QDate &day)
 {
@@ -49,6 +64,28 @@ QStandardItem *numberItem(qint64 value)
 }
 
 } // namespace
+
+QColor UsagePage::colorFor(const QString &id)
+{
+    return QColor::fromRgb(kPalette[stableHash(id) % kPaletteSize]);
+}
+
+QHash<QString, QColor> UsagePage::colorsFor(QStringList ids)
+{
+    // Each key (or model) has its colour from its id; two that would share one on the same chart are
+    // told apart in the order of their ids, so that the outcome does not depend on this month's totals.
+    std::sort(ids.begin(), ids.end());
+    QHash<QString, QColor> colors;
+    QList<bool> taken(kPaletteSize, false);
+    for (const QString &id : std::as_const(ids)) {
+        int slot = int(stableHash(id) % kPaletteSize);
+        for (int tries = 0; tries < kPaletteSize && taken.at(slot); ++tries)
+            slot = (slot + 1) % kPaletteSize;
+        taken[slot] = true;
+        colors.insert(id, QColor::fromRgb(kPalette[slot]));
+    }
+    return colors;
+}
 
 UsagePage::UsagePage(UsageStore *store, QWidget *parent) : QWidget(parent), m_store(store)
 {
@@ -194,6 +231,7 @@ void UsagePage::updateChart(const QList<UsageRow> &rows, const QDate &today)
 
     struct Group
     {
+        QString id; ///< key id or model
         QString name;
         qint64 total = 0;
         QList<qreal> values;
@@ -208,7 +246,7 @@ void UsagePage::updateChart(const QList<UsageRow> &rows, const QDate &today)
         auto it = indexOf.constFind(id);
         if (it == indexOf.cend()) {
             it = indexOf.insert(id, groups.size());
-            groups.append(Group { groupName(row), 0, QList<qreal>(Days, 0.0) });
+            groups.append(Group { id, groupName(row), 0, QList<qreal>(Days, 0.0) });
         }
         Group &group = groups[*it];
         group.total += row.totalTokens;
@@ -219,7 +257,7 @@ void UsagePage::updateChart(const QList<UsageRow> &rows, const QDate &today)
     });
     const bool hasOther = groups.size() > MaxSeries;
     if (hasOther) {
-        Group other { tr("Other"), 0, QList<qreal>(Days, 0.0) };
+        Group other { QString(), tr("Other"), 0, QList<qreal>(Days, 0.0) };
         for (qsizetype i = MaxSeries - 1; i < groups.size(); ++i) {
             other.total += groups.at(i).total;
             for (int day = 0; day < Days; ++day)
@@ -232,13 +270,17 @@ void UsagePage::updateChart(const QList<UsageRow> &rows, const QDate &today)
     m_series->clear();
     m_dayAxis->clear();
     m_dayAxis->append(categories);
+    QStringList ids;
+    for (qsizetype i = 0; i < groups.size() - (hasOther ? 1 : 0); ++i)
+        ids << groups.at(i).id;
+    const QHash<QString, QColor> colors = colorsFor(ids);
     QList<qreal> stacked(Days, 0.0);
     for (qsizetype i = 0; i < groups.size(); ++i) {
         const Group &group = groups.at(i);
         auto *set = new QBarSet(group.name);
         set->append(group.values);
         const bool isOther = hasOther && i == groups.size() - 1;
-        const QColor color = QColor::fromRgb(isOther ? kOtherColor : kPalette[i % MaxSeries]);
+        const QColor color = isOther ? QColor::fromRgb(kOtherColor) : colors.value(group.id);
         set->setColor(color);
         set->setBorderColor(color.darker(115));
         m_series->append(set);

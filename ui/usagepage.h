@@ -3,6 +3,8 @@
 
 #include "usagestore.h"
 
+#include <QColor>
+#include <QHash>
 #include <QList>
 #include <QWidget>
 
@@ -36,6 +38,11 @@ public:
         TotalColumn,
         ColumnCount
     };
+
+    /// The colour of a key (by its key id) or model in the chart: the same in every session.
+    static QColor colorFor(const QString &id);
+    /// The colours of the parts of one chart: colorFor() each, with clashes told apart by id order.
+    static QHash<QString, QColor> colorsFor(QStringList ids);
 
     /// Nothing is owned; @p store must outlive the page.
     explicit UsagePage(UsageStore *store, QWidget *parent = nullptr);

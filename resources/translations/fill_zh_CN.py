@@ -265,6 +265,71 @@ ZH = {
     "KeyRelay: running on %1, with problems": "KeyRelay：运行于 %1，但有问题",
     "KeyRelay: not running": "KeyRelay：未运行",
     "Filter the log": "筛选日志",
+    # Issue 15 (key states, log, core messages shown in the window).
+    "the upstream %1": "上游 %1",
+    "the HTTP proxy %1": "HTTP 代理 %1",
+    "the SOCKS5 proxy %1": "SOCKS5 代理 %1",
+    "the network proxy": "网络代理",
+    "%1 is not an allowed website (allow it here or under Settings › Security)":
+    "%1 不是允许的网站（可在此处或“设置 › 安全”中允许）",
+    "the request names more than one website (Origin); KeyRelay serves none of them":
+    "请求中包含多个网站来源（Origin）；KeyRelay 不为其中任何一个提供服务",
+    "a request from another website without an Origin (such as an image or script tag); KeyRelay does not serve it":
+    "来自其他网站且没有 Origin 的请求（例如图片或脚本标签）；KeyRelay 不提供服务",
+    "host \"%1\" is not this computer; KeyRelay only serves local clients (a reverse proxy's host name can be "
+    "added under Settings › Security)":
+    "主机“%1”不是本机；KeyRelay 只为本机客户端服务（反向代理的主机名可在“设置 › 安全”中添加）",
+    "the client did not send KeyRelay's client access token as its API key":
+    "客户端没有把 KeyRelay 的客户端访问令牌作为 API 密钥发送",
+    "method not supported by KeyRelay": "KeyRelay 不支持此方法",
+    "KeyRelay is shutting down": "KeyRelay 正在关闭",
+    "KeyRelay is serving its maximum of %1 connections; retry shortly":
+    "KeyRelay 已达到最多 %1 个连接；请稍后重试",
+    "the client closed the connection": "客户端关闭了连接",
+    "response cut off: %1": "响应被中断：%1",
+    "nothing came from the upstream for %1 s": "上游 %1 秒内没有发送任何数据",
+    "the upstream refused the key": "上游拒绝了此密钥",
+    "the key's quota is used up": "此密钥的额度已用完",
+    "429 rate limited": "429 限流",
+    "re-check: %1": "重新检查：%1",
+    "%1 refused the connection (is it running?)": "%1 拒绝了连接（它在运行吗？）",
+    "%1 refused the connection": "%1 拒绝了连接",
+    "%1 was not found (its host name does not resolve)": "找不到 %1（无法解析其主机名）",
+    "%1 closed the connection before %2 answered": "%1 在 %2 应答前关闭了连接",
+    "%1 closed the connection before answering": "%1 在应答前关闭了连接",
+    "%1 did not answer in time": "%1 未及时应答",
+    "%1 refused the credentials (user \"%2\")": "%1 拒绝了凭据（用户“%2”）",
+    "%1 asks for credentials and none are set (give them in the upstream proxy setting: "
+    "http://user:password@host:port)":
+    "%1 需要凭据，但未设置（请在上游代理设置中填写：http://user:password@host:port）",
+    "TLS with %1 failed: %2": "与 %1 的 TLS 连接失败：%2",
+    "could not connect to the upstream %1 within %2 s": "无法在 %2 秒内连接到上游 %1",
+    "the upstream sent nothing for %1 s": "上游 %1 秒内没有发送任何数据",
+    "invalid, next check %1": "无效，下次检查 %1",
+    "disabled": "已停用",
+    "invalid, checking": "无效，正在检查",
+    "KeyRelay does not use this key while it is not enabled.": "此密钥未启用时，KeyRelay 不会使用它。",
+    "Skipped until %1 (the upstream's rate limit).": "在 %1 之前跳过（上游限流）。",
+    "The upstream refused this key. It gets no requests; at %1 KeyRelay checks it again (a request for the model "
+    "list, no tokens), or press Test.":
+    "上游拒绝了此密钥。它不会收到请求；KeyRelay 将在 %1 再次检查（请求模型列表，不消耗令牌），也可以点击“测试”。",
+    "The upstream refused this key. KeyRelay is checking it again.": "上游拒绝了此密钥。KeyRelay 正在重新检查。",
+    "The key's quota is used up. It gets no requests until %1, then one trial request.":
+    "此密钥的额度已用完。在 %1 之前不会收到请求，之后会试用一次。",
+    "The key's quota is used up. The next request tries it once.": "此密钥的额度已用完。下一个请求会试用一次。",
+    "Reason: %1": "原因：%1",
+    "no answer: %1": "无应答：%1",
+    "earlier: %1": "较早：%1",
+    "Tested at %1.": "测试于 %1。",
+    "The key's state has changed since this test; the State column is newer.":
+    "此次测试之后密钥状态已改变；“状态”列的信息更新。",
+    "The key is back in the rotation.": "此密钥已重新加入轮换。",
+    "%1 (double-click to rename)": "%1（双击重命名）",
+    "Double-click to name this key": "双击为此密钥命名",
+    "Allowing %1: its next request shows here whether it went through.":
+    "正在允许 %1：它的下一个请求会在这里显示是否通过。",
+    "%1 may now use KeyRelay; its next requests go through.": "%1 现在可以使用 KeyRelay；它之后的请求会被放行。",
+    "%n key event(s)": "%n 条密钥事件",
 }
 
 

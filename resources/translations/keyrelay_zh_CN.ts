@@ -2,6 +2,137 @@
 <!DOCTYPE TS>
 <TS version="2.1" language="zh_CN">
     <context>
+        <name>CoreText</name>
+        <message>
+            <source>the upstream %1</source>
+            <translation>上游 %1</translation>
+        </message>
+        <message>
+            <source>the HTTP proxy %1</source>
+            <translation>HTTP 代理 %1</translation>
+        </message>
+        <message>
+            <source>the SOCKS5 proxy %1</source>
+            <translation>SOCKS5 代理 %1</translation>
+        </message>
+        <message>
+            <source>the network proxy</source>
+            <translation>网络代理</translation>
+        </message>
+        <message>
+            <source>%1 is not an allowed website (allow it here or under Settings › Security)</source>
+            <translation>%1 不是允许的网站（可在此处或“设置 › 安全”中允许）</translation>
+        </message>
+        <message>
+            <source>the request names more than one website (Origin); KeyRelay serves none of them</source>
+            <translation>请求中包含多个网站来源（Origin）；KeyRelay 不为其中任何一个提供服务</translation>
+        </message>
+        <message>
+            <source>a request from another website without an Origin (such as an image or script tag); KeyRelay does not serve it</source>
+            <translation>来自其他网站且没有 Origin 的请求（例如图片或脚本标签）；KeyRelay 不提供服务</translation>
+        </message>
+        <message>
+            <source>host "%1" is not this computer; KeyRelay only serves local clients (a reverse proxy's host name can be added under Settings › Security)</source>
+            <translation>主机“%1”不是本机；KeyRelay 只为本机客户端服务（反向代理的主机名可在“设置 › 安全”中添加）</translation>
+        </message>
+        <message>
+            <source>the client did not send KeyRelay's client access token as its API key</source>
+            <translation>客户端没有把 KeyRelay 的客户端访问令牌作为 API 密钥发送</translation>
+        </message>
+        <message>
+            <source>method not supported by KeyRelay</source>
+            <translation>KeyRelay 不支持此方法</translation>
+        </message>
+        <message>
+            <source>KeyRelay is shutting down</source>
+            <translation>KeyRelay 正在关闭</translation>
+        </message>
+        <message>
+            <source>KeyRelay is serving its maximum of %1 connections; retry shortly</source>
+            <translation>KeyRelay 已达到最多 %1 个连接；请稍后重试</translation>
+        </message>
+        <message>
+            <source>the client closed the connection</source>
+            <translation>客户端关闭了连接</translation>
+        </message>
+        <message>
+            <source>response cut off: %1</source>
+            <translation>响应被中断：%1</translation>
+        </message>
+        <message>
+            <source>nothing came from the upstream for %1 s</source>
+            <translation>上游 %1 秒内没有发送任何数据</translation>
+        </message>
+        <message>
+            <source>the upstream refused the key</source>
+            <translation>上游拒绝了此密钥</translation>
+        </message>
+        <message>
+            <source>the key's quota is used up</source>
+            <translation>此密钥的额度已用完</translation>
+        </message>
+        <message>
+            <source>429 rate limited</source>
+            <translation>429 限流</translation>
+        </message>
+        <message>
+            <source>works again</source>
+            <translation>已恢复可用</translation>
+        </message>
+        <message>
+            <source>re-check: %1</source>
+            <translation>重新检查：%1</translation>
+        </message>
+        <message>
+            <source>%1 refused the connection (is it running?)</source>
+            <translation>%1 拒绝了连接（它在运行吗？）</translation>
+        </message>
+        <message>
+            <source>%1 refused the connection</source>
+            <translation>%1 拒绝了连接</translation>
+        </message>
+        <message>
+            <source>%1 was not found (its host name does not resolve)</source>
+            <translation>找不到 %1（无法解析其主机名）</translation>
+        </message>
+        <message>
+            <source>%1 closed the connection before %2 answered</source>
+            <translation>%1 在 %2 应答前关闭了连接</translation>
+        </message>
+        <message>
+            <source>%1 closed the connection before answering</source>
+            <translation>%1 在应答前关闭了连接</translation>
+        </message>
+        <message>
+            <source>%1 did not answer in time</source>
+            <translation>%1 未及时应答</translation>
+        </message>
+        <message>
+            <source>%1 refused the credentials (user "%2")</source>
+            <translation>%1 拒绝了凭据（用户“%2”）</translation>
+        </message>
+        <message>
+            <source>%1 asks for credentials and none are set (give them in the upstream proxy setting: http://user:password@host:port)</source>
+            <translation>%1 需要凭据，但未设置（请在上游代理设置中填写：http://user:password@host:port）</translation>
+        </message>
+        <message>
+            <source>TLS with %1 failed: %2</source>
+            <translation>与 %1 的 TLS 连接失败：%2</translation>
+        </message>
+        <message>
+            <source>could not connect to the upstream %1 within %2 s</source>
+            <translation>无法在 %2 秒内连接到上游 %1</translation>
+        </message>
+        <message>
+            <source>the upstream sent nothing for %1 s</source>
+            <translation>上游 %1 秒内没有发送任何数据</translation>
+        </message>
+        <message>
+            <source>test: %1</source>
+            <translation>测试：%1</translation>
+        </message>
+    </context>
+    <context>
         <name>QObject</name>
         <message>
             <source>KeyRelay is not running</source>
@@ -50,24 +181,12 @@
     <context>
         <name>keyrelay::KeyTableModel</name>
         <message>
-            <source>ok (tested)</source>
-            <translation>正常（已测试）</translation>
-        </message>
-        <message>
             <source>unknown</source>
             <translation>未知</translation>
         </message>
         <message>
             <source>ok</source>
             <translation>正常</translation>
-        </message>
-        <message>
-            <source>rate-limited</source>
-            <translation>限流中</translation>
-        </message>
-        <message>
-            <source>invalid</source>
-            <translation>无效</translation>
         </message>
         <message>
             <source>testing…</source>
@@ -78,24 +197,12 @@
             <translation>密钥无效：%1</translation>
         </message>
         <message>
-            <source>no network: %1</source>
-            <translation>网络不可用：%1</translation>
-        </message>
-        <message>
             <source>upstream error: %1</source>
             <translation>上游错误：%1</translation>
         </message>
         <message>
             <source>never</source>
             <translation>从未</translation>
-        </message>
-        <message>
-            <source>Skipped until %1</source>
-            <translation>暂停使用，直到 %1</translation>
-        </message>
-        <message>
-            <source>Double-click to rename</source>
-            <translation>双击重命名</translation>
         </message>
         <message>
             <source>Label</source>
@@ -138,24 +245,80 @@
             <translation>限流中，直到 %1</translation>
         </message>
         <message>
-            <source>invalid (re-checked %1)</source>
-            <translation>无效（%1 重新检查）</translation>
-        </message>
-        <message>
-            <source>quota used up (re-checked %1)</source>
-            <translation>额度已用完（%1 重新检查）</translation>
-        </message>
-        <message>
             <source>quota used up</source>
             <translation>额度已用完</translation>
         </message>
         <message>
-            <source>test: %1</source>
-            <translation>测试：%1</translation>
-        </message>
-        <message>
             <source>Tokens today</source>
             <translation>今日令牌</translation>
+        </message>
+        <message>
+            <source>invalid, next check %1</source>
+            <translation>无效，下次检查 %1</translation>
+        </message>
+        <message>
+            <source>disabled</source>
+            <translation>已停用</translation>
+        </message>
+        <message>
+            <source>invalid, checking</source>
+            <translation>无效，正在检查</translation>
+        </message>
+        <message>
+            <source>KeyRelay does not use this key while it is not enabled.</source>
+            <translation>此密钥未启用时，KeyRelay 不会使用它。</translation>
+        </message>
+        <message>
+            <source>Skipped until %1 (the upstream's rate limit).</source>
+            <translation>在 %1 之前跳过（上游限流）。</translation>
+        </message>
+        <message>
+            <source>The upstream refused this key. It gets no requests; at %1 KeyRelay checks it again (a request for the model list, no tokens), or press Test.</source>
+            <translation>上游拒绝了此密钥。它不会收到请求；KeyRelay 将在 %1 再次检查（请求模型列表，不消耗令牌），也可以点击“测试”。</translation>
+        </message>
+        <message>
+            <source>The upstream refused this key. KeyRelay is checking it again.</source>
+            <translation>上游拒绝了此密钥。KeyRelay 正在重新检查。</translation>
+        </message>
+        <message>
+            <source>The key's quota is used up. It gets no requests until %1, then one trial request.</source>
+            <translation>此密钥的额度已用完。在 %1 之前不会收到请求，之后会试用一次。</translation>
+        </message>
+        <message>
+            <source>The key's quota is used up. The next request tries it once.</source>
+            <translation>此密钥的额度已用完。下一个请求会试用一次。</translation>
+        </message>
+        <message>
+            <source>Reason: %1</source>
+            <translation>原因：%1</translation>
+        </message>
+        <message>
+            <source>no answer: %1</source>
+            <translation>无应答：%1</translation>
+        </message>
+        <message>
+            <source>earlier: %1</source>
+            <translation>较早：%1</translation>
+        </message>
+        <message>
+            <source>Tested at %1.</source>
+            <translation>测试于 %1。</translation>
+        </message>
+        <message>
+            <source>The key's state has changed since this test; the State column is newer.</source>
+            <translation>此次测试之后密钥状态已改变；“状态”列的信息更新。</translation>
+        </message>
+        <message>
+            <source>The key is back in the rotation.</source>
+            <translation>此密钥已重新加入轮换。</translation>
+        </message>
+        <message>
+            <source>%1 (double-click to rename)</source>
+            <translation>%1（双击重命名）</translation>
+        </message>
+        <message>
+            <source>Double-click to name this key</source>
+            <translation>双击为此密钥命名</translation>
         </message>
     </context>
     <context>
@@ -414,6 +577,20 @@
         <message>
             <source>&amp;Allow %1</source>
             <translation>允许 %1(&amp;A)</translation>
+        </message>
+        <message>
+            <source>Allowing %1: its next request shows here whether it went through.</source>
+            <translation>正在允许 %1：它的下一个请求会在这里显示是否通过。</translation>
+        </message>
+        <message>
+            <source>%1 may now use KeyRelay; its next requests go through.</source>
+            <translation>%1 现在可以使用 KeyRelay；它之后的请求会被放行。</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n key event(s)</source>
+            <translation>
+                <numerusform>%n 条密钥事件</numerusform>
+            </translation>
         </message>
     </context>
     <context>

@@ -165,7 +165,7 @@ make_states_home "$WORK/states"
 start_app "$WORK/states" en_US.UTF-8
 states_traffic
 sleep 40 # the three "key stopped working" balloons time out
-xdotool mousemove 450 345; sleep 2.5 # the invalid key's state: its tooltip shows the upstream's reason
+xdotool mousemove 330 345; sleep 2.5 # the invalid key's state: its tooltip shows the upstream's reason
 shoot_window key-states 1100x700
 xdotool mousemove 211 64 click 1; xdotool windowsize "$(main_window)" 1100 760; sleep 1; xdotool mousemove 700 780
 shoot_window usage 1100x760

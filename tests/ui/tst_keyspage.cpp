@@ -14,12 +14,14 @@
 #include <QLabel>
 #include <QPlainTextEdit>
 #include <QPushButton>
+#include <QScrollBar>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTableView>
 #include <QTcpServer>
 #include <QTemporaryDir>
 #include <QTest>
+#include <QTranslator>
 
 using namespace keyrelay;
 
@@ -163,6 +165,11 @@ private Q_SLOTS:
         QCOMPARE(model->index(1, KeyTableModel::EnabledColumn).data(Qt::CheckStateRole).toInt(),
                  int(Qt::Unchecked));
         QCOMPARE(model->index(0, KeyTableModel::StateColumn).data().toString(), QStringLiteral("unknown"));
+        // The Label column holds only a name the user gave; the masked key is in the Key column.
+        QCOMPARE(model->index(0, KeyTableModel::LabelColumn).data().toString(), QString());
+        QCOMPARE(model->index(0, KeyTableModel::LabelColumn).data(Qt::EditRole).toString(), QString());
+        // A disabled key says so (as /_keyrelay/status does), not "unknown".
+        QCOMPARE(model->index(1, KeyTableModel::StateColumn).data().toString(), QStringLiteral("disabled"));
     }
 
     void labelEditAndRemove()
@@ -363,9 +370,24 @@ private Q_SLOTS:
         QVERIFY(buttonA);
         QVERIFY(buttonB);
         QSignalSpy finished(page.model(), &KeyTableModel::testFinished);
+        // The reason the Test books in the pool is English whatever the window's language (it also
+        // reaches /_keyrelay/status); the window translates it where it shows it.
+        QTranslator chinese;
+        QVERIFY(chinese.load(QLocale(QLocale::Chinese, QLocale::China), QStringLiteral("keyrelay"),
+                             QStringLiteral("_"), QStringLiteral(":/keyrelay/i18n")));
+        QCoreApplication::installTranslator(&chinese);
         buttonA->click();
         buttonB->click();
         QTRY_COMPARE(finished.count(), 2);
+        QCOMPARE(pool.snapshot().at(1).lastError, QStringLiteral("test: Incorrect API key provided"));
+        QVERIFY2(
+            page.model()
+                ->index(1, KeyTableModel::StateColumn)
+                .data(Qt::ToolTipRole)
+                .toString()
+                .contains(QStringLiteral("测试：Incorrect API key provided")),
+            qPrintable(page.model()->index(1, KeyTableModel::StateColumn).data(Qt::ToolTipRole).toString()));
+        QCoreApplication::removeTranslator(&chinese);
         const QModelIndex resultA = page.model()->index(0, KeyTableModel::TestResultColumn);
         const QModelIndex resultB = page.model()->index(1, KeyTableModel::TestResultColumn);
         QCOMPARE(resultA.data().toString(), QStringLiteral("ok"));
@@ -391,8 +413,170 @@ private Q_SLOTS:
         buttonA = page.view()->findChild<QPushButton *>(QStringLiteral("testButton0"));
         buttonA->click();
         QTRY_COMPARE(finished.count(), 1);
-        QVERIFY2(resultA.data().toString().startsWith(QStringLiteral("no network: ")),
-                 qPrintable(resultA.data().toString()));
+        // Whole and right: the network was fine, the upstream refused the connection.
+        QCOMPARE(resultA.data().toString(),
+                 QStringLiteral("the upstream 127.0.0.1:%1 refused the connection").arg(closedPort));
+        QVERIFY(resultA.data(Qt::ToolTipRole).toString().contains(resultA.data().toString().toHtmlEscaped()));
+
+        // The upstream is back and a request with the key succeeds: the old failure is not shown any more.
+        const KeyLease lease = pool.acquireFor({ KeyPool::keyId(KeyB) }, QStringLiteral("gpt-4o"));
+        QCOMPARE(lease.keyId, KeyPool::keyId(KeyA));
+        pool.report(lease.keyId, QStringLiteral("gpt-4o"), KeyVerdict::Success, -1, QString());
+        pool.release(lease.keyId);
+        page.model()->refresh();
+        QCOMPARE(resultA.data().toString(), QString());
+    }
+
+    void testRevivesAnInvalidKeyOrSaysItIsOld()
+    {
+        it::MockUpstream upstream; // the model list answers for every key
+        QVERIFY(upstream.listen());
+        upstream.setHandler([](const it::RecordedRequest &) {
+            return it::MockResponse::json(200, QByteArrayLiteral(R"({"object":"list","data":[]})"));
+        });
+        KeyPool pool;
+        pool.setKeys({ { KeyA, QString(), true } });
+        pool.report(KeyPool::keyId(KeyA), QString(), KeyVerdict::Invalid, -1,
+                    QStringLiteral("401 invalid_api_key: Incorrect API key provided"));
+        KeyTester tester;
+        ProxyConfig config;
+        config.upstream = upstream.url();
+        tester.setConfig(config);
+        KeysPage page(&pool, nullptr, &tester);
+        const QModelIndex state = page.model()->index(0, KeyTableModel::StateColumn);
+        const QModelIndex result = page.model()->index(0, KeyTableModel::TestResultColumn);
+        QVERIFY(state.data().toString().startsWith(QStringLiteral("invalid, next check ")));
+
+        // A Test that succeeds puts the key back in the rotation, and the table says so with the result.
+        QString stateWhenFinished;
+        connect(page.model(), &KeyTableModel::testFinished, this,
+                [&] { stateWhenFinished = state.data().toString(); });
+        QSignalSpy finished(page.model(), &KeyTableModel::testFinished);
+        page.model()->testKey(0);
+        QTRY_COMPARE(finished.count(), 1);
+        QCOMPARE(stateWhenFinished, QStringLiteral("ok"));
+        QCOMPARE(result.data().toString(), QStringLiteral("ok"));
+        QVERIFY(pool.acquireFor({}, QStringLiteral("gpt-4o")).isValid());
+
+        // The next chat request is refused after all: the "ok" of the test is old news now.
+        pool.report(KeyPool::keyId(KeyA), QStringLiteral("gpt-4o"), KeyVerdict::Invalid, -1,
+                    QStringLiteral("401 invalid_api_key: Incorrect API key provided"));
+        page.model()->refresh();
+        QVERIFY(state.data().toString().startsWith(QStringLiteral("invalid")));
+        QCOMPARE(result.data().toString(), QStringLiteral("earlier: ok"));
+        QVERIFY(result.data(Qt::ToolTipRole).toString().contains(QStringLiteral("changed since")));
+    }
+
+    void shownStatesEndOnTime()
+    {
+        const QDateTime start = QDateTime::currentDateTimeUtc();
+        QDateTime now = start;
+        KeyPool pool;
+        QDateTime poolNow = start;
+        pool.setClock([&poolNow] { return poolNow; });
+        pool.setPolicy({ 300, 3600, 3, 0 });
+        const QString keyD = QStringLiteral("sk-proj-DDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDDdddd");
+        pool.setKeys({ { KeyA, QString(), true },
+                       { KeyB, QString(), true },
+                       { KeyC, QString(), true },
+                       { keyD, QString(), false } });
+        {
+            KeyTableModel model(&pool, nullptr);
+            QVERIFY(!model.nextStateChange().isValid()); // nothing ends: no timer
+        }
+
+        pool.report(KeyPool::keyId(KeyA), QStringLiteral("gpt-4o"), KeyVerdict::RateLimited, 1500, QString());
+        pool.report(KeyPool::keyId(KeyB), QString(), KeyVerdict::Invalid, -1,
+                    QStringLiteral("the upstream refused the key"));
+        pool.report(KeyPool::keyId(KeyC), QString(), KeyVerdict::Exhausted, -1, QString());
+        // Made after the reports: no refresh of the pool's own is pending, only the end of a state
+        // can change the table below.
+        KeyTableModel model(&pool, nullptr);
+        model.setClock([&now] { return now; });
+        const auto stateOf = [&model](int row) {
+            return model.index(row, KeyTableModel::StateColumn).data().toString();
+        };
+        const auto timeOf = [](const QDateTime &when) {
+            return QLocale().toString(when.toLocalTime().time(), QLocale::ShortFormat);
+        };
+        QCOMPARE(stateOf(0), QStringLiteral("rate-limited until %1").arg(timeOf(start.addMSecs(1500))));
+        // The time an invalid key is looked at again is the *next* check.
+        QCOMPARE(stateOf(1), QStringLiteral("invalid, next check %1").arg(timeOf(start.addSecs(300))));
+        // Short enough for one line; when it is tried again is in the tooltip.
+        QCOMPARE(stateOf(2), QStringLiteral("quota used up"));
+        QVERIFY(model.index(2, KeyTableModel::StateColumn)
+                    .data(Qt::ToolTipRole)
+                    .toString()
+                    .contains(timeOf(start.addSecs(3600))));
+        QCOMPARE(stateOf(3), QStringLiteral("disabled"));
+        QCOMPARE(model.nextStateChange(), start.addMSecs(1500)); // the earliest end
+
+        // The rate limit ends 1.5 s later: the table changes by itself.
+        QSignalSpy changed(&model, &QAbstractItemModel::dataChanged);
+        now = start.addSecs(2);
+        QTRY_VERIFY(!changed.isEmpty()); // the view is told when the time comes, without a request
+        QCOMPARE(stateOf(0), QStringLiteral("ok"));
+        QCOMPARE(model.nextStateChange(), start.addSecs(300));
+        now = start.addSecs(301);
+        model.refresh();
+        QCOMPARE(stateOf(1), QStringLiteral("invalid, checking"));
+        // The background re-check books the next one: the table follows without a status change.
+        poolNow = now;
+        QCOMPARE(pool.takeDueRechecks().size(), 1);
+        QTRY_COMPARE(stateOf(1), QStringLiteral("invalid, next check %1").arg(timeOf(now.addSecs(300))));
+        poolNow = start;
+        now = start.addSecs(3601);
+        model.refresh();
+        QVERIFY(!model.nextStateChange().isValid()); // nothing left to wait for: no polling
+    }
+
+    void smallWindowKeepsTestAndResultOnScreen()
+    {
+        KeyPool pool;
+        pool.setKeys(
+            { { KeyA, QStringLiteral("work"), true }, { KeyB, QString(), true }, { KeyC, QString(), true } });
+        pool.report(KeyPool::keyId(KeyB), QStringLiteral("gpt-4o"), KeyVerdict::RateLimited, 600000,
+                    QString());
+        pool.report(KeyPool::keyId(KeyC), QString(), KeyVerdict::Invalid, -1,
+                    QStringLiteral("401 invalid_api_key: Incorrect API key provided"));
+        KeyTester tester;
+        KeysPage page(&pool, nullptr, &tester);
+        page.resize(740, 430); // the Keys page of a 760x520 window
+        page.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&page));
+        QTableView *view = page.view();
+        const int visible = view->viewport()->width();
+        const int testRight = view->columnViewportPosition(KeyTableModel::TestColumn)
+            + view->columnWidth(KeyTableModel::TestColumn);
+        QVERIFY2(testRight <= visible, qPrintable(QStringLiteral("%1 > %2").arg(testRight).arg(visible)));
+        QVERIFY(view->columnViewportPosition(KeyTableModel::TestResultColumn)
+                    + view->fontMetrics().horizontalAdvance(QStringLiteral("invalid key"))
+                <= visible);
+        // The State column gave way; its whole text is in the tooltip.
+        const QModelIndex state = page.model()->index(1, KeyTableModel::StateColumn);
+        QVERIFY(view->columnWidth(KeyTableModel::StateColumn)
+                >= view->fontMetrics().horizontalAdvance(QStringLiteral("rate-limi")));
+        QVERIFY(state.data(Qt::ToolTipRole)
+                    .toString()
+                    .startsWith(QStringLiteral("<p>") + state.data().toString()));
+        QVERIFY(!view->wordWrap());
+        QTRY_COMPARE(view->horizontalScrollBar()->maximum(), 0); // nothing scrolls off
+        if (const QString out = qEnvironmentVariable("KEYRELAY_SCREENSHOT_DIR"); !out.isEmpty())
+            page.grab().save(out + QStringLiteral("/keys-page-740.png")); // for looking at, not a check
+
+        // With room, State shows whole, also a state that comes after the keys were added.
+        KeyPool fresh;
+        fresh.setKeys({ { KeyA, QString(), true }, { KeyB, QString(), true } });
+        KeysPage roomy(&fresh, nullptr, &tester);
+        roomy.resize(1080, 600);
+        roomy.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&roomy));
+        fresh.report(KeyPool::keyId(KeyB), QString(), KeyVerdict::Invalid, -1, QString());
+        roomy.model()->refresh();
+        const QModelIndex later = roomy.model()->index(1, KeyTableModel::StateColumn);
+        QVERIFY(later.data().toString().startsWith(QStringLiteral("invalid, next check")));
+        QVERIFY(roomy.view()->columnWidth(KeyTableModel::StateColumn)
+                >= roomy.view()->fontMetrics().horizontalAdvance(later.data().toString()) + 6);
     }
 
     void tokensTodayPerKey()

@@ -5,8 +5,10 @@
 #include <QComboBox>
 #include <QElapsedTimer>
 #include <QLineEdit>
+#include <QPushButton>
 #include <QScrollBar>
 #include <QTableView>
+#include <QTranslator>
 
 #include <QSignalSpy>
 #include <QTest>
@@ -190,6 +192,199 @@ private Q_SLOTS:
         page.statusFilter()->setCurrentIndex(0);
         page.filterEdit()->setText(QStringLiteral("no such thing"));
         QCOMPARE(page.view()->model()->rowCount(), 0);
+    }
+
+    void keyRowsLeaveRequestColumnsEmpty()
+    {
+        LogModel model(nullptr, 100, 100000);
+        RequestRecord event;
+        event.startedAt = QDateTime::currentDateTimeUtc();
+        event.method = QStringLiteral("KEY");
+        event.path = QStringLiteral("stopped working");
+        event.keyLabel = QStringLiteral("sk-…abcd");
+        event.error = QStringLiteral("429 rate limited");
+        model.append(event);
+        model.flush();
+        for (int column :
+             { int(LogModel::StatusColumn), int(LogModel::StreamedColumn), int(LogModel::BytesColumn),
+               int(LogModel::LatencyColumn), int(LogModel::TokensColumn) }) {
+            QCOMPARE(model.index(0, column).data().toString(), QString());
+            QCOMPARE(model.cellText(0, column), QString());
+        }
+        QCOMPARE(model.index(0, LogModel::ErrorColumn).data().toString(), QStringLiteral("429 rate limited"));
+    }
+
+    void rowsAreInTimeOrder()
+    {
+        // A request that began at .265 and ended late goes above the key event of .281.
+        LogModel model(nullptr, 100, 100000);
+        const QDateTime base = QDateTime::currentDateTimeUtc();
+        RequestRecord first = makeRecord(1);
+        first.startedAt = base;
+        model.append(first);
+        model.flush();
+        RequestRecord event = makeRecord(0);
+        event.method = QStringLiteral("KEY");
+        event.startedAt = base.addMSecs(281);
+        model.append(event);
+        model.flush();
+        RequestRecord post = makeRecord(2);
+        post.startedAt = base.addMSecs(265);
+        RequestRecord later = makeRecord(3);
+        later.startedAt = base.addMSecs(300);
+        model.append(later);
+        model.append(post);
+        QSignalSpy inserted(&model, &QAbstractItemModel::rowsInserted);
+        model.flush();
+        QCOMPARE(model.rowCount(), 4);
+        QCOMPARE(model.record(0).id, quint64(1));
+        QCOMPARE(model.record(1).id, quint64(2)); // .265
+        QCOMPARE(model.record(2).method, QStringLiteral("KEY")); // .281
+        QCOMPARE(model.record(3).id, quint64(3)); // .300
+        QCOMPARE(inserted.count(), 2);
+        // Over capacity, the oldest go.
+        LogModel small(nullptr, 3, 100000);
+        for (int i : { 5, 1, 4, 2, 3 }) {
+            RequestRecord record = makeRecord(quint64(i));
+            record.startedAt = base.addMSecs(i);
+            small.append(record);
+            if (i == 1)
+                small.flush();
+        }
+        small.flush();
+        QCOMPARE(small.rowCount(), 3);
+        QCOMPARE(small.record(0).id, quint64(3));
+        QCOMPARE(small.record(2).id, quint64(5));
+        QCOMPARE(small.requestCount(), 3);
+    }
+
+    void countExcludesKeyRows()
+    {
+        LogModel model(nullptr, 100, 100000);
+        model.append(makeRecord(1));
+        model.append(makeRecord(2, 401));
+        RequestRecord event = makeRecord(0);
+        event.method = QStringLiteral("KEY");
+        event.status = 0;
+        event.error = QStringLiteral("401 invalid_api_key");
+        model.append(event);
+        model.flush();
+        QCOMPARE(model.requestCount(), 2);
+        LogPage page(&model);
+        QVERIFY2(page.countText().startsWith(QStringLiteral("2 request(s) in the log")),
+                 qPrintable(page.countText()));
+        QVERIFY(page.countText().contains(QStringLiteral("1 key event(s)")));
+        page.statusFilter()->setCurrentIndex(1); // errors only: the 401 and the key event
+        QCOMPARE(page.view()->model()->rowCount(), 2);
+        QCOMPARE(page.countText(), QStringLiteral("1 of 2 request(s) shown"));
+        model.clear();
+        QCOMPARE(model.requestCount(), 0);
+    }
+
+    void methodColumnFitsOptions()
+    {
+        LogModel model(nullptr, 100, 100000);
+        model.append(makeRecord(1));
+        model.flush();
+        LogPage page(&model);
+        const QTableView *view = page.view();
+        QVERIFY(view->columnWidth(LogModel::MethodColumn)
+                > view->fontMetrics().horizontalAdvance(QStringLiteral("OPTIONS")) + 6);
+    }
+
+    void blockedWebsiteIsShownWholeAndAllowedOnce()
+    {
+        const QString origin = QStringLiteral("https://chat.example-with-a-long-name.com");
+        LogModel model(nullptr, 100, 100000);
+        RequestRecord blocked = makeRecord(1, 403);
+        blocked.origin = origin;
+        blocked.originBlocked = true;
+        blocked.startedAt = QDateTime::currentDateTimeUtc().addSecs(-5);
+        // The core's English text (what a client and the headless log get).
+        blocked.error = QStringLiteral("the website %1 may not use KeyRelay; allow it in KeyRelay's settings "
+                                       "(security/allowedOrigins)")
+                            .arg(origin);
+        model.append(blocked);
+        model.flush();
+        LogPage page(&model);
+        page.resize(900, 300);
+        page.show();
+        QVERIFY(QTest::qWaitForWindowExposed(&page));
+        // The site's name comes first (an elided cell still shows it), the whole text is the tooltip.
+        const QModelIndex error = model.index(0, LogModel::ErrorColumn);
+        QVERIFY2(error.data().toString().startsWith(origin), qPrintable(error.data().toString()));
+        QCOMPARE(error.data(Qt::ToolTipRole).toString(), error.data().toString());
+
+        page.view()->selectRow(0);
+        QVERIFY(page.allowWebsiteButton()->isVisible());
+        QSignalSpy requested(&page, &LogPage::allowWebsiteRequested);
+        page.allowWebsiteButton()->click();
+        QCOMPARE(requested.count(), 1);
+        QCOMPARE(requested.first().first().toString(), origin);
+        // The window confirms it: the Log page says so, and stops offering it.
+        page.websiteAllowed(origin);
+        QVERIFY(page.noticeText().contains(origin));
+        QVERIFY(!page.allowWebsiteButton()->isVisible());
+        QCOMPARE(page.selectedBlockedOrigin(), QString());
+
+        // A new refusal (the user took it out of the list again) offers it again.
+        RequestRecord again = blocked;
+        again.id = 2;
+        again.startedAt = QDateTime::currentDateTimeUtc().addSecs(1);
+        model.append(again);
+        model.flush();
+        page.view()->selectRow(1);
+        QCOMPARE(page.selectedBlockedOrigin(), origin);
+
+        // A request from the site that went through shows it is allowed, even without the confirmation.
+        RequestRecord passed = makeRecord(3);
+        passed.origin = origin;
+        passed.startedAt = QDateTime::currentDateTimeUtc().addSecs(2);
+        model.append(passed);
+        model.flush();
+        page.view()->selectRow(1);
+        QCOMPARE(page.selectedBlockedOrigin(), QString());
+    }
+
+    void coreMessagesInChinese()
+    {
+        QTranslator translator;
+        QVERIFY(translator.load(QLocale(QLocale::Chinese, QLocale::China), QStringLiteral("keyrelay"),
+                                QStringLiteral("_"), QStringLiteral(":/keyrelay/i18n")));
+        QCoreApplication::installTranslator(&translator);
+        LogModel model(nullptr, 100, 100000);
+        RequestRecord blocked = makeRecord(1, 403);
+        blocked.error
+            = QStringLiteral("the website https://x.example may not use KeyRelay; allow it in KeyRelay's "
+                             "settings (security/allowedOrigins)");
+        model.append(blocked);
+        RequestRecord refused = makeRecord(2, 502);
+        refused.error = QStringLiteral("the upstream api.example.com:443 refused the connection");
+        model.append(refused);
+        RequestRecord event = makeRecord(3);
+        event.method = QStringLiteral("KEY");
+        event.error = QStringLiteral("the upstream refused the key");
+        model.append(event);
+        RequestRecord upstreams = makeRecord(4, 400);
+        upstreams.error = QStringLiteral("400 invalid_request_error: bad model"); // the upstream's words
+        model.append(upstreams);
+        model.flush();
+        const auto errorOf = [&model](int row) {
+            return model.index(row, LogModel::ErrorColumn).data().toString();
+        };
+        QCoreApplication::removeTranslator(&translator);
+        const QString englishBlocked = errorOf(0);
+        QCoreApplication::installTranslator(&translator);
+        QVERIFY(errorOf(0).startsWith(QStringLiteral("https://x.example")));
+        QVERIFY2(errorOf(0) != englishBlocked, qPrintable(errorOf(0)));
+        QVERIFY2(errorOf(1).contains(QStringLiteral("api.example.com:443"))
+                     && !errorOf(1).contains(QStringLiteral("refused")),
+                 qPrintable(errorOf(1)));
+        QVERIFY2(!errorOf(2).contains(QStringLiteral("refused")), qPrintable(errorOf(2)));
+        QCOMPARE(errorOf(3), upstreams.error);
+        QCoreApplication::removeTranslator(&translator);
+        QCOMPARE(errorOf(3), upstreams.error);
+        QVERIFY(errorOf(1).contains(QStringLiteral("refused the connection")));
     }
 
     void csvField_data()

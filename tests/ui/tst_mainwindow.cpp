@@ -324,10 +324,48 @@ private Q_SLOTS:
                  QStringList { QStringLiteral("https://bettergpt.chat") });
         QCOMPARE(f.window->settingsPage()->allowedOriginsEdit()->text(),
                  QStringLiteral("https://bettergpt.chat"));
+        // Said where the user clicked, and not offered again for that site.
+        QVERIFY2(page->noticeText().contains(QLatin1String("https://bettergpt.chat")),
+                 qPrintable(page->noticeText()));
+        page->view()->selectRow(0);
+        QVERIFY(page->allowWebsiteButton()->isHidden());
         QCOMPARE(postThrough(&f.client, endpoint, chatBody(), QStringLiteral("/v1/chat/completions"), origin)
                      .status,
                  200);
         QCOMPARE(f.upstream.requestCount(), 1);
+    }
+
+    void addedKeysAreCheckedBeforeTheFirstChat()
+    {
+        // Keys pasted into the Keys page get one model-list check each (no tokens), so the table shows which
+        // work before any chat (issue 15, item 15).
+        Fixture f;
+        QVERIFY(f.setUp());
+        const QString good = QStringLiteral("sk-pasted-good-key-0000000001");
+        const QString bad = QStringLiteral("sk-pasted-bad-key-00000000002");
+        f.upstream.setHandler([bad](const it::RecordedRequest &request) {
+            if (request.header("Authorization") == "Bearer " + bad.toUtf8())
+                return it::MockResponse::json(
+                    401, R"({"error":{"message":"Incorrect API key provided","code":"invalid_api_key"}})");
+            return it::MockResponse::json(200, R"({"object":"list","data":[]})");
+        });
+        KeyTableModel *model = f.window->keysPage()->model();
+        QCOMPARE(model->addKeys(good + QLatin1Char('\n') + bad), 2);
+        const auto healthOf = [&f](const QString &secret) {
+            for (const KeyStatus &status : f.pool.snapshot()) {
+                if (status.id == KeyPool::keyId(secret))
+                    return status.health;
+            }
+            return KeyHealth::Unknown;
+        };
+        QTRY_COMPARE_WITH_TIMEOUT(healthOf(bad), KeyHealth::Invalid, 5000);
+        QTRY_COMPARE_WITH_TIMEOUT(healthOf(good), KeyHealth::Ok, 5000);
+        int modelListChecks = 0;
+        for (const it::RecordedRequest &request : f.upstream.requests()) {
+            QCOMPARE(request.target, QByteArray("/v1/models"));
+            ++modelListChecks;
+        }
+        QCOMPARE(modelListChecks, 2); // one each, the fixture's own key not at all
     }
 
     void securitySettings()

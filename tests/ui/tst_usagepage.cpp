@@ -164,6 +164,42 @@ private Q_SLOTS:
                  QStringLiteral("Model"));
     }
 
+    void keyColoursAreTheSameInEverySession()
+    {
+        // Two sessions in which a different key used the most: each key keeps its colour.
+        Fixture first;
+        first.recordOn(0, usage(QStringLiteral("Personal"), QStringLiteral("gpt-4o"), 1000, 0));
+        first.recordOn(0, usage(QStringLiteral("Team shared"), QStringLiteral("gpt-4o"), 10, 0));
+        first.store->flush();
+        Fixture second;
+        second.recordOn(0, usage(QStringLiteral("Personal"), QStringLiteral("gpt-4o"), 10, 0));
+        second.recordOn(0, usage(QStringLiteral("Team shared"), QStringLiteral("gpt-4o"), 1000, 0));
+        second.store->flush();
+        UsagePage one(first.store.get());
+        UsagePage two(second.store.get());
+        const auto colorOf = [](const UsagePage &page, const QString &label) {
+            const QList<QBarSet *> sets = page.series()->barSets();
+            for (QBarSet *set : sets) {
+                if (set->label() == label)
+                    return set->color();
+            }
+            return QColor();
+        };
+        QCOMPARE(setLabels(one.series()).first(), QStringLiteral("Personal"));
+        QCOMPARE(setLabels(two.series()).first(), QStringLiteral("Team shared"));
+        for (const QString &label : { QStringLiteral("Personal"), QStringLiteral("Team shared") }) {
+            QVERIFY(colorOf(one, label).isValid());
+            QCOMPARE(colorOf(one, label), colorOf(two, label));
+        }
+        QVERIFY(colorOf(one, QStringLiteral("Personal")) != colorOf(one, QStringLiteral("Team shared")));
+        // From the key id (a fixed hash, not the process's seeded qHash): known for a given id.
+        const QString id = KeyPool::keyId(QStringLiteral("sk-test-Personal"));
+        QCOMPARE(UsagePage::colorFor(id), UsagePage::colorFor(QString(id)));
+        const QHash<QString, QColor> colors
+            = UsagePage::colorsFor({ id, KeyPool::keyId(QStringLiteral("sk-test-Team shared")) });
+        QCOMPARE(colorOf(one, QStringLiteral("Personal")), colors.value(id));
+    }
+
     void smallGroupsFoldIntoOther()
     {
         Fixture f;

@@ -19,9 +19,34 @@ QByteArray openAiErrorBody(const QString &message, const QString &type, const QS
     return QJsonDocument(root).toJson(QJsonDocument::Compact);
 }
 
+namespace {
+/// The "error" member of @p body; for an error typed as an event stream, of its first "data:" event that
+/// has one.
+QJsonValue errorMember(const QByteArray &body)
+{
+    QJsonParseError parseError {};
+    const QJsonDocument document = QJsonDocument::fromJson(body, &parseError);
+    const QByteArray trimmed = body.trimmed();
+    const bool stream = trimmed.startsWith("data:") || trimmed.startsWith("event:");
+    if (parseError.error == QJsonParseError::NoError || !stream) {
+        return document.object().value(QLatin1String("error"));
+    }
+    const QList<QByteArray> lines = body.split('\n');
+    for (const QByteArray &line : lines) {
+        if (!line.startsWith("data:"))
+            continue;
+        const QJsonValue error
+            = QJsonDocument::fromJson(line.mid(5).trimmed()).object().value(QLatin1String("error"));
+        if (!error.isUndefined() && !error.isNull())
+            return error;
+    }
+    return {};
+}
+} // namespace
+
 OpenAiError parseOpenAiError(const QByteArray &body)
 {
-    const QJsonValue error = QJsonDocument::fromJson(body).object().value(QLatin1String("error"));
+    const QJsonValue error = errorMember(body);
     if (error.isString())
         return { error.toString(), QString(), QString() };
     const QJsonObject object = error.toObject();

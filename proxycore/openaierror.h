@@ -15,8 +15,9 @@ struct OpenAiError
     QString code;
 };
 
-/// The "error" of an error body, {"error":{"message","type","code"}} or {"error":"text"}; fields that are
-/// absent (or a body that is not such JSON) give empty strings.
+/// The "error" of an error body, {"error":{"message","type","code"}} or {"error":"text"}, also when the
+/// body is an event stream ("data: {"error":…}"); fields that are absent (or a body that is not such JSON)
+/// give empty strings.
 OpenAiError parseOpenAiError(const QByteArray &body);
 
 /// For the log: the "error.message" of an upstream error body, or "upstream answered 503 Service

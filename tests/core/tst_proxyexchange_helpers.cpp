@@ -264,6 +264,12 @@ void tst_ProxyExchangeHelpers::upstreamErrorMessage_data()
                                   << 401 << QStringLiteral("Incorrect API key provided");
     QTest::newRow("error as string") << QByteArray(R"({"error":"model not found"})") << 404
                                      << QStringLiteral("model not found");
+    QTest::newRow("error typed as a stream") << QByteArray(
+        "event: error\ndata: {\"error\":{\"message\":\"Rate limit reached\",\"type\":\"requests\"}}\n\n")
+                                             << 429 << QStringLiteral("Rate limit reached");
+    QTest::newRow("stream without an error")
+        << QByteArray("data: {\"choices\":[]}\n\ndata: [DONE]\n\n") << 500
+        << QStringLiteral("upstream answered 500 Internal Server Error");
     QTest::newRow("not json") << QByteArray("<html>bad gateway</html>") << 502
                               << QStringLiteral("upstream answered 502 Bad Gateway");
     QTest::newRow("empty") << QByteArray() << 429

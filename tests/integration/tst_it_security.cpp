@@ -478,6 +478,8 @@ void SecurityTest::errorStreamsHeldAndMasked()
     const auto record = finished.last().first().value<keyrelay::RequestRecord>();
     const QByteArray line = record.toLogLine().toUtf8();
     QVERIFY2(!containsPartOf(line, KeyA) && !containsPartOf(line, KeyB), line.constData());
+    // The upstream's own words, read from the stream's error event.
+    QVERIFY2(record.error.startsWith(QLatin1String("Incorrect API key provided")), qPrintable(record.error));
 }
 
 void SecurityTest::keysInResponseHeadersMasked_data()

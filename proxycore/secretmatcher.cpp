@@ -1,5 +1,7 @@
 #include "secretmatcher.h"
 
+#include <QSet>
+
 #include <algorithm>
 #include <cstring>
 
@@ -163,14 +165,13 @@ unsigned pairOf(const char *p)
 
 SecretMatcher::SecretMatcher(const QList<Secret> &secrets) : m_firstPairs(65536 / 64, 0)
 {
+    QSet<QByteArray> seen;
+    seen.reserve(secrets.size());
     for (const Secret &secret : secrets) {
-        if (secret.bytes.size() < MinSecretLength)
+        if (secret.bytes.size() < MinSecretLength || seen.contains(secret.bytes))
             continue;
-        const bool known = std::any_of(m_secrets.begin(), m_secrets.end(), [&secret](const Secret &other) {
-            return other.bytes == secret.bytes;
-        });
-        if (!known)
-            m_secrets.push_back(secret);
+        seen.insert(secret.bytes);
+        m_secrets.push_back(secret);
     }
     std::stable_sort(m_secrets.begin(), m_secrets.end(),
                      [](const Secret &a, const Secret &b) { return a.bytes.size() > b.bytes.size(); });

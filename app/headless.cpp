@@ -19,8 +19,10 @@
 #include <QLockFile>
 #include <QSet>
 #include <QTextStream>
+#include <QUrl>
 
 #include <cstdio>
+#include <optional>
 
 namespace keyrelay {
 
@@ -95,7 +97,7 @@ UserStores openStores(const QString &settingsFile, bool traySettings)
 
 /// The keys: --keys-file FILE, or the key store of the settings file (the tray app's keys). Sets @p source to
 /// where the keys came from, for the start-up line.
-bool loadKeys(const QCommandLineParser &parser, const UserStores &stores, QList<ApiKey> *keys,
+bool loadKeys(const QCommandLineParser &parser, const UserStores *stores, QList<ApiKey> *keys,
               QString *source, QString *error, int *exitCode)
 {
     if (parser.isSet(QStringLiteral("keys-file"))) {
@@ -109,8 +111,8 @@ bool loadKeys(const QCommandLineParser &parser, const UserStores &stores, QList<
             keys->append({ secret, QString(), true });
         return true;
     }
-    *source = stores.inKeychain() ? QStringLiteral("the system keychain") : stores.keysFile;
-    if (!stores.keys->load(keys, error)) {
+    *source = stores->inKeychain() ? QStringLiteral("the system keychain") : stores->keysFile;
+    if (!stores->keys->load(keys, error)) {
         *exitCode = ExitRuntimeError;
         return false;
     }
@@ -234,15 +236,22 @@ int runHeadless(QCoreApplication &app)
     KeyPool keys;
     QString keySource;
     {
+        // The stores hold the keys and the proxy password. With --keys-file they are only needed for a proxy
+        // with a user name: no keychain probe (up to a few seconds on a desktop bus) for everyone else.
         const bool traySettings = !parser.isSet(QStringLiteral("config"));
-        const UserStores stores = openStores(settingsFile, traySettings);
-        for (const QString &line : stores.messages + stores.problems)
-            QTextStream(stderr) << "keyrelay: " << line << Qt::endl;
-        if (!loadProxyPassword(settings.get(), traySettings, stores.secrets.get(), &config, &error))
-            return fail(error, ExitRuntimeError);
+        const bool proxyHasUser
+            = !QUrl(config.upstreamProxy.trimmed(), QUrl::TolerantMode).userName().isEmpty();
+        std::optional<UserStores> stores;
+        if (!parser.isSet(QStringLiteral("keys-file")) || proxyHasUser) {
+            stores.emplace(openStores(settingsFile, traySettings));
+            for (const QString &line : stores->messages + stores->problems)
+                QTextStream(stderr) << "keyrelay: " << line << Qt::endl;
+            if (!loadProxyPassword(settings.get(), traySettings, stores->secrets.get(), &config, &error))
+                return fail(error, ExitRuntimeError);
+        }
         QList<ApiKey> list;
         int exitCode = ExitOk;
-        if (!loadKeys(parser, stores, &list, &keySource, &error, &exitCode))
+        if (!loadKeys(parser, stores ? &*stores : nullptr, &list, &keySource, &error, &exitCode))
             return fail(error, exitCode);
         keys.setKeys(list);
     }

@@ -26,9 +26,34 @@ QByteArray trimmedLine(const char *data, size_t length)
 
 } // namespace
 
+void applyProxy(UpstreamRequestSpec *spec, const QNetworkProxy &proxy)
+{
+    spec->proxy.clear();
+    spec->proxyUser.clear();
+    spec->proxyPassword.clear();
+    QString scheme;
+    switch (proxy.type()) {
+    case QNetworkProxy::HttpProxy:
+    case QNetworkProxy::HttpCachingProxy:
+        scheme = QStringLiteral("http");
+        break;
+    case QNetworkProxy::Socks5Proxy:
+        scheme = QStringLiteral("socks5h");
+        break;
+    default:
+        return;
+    }
+    const QString host = proxy.hostName().contains(QLatin1Char(':'))
+        ? QLatin1Char('[') + proxy.hostName() + QLatin1Char(']')
+        : proxy.hostName();
+    spec->proxy = QStringLiteral("%1://%2:%3").arg(scheme, host).arg(proxy.port());
+    spec->proxyUser = proxy.user();
+    spec->proxyPassword = proxy.password();
+}
+
 // ---------------------------------------------------------------------------------------------- engine
 
-CurlEngine::CurlEngine(QObject *parent) : QObject(parent)
+CurlEngine::CurlEngine(QObject *parent) : QObject(parent), m_timer(new QTimer(this))
 {
     initCurlOnce();
     m_multi = curl_multi_init();
@@ -37,8 +62,8 @@ CurlEngine::CurlEngine(QObject *parent) : QObject(parent)
     curl_multi_setopt(m_multi, CURLMOPT_TIMERFUNCTION, &CurlEngine::timerCallback);
     curl_multi_setopt(m_multi, CURLMOPT_TIMERDATA, this);
     curl_multi_setopt(m_multi, CURLMOPT_PIPELINING, long(CURLPIPE_MULTIPLEX));
-    m_timer.setSingleShot(true);
-    connect(&m_timer, &QTimer::timeout, this, [this] { drive(CURL_SOCKET_TIMEOUT, 0); });
+    m_timer->setSingleShot(true);
+    connect(m_timer, &QTimer::timeout, this, [this] { drive(CURL_SOCKET_TIMEOUT, 0); });
 }
 
 CurlEngine::~CurlEngine()
@@ -83,9 +108,9 @@ int CurlEngine::timerCallback(CURLM *, long timeoutMs, void *engine)
 {
     auto *self = static_cast<CurlEngine *>(engine);
     if (timeoutMs < 0)
-        self->m_timer.stop();
+        self->m_timer->stop();
     else
-        self->m_timer.start(int(qMin<long>(timeoutMs, 24L * 3600 * 1000)));
+        self->m_timer->start(int(qMin<long>(timeoutMs, 24L * 3600 * 1000)));
     return 0;
 }
 
@@ -211,6 +236,8 @@ bool UpstreamTransfer::setUp(QString *error)
     curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L); // redirects go to the client
     curl_easy_setopt(easy, CURLOPT_HTTP_CONTENT_DECODING, 0L); // bytes and Content-Encoding pass untouched
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, long(m_spec.connectTimeoutMs));
+    if (m_spec.totalTimeoutMs > 0)
+        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, long(m_spec.totalTimeoutMs));
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
                      m_spec.http2 ? long(CURL_HTTP_VERSION_2TLS) : long(CURL_HTTP_VERSION_1_1));
     if (m_spec.http2)

@@ -7,6 +7,7 @@
 
 #include <QByteArray>
 #include <QHash>
+#include <QNetworkProxy>
 #include <QObject>
 #include <QPointer>
 #include <QSet>
@@ -37,9 +38,13 @@ struct UpstreamRequestSpec
     QString proxyUser;
     QString proxyPassword;
     QByteArray caCertificatesPem; ///< trusted CAs instead of the system's (tests); empty = the system's
+    int totalTimeoutMs = 0; ///< the whole transfer, for short checks (0 = no limit: streams last)
     qint64 maxHeaderBytes = 256 * 1024; ///< response headers in total; past it the transfer fails
     qint64 bufferLimit = 256 * 1024; ///< response bytes held unread before the upstream is paused
 };
+
+/// Sets @p spec's proxy from Qt's description of one (HTTP, or SOCKS5 with the name resolved by the proxy).
+void applyProxy(UpstreamRequestSpec *spec, const QNetworkProxy &proxy);
 
 /// How an upstream request ended.
 struct UpstreamResult
@@ -91,7 +96,7 @@ private:
     void resume(UpstreamTransfer *transfer);
 
     CURLM *m_multi = nullptr;
-    QTimer m_timer;
+    QTimer *m_timer; ///< a child, so that it moves with the engine to the thread it runs in
     QHash<int, Socket> m_sockets;
     QSet<UpstreamTransfer *> m_transfers;
     QSet<UpstreamTransfer *> m_pending; ///< have news for their owner (headers, data, the end)

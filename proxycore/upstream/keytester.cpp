@@ -6,35 +6,29 @@
 #include "upstreamfailure.h"
 #include "upstreampath.h"
 
-#include <QNetworkAccessManager>
-#include <QNetworkReply>
-#include <QNetworkRequest>
+#include "curlengine.h"
 
 namespace keyrelay {
 
-KeyTester::KeyTester(QObject *parent) : QObject(parent), m_manager(new QNetworkAccessManager(this))
+namespace {
+constexpr qsizetype MaxKeptBody = 64 * 1024; ///< enough for any error message
+}
+
+KeyTester::KeyTester(QObject *parent) : QObject(parent), m_engine(new CurlEngine(this))
 {
-    connect(m_manager, &QNetworkAccessManager::finished, this, &KeyTester::onFinished);
-#ifndef QT_NO_SSL
-    connect(
-        m_manager, &QNetworkAccessManager::sslErrors, this,
-        [this](QNetworkReply *reply, const QList<QSslError> &errors) { m_sslErrors.insert(reply, errors); });
-#endif
     setConfig(ProxyConfig());
 }
 
 KeyTester::~KeyTester()
 {
-    const QList<QNetworkReply *> replies = m_pending.keys();
+    const QList<UpstreamTransfer *> transfers = m_pending.keys();
     m_pending.clear();
-    for (QNetworkReply *reply : replies)
-        reply->abort();
+    qDeleteAll(transfers);
 }
 
 void KeyTester::setConfig(const ProxyConfig &config)
 {
     m_config = config;
-    m_manager->setProxy(effectiveProxy(config, modelsUrl(config.upstream)));
 }
 
 QUrl KeyTester::modelsUrl(const QUrl &upstream)
@@ -44,41 +38,46 @@ QUrl KeyTester::modelsUrl(const QUrl &upstream)
 
 quint64 KeyTester::test(const QString &secret)
 {
-    QNetworkRequest request(modelsUrl(m_config.upstream));
-    request.setRawHeader("Authorization", "Bearer " + secret.toUtf8());
-    request.setRawHeader("Accept", "application/json");
-    request.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
-    request.setTransferTimeout(qMax(5, m_config.connectTimeoutSec) * 1000);
+    UpstreamRequestSpec spec;
+    spec.url = modelsUrl(m_config.upstream);
+    spec.headers = { { "Authorization", "Bearer " + secret.toUtf8() }, { "Accept", "application/json" } };
+    spec.http2 = m_config.upstreamHttp2;
+    spec.connectTimeoutMs = qMax(1, m_config.connectTimeoutSec) * 1000;
+    spec.totalTimeoutMs = qMax(5, m_config.connectTimeoutSec) * 1000;
+    applyProxy(&spec, effectiveProxy(m_config, spec.url));
     const quint64 ticket = m_nextTicket++;
-    QNetworkReply *reply = m_manager->get(request);
-    m_pending.insert(reply, ticket);
+    UpstreamTransfer *transfer = m_engine->start(spec, this);
+    m_pending.insert(transfer, { ticket, QByteArray() });
+    connect(transfer, &UpstreamTransfer::dataAvailable, this, [this, transfer] {
+        const auto it = m_pending.find(transfer);
+        const QByteArray data = transfer->read();
+        if (it != m_pending.end() && it->body.size() < MaxKeptBody)
+            it->body += data.left(MaxKeptBody - it->body.size());
+    });
+    connect(transfer, &UpstreamTransfer::finished, this, [this, transfer] { onFinished(transfer); });
     return ticket;
 }
 
-void KeyTester::onFinished(QNetworkReply *reply)
+void KeyTester::onFinished(UpstreamTransfer *transfer)
 {
-    reply->deleteLater();
-    const auto it = m_pending.find(reply);
+    transfer->deleteLater();
+    const auto it = m_pending.find(transfer);
     if (it == m_pending.end())
         return;
-    const quint64 ticket = it.value();
+    const quint64 ticket = it->ticket;
+    const QByteArray body = it->body + transfer->read().left(MaxKeptBody);
     m_pending.erase(it);
-#ifndef QT_NO_SSL
-    m_sslErrors.remove(reply);
-#endif
 
-    const int status = reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).toInt();
-    const QByteArray body = reply->readAll();
+    const int status = transfer->status();
     const QString upstreamMessage = parseOpenAiError(body).message;
     Outcome outcome = Outcome::UpstreamError;
     QString message;
-    if (status == 0) {
+    if (status == 0) { // no HTTP answer at all
         outcome = Outcome::NoNetwork;
-#ifndef QT_NO_SSL
-        message = describeNetworkFailure(reply, m_config, m_sslErrors.value(reply)).message;
-#else
-        message = describeNetworkFailure(reply, m_config).message;
-#endif
+        const QUrl url = modelsUrl(m_config.upstream);
+        message = describeUpstreamResult(transfer->result(), url, effectiveProxy(m_config, url),
+                                         m_config.connectTimeoutSec)
+                      .message;
     } else if (status >= 200 && status < 300) {
         outcome = Outcome::Ok;
     } else if (KeyPool::classify(status, body).verdict == KeyVerdict::Invalid) {

@@ -7,15 +7,13 @@
 #include <QHash>
 #include <QObject>
 
-#ifndef QT_NO_SSL
-#include <QSslError>
-#endif
-
-class QNetworkAccessManager;
-class QNetworkReply;
-
 namespace keyrelay {
 
+class CurlEngine;
+class UpstreamTransfer;
+
+/// Runs its checks on its own CurlEngine, in the thread it lives in (the proxy thread for the background
+/// re-check, the GUI thread for the Test button).
 class KeyTester : public QObject
 {
     Q_OBJECT
@@ -40,14 +38,16 @@ Q_SIGNALS:
     void finished(quint64 ticket, keyrelay::KeyTester::Outcome outcome, const QString &message);
 
 private:
-    void onFinished(QNetworkReply *reply);
+    struct Pending
+    {
+        quint64 ticket = 0;
+        QByteArray body; ///< the start of the answer (an error's message; a model list is not kept)
+    };
+    void onFinished(UpstreamTransfer *transfer);
 
-    QNetworkAccessManager *m_manager = nullptr;
+    CurlEngine *m_engine = nullptr;
     ProxyConfig m_config;
-    QHash<QNetworkReply *, quint64> m_pending;
-#ifndef QT_NO_SSL
-    QHash<QNetworkReply *, QList<QSslError>> m_sslErrors;
-#endif
+    QHash<UpstreamTransfer *, Pending> m_pending;
     quint64 m_nextTicket = 1;
 };
 

@@ -1,5 +1,11 @@
 #include "upstreamfailure.h"
 
+#include "curlengine.h"
+
+#include <curl/curl.h>
+
+#include <cerrno>
+
 #include <QNetworkProxyFactory>
 #include <QNetworkProxyQuery>
 
@@ -192,6 +198,97 @@ NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const Q
                      via.isEmpty() ? QString() : QStringLiteral(" (through ") + via + QLatin1Char(')'),
                      errorText));
     }
+}
+
+NetworkFailure describeUpstreamResult(const UpstreamResult &result, const QUrl &upstream,
+                                      const QNetworkProxy &proxy, int connectTimeoutSec)
+{
+    const QString via = describeProxy(proxy);
+    const QString proxyName = via.isEmpty() ? QStringLiteral("the network proxy") : via;
+    const QString target = QStringLiteral("the upstream %1").arg(upstreamName(upstream));
+    const auto proxyFailure = [](const QString &message) {
+        return NetworkFailure { message, QStringLiteral("upstream_proxy_error") };
+    };
+    const auto unreachable = [](const QString &message) {
+        return NetworkFailure { message, QStringLiteral("upstream_unreachable") };
+    };
+    if (result.headersTooLarge)
+        return { QStringLiteral("%1 sent response headers over the limit of 256 KiB").arg(target),
+                 QStringLiteral("upstream_error") };
+    if (result.proxyConnectCode == 407) {
+        if (!proxy.user().isEmpty() || !proxy.password().isEmpty())
+            return proxyFailure(
+                QStringLiteral("%1 refused the credentials (user \"%2\")").arg(proxyName, proxy.user()));
+        return proxyFailure(QStringLiteral("%1 asks for credentials and none are set (give them in the "
+                                           "upstream proxy setting: http://user:password@host:port)")
+                                .arg(proxyName));
+    }
+    if (result.proxyConnectCode >= 300)
+        return proxyFailure(QStringLiteral("%1 would not open a tunnel to %2 (HTTP %3)")
+                                .arg(proxyName, target)
+                                .arg(result.proxyConnectCode));
+    switch (CURLcode(result.curlCode)) {
+    case CURLE_COULDNT_RESOLVE_PROXY:
+        return proxyFailure(
+            QStringLiteral("%1 was not found (its host name does not resolve)").arg(proxyName));
+    case CURLE_COULDNT_RESOLVE_HOST:
+        return unreachable(QStringLiteral("%1 was not found (its host name does not resolve)").arg(target));
+    case CURLE_COULDNT_CONNECT:
+        if (!via.isEmpty())
+            return proxyFailure(QStringLiteral("%1 refused the connection (is it running?)").arg(proxyName));
+        if (result.osErrno == ECONNREFUSED)
+            return unreachable(QStringLiteral("%1 refused the connection").arg(target));
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        return describeTimeout(true, connectTimeoutSec, upstream, proxy);
+    case CURLE_GOT_NOTHING:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_PROXY:
+        if (!via.isEmpty()
+            && (upstream.scheme() != QLatin1String("https") || CURLcode(result.curlCode) == CURLE_PROXY))
+            return proxyFailure(
+                QStringLiteral("%1 closed the connection before %2 answered").arg(proxyName, target));
+        return unreachable(QStringLiteral("%1 closed the connection before answering").arg(target));
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CONNECT_ERROR: {
+        QString problem;
+        switch (result.sslVerifyResult) {
+        case 9: // X509_V_ERR_CERT_NOT_YET_VALID
+            problem = QStringLiteral("its certificate is not valid yet");
+            break;
+        case 10: // X509_V_ERR_CERT_HAS_EXPIRED
+            problem = QStringLiteral("its certificate has expired");
+            break;
+        case 2: // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
+        case 18: // X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
+        case 19: // X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
+        case 20: // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+        case 21: // X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
+            problem = QStringLiteral("its certificate is not trusted (self-signed or from an authority this "
+                                     "machine does not trust)");
+            break;
+        case 23: // X509_V_ERR_CERT_REVOKED
+            problem = QStringLiteral("its certificate has been revoked");
+            break;
+        case 62: // X509_V_ERR_HOSTNAME_MISMATCH
+            problem = QStringLiteral("its certificate is not for %1").arg(upstream.host());
+            break;
+        default:
+            problem = result.message.contains(QLatin1String("subject name"))
+                ? QStringLiteral("its certificate is not for %1").arg(upstream.host())
+                : result.message;
+        }
+        return { QStringLiteral("TLS with %1 failed: %2").arg(target, problem),
+                 QStringLiteral("upstream_tls_error") };
+    }
+    default:
+        break;
+    }
+    return unreachable(
+        QStringLiteral("%1%2 unreachable: %3")
+            .arg(target, via.isEmpty() ? QString() : QStringLiteral(" (through ") + via + QLatin1Char(')'),
+                 result.message));
 }
 
 NetworkFailure describeTimeout(bool connecting, int seconds, const QUrl &upstream, const QNetworkProxy &proxy)

@@ -16,6 +16,8 @@
 
 namespace keyrelay {
 
+struct UpstreamResult;
+
 struct NetworkFailure
 {
     QString message; ///< e.g. "the HTTP proxy 127.0.0.1:8888 refused the credentials (user \"bob\")"
@@ -42,6 +44,12 @@ NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const Q
 /// not even sent) or the idle timeout, @p seconds long. Through a proxy, the proxy is named.
 NetworkFailure describeTimeout(bool connecting, int seconds, const QUrl &upstream,
                                const QNetworkProxy &proxy);
+
+/// The same for a libcurl transfer (CurlEngine) that ended without an HTTP answer: @p result's CURLcode,
+/// OS error, certificate verification result and proxy CONNECT answer, for a request to @p upstream through
+/// @p proxy, whose connection phase may take @p connectTimeoutSec.
+NetworkFailure describeUpstreamResult(const UpstreamResult &result, const QUrl &upstream,
+                                      const QNetworkProxy &proxy, int connectTimeoutSec);
 
 /// The same for a finished reply that has no HTTP status, with the proxy that @p config sets
 /// (@p sslErrors: what the reply's sslErrors() signal reported).

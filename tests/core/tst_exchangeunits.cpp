@@ -1,5 +1,6 @@
 // Unit tests of the small units ProxyExchange is made of: which headers cross the proxy, where a
 // request goes upstream, the stream_options KeyRelay adds, and the usage chunk it takes out again.
+#include "curlengine.h"
 #include "headerpolicy.h"
 #include "messagerewriter.h"
 #include "tokenusage.h"
@@ -9,6 +10,8 @@
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QtTest>
+
+#include <cerrno>
 
 using namespace keyrelay;
 
@@ -35,6 +38,8 @@ private Q_SLOTS:
     void networkFailureSaysWhere_data();
     void networkFailureSaysWhere();
     void timeoutsNameTheProxy();
+    void curlFailureSaysWhere_data();
+    void curlFailureSaysWhere();
 };
 
 void tst_ExchangeUnits::upstreamHeadersDropCredentialsAndHopByHop()
@@ -400,4 +405,81 @@ void tst_ExchangeUnits::timeoutsNameTheProxy()
 }
 
 QTEST_GUILESS_MAIN(tst_ExchangeUnits)
+void tst_ExchangeUnits::curlFailureSaysWhere_data()
+{
+    // libcurl's end of a transfer (CURLcode, OS error, certificate verify result, proxy CONNECT answer)
+    // said in the same words as Qt's, for the Keys page's Test and the background re-check.
+    QTest::addColumn<int>("curlCode");
+    QTest::addColumn<int>("osErrno");
+    QTest::addColumn<int>("verify");
+    QTest::addColumn<int>("connectCode");
+    QTest::addColumn<QString>("proxy");
+    QTest::addColumn<QString>("code");
+    QTest::addColumn<QString>("message");
+    const QString none;
+    QTest::newRow("refused") << 7 << ECONNREFUSED << 0 << 0 << none << "upstream_unreachable"
+                             << "the upstream api.example.com:443 refused the connection";
+    QTest::newRow("proxy refused") << 7 << ECONNREFUSED << 0 << 0 << "http://127.0.0.1:3128"
+                                   << "upstream_proxy_error"
+                                   << "the HTTP proxy 127.0.0.1:3128 refused the connection (is it running?)";
+    QTest::newRow("not found")
+        << 6 << 0 << 0 << 0 << none << "upstream_unreachable"
+        << "the upstream api.example.com:443 was not found (its host name does not resolve)";
+    QTest::newRow("proxy not found")
+        << 5 << 0 << 0 << 0 << "socks5://proxy.invalid:1080"
+        << "upstream_proxy_error"
+        << "the SOCKS5 proxy proxy.invalid:1080 was not found (its host name does not "
+           "resolve)";
+    QTest::newRow("407, no credentials")
+        << 56 << 0 << 0 << 407 << "http://127.0.0.1:3128"
+        << "upstream_proxy_error"
+        << "the HTTP proxy 127.0.0.1:3128 asks for credentials and none are set "
+           "(give them in the upstream proxy setting: http://user:password@host:port)";
+    QTest::newRow("407, wrong credentials")
+        << 56 << 0 << 0 << 407 << "http://bob:secret-pw@127.0.0.1:3128"
+        << "upstream_proxy_error"
+        << "the HTTP proxy 127.0.0.1:3128 refused the credentials (user \"bob\")";
+    QTest::newRow("connect timeout")
+        << 28 << 0 << 0 << 0 << none << "upstream_connect_timeout"
+        << "could not connect to the upstream https://api.example.com within 15 s";
+    QTest::newRow("expired")
+        << 60 << 0 << 10 << 0 << none << "upstream_tls_error"
+        << "TLS with the upstream api.example.com:443 failed: its certificate has expired";
+    QTest::newRow("wrong host")
+        << 60 << 0 << 62 << 0 << none << "upstream_tls_error"
+        << "TLS with the upstream api.example.com:443 failed: its certificate is not for "
+           "api.example.com";
+    QTest::newRow("self-signed")
+        << 60 << 0 << 18 << 0 << none << "upstream_tls_error"
+        << "TLS with the upstream api.example.com:443 failed: its certificate is not trusted "
+           "(self-signed or from an authority this machine does not trust)";
+    QTest::newRow("closed before answering")
+        << 52 << 0 << 0 << 0 << none << "upstream_unreachable"
+        << "the upstream api.example.com:443 closed the connection before answering";
+}
+
+void tst_ExchangeUnits::curlFailureSaysWhere()
+{
+    QFETCH(int, curlCode);
+    QFETCH(int, osErrno);
+    QFETCH(int, verify);
+    QFETCH(int, connectCode);
+    QFETCH(QString, proxy);
+    QFETCH(QString, code);
+    QFETCH(QString, message);
+    UpstreamResult result;
+    result.curlCode = curlCode;
+    result.osErrno = osErrno;
+    result.sslVerifyResult = verify;
+    result.proxyConnectCode = connectCode;
+    result.message = QStringLiteral("curl's own text");
+    ProxyConfig config;
+    config.upstreamProxy = proxy;
+    const QUrl url(QStringLiteral("https://api.example.com"));
+    const NetworkFailure failure = describeUpstreamResult(result, url, effectiveProxy(config, url), 15);
+    QCOMPARE(failure.code, code);
+    QCOMPARE(failure.message, message);
+    QVERIFY(!failure.message.contains(QLatin1String("secret"))); // a proxy password is never shown
+}
+
 #include "tst_exchangeunits.moc"

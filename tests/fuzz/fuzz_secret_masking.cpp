@@ -5,12 +5,15 @@
 // Input: byte 0 picks the key's length (9..64) and byte 1 where the key goes in the text; then one byte per
 // key character chooses the character ("sk-" + letters, digits, '-', '_', '/', '+'), one byte per character
 // chooses its spelling; the rest is the text around it. Invariants:
-//  - no reading of the output gives the key back: not the bytes, not the text percent-decoded (RFC 3986) once or twice,
+//  - no reading of the output gives the key back: not the bytes, not the text percent-decoded (RFC 3986) once
+//  or twice,
 //    and, when the output is JSON, none of its strings (names and values, at any depth) as a JSON parser
 //    reads them, nor those strings percent-decoded once or twice;
 //  - text that was valid JSON stays valid JSON;
 //  - text without the key in any spelling comes out byte for byte.
 #include "secretmatcher.h"
+
+#include "percentdecoding.h"
 
 #include <QByteArray>
 #include <QJsonArray>
@@ -72,34 +75,7 @@ QByteArray spell(char c, std::uint8_t choice)
     }
 }
 
-int hexDigit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/// RFC 3986 percent-decoding, as browsers and URL libraries do it: "%XX" with two hex digits is a byte, any
-/// other '%' stays. (QByteArray::fromPercentEncoding is not used: it turns "%4H" into 'H' as well.)
-QByteArray percentDecoded(const QByteArray &text)
-{
-    QByteArray out;
-    out.reserve(text.size());
-    for (qsizetype i = 0; i < text.size(); ++i) {
-        if (text.at(i) == '%' && i + 2 < text.size() && hexDigit(text.at(i + 1)) >= 0
-            && hexDigit(text.at(i + 2)) >= 0) {
-            out.append(char(hexDigit(text.at(i + 1)) * 16 + hexDigit(text.at(i + 2))));
-            i += 2;
-        } else {
-            out.append(text.at(i));
-        }
-    }
-    return out;
-}
+using fuzzsupport::percentDecoded;
 
 /// What a reader can get back from @p text.
 void readings(const QByteArray &text, QList<QByteArray> *out)

@@ -8,6 +8,8 @@
 //    the base never climbs above it (same decoding upstream).
 #include "upstreampath.h"
 
+#include "percentdecoding.h"
+
 #include <QByteArray>
 #include <QList>
 #include <QString>
@@ -41,32 +43,7 @@ const QString *g_path = nullptr;
             violated(#condition, __LINE__);                                                                  \
     } while (false)
 
-int hexValue(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-// Decodes every valid %XX once; a '%' without two hex digits stays as it is.
-QByteArray percentDecoded(const QByteArray &text)
-{
-    QByteArray out;
-    for (qsizetype i = 0; i < text.size(); ++i) {
-        if (text.at(i) == '%' && i + 2 < text.size() && hexValue(text.at(i + 1)) >= 0
-            && hexValue(text.at(i + 2)) >= 0) {
-            out.append(char(hexValue(text.at(i + 1)) * 16 + hexValue(text.at(i + 2))));
-            i += 2;
-        } else {
-            out.append(text.at(i));
-        }
-    }
-    return out;
-}
+using fuzzsupport::percentDecoded;
 
 // True when @p path, percent-decoded once with "\" read as "/", never goes above its start with "..".
 bool staysInside(const QString &path)

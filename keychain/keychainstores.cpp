@@ -58,30 +58,18 @@ bool KeychainKeyStore::load(QList<ApiKey> *keys, QString *error)
 
 bool KeychainKeyStore::save(const QList<ApiKey> &keys, QString *error)
 {
-    if (m_saving) {
-        m_pending = keys;
-        m_hasPending = true;
-        return true;
-    }
-    m_saving = true;
-    QList<ApiKey> toWrite = keys;
-    bool ok = true;
-    for (;;) {
+    bool anyFailed = false;
+    const std::optional<bool> saved = m_latestSave.run(keys, [&](const QList<ApiKey> &toWrite) {
         QString keychainError;
         if (m_keychain.write(entryName(), keysToJson(toWrite), &keychainError) != Keychain::Status::Ok) {
             *error = QStringLiteral("cannot write the keys to %1: %2").arg(location(), keychainError);
-            ok = false;
-        } else {
-            qCInfo(lcKeys) << "saved" << toWrite.size() << "key(s) to the system keychain";
+            anyFailed = true;
+            return false;
         }
-        if (!m_hasPending)
-            break;
-        toWrite = m_pending;
-        m_pending.clear();
-        m_hasPending = false;
-    }
-    m_saving = false;
-    return ok;
+        qCInfo(lcKeys) << "saved" << toWrite.size() << "key(s) to the system keychain";
+        return true;
+    });
+    return !saved || !anyFailed; // queued (written by the running save), or every write of this run worked
 }
 
 KeychainSecretStore::KeychainSecretStore(const Keychain &keychain) : m_keychain(keychain) { }

@@ -3,6 +3,7 @@
 
 #include "keychain.h"
 #include "keystore.h"
+#include "latestsave.h"
 #include "secretstore.h"
 
 namespace keyrelay {
@@ -24,9 +25,7 @@ public:
 
 private:
     Keychain m_keychain;
-    bool m_saving = false;
-    bool m_hasPending = false;
-    QList<ApiKey> m_pending;
+    LatestSave<QList<ApiKey>> m_latestSave;
 };
 
 /// Each secret is its own keychain entry ("secret/<name>").

@@ -22,23 +22,11 @@ bool VerifiedKeyStore::load(QList<ApiKey> *keys, QString *error)
 
 bool VerifiedKeyStore::save(const QList<ApiKey> &keys, QString *error)
 {
-    if (m_saving) {
-        m_pending = keys;
-        m_hasPending = true;
-        return true;
-    }
-    m_saving = true;
-    QList<ApiKey> toWrite = keys;
-    bool ok = true;
-    for (;;) {
-        ok = saveOnce(toWrite, error);
-        if (!m_hasPending)
-            break;
-        toWrite = m_pending;
-        m_pending.clear();
-        m_hasPending = false;
-    }
-    m_saving = false;
+    const std::optional<bool> saved = m_latestSave.run(
+        keys, [this, error](const QList<ApiKey> &toWrite) { return saveOnce(toWrite, error); });
+    if (!saved)
+        return true; // the running save writes these keys next
+    const bool ok = *saved;
     if (m_events) {
         if (ok)
             Q_EMIT m_events->keysSaved(location());

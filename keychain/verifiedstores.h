@@ -4,6 +4,7 @@
 
 #include "keychainstores.h"
 #include "keystore.h"
+#include "latestsave.h"
 #include "secretstore.h"
 
 #include <QObject>
@@ -60,9 +61,7 @@ private:
     std::shared_ptr<StorageEvents> m_events;
     QString m_fallbackReason;
     bool m_fallbackAnnounced = false;
-    bool m_saving = false;
-    bool m_hasPending = false;
-    QList<ApiKey> m_pending;
+    LatestSave<QList<ApiKey>> m_latestSave;
 };
 
 /// Named secrets in the system keychain (when @p keychain is given) or in @p file, each write read back; a

@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 PACKAGES=(
     build-essential cmake ninja-build pkg-config
     qt6-base-dev
-    libcurl4-openssl-dev
+    libcurl4-openssl-dev libssl-dev
     qt6-tools-dev qt6-tools-dev-tools qt6-l10n-tools qt6-qpa-plugins libgl-dev
     qt6-charts-dev libqt6opengl6-dev libqt6sql6-sqlite
     # Keys at rest in the system keychain: QtKeychain loads libsecret at run time (not a declared

@@ -1,8 +1,11 @@
 #include "curlengine.h"
 
+#include <QHostAddress>
 #include <QSocketNotifier>
 
 #include <curl/curl.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <mutex>
 
@@ -250,6 +253,11 @@ bool UpstreamTransfer::setUp(QString *error)
         curl_easy_setopt(easy, CURLOPT_PROXYPASSWORD, m_spec.proxyPassword.toUtf8().constData());
     }
     curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
+    if (m_spec.url.scheme() == QLatin1String("https")) {
+        // To say what is wrong with a certificate that fails verification (curl shows none then).
+        curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, &UpstreamTransfer::sslContextCallback);
+        curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, this);
+    }
     if (!m_spec.caCertificatesPem.isEmpty()) {
         curl_blob blob { m_spec.caCertificatesPem.data(), size_t(m_spec.caCertificatesPem.size()),
                          CURL_BLOB_COPY };
@@ -287,6 +295,61 @@ bool UpstreamTransfer::setUp(QString *error)
     m_headerList = curl_slist_append(m_headerList, "Expect:");
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, m_headerList);
     return true;
+}
+
+int UpstreamTransfer::sslContextCallback(CURL *, void *sslContext, void *transfer)
+{
+    // curl makes a context per connection, for the transfer that opens it: that transfer hears about the
+    // certificate. The verification itself stays OpenSSL's (verifyCallback returns its verdict).
+    auto *context = static_cast<SSL_CTX *>(sslContext);
+    SSL_CTX_set_app_data(context, transfer);
+    SSL_CTX_set_verify(context, SSL_CTX_get_verify_mode(context), &UpstreamTransfer::verifyCallback);
+    return CURLE_OK;
+}
+
+int UpstreamTransfer::verifyCallback(int preverifyOk, X509_STORE_CTX *store)
+{
+    if (X509_STORE_CTX_get_error_depth(store) != 0)
+        return preverifyOk;
+    auto *ssl = static_cast<SSL *>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+    auto *transfer
+        = ssl ? static_cast<UpstreamTransfer *>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl))) : nullptr;
+    X509 *certificate = X509_STORE_CTX_get_current_cert(store);
+    if (!transfer || !certificate)
+        return preverifyOk;
+    struct tm expiry
+    {
+    };
+    if (ASN1_TIME_to_tm(X509_get0_notAfter(certificate), &expiry) == 1) {
+        transfer->m_result.certificateExpiry
+            = QDateTime(QDate(expiry.tm_year + 1900, expiry.tm_mon + 1, expiry.tm_mday),
+                        QTime(expiry.tm_hour, expiry.tm_min, expiry.tm_sec), Qt::UTC);
+    }
+    QStringList names;
+    auto *alternatives
+        = static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(certificate, NID_subject_alt_name, nullptr, nullptr));
+    for (int i = 0; alternatives && i < sk_GENERAL_NAME_num(alternatives); ++i) {
+        const GENERAL_NAME *name = sk_GENERAL_NAME_value(alternatives, i);
+        if (name->type == GEN_DNS) {
+            names << QString::fromLatin1(
+                reinterpret_cast<const char *>(ASN1_STRING_get0_data(name->d.dNSName)),
+                ASN1_STRING_length(name->d.dNSName));
+        } else if (name->type == GEN_IPADD && ASN1_STRING_length(name->d.iPAddress) == 4) {
+            const unsigned char *ip = ASN1_STRING_get0_data(name->d.iPAddress);
+            names << QHostAddress(quint32(ip[0]) << 24 | quint32(ip[1]) << 16 | quint32(ip[2]) << 8 | ip[3])
+                         .toString();
+        }
+    }
+    GENERAL_NAMES_free(alternatives);
+    if (names.isEmpty()) {
+        char commonName[256] = {};
+        if (X509_NAME_get_text_by_NID(X509_get_subject_name(certificate), NID_commonName, commonName,
+                                      int(sizeof(commonName)))
+            > 0)
+            names << QString::fromUtf8(commonName);
+    }
+    transfer->m_result.certificateNames = names;
+    return preverifyOk;
 }
 
 size_t UpstreamTransfer::headerCallback(char *data, size_t size, size_t count, void *transfer)

@@ -6,11 +6,13 @@
 #include "httprequestparser.h"
 
 #include <QByteArray>
+#include <QDateTime>
 #include <QHash>
 #include <QNetworkProxy>
 #include <QObject>
 #include <QPointer>
 #include <QSet>
+#include <QStringList>
 #include <QTimer>
 #include <QUrl>
 
@@ -19,6 +21,7 @@
 typedef void CURLM;
 typedef void CURL;
 struct curl_slist;
+struct x509_store_ctx_st; // OpenSSL's X509_STORE_CTX
 class QSocketNotifier;
 
 namespace keyrelay {
@@ -55,6 +58,10 @@ struct UpstreamResult
     long sslVerifyResult = 0; ///< CURLINFO_SSL_VERIFYRESULT (an X509 verify code)
     long proxyConnectCode = 0; ///< CURLINFO_HTTP_CONNECTCODE: a proxy's answer to CONNECT (407...)
     bool headersTooLarge = false; ///< the response headers passed UpstreamRequestSpec::maxHeaderBytes
+    /// The upstream's own TLS certificate as its handshake showed it (also when verification failed):
+    /// when it expires, and the names it is for (DNS and IP subject alternative names, else the CN).
+    QDateTime certificateExpiry;
+    QStringList certificateNames;
     bool aborted = false; ///< abort() was called
     bool ok() const { return curlCode == 0 && !headersTooLarge && !aborted; }
 };
@@ -141,6 +148,8 @@ private:
     UpstreamTransfer(CurlEngine *engine, const UpstreamRequestSpec &spec, QObject *parent);
     bool setUp(QString *error);
     static size_t headerCallback(char *data, size_t size, size_t count, void *transfer);
+    static int sslContextCallback(CURL *easy, void *sslContext, void *transfer);
+    static int verifyCallback(int preverifyOk, x509_store_ctx_st *store);
     static size_t writeCallback(char *data, size_t size, size_t count, void *transfer);
     size_t onHeaderLine(const char *data, size_t length);
     size_t onData(const char *data, size_t length);

@@ -258,7 +258,10 @@ NetworkFailure describeUpstreamResult(const UpstreamResult &result, const QUrl &
             problem = QStringLiteral("its certificate is not valid yet");
             break;
         case 10: // X509_V_ERR_CERT_HAS_EXPIRED
-            problem = QStringLiteral("its certificate has expired");
+            problem = result.certificateExpiry.isValid()
+                ? QStringLiteral("its certificate expired on %1")
+                      .arg(result.certificateExpiry.toUTC().toString(Qt::ISODate))
+                : QStringLiteral("its certificate has expired");
             break;
         case 2: // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
         case 18: // X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
@@ -278,6 +281,11 @@ NetworkFailure describeUpstreamResult(const UpstreamResult &result, const QUrl &
             problem = result.message.contains(QLatin1String("subject name"))
                 ? QStringLiteral("its certificate is not for %1").arg(upstream.host())
                 : result.message;
+        }
+        if (problem.startsWith(QLatin1String("its certificate is not for"))
+            && !result.certificateNames.isEmpty()) {
+            problem = QStringLiteral("its certificate is for %1, not %2")
+                          .arg(result.certificateNames.join(QLatin1String(", ")), upstream.host());
         }
         return { QStringLiteral("TLS with %1 failed: %2").arg(target, problem),
                  QStringLiteral("upstream_tls_error") };

@@ -4,8 +4,11 @@
 // while it stalls), 1xx interim answers are skipped, oversized headers fail one transfer, errors are precise.
 #include "curlengine.h"
 #include "mockupstream.h"
+#include "upstreamfailure.h"
 
 #include <QSignalSpy>
+#include <QSslKey>
+#include <QSslServer>
 #include <QTcpServer>
 #include <QTcpSocket>
 #include <QtTest>
@@ -62,6 +65,8 @@ private Q_SLOTS:
     void oversizedHeadersFailOneTransfer();
     void refusedConnectionIsPrecise();
     void abortEndsOnceFromTheLoop();
+    void certificateProblemsAreDescribed_data();
+    void certificateProblemsAreDescribed();
 
 private:
     UpstreamRequestSpec spec(const QByteArray &method, const QString &path) const
@@ -254,6 +259,80 @@ void CurlEngineTest::abortEndsOnceFromTheLoop()
     QCOMPARE(finished.count(), 1);
     QCOMPARE(m_engine->transfersInFlight(), 0);
     QTRY_COMPARE(m_mock->openConnections(), 0); // the upstream connection is closed
+}
+
+void CurlEngineTest::certificateProblemsAreDescribed_data()
+{
+    QTest::addColumn<QString>("certificate");
+    QTest::addColumn<int>("verify"); // the X509 verify result curl reports
+    QTest::addColumn<QString>("expiry"); // what the certificate seen says (ISO, UTC), or empty
+    QTest::addColumn<QStringList>("names");
+    QTest::newRow("trusted") << QStringLiteral("server.pem") << 0 << QString() << QStringList();
+    QTest::newRow("expired") << QStringLiteral("expired.pem") << 10 << QStringLiteral("2021-01-01T00:00:00Z")
+                             << QStringList();
+    QTest::newRow("wrong host") << QStringLiteral("wronghost.pem") << 0 << QString()
+                                << QStringList { QStringLiteral("wrong.example") };
+}
+
+void CurlEngineTest::certificateProblemsAreDescribed()
+{
+    // curl shows no certificate when verification fails; the engine records the upstream's own certificate
+    // from the handshake so that KeyRelay can say what is wrong with it.
+    QFETCH(QString, certificate);
+    QFETCH(int, verify);
+    QFETCH(QString, expiry);
+    QFETCH(QStringList, names);
+    const auto read = [](const QString &name) {
+        QFile file(QStringLiteral(KEYRELAY_TEST_CERTS_DIR "/") + name);
+        return file.open(QIODevice::ReadOnly) ? file.readAll() : QByteArray();
+    };
+    QSslServer server;
+    QSslConfiguration configuration = QSslConfiguration::defaultConfiguration();
+    configuration.setLocalCertificate(QSslCertificate(read(certificate)));
+    configuration.setPrivateKey(QSslKey(read(QStringLiteral("server.key")), QSsl::Ec));
+    configuration.setPeerVerifyMode(QSslSocket::VerifyNone);
+    server.setSslConfiguration(configuration);
+    connect(&server, &QTcpServer::pendingConnectionAvailable, &server, [&server] {
+        while (QTcpSocket *socket = server.nextPendingConnection()) {
+            connect(socket, &QTcpSocket::readyRead, socket, [socket] {
+                if (socket->readAll().contains("\r\n\r\n"))
+                    socket->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            });
+        }
+    });
+    QVERIFY(server.listen(QHostAddress::LocalHost, 0));
+    UpstreamRequestSpec request;
+    request.url = QUrl(QStringLiteral("https://127.0.0.1:%1/v1/models").arg(server.serverPort()));
+    request.caCertificatesPem = read(QStringLiteral("ca.pem"));
+    QVERIFY(!request.caCertificatesPem.isEmpty());
+    std::unique_ptr<UpstreamTransfer> transfer(m_engine->start(request));
+    QSignalSpy finished(transfer.get(), &UpstreamTransfer::finished);
+    QVERIFY(finished.wait(10000));
+    const keyrelay::UpstreamResult result = transfer->result();
+    if (certificate == QLatin1String("server.pem")) {
+        QVERIFY2(result.ok(), qPrintable(result.message));
+        QCOMPARE(transfer->read(), QByteArray("ok"));
+        return;
+    }
+    QVERIFY(!result.ok());
+    QCOMPARE(result.curlCode, 60); // CURLE_PEER_FAILED_VERIFICATION
+    if (verify != 0)
+        QCOMPARE(int(result.sslVerifyResult), verify);
+    if (!expiry.isEmpty())
+        QCOMPARE(result.certificateExpiry.toUTC().toString(Qt::ISODate), expiry);
+    for (const QString &name : names)
+        QVERIFY2(result.certificateNames.contains(name), qPrintable(result.certificateNames.join(u',')));
+    // And said in upstreamfailure's words, as the Qt path says them.
+    const keyrelay::NetworkFailure failure
+        = keyrelay::describeUpstreamResult(result, request.url, QNetworkProxy(QNetworkProxy::NoProxy), 15);
+    QCOMPARE(failure.code, QStringLiteral("upstream_tls_error"));
+    if (certificate == QLatin1String("expired.pem"))
+        QVERIFY2(failure.message.endsWith(QLatin1String("its certificate expired on 2021-01-01T00:00:00Z")),
+                 qPrintable(failure.message));
+    else
+        QVERIFY2(
+            failure.message.endsWith(QLatin1String("its certificate is for wrong.example, not 127.0.0.1")),
+            qPrintable(failure.message));
 }
 
 QTEST_GUILESS_MAIN(CurlEngineTest)

@@ -141,6 +141,21 @@ QString writeLegacySettings(const QTemporaryDir &dir)
     return path;
 }
 
+/// A fake Secret Service of the test's own on the session bus: every object path goes to @p service.
+namespace FakeSecretService {
+inline bool install(QDBusVirtualObject *service)
+{
+    QDBusConnection bus = QDBusConnection::sessionBus();
+    return bus.isConnected()
+        && bus.registerVirtualObject(QStringLiteral("/"), service, QDBusConnection::SubPath)
+        && bus.registerService(QStringLiteral("org.freedesktop.secrets"));
+}
+inline void uninstall()
+{
+    QDBusConnection::sessionBus().unregisterObject(QStringLiteral("/"), QDBusConnection::UnregisterTree);
+}
+} // namespace FakeSecretService
+
 } // namespace
 
 /// The real Secret Service: gnome-keyring-daemon in this test's own D-Bus session.
@@ -424,15 +439,10 @@ class TestSilentKeychain : public QObject
 private Q_SLOTS:
     void initTestCase()
     {
-        QDBusConnection bus = QDBusConnection::sessionBus();
-        QVERIFY2(bus.isConnected(), "no D-Bus session: run through with-dbus-session.sh");
-        QVERIFY(bus.registerVirtualObject(QStringLiteral("/"), &m_service, QDBusConnection::SubPath));
-        QVERIFY(bus.registerService(QStringLiteral("org.freedesktop.secrets")));
+        QVERIFY2(FakeSecretService::install(&m_service),
+                 "no D-Bus session: run through with-dbus-session.sh");
     }
-    void cleanupTestCase()
-    {
-        QDBusConnection::sessionBus().unregisterObject(QStringLiteral("/"), QDBusConnection::UnregisterTree);
-    }
+    void cleanupTestCase() { FakeSecretService::uninstall(); }
 
     void noAnswerIsBounded()
     {
@@ -544,15 +554,10 @@ private Q_SLOTS:
     void initTestCase()
     {
         qRegisterMetaType<StorageEvents::What>();
-        QDBusConnection bus = QDBusConnection::sessionBus();
-        QVERIFY2(bus.isConnected(), "no D-Bus session: run through with-dbus-session.sh");
-        QVERIFY(bus.registerVirtualObject(QStringLiteral("/"), &m_service, QDBusConnection::SubPath));
-        QVERIFY(bus.registerService(QStringLiteral("org.freedesktop.secrets")));
+        QVERIFY2(FakeSecretService::install(&m_service),
+                 "no D-Bus session: run through with-dbus-session.sh");
     }
-    void cleanupTestCase()
-    {
-        QDBusConnection::sessionBus().unregisterObject(QStringLiteral("/"), QDBusConnection::UnregisterTree);
-    }
+    void cleanupTestCase() { FakeSecretService::uninstall(); }
     void cleanup()
     {
         verifyNoSecretLeaked({});

@@ -28,24 +28,126 @@ QString upstreamName(const QUrl &upstream)
     return hostPort(upstream.host(), upstream.port(upstream.scheme() == QLatin1String("https") ? 443 : 80));
 }
 
+// What is wrong with a certificate, in the same words whichever TLS client found it (Qt or libcurl).
+QString certificateExpired(const QDateTime &expiry)
+{
+    return expiry.isValid()
+        ? QStringLiteral("its certificate expired on %1").arg(expiry.toUTC().toString(Qt::ISODate))
+        : QStringLiteral("its certificate has expired");
+}
+
+QString certificateNotValidYet()
+{
+    return QStringLiteral("its certificate is not valid yet");
+}
+
+QString certificateForOtherNames(const QStringList &names, const QUrl &upstream)
+{
+    return names.isEmpty() ? QStringLiteral("its certificate is not for %1").arg(upstream.host())
+                           : QStringLiteral("its certificate is for %1, not %2")
+                                 .arg(names.join(QLatin1String(", ")), upstream.host());
+}
+
+QString certificateUntrusted()
+{
+    return QStringLiteral(
+        "its certificate is not trusted (self-signed or from an authority this machine does "
+        "not trust)");
+}
+
+QString certificateRevoked()
+{
+    return QStringLiteral("its certificate has been revoked");
+}
+
+/// The sentences both descriptions (Qt's and libcurl's) say about one request to @p upstream through @p
+/// proxy.
+struct Wording
+{
+    Wording(const QUrl &upstream, const QNetworkProxy &usedProxy)
+        : proxy(usedProxy), via(describeProxy(usedProxy)),
+          proxyName(via.isEmpty() ? QStringLiteral("the network proxy") : via),
+          target(QStringLiteral("the upstream %1").arg(upstreamName(upstream)))
+    {
+    }
+
+    static NetworkFailure proxyFailure(const QString &message)
+    {
+        return { message, QStringLiteral("upstream_proxy_error") };
+    }
+    static NetworkFailure unreachable(const QString &message)
+    {
+        return { message, QStringLiteral("upstream_unreachable") };
+    }
+    NetworkFailure proxyRefused() const
+    {
+        return proxyFailure(QStringLiteral("%1 refused the connection (is it running?)").arg(proxyName));
+    }
+    NetworkFailure proxyNotFound() const
+    {
+        return proxyFailure(
+            QStringLiteral("%1 was not found (its host name does not resolve)").arg(proxyName));
+    }
+    NetworkFailure proxyClosed() const
+    {
+        return proxyFailure(
+            QStringLiteral("%1 closed the connection before %2 answered").arg(proxyName, target));
+    }
+    NetworkFailure proxyWantsCredentials() const
+    {
+        if (!proxy.user().isEmpty() || !proxy.password().isEmpty())
+            return proxyFailure(
+                QStringLiteral("%1 refused the credentials (user \"%2\")").arg(proxyName, proxy.user()));
+        return proxyFailure(QStringLiteral("%1 asks for credentials and none are set (give them in the "
+                                           "upstream proxy setting: http://user:password@host:port)")
+                                .arg(proxyName));
+    }
+    NetworkFailure refused() const
+    {
+        return unreachable(QStringLiteral("%1 refused the connection").arg(target));
+    }
+    NetworkFailure notFound() const
+    {
+        return unreachable(QStringLiteral("%1 was not found (its host name does not resolve)").arg(target));
+    }
+    NetworkFailure closed() const
+    {
+        return unreachable(QStringLiteral("%1 closed the connection before answering").arg(target));
+    }
+    NetworkFailure tls(const QString &problems) const
+    {
+        return { QStringLiteral("TLS with %1 failed: %2").arg(target, problems),
+                 QStringLiteral("upstream_tls_error") };
+    }
+    NetworkFailure other(const QString &text) const
+    {
+        return unreachable(
+            QStringLiteral("%1%2 unreachable: %3")
+                .arg(target,
+                     via.isEmpty() ? QString() : QStringLiteral(" (through ") + via + QLatin1Char(')'),
+                     text));
+    }
+
+    const QNetworkProxy &proxy;
+    const QString via; ///< empty without a proxy
+    const QString proxyName;
+    const QString target;
+};
+
 #ifndef QT_NO_SSL
 QString certificateProblem(const QSslError &error, const QUrl &upstream)
 {
     const QSslCertificate certificate = error.certificate();
     switch (error.error()) {
     case QSslError::CertificateExpired:
-        return certificate.isNull() ? QStringLiteral("its certificate has expired")
-                                    : QStringLiteral("its certificate expired on %1")
-                                          .arg(certificate.expiryDate().toUTC().toString(Qt::ISODate));
+        return certificateExpired(certificate.isNull() ? QDateTime() : certificate.expiryDate());
     case QSslError::CertificateNotYetValid:
-        return QStringLiteral("its certificate is not valid yet");
+        return certificateNotValidYet();
     case QSslError::HostNameMismatch: {
         QStringList names = certificate.subjectAlternativeNames().values(QSsl::DnsEntry);
         if (names.isEmpty())
             names = certificate.subjectInfo(QSslCertificate::CommonName);
-        return names.isEmpty() ? QStringLiteral("its certificate is not for %1").arg(upstream.host())
-                               : QStringLiteral("its certificate is for %1, not %2")
-                                     .arg(names.join(QLatin1String(", ")), upstream.host());
+        return certificateForOtherNames(names, upstream);
     }
     case QSslError::SelfSignedCertificate:
     case QSslError::SelfSignedCertificateInChain:
@@ -53,10 +155,9 @@ QString certificateProblem(const QSslError &error, const QUrl &upstream)
     case QSslError::UnableToGetIssuerCertificate:
     case QSslError::UnableToVerifyFirstCertificate:
     case QSslError::CertificateUntrusted:
-        return QStringLiteral("its certificate is not trusted (self-signed or from an authority this "
-                              "machine does not trust)");
+        return certificateUntrusted();
     case QSslError::CertificateRevoked:
-        return QStringLiteral("its certificate has been revoked");
+        return certificateRevoked();
     default:
         return error.errorString();
     }
@@ -141,33 +242,18 @@ NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const Q
 #endif
                                       const QUrl &upstream, const QNetworkProxy &proxy)
 {
-    const QString via = describeProxy(proxy);
-    const QString target = QStringLiteral("the upstream %1").arg(upstreamName(upstream));
-    const auto proxyFailure = [](const QString &message) {
-        return NetworkFailure { message, QStringLiteral("upstream_proxy_error") };
-    };
-    const auto unreachable = [](const QString &message) {
-        return NetworkFailure { message, QStringLiteral("upstream_unreachable") };
-    };
-    const QString proxyName = via.isEmpty() ? QStringLiteral("the network proxy") : via;
+    const Wording say(upstream, proxy);
     switch (proxyLevelError(error, errorText, upstream, proxy)) {
     case QNetworkReply::ProxyConnectionRefusedError:
-        return proxyFailure(QStringLiteral("%1 refused the connection (is it running?)").arg(proxyName));
+        return say.proxyRefused();
     case QNetworkReply::ProxyNotFoundError:
-        return proxyFailure(
-            QStringLiteral("%1 was not found (its host name does not resolve)").arg(proxyName));
+        return say.proxyNotFound();
     case QNetworkReply::ProxyConnectionClosedError:
-        return proxyFailure(
-            QStringLiteral("%1 closed the connection before %2 answered").arg(proxyName, target));
+        return say.proxyClosed();
     case QNetworkReply::ProxyTimeoutError:
-        return proxyFailure(QStringLiteral("%1 did not answer in time").arg(proxyName));
+        return Wording::proxyFailure(QStringLiteral("%1 did not answer in time").arg(say.proxyName));
     case QNetworkReply::ProxyAuthenticationRequiredError:
-        if (!proxy.user().isEmpty() || !proxy.password().isEmpty())
-            return proxyFailure(
-                QStringLiteral("%1 refused the credentials (user \"%2\")").arg(proxyName, proxy.user()));
-        return proxyFailure(QStringLiteral("%1 asks for credentials and none are set (give them in the "
-                                           "upstream proxy setting: http://user:password@host:port)")
-                                .arg(proxyName));
+        return say.proxyWantsCredentials();
     case QNetworkReply::SslHandshakeFailedError: {
         QStringList problems;
 #ifndef QT_NO_SSL
@@ -179,65 +265,46 @@ NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const Q
 #endif
         if (problems.isEmpty())
             problems.append(errorText);
-        return { QStringLiteral("TLS with %1 failed: %2").arg(target, problems.join(QLatin1String("; "))),
-                 QStringLiteral("upstream_tls_error") };
+        return say.tls(problems.join(QLatin1String("; ")));
     }
     case QNetworkReply::ConnectionRefusedError:
-        return unreachable(via.isEmpty() ? QStringLiteral("%1 refused the connection").arg(target)
-                                         : QStringLiteral("%1 refused the connection").arg(proxyName));
+        return say.via.isEmpty()
+            ? say.refused()
+            : Wording::unreachable(QStringLiteral("%1 refused the connection").arg(say.proxyName));
     case QNetworkReply::HostNotFoundError:
-        return unreachable(QStringLiteral("%1 was not found (its host name does not resolve)").arg(target));
+        return say.notFound();
     case QNetworkReply::RemoteHostClosedError:
-        return unreachable(QStringLiteral("%1 closed the connection before answering").arg(target));
+        return say.closed();
     case QNetworkReply::TimeoutError:
-        return unreachable(QStringLiteral("%1 did not answer in time").arg(target));
+        return Wording::unreachable(QStringLiteral("%1 did not answer in time").arg(say.target));
     default:
-        return unreachable(
-            QStringLiteral("%1%2 unreachable: %3")
-                .arg(target,
-                     via.isEmpty() ? QString() : QStringLiteral(" (through ") + via + QLatin1Char(')'),
-                     errorText));
+        return say.other(errorText);
     }
 }
 
 NetworkFailure describeUpstreamResult(const UpstreamResult &result, const QUrl &upstream,
                                       const QNetworkProxy &proxy, int connectTimeoutSec)
 {
-    const QString via = describeProxy(proxy);
-    const QString proxyName = via.isEmpty() ? QStringLiteral("the network proxy") : via;
-    const QString target = QStringLiteral("the upstream %1").arg(upstreamName(upstream));
-    const auto proxyFailure = [](const QString &message) {
-        return NetworkFailure { message, QStringLiteral("upstream_proxy_error") };
-    };
-    const auto unreachable = [](const QString &message) {
-        return NetworkFailure { message, QStringLiteral("upstream_unreachable") };
-    };
+    const Wording say(upstream, proxy);
     if (result.headersTooLarge)
-        return { QStringLiteral("%1 sent response headers over the limit of 256 KiB").arg(target),
+        return { QStringLiteral("%1 sent response headers over the limit of 256 KiB").arg(say.target),
                  QStringLiteral("upstream_error") };
-    if (result.proxyConnectCode == 407) {
-        if (!proxy.user().isEmpty() || !proxy.password().isEmpty())
-            return proxyFailure(
-                QStringLiteral("%1 refused the credentials (user \"%2\")").arg(proxyName, proxy.user()));
-        return proxyFailure(QStringLiteral("%1 asks for credentials and none are set (give them in the "
-                                           "upstream proxy setting: http://user:password@host:port)")
-                                .arg(proxyName));
-    }
+    if (result.proxyConnectCode == 407)
+        return say.proxyWantsCredentials();
     if (result.proxyConnectCode >= 300)
-        return proxyFailure(QStringLiteral("%1 would not open a tunnel to %2 (HTTP %3)")
-                                .arg(proxyName, target)
-                                .arg(result.proxyConnectCode));
+        return Wording::proxyFailure(QStringLiteral("%1 would not open a tunnel to %2 (HTTP %3)")
+                                         .arg(say.proxyName, say.target)
+                                         .arg(result.proxyConnectCode));
     switch (CURLcode(result.curlCode)) {
     case CURLE_COULDNT_RESOLVE_PROXY:
-        return proxyFailure(
-            QStringLiteral("%1 was not found (its host name does not resolve)").arg(proxyName));
+        return say.proxyNotFound();
     case CURLE_COULDNT_RESOLVE_HOST:
-        return unreachable(QStringLiteral("%1 was not found (its host name does not resolve)").arg(target));
+        return say.notFound();
     case CURLE_COULDNT_CONNECT:
-        if (!via.isEmpty())
-            return proxyFailure(QStringLiteral("%1 refused the connection (is it running?)").arg(proxyName));
+        if (!say.via.isEmpty())
+            return say.proxyRefused();
         if (result.osErrno == ECONNREFUSED)
-            return unreachable(QStringLiteral("%1 refused the connection").arg(target));
+            return say.refused();
         break;
     case CURLE_OPERATION_TIMEDOUT:
         return describeTimeout(true, connectTimeoutSec, upstream, proxy);
@@ -245,58 +312,36 @@ NetworkFailure describeUpstreamResult(const UpstreamResult &result, const QUrl &
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_PROXY:
-        if (!via.isEmpty()
+        if (!say.via.isEmpty()
             && (upstream.scheme() != QLatin1String("https") || CURLcode(result.curlCode) == CURLE_PROXY))
-            return proxyFailure(
-                QStringLiteral("%1 closed the connection before %2 answered").arg(proxyName, target));
-        return unreachable(QStringLiteral("%1 closed the connection before answering").arg(target));
+            return say.proxyClosed();
+        return say.closed();
     case CURLE_PEER_FAILED_VERIFICATION:
-    case CURLE_SSL_CONNECT_ERROR: {
-        QString problem;
+    case CURLE_SSL_CONNECT_ERROR:
         switch (result.sslVerifyResult) {
         case 9: // X509_V_ERR_CERT_NOT_YET_VALID
-            problem = QStringLiteral("its certificate is not valid yet");
-            break;
+            return say.tls(certificateNotValidYet());
         case 10: // X509_V_ERR_CERT_HAS_EXPIRED
-            problem = result.certificateExpiry.isValid()
-                ? QStringLiteral("its certificate expired on %1")
-                      .arg(result.certificateExpiry.toUTC().toString(Qt::ISODate))
-                : QStringLiteral("its certificate has expired");
-            break;
+            return say.tls(certificateExpired(result.certificateExpiry));
         case 2: // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT
         case 18: // X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT
         case 19: // X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN
         case 20: // X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY
         case 21: // X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE
-            problem = QStringLiteral("its certificate is not trusted (self-signed or from an authority this "
-                                     "machine does not trust)");
-            break;
+            return say.tls(certificateUntrusted());
         case 23: // X509_V_ERR_CERT_REVOKED
-            problem = QStringLiteral("its certificate has been revoked");
-            break;
+            return say.tls(certificateRevoked());
         case 62: // X509_V_ERR_HOSTNAME_MISMATCH
-            problem = QStringLiteral("its certificate is not for %1").arg(upstream.host());
-            break;
-        default:
-            problem = result.message.contains(QLatin1String("subject name"))
-                ? QStringLiteral("its certificate is not for %1").arg(upstream.host())
-                : result.message;
+            return say.tls(certificateForOtherNames(result.certificateNames, upstream));
+        default: // curl checks the host name itself, after OpenSSL's verification passed
+            return say.tls(result.message.contains(QLatin1String("subject name"))
+                               ? certificateForOtherNames(result.certificateNames, upstream)
+                               : result.message);
         }
-        if (problem.startsWith(QLatin1String("its certificate is not for"))
-            && !result.certificateNames.isEmpty()) {
-            problem = QStringLiteral("its certificate is for %1, not %2")
-                          .arg(result.certificateNames.join(QLatin1String(", ")), upstream.host());
-        }
-        return { QStringLiteral("TLS with %1 failed: %2").arg(target, problem),
-                 QStringLiteral("upstream_tls_error") };
-    }
     default:
         break;
     }
-    return unreachable(
-        QStringLiteral("%1%2 unreachable: %3")
-            .arg(target, via.isEmpty() ? QString() : QStringLiteral(" (through ") + via + QLatin1Char(')'),
-                 result.message));
+    return say.other(result.message);
 }
 
 NetworkFailure describeTimeout(bool connecting, int seconds, const QUrl &upstream, const QNetworkProxy &proxy)

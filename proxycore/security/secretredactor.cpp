@@ -45,7 +45,7 @@ QString SecretRedactor::redact(const QString &text) const
         return text;
     const QByteArray utf8 = text.toUtf8();
     const QByteArray masked = matcher()->mask(utf8);
-    return redactPatterns(masked.size() == utf8.size() && masked == utf8 ? text : QString::fromUtf8(masked));
+    return redactPatterns(masked == utf8 ? text : QString::fromUtf8(masked));
 }
 
 QByteArray SecretRedactor::maskConfiguredSecrets(const QByteArray &data) const

@@ -69,10 +69,10 @@ HeaderList forClient(const HeaderList &upstreamHeaders, const HeaderList &corsHe
     for (const auto &pair : upstreamHeaders) {
         const QByteArray name = pair.first.toLower();
         if (isHopByHop(name) || connectionNamed.contains(name) || name == "content-length"
-            || name == "content-encoding" || name.startsWith("access-control-")) {
+            || name.startsWith("access-control-")) {
             continue;
         }
-        if (name == "set-cookie") { // QNetworkReply joins repeated Set-Cookie headers with newlines
+        if (name == "set-cookie") { // never joined with commas: one header per cookie
             const QList<QByteArray> cookies = pair.second.split('\n');
             for (const QByteArray &cookie : cookies)
                 headers.append({ pair.first, cookie });

@@ -22,10 +22,10 @@ QSet<QByteArray> namedInConnection(const QByteArray &connectionHeader);
 HeaderList forUpstream(const HeaderList &clientHeaders, const QByteArray &defaultUserAgent);
 
 /// The upstream's response headers that reach the client. Left out: hop-by-hop headers, the
-/// framing (Content-Length, the proxy re-frames), Content-Encoding (QNetworkAccessManager has
-/// decoded the body) and the upstream's own Access-Control-* headers (the proxy's AccessPolicy
-/// decides CORS: @p corsHeaders are appended). Set-Cookie lines that QNetworkReply joined with
-/// newlines are split again.
+/// framing (Content-Length, the proxy re-frames) and the upstream's own Access-Control-* headers (the
+/// proxy's AccessPolicy decides CORS: @p corsHeaders are appended). Content-Encoding stays: the body
+/// passes as the upstream encoded it (the upstream client never decodes). Set-Cookie values joined
+/// with newlines are split into one header each.
 HeaderList forClient(const HeaderList &upstreamHeaders, const HeaderList &corsHeaders);
 
 /// The credential a client sent: "Authorization: Bearer X", else "api-key" / "x-api-key". Values for

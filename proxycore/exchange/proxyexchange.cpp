@@ -9,27 +9,19 @@
 #include "tokenusage.h"
 #include "upstreamfailure.h"
 #include "upstreampath.h"
-#include "upstreampool.h"
 
 #include <QJsonDocument>
 #include <QJsonObject>
-#include <QNetworkAccessManager>
 #include <QTimerEvent>
 
 namespace keyrelay {
 
 namespace {
 
-constexpr qint64 ClientBacklogLimit = 1024 * 1024; ///< stop reading upstream while the client lags this much
-constexpr qint64 UpstreamReadBuffer = 64 * 1024;
-/// QNetworkAccessManager (Qt 6.4) stops handing data to the reply at its read buffer size, but its
-/// HTTP thread's socket keeps reading the upstream: a client that takes no byte for this long while
-/// data waits for it is cut off (the upstream request is aborted, the memory returned).
-constexpr int ClientStallMs = 2000;
+constexpr qint64 UpstreamReadChunk = 64 * 1024;
 constexpr qint64 MaxCapturedJson = 4 * 1024 * 1024;
 constexpr qint64 CapturedStreamTail = 64 * 1024;
 constexpr qint64 MaxModelScanBytes = 4 * 1024 * 1024;
-constexpr qint64 MaxHeldErrorBody = 1024 * 1024;
 
 QByteArray defaultUserAgent()
 {
@@ -38,14 +30,14 @@ QByteArray defaultUserAgent()
 
 } // namespace
 
-ProxyExchange::ProxyExchange(quint64 id, HttpConnection *client, const HttpRequest &request,
+ProxyExchange::ProxyExchange(quint64 id, ResponseSink *client, const HttpRequest &request,
                              std::shared_ptr<const ProxyConfig> config,
                              std::shared_ptr<const AccessPolicy> policy, HeaderList corsHeaders,
-                             KeyPool *keys, UpstreamPool *upstream, const SecretRedactor *redactor,
-                             QObject *parent)
+                             KeyPool *keys, std::shared_ptr<const UpstreamAccess> upstream,
+                             const SecretRedactor *redactor, QObject *parent)
     : QObject(parent), m_client(client), m_request(request), m_config(std::move(config)),
-      m_policy(std::move(policy)), m_corsHeaders(std::move(corsHeaders)), m_keys(keys), m_upstream(upstream),
-      m_redactor(redactor)
+      m_policy(std::move(policy)), m_corsHeaders(std::move(corsHeaders)), m_keys(keys),
+      m_upstream(std::move(upstream)), m_redactor(redactor)
 {
     m_clock.start();
     m_record.id = id;
@@ -53,14 +45,18 @@ ProxyExchange::ProxyExchange(quint64 id, HttpConnection *client, const HttpReque
     m_record.method = QString::fromLatin1(request.method);
     m_record.path = QString::fromUtf8(request.target);
     m_record.requestBytes = request.body.size();
-    connect(client, &HttpConnection::clientGone, this, &ProxyExchange::onClientGone);
-    connect(client, &HttpConnection::outputDrained, this, &ProxyExchange::pump);
+    connect(client, &ResponseSink::clientGone, this, &ProxyExchange::onClientGone);
+    connect(client, &ResponseSink::outputDrained, this, &ProxyExchange::pump);
 }
 
 ProxyExchange::~ProxyExchange()
 {
-    releaseLease();
-    dropReply();
+    endAttempt();
+}
+
+void ProxyExchange::setPhase(Phase phase)
+{
+    m_phase = phase;
 }
 
 void ProxyExchange::start()
@@ -120,43 +116,29 @@ void ProxyExchange::start()
     acquireKeyAndSend();
 }
 
-void ProxyExchange::onKeyReleased()
-{
-    if (m_waitingForKey && !m_completed)
-        acquireKeyAndSend();
-}
-
-void ProxyExchange::releaseLease()
-{
-    if (m_leaseHeld) {
-        m_leaseHeld = false;
-        m_keys->release(m_lease.keyId);
-    }
-}
-
 void ProxyExchange::acquireKeyAndSend()
 {
+    if (m_phase != Phase::Preparing && m_phase != Phase::WaitingForKey)
+        return; // a queued keyReleased() after the exchange moved on
+    Attempt first;
+    KeyLease &lease = first.lease;
     if (!m_keys->isEmpty()) {
-        m_lease = m_keys->acquireFor(m_triedKeyIds, m_record.model);
-        if (!m_lease.isValid() && m_lease.busy) {
+        lease = m_keys->acquireFor(m_triedKeyIds, m_record.model);
+        if (!lease.isValid() && lease.busy) {
             // Every key has [health] maxConcurrentPerKey requests in flight: wait for one to end.
-            if (!m_waitingForKey) {
-                m_waitingForKey = true;
-                connect(m_keys, &KeyPool::keyReleased, this, &ProxyExchange::onKeyReleased,
+            if (m_phase != Phase::WaitingForKey) {
+                setPhase(Phase::WaitingForKey);
+                connect(m_keys, &KeyPool::keyReleased, this, &ProxyExchange::acquireKeyAndSend,
                         Qt::QueuedConnection);
                 m_keyWaitTimer.start(m_config->connectTimeoutSec * 1000, this);
             }
             return;
         }
-        if (m_waitingForKey) {
-            m_waitingForKey = false;
-            m_keyWaitTimer.stop();
-            disconnect(m_keys, &KeyPool::keyReleased, this, &ProxyExchange::onKeyReleased);
-        }
-        m_leaseHeld = m_lease.isValid();
-        if (!m_lease.isValid() && m_lease.retryAt.isValid()) {
+        stopWaitingForKey();
+        first.leaseHeld = lease.isValid();
+        if (!lease.isValid() && lease.retryAt.isValid()) {
             // Every key is cooling for this model: say when one is free instead of waiting.
-            const qint64 waitMs = qMax<qint64>(0, QDateTime::currentDateTimeUtc().msecsTo(m_lease.retryAt));
+            const qint64 waitMs = qMax<qint64>(0, QDateTime::currentDateTimeUtc().msecsTo(lease.retryAt));
             const qint64 seconds = qMax<qint64>(1, (waitMs + 999) / 1000);
             respondWithError(
                 429,
@@ -167,141 +149,154 @@ void ProxyExchange::acquireKeyAndSend()
                 { { "Retry-After", QByteArray::number(seconds) } });
             return;
         }
-        if (!m_lease.isValid()) {
+        if (!lease.isValid()) {
             respondWithError(
                 503, QStringLiteral("KeyRelay has no enabled API key. Enable or add a key in KeyRelay."),
                 QStringLiteral("keyrelay_error"), QStringLiteral("no_usable_key"));
             return;
         }
     } else if (!m_clientKey.isEmpty()) {
-        m_lease = m_keys->passThrough(m_clientKey);
+        lease = m_keys->passThrough(m_clientKey);
     }
-    m_record.keyLabel = m_lease.label;
-    m_record.keyId = m_lease.keyId;
-    sendUpstream();
+    beginAttempt(std::move(first));
 }
 
-QNetworkRequest ProxyExchange::buildUpstreamRequest() const
+void ProxyExchange::stopWaitingForKey()
 {
-    QNetworkRequest request(m_upstreamUrl);
-    const HeaderList headers = HeaderPolicy::forUpstream(m_request.headers, defaultUserAgent());
-    for (const auto &header : headers)
-        request.setRawHeader(header.first, header.second);
-    if (m_lease.isValid()) {
-        if (m_clientUsedApiKeyHeader)
-            request.setRawHeader("api-key", m_lease.secret.toUtf8());
-        else
-            request.setRawHeader("Authorization", "Bearer " + m_lease.secret.toUtf8());
-    }
-    request.setAttribute(QNetworkRequest::RedirectPolicyAttribute, QNetworkRequest::ManualRedirectPolicy);
-    request.setAttribute(QNetworkRequest::CookieLoadControlAttribute, QNetworkRequest::Manual);
-    request.setAttribute(QNetworkRequest::CookieSaveControlAttribute, QNetworkRequest::Manual);
-    request.setAttribute(QNetworkRequest::CacheLoadControlAttribute, QNetworkRequest::AlwaysNetwork);
-    request.setAttribute(QNetworkRequest::CacheSaveControlAttribute, false);
-    request.setTransferTimeout(0);
-    request.setAttribute(QNetworkRequest::Http2AllowedAttribute, m_config->upstreamHttp2);
-    return request;
+    if (m_phase != Phase::WaitingForKey)
+        return;
+    m_keyWaitTimer.stop();
+    disconnect(m_keys, &KeyPool::keyReleased, this, &ProxyExchange::acquireKeyAndSend);
 }
 
-void ProxyExchange::sendUpstream()
+void ProxyExchange::endAttempt()
 {
-    const QNetworkRequest request = buildUpstreamRequest();
-    m_manager = m_upstream->acquire();
-    if (m_request.method == "HEAD")
-        m_reply = m_manager->head(request);
-    else
-        m_reply = m_manager->sendCustomRequest(request, m_request.method, m_body);
-    m_reply->setReadBufferSize(UpstreamReadBuffer);
-    connect(m_reply, &QNetworkReply::metaDataChanged, this, &ProxyExchange::onUpstreamHeaders);
-    connect(m_reply, &QNetworkReply::readyRead, this, &ProxyExchange::onUpstreamData);
-    connect(m_reply, &QNetworkReply::finished, this, &ProxyExchange::onUpstreamFinished);
-    connect(m_reply, &QNetworkReply::requestSent, this, &ProxyExchange::onConnectionProgress);
-    connect(m_reply, &QNetworkReply::uploadProgress, this, [this](qint64 sent, qint64) {
-        if (sent > 0)
-            onConnectionProgress();
-    });
-#ifndef QT_NO_SSL
-    connect(m_reply, &QNetworkReply::encrypted, this, &ProxyExchange::onConnectionProgress);
-    connect(m_reply, &QNetworkReply::encrypted, m_upstream, &UpstreamPool::onConnectionStarting);
-    m_sslErrors.clear();
-    connect(m_reply, &QNetworkReply::sslErrors, this,
-            [this](const QList<QSslError> &errors) { m_sslErrors = errors; });
-#endif
-    connect(m_reply, &QNetworkReply::socketStartedConnecting, m_upstream,
-            &UpstreamPool::onConnectionStarting);
-    m_timeout = Timeout::None;
-    m_connectTimer.start(m_config->connectTimeoutSec * 1000, this);
+    if (m_attempt.call) {
+        UpstreamCall *call = m_attempt.call;
+        m_attempt.call = nullptr;
+        call->disconnect(this);
+        call->abort(); // finished() would follow from the event loop: nobody listens any more
+        call->deleteLater(); // this may run inside one of the call's own signals
+    }
+    if (m_attempt.leaseHeld) {
+        m_attempt.leaseHeld = false;
+        m_keys->release(m_attempt.lease.keyId);
+    }
+}
+
+void ProxyExchange::beginAttempt(Attempt next)
+{
+    next.leaseHeld = next.leaseHeld && next.lease.isValid();
+    endAttempt();
+    m_attempt = std::move(next);
+    m_record.keyLabel = m_attempt.lease.label;
+    m_record.keyId = m_attempt.lease.keyId;
+    m_record.status = 0;
+    m_record.streamed = false;
+
+    UpstreamCall *call = m_upstream->client->startCall(buildUpstreamRequest(), this);
+    m_attempt.call = call;
+    connect(call, &UpstreamCall::headersReceived, this, &ProxyExchange::onUpstreamHeaders);
+    connect(call, &UpstreamCall::dataAvailable, this, &ProxyExchange::onUpstreamData);
+    connect(call, &UpstreamCall::finished, this, &ProxyExchange::onUpstreamFinished);
+    setPhase(Phase::AwaitingAnswer);
     restartIdleTimer();
+}
+
+QNetworkProxy ProxyExchange::proxyFor(const QUrl &url) const
+{
+    return m_upstream->proxy ? *m_upstream->proxy : effectiveProxy(*m_config, url);
+}
+
+UpstreamRequestSpec ProxyExchange::buildUpstreamRequest() const
+{
+    UpstreamRequestSpec spec;
+    spec.method = m_request.method;
+    spec.url = m_upstreamUrl;
+    spec.headers = HeaderPolicy::forUpstream(m_request.headers, defaultUserAgent());
+    const KeyLease &lease = m_attempt.lease;
+    if (lease.isValid()) {
+        if (m_clientUsedApiKeyHeader)
+            spec.headers.append({ QByteArrayLiteral("api-key"), lease.secret.toUtf8() });
+        else
+            spec.headers.append({ QByteArrayLiteral("Authorization"), "Bearer " + lease.secret.toUtf8() });
+    }
+    spec.body = m_body; // shared, and replayed byte for byte by every attempt
+    spec.http2 = m_config->upstreamHttp2;
+    spec.connectTimeoutMs = qMax(1, m_config->connectTimeoutSec) * 1000;
+    applyProxy(&spec, proxyFor(m_upstreamUrl));
+    spec.extraCaCertificatesPem = m_upstream->extraCaCertificatesPem;
+    spec.bufferLimit = UpstreamBufferLimit;
+    return spec;
+}
+
+qint64 ProxyExchange::deliveredToClient() const
+{
+    return m_client ? m_client->bodyBytesWritten() - m_client->pendingOutput() : 0;
 }
 
 void ProxyExchange::restartIdleTimer()
 {
+    m_deliveredAtIdleStart = deliveredToClient();
     m_idleTimer.start(m_config->idleTimeoutSec * 1000, this);
-}
-
-void ProxyExchange::onConnectionProgress()
-{
-    m_connectTimer.stop();
-    restartIdleTimer();
 }
 
 void ProxyExchange::timerEvent(QTimerEvent *event)
 {
-    if (event->timerId() == m_connectTimer.timerId()) {
-        m_connectTimer.stop();
-        m_timeout = Timeout::Connect;
-    } else if (event->timerId() == m_idleTimer.timerId()) {
-        m_idleTimer.stop();
-        m_timeout = Timeout::Idle;
-    } else if (event->timerId() == m_stallTimer.timerId()) {
-        onStallCheck();
-        return;
+    if (event->timerId() == m_idleTimer.timerId()) {
+        onIdleTimeout();
     } else if (event->timerId() == m_keyWaitTimer.timerId()) {
         m_keyWaitTimer.stop();
-        if (m_waitingForKey && !m_completed) {
-            m_waitingForKey = false;
-            disconnect(m_keys, &KeyPool::keyReleased, this, &ProxyExchange::onKeyReleased);
-            respondWithError(429,
-                             QStringLiteral("every KeyRelay key already has %1 requests in flight ([health] "
-                                            "maxConcurrentPerKey); none freed up within %2 s")
-                                 .arg(m_keys->policy().maxConcurrentPerKey)
-                                 .arg(m_config->connectTimeoutSec),
-                             QStringLiteral("rate_limit_error"), QStringLiteral("all_keys_busy"),
-                             { { "Retry-After", "1" } });
-        }
-        return;
+        if (m_phase != Phase::WaitingForKey)
+            return;
+        stopWaitingForKey();
+        respondWithError(429,
+                         QStringLiteral("every KeyRelay key already has %1 requests in flight ([health] "
+                                        "maxConcurrentPerKey); none freed up within %2 s")
+                             .arg(m_keys->policy().maxConcurrentPerKey)
+                             .arg(m_config->connectTimeoutSec),
+                         QStringLiteral("rate_limit_error"), QStringLiteral("all_keys_busy"),
+                         { { "Retry-After", "1" } });
     } else {
-        return QObject::timerEvent(event);
+        QObject::timerEvent(event);
     }
-    if (m_reply)
-        m_reply->abort(); // finished() follows with OperationCanceledError
 }
 
-void ProxyExchange::onStallCheck()
+void ProxyExchange::onIdleTimeout()
 {
-    if (!m_client || m_completed) {
-        m_stallTimer.stop();
+    // Idle means no byte moved either way: a client that is still taking bytes keeps the stream alive
+    // while the upstream is paused for it.
+    if (deliveredToClient() != m_deliveredAtIdleStart) {
+        restartIdleTimer();
         return;
     }
-    const qint64 delivered = m_client->bodyBytesWritten() - m_client->pendingOutput();
-    if (delivered != m_deliveredAtStallCheck || m_client->pendingOutput() == 0) {
-        m_deliveredAtStallCheck = delivered; // slow but reading: fine
-        if (m_client->pendingOutput() == 0)
-            m_stallTimer.stop();
+    m_idleTimer.stop();
+    const int seconds = m_config->idleTimeoutSec;
+    if (m_phase == Phase::AwaitingAnswer) {
+        const NetworkFailure failure
+            = describeTimeout(false, seconds, m_config->upstream, proxyFor(m_upstreamUrl));
+        respondWithError(504, failure.message, QStringLiteral("upstream_error"), failure.code);
         return;
     }
-    m_stallTimer.stop();
-    qCWarning(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
-                                   << "- the client stopped reading; cutting the response off";
-    m_client->abortResponse();
-    complete(QStringLiteral("response cut off: the client took nothing for %1 s").arg(ClientStallMs / 1000));
+    if (m_phase != Phase::Streaming && m_phase != Phase::HoldingError)
+        return;
+    const bool clientStalled = m_client && m_client->pendingOutput() > 0;
+    const QString reason = clientStalled
+        ? QStringLiteral("the client took nothing for %1 s").arg(seconds)
+        : QStringLiteral("upstream idle for %1 s").arg(seconds);
+    qCWarning(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path) << "-" << reason
+                                   << "; cutting the response off";
+    endAttempt();
+    if (m_client)
+        m_client->abortResponse(); // a held error's head was never sent: the connection just drops
+    complete(QStringLiteral("response cut off: %1").arg(reason));
 }
 
 HeaderList ProxyExchange::responseHeaders() const
 {
     // Header values are masked on every answer, successful or not (a redirect's Location, a
     // WWW-Authenticate or a debug header may quote the key); bodies of successful answers are not.
-    HeaderList headers = HeaderPolicy::forClient(m_reply->rawHeaderPairs(), {});
+    HeaderList headers = HeaderPolicy::forClient(m_attempt.call->headers(), {});
     if (m_redactor->maskHeaderValues(&headers))
         qCWarning(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
                                        << "- the upstream's response headers contained a key; masked it";
@@ -314,138 +309,142 @@ qint64 ProxyExchange::headContentLength() const
     if (m_request.method != "HEAD")
         return -1;
     bool ok = false;
-    const qint64 length = m_reply->rawHeader("Content-Length").trimmed().toLongLong(&ok);
+    const qint64 length = m_attempt.call->header("Content-Length").trimmed().toLongLong(&ok);
     return ok && length >= 0 ? length : -1;
 }
 
 void ProxyExchange::onUpstreamHeaders()
 {
-    if (m_headSent || !m_reply || m_completed)
+    if (m_phase != Phase::AwaitingAnswer || !m_attempt.call)
         return;
-    const QVariant statusAttribute = m_reply->attribute(QNetworkRequest::HttpStatusCodeAttribute);
-    if (!statusAttribute.isValid())
-        return; // not an HTTP response yet (connection error follows in finished())
-    if (statusAttribute.toInt() == 407) {
-        // An upstream network proxy asking for credentials (no API server answers 407): Qt finishes the
-        // reply with ProxyAuthenticationRequiredError next, and onUpstreamFinished() says so.
+    const int status = m_attempt.call->status();
+    const QNetworkProxy proxy = proxyFor(m_upstreamUrl);
+    if (status == 407 && proxy.type() != QNetworkProxy::NoProxy) {
+        // The network proxy asks for credentials (no API server answers 407): a proxy failure, as when
+        // it refuses a CONNECT tunnel.
+        UpstreamResult result = m_attempt.call->result();
+        result.proxyConnectCode = 407;
+        failWithoutAnswer(describeUpstreamResult(result, m_config->upstream, proxy, m_config->connectTimeoutSec),
+                          false);
         return;
     }
-    m_connectTimer.stop();
     restartIdleTimer();
-    // Qt 6.4 forgets a read buffer size set before the request started (the HTTP thread's delegate is
-    // connected later): set it again now that it exists, or QNAM reads the whole response regardless.
-    m_reply->setReadBufferSize(UpstreamReadBuffer);
-    const int status = statusAttribute.toInt();
-
-    m_headSent = true;
+    m_attempt.status = status;
     m_record.status = status;
     m_record.latencyMs = m_clock.elapsed();
-    const QByteArray contentType = m_reply->rawHeader("Content-Type").toLower();
-    m_record.streamed = contentType.startsWith("text/event-stream");
+    m_attempt.streamed = m_attempt.call->header("Content-Type").toLower().startsWith("text/event-stream");
+    m_record.streamed = m_attempt.streamed;
+    // Token counts come from JSON answers and event streams; a file download or audio keeps nothing.
+    m_attempt.captureUsage = m_attempt.streamed || status >= 400
+        || m_attempt.call->header("Content-Type").toLower().contains("json");
     // An error is held whatever its content type (an error typed as a stream is still an error): the
     // upstream may quote the key anywhere in it.
-    m_holdingError = status >= 400 && m_request.method != "HEAD";
-    if (m_usageRequested && m_record.streamed && status < 400)
-        m_usageFilter.emplace();
-    if (!m_holdingError && !m_lease.keyId.isEmpty()) {
+    if (status >= 400 && m_request.method != "HEAD") {
+        setPhase(Phase::HoldingError);
+        pump();
+        return;
+    }
+    if (m_usageRequested && m_attempt.streamed)
+        m_attempt.usageFilter.emplace();
+    if (!m_attempt.lease.keyId.isEmpty()) {
         // Decided on the status alone (success, a stream, HEAD): book it now.
         const UpstreamVerdict verdict = KeyPool::classify(status, QByteArray());
-        m_verdicts.append({ m_lease.keyId, verdict.verdict, retryAfterMs(), verdict.reason });
+        addVerdict(verdict.verdict, verdict.reason);
         commitVerdicts(status < 400);
     }
-    if (m_client && !m_holdingError)
+    setPhase(Phase::Streaming);
+    if (m_client)
         m_client->writeHead(status, responseHeaders(), headContentLength());
+    pump();
 }
 
 void ProxyExchange::capture(const QByteArray &data)
 {
-    if (m_record.streamed) {
-        m_captured.append(data);
-        if (m_captured.size() > 2 * CapturedStreamTail)
-            m_captured.remove(0, m_captured.size() - CapturedStreamTail);
-    } else if (m_captured.size() + data.size() <= MaxCapturedJson) {
-        m_captured.append(data);
+    QByteArray &captured = m_attempt.captured;
+    if (!m_attempt.captureUsage)
+        return;
+    if (m_attempt.streamed) {
+        captured.append(data);
+        if (captured.size() > 2 * CapturedStreamTail)
+            captured.remove(0, captured.size() - CapturedStreamTail);
+    } else if (captured.size() + data.size() <= MaxCapturedJson) {
+        captured.append(data);
     }
 }
 
 void ProxyExchange::onUpstreamData()
 {
-    if (!m_headSent)
-        onUpstreamHeaders();
-    if (!m_headSent)
-        return;
     restartIdleTimer();
     pump();
 }
 
 void ProxyExchange::pump()
 {
-    if (!m_reply || !m_headSent || m_completed)
+    UpstreamCall *call = m_attempt.call;
+    if (!call)
+        return;
+    if (m_phase == Phase::HoldingError) {
+        while (call->bytesAvailable() > 0) {
+            const QByteArray data = call->read();
+            capture(data);
+            m_attempt.heldError += data;
+            if (m_attempt.heldError.size() > MaxHeldErrorBody) {
+                replaceOversizedError();
+                return;
+            }
+        }
+        if (call->isFinished() && call->result().ok())
+            onHeldErrorComplete();
+        return;
+    }
+    if (m_phase != Phase::Streaming)
         return;
     if (!m_client) {
         onClientGone();
         return;
     }
-    // Back-pressure: leave data in the reply (QNAM then stops reading the upstream) while the client lags.
-    while (m_reply->bytesAvailable() > 0 && m_client->pendingOutput() < ClientBacklogLimit) {
+    // Back-pressure: what the client has not taken stays bounded; the call pauses the upstream when its
+    // own buffer is full, and resumes once it is read again.
+    while (call->bytesAvailable() > 0 && m_client->pendingOutput() < ClientBacklogLimit) {
         // What is there, not a fixed-size buffer: most reads are one small SSE event.
-        const QByteArray data = m_reply->read(qMin(m_reply->bytesAvailable(), UpstreamReadBuffer));
+        const QByteArray data = call->read(UpstreamReadChunk);
         if (data.isEmpty())
             break;
         capture(data);
-        if (m_holdingError) {
-            m_heldError += data;
-            if (m_heldError.size() > MaxHeldErrorBody) {
-                replaceOversizedError();
-                return;
-            }
-            continue;
-        }
         forward(data);
-    }
-    // Watch a client that has bytes waiting: one that takes nothing for ClientStallMs is cut off.
-    if (m_client->pendingOutput() > 0) {
-        if (!m_stallTimer.isActive()) {
-            m_deliveredAtStallCheck = m_client->bodyBytesWritten() - m_client->pendingOutput();
-            m_stallTimer.start(ClientStallMs, this);
-        }
-    } else {
-        m_stallTimer.stop();
-    }
-    if (m_upstreamDone && m_reply->bytesAvailable() == 0) {
-        if (m_holdingError) {
-            onHeldErrorComplete();
+        if (!m_client || m_phase != Phase::Streaming)
             return;
-        }
-        if (m_usageFilter)
-            m_client->writeBody(m_usageFilter->finish());
+    }
+    if (call->isFinished() && call->bytesAvailable() == 0 && call->result().ok()) {
+        if (m_attempt.usageFilter)
+            m_client->writeBody(m_attempt.usageFilter->finish());
         complete();
     }
 }
 
 qint64 ProxyExchange::retryAfterMs() const
 {
-    if (!m_reply)
+    if (!m_attempt.call)
         return -1;
     qint64 result = -1;
     for (const char *name : { "Retry-After", "x-ratelimit-reset-requests", "x-ratelimit-reset-tokens" })
-        result = qMax(result, KeyPool::parseDurationMs(m_reply->rawHeader(name)));
+        result = qMax(result, KeyPool::parseDurationMs(m_attempt.call->header(name)));
     return result;
 }
 
 void ProxyExchange::forward(const QByteArray &data)
 {
     QByteArray out = data;
-    if (m_usageFilter)
-        out = m_usageFilter->feed(out);
+    if (m_attempt.usageFilter)
+        out = m_attempt.usageFilter->feed(out);
     if (!out.isEmpty())
         m_client->writeBody(out);
 }
 
 bool ProxyExchange::resendWithoutStreamUsage()
 {
-    if (!m_usageRequested || (m_record.status != 400 && m_record.status != 422)
-        || !m_heldError.contains("stream_options")) {
+    if (!m_usageRequested || (m_attempt.status != 400 && m_attempt.status != 422)
+        || !m_attempt.heldError.contains("stream_options")) {
         return false;
     }
     qCInfo(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
@@ -454,24 +453,32 @@ bool ProxyExchange::resendWithoutStreamUsage()
     m_usageRequested = false;
     m_body = m_bodyWithoutUsage;
     m_bodyWithoutUsage.clear();
-    resend();
+    Attempt again;
+    again.lease = m_attempt.lease;
+    again.leaseHeld = std::exchange(m_attempt.leaseHeld, false); // the same key, still in flight
+    beginAttempt(std::move(again));
     return true;
+}
+
+void ProxyExchange::addVerdict(KeyVerdict verdict, const QString &reason)
+{
+    m_verdicts.append({ m_attempt.lease.keyId, verdict, retryAfterMs(), reason });
 }
 
 void ProxyExchange::onHeldErrorComplete()
 {
     if (resendWithoutStreamUsage())
         return;
-    if (!m_lease.keyId.isEmpty()) {
-        const UpstreamVerdict verdict = KeyPool::classify(m_record.status, m_heldError);
-        m_verdicts.append({ m_lease.keyId, verdict.verdict, retryAfterMs(), verdict.reason });
+    if (!m_attempt.lease.keyId.isEmpty()) {
+        const UpstreamVerdict verdict = KeyPool::classify(m_attempt.status, m_attempt.heldError);
+        addVerdict(verdict.verdict, verdict.reason);
         // The key's fault (refused, quota, rate limit) or the upstream's (5xx): another key may do; a
         // request the upstream rejects as such (400, 404, 413, 422...) is never retried.
         const bool keysFault = verdict.verdict == KeyVerdict::Invalid
             || verdict.verdict == KeyVerdict::Exhausted || verdict.verdict == KeyVerdict::RateLimited;
-        const bool retryable = keysFault || m_record.status >= 500;
+        const bool retryable = keysFault || m_attempt.status >= 500;
         if (retryable
-            && retryWithNextKey(verdict.reason.isEmpty() ? QString::number(m_record.status) : verdict.reason,
+            && retryWithNextKey(verdict.reason.isEmpty() ? QString::number(m_attempt.status) : verdict.reason,
                                 keysFault))
             return;
         commitVerdicts(false);
@@ -483,62 +490,43 @@ void ProxyExchange::onHeldErrorComplete()
 void ProxyExchange::replaceOversizedError()
 {
     // Never passed on unread, since a key may be anywhere in it; the client still learns the status.
-    m_holdingError = false;
-    if (!m_lease.keyId.isEmpty()) {
-        const UpstreamVerdict verdict = KeyPool::classify(m_record.status, m_heldError);
-        m_verdicts.append({ m_lease.keyId, verdict.verdict, retryAfterMs(), verdict.reason });
+    if (!m_attempt.lease.keyId.isEmpty()) {
+        const UpstreamVerdict verdict = KeyPool::classify(m_attempt.status, m_attempt.heldError);
+        addVerdict(verdict.verdict, verdict.reason);
         commitVerdicts(false);
     }
-    m_heldError.clear();
+    m_attempt.heldError.clear();
     HeaderList extra;
-    if (m_reply && m_reply->hasRawHeader("Retry-After"))
-        extra.append({ "Retry-After", m_redactor->maskConfiguredSecrets(m_reply->rawHeader("Retry-After")) });
-    respondWithError(m_record.status,
+    const QByteArray retryAfter = m_attempt.call ? m_attempt.call->header("Retry-After") : QByteArray();
+    if (!retryAfter.isEmpty())
+        extra.append({ "Retry-After", m_redactor->maskConfiguredSecrets(retryAfter) });
+    respondWithError(m_attempt.status,
                      QStringLiteral("the upstream answered %1 with an error body over %2 MiB; KeyRelay does "
                                     "not pass it on")
-                         .arg(m_record.status)
+                         .arg(m_attempt.status)
                          .arg(MaxHeldErrorBody / (1024 * 1024)),
                      QStringLiteral("upstream_error"), QStringLiteral("upstream_error_too_large"), extra);
 }
 
 bool ProxyExchange::retryWithNextKey(const QString &why, bool keysFault)
 {
-    if (m_lease.keyId.isEmpty() || m_completed)
+    if (m_attempt.lease.keyId.isEmpty() || m_phase == Phase::Done)
         return false;
     // A refusal about the key (invalid, quota, its rate limit) moves on to the next key for free, each key
     // at most once; [health] maxAttempts bounds the tries that failed in ways that may pass (5xx, network).
     if (!keysFault && ++m_transientFailures >= m_keys->policy().maxAttempts)
         return false;
-    m_triedKeyIds.insert(m_lease.keyId);
-    const KeyLease next = m_keys->acquireFor(m_triedKeyIds, m_record.model);
-    if (!next.isValid())
+    m_triedKeyIds.insert(m_attempt.lease.keyId);
+    Attempt next;
+    next.lease = m_keys->acquireFor(m_triedKeyIds, m_record.model);
+    if (!next.lease.isValid())
         return false;
-    qCInfo(lcForward).noquote() << "key" << m_lease.label << "-" << m_redactor->redact(why)
-                                << "- retrying with key" << next.label;
-    releaseLease();
-    m_lease = next;
-    m_leaseHeld = true;
+    next.leaseHeld = true;
+    qCInfo(lcForward).noquote() << "key" << m_attempt.lease.label << "-" << m_redactor->redact(why)
+                                << "- retrying with key" << next.lease.label;
     ++m_record.attempts;
-    resend();
+    beginAttempt(std::move(next));
     return true;
-}
-
-void ProxyExchange::resend()
-{
-    dropReply();
-    // Back to "nothing sent to the client yet": the (possibly rewritten) body is replayed exactly.
-    m_headSent = false;
-    m_holdingError = false;
-    m_upstreamDone = false;
-    m_heldError.clear();
-    m_captured.clear();
-    m_usageFilter.reset();
-    m_timeout = Timeout::None;
-    m_record.streamed = false;
-    m_record.status = 0;
-    m_record.keyLabel = m_lease.label;
-    m_record.keyId = m_lease.keyId;
-    sendUpstream();
 }
 
 void ProxyExchange::commitVerdicts(bool succeeded)
@@ -565,89 +553,67 @@ void ProxyExchange::commitVerdicts(bool succeeded)
 
 void ProxyExchange::releaseHeldError()
 {
-    m_holdingError = false;
-    const QByteArray body = m_redactor->maskConfiguredSecrets(m_heldError);
-    if (body != m_heldError)
+    const QByteArray body = m_redactor->maskConfiguredSecrets(m_attempt.heldError);
+    if (body != m_attempt.heldError)
         qCWarning(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
                                        << "- the upstream's error response contained a key; masked it";
-    m_heldError.clear();
+    m_attempt.heldError.clear();
     if (!m_client)
         return;
-    m_client->writeHead(m_record.status, responseHeaders(), body.size());
+    m_client->writeHead(m_attempt.status, responseHeaders(), body.size());
     m_client->writeBody(body);
 }
 
 void ProxyExchange::onUpstreamFinished()
 {
-    if (!m_reply || m_completed)
+    UpstreamCall *call = m_attempt.call;
+    if (!call)
         return;
-    m_connectTimer.stop();
-    m_idleTimer.stop();
-    const QNetworkReply::NetworkError error = m_reply->error();
-    const bool httpResponse = m_reply->attribute(QNetworkRequest::HttpStatusCodeAttribute).isValid();
-
-    if (!m_headSent && httpResponse
-        && (error == QNetworkReply::NoError || error >= QNetworkReply::ContentAccessDenied)) {
-        // An HTTP error status (4xx/5xx) is a normal response to pass on.
-        onUpstreamHeaders();
-        if (!m_headSent)
-            return; // retried with another key
-    }
-
-    if (!m_headSent) {
+    const UpstreamResult result = call->result();
+    switch (m_phase) {
+    case Phase::AwaitingAnswer: {
         // Nothing from the upstream: say where it failed (network proxy, TLS, upstream).
-        if (m_timeout != Timeout::None) {
-            const bool connecting = m_timeout == Timeout::Connect;
-            const NetworkFailure failure = describeTimeout(
-                connecting, connecting ? m_config->connectTimeoutSec : m_config->idleTimeoutSec,
-                m_config->upstream, effectiveProxy(*m_config, m_upstreamUrl));
-            respondWithError(504, failure.message, QStringLiteral("upstream_error"), failure.code);
-        } else {
-            const NetworkFailure failure = describeNetworkFailure(m_reply, *m_config
-#ifndef QT_NO_SSL
-                                                                  ,
-                                                                  m_sslErrors
-#endif
-            );
-            if (error == QNetworkReply::SslHandshakeFailedError)
-                m_upstream->onTlsFailure(m_manager);
-            // Retrying on another key helps against a flaky upstream, not against a proxy or TLS problem.
-            const bool keyMayHelp = failure.code == QLatin1String("upstream_unreachable");
-            if (!m_lease.keyId.isEmpty()) {
-                m_verdicts.append({ m_lease.keyId, KeyVerdict::NotKeysFault, -1, failure.message });
-                if (keyMayHelp && retryWithNextKey(failure.message, false))
-                    return;
-                commitVerdicts(false);
-            }
-            respondWithError(502, failure.message, QStringLiteral("upstream_error"), failure.code);
-        }
+        const NetworkFailure failure = describeUpstreamResult(result, m_config->upstream,
+                                                              proxyFor(m_upstreamUrl), m_config->connectTimeoutSec);
+        // Another key helps against a flaky upstream, not against a proxy, TLS or timeout problem.
+        failWithoutAnswer(failure, failure.code == QLatin1String("upstream_unreachable"));
         return;
     }
-
-    const bool transportFailed
-        = error != QNetworkReply::NoError && error < QNetworkReply::ContentAccessDenied;
-    if (transportFailed || m_timeout != Timeout::None) {
-        // Mid-response failure: the status is already sent, so cut the connection; the client sees an
-        // incomplete reply instead of a silently truncated one.
-        const QString reason = m_timeout == Timeout::Idle
-            ? QStringLiteral("upstream idle for %1 s").arg(m_config->idleTimeoutSec)
-            : m_reply->errorString();
-        if (m_client) {
-            const QByteArray rest
-                = m_reply->isOpen() ? m_reply->readAll() : QByteArray(); // closed after abort()
+    case Phase::HoldingError:
+    case Phase::Streaming:
+        if (result.ok()) {
+            pump(); // completes once the client has taken what is left
+            return;
+        }
+        // Cut off in the middle: the status is already decided, so the connection is dropped; the client
+        // sees an incomplete reply instead of a silently truncated one. What arrived intact goes first.
+        if (m_phase == Phase::Streaming && m_client) {
+            const QByteArray rest = call->read();
             capture(rest);
-            if (!m_holdingError) { // a held error's head was never sent: just drop the connection
-                forward(rest);
-                if (m_usageFilter)
-                    m_client->writeBody(m_usageFilter->finish());
-            }
-            m_client->abortResponse();
+            forward(rest);
+            if (m_attempt.usageFilter)
+                m_client->writeBody(m_attempt.usageFilter->finish());
         }
-        complete(QStringLiteral("response cut off: %1").arg(reason));
+        endAttempt();
+        if (m_client)
+            m_client->abortResponse();
+        complete(QStringLiteral("response cut off: %1").arg(result.message));
+        return;
+    default:
         return;
     }
-    m_upstreamDone = true;
-    pump();
+}
+
+void ProxyExchange::failWithoutAnswer(const NetworkFailure &failure, bool keyMayHelp)
+{
+    const bool timedOut = failure.code.endsWith(QLatin1String("_timeout"));
+    if (!m_attempt.lease.keyId.isEmpty() && !timedOut) {
+        addVerdict(KeyVerdict::NotKeysFault, failure.message);
+        if (keyMayHelp && retryWithNextKey(failure.message, false))
+            return;
+        commitVerdicts(false);
+    }
+    respondWithError(timedOut ? 504 : 502, failure.message, QStringLiteral("upstream_error"), failure.code);
 }
 
 void ProxyExchange::respondWithError(int status, const QString &message, const QString &type,
@@ -657,88 +623,66 @@ void ProxyExchange::respondWithError(int status, const QString &message, const Q
                                 << m_redactor->redact(message);
     m_record.status = status;
     m_record.latencyMs = m_clock.elapsed();
+    endAttempt();
     if (m_client) {
         HeaderList headers = m_corsHeaders + extraHeaders;
         headers.prepend(qMakePair(QByteArray("Content-Type"), QByteArray("application/json")));
         m_client->sendResponse(status, headers, openAiErrorBody(m_redactor->redact(message), type, code));
     }
-    m_headSent = true;
-    dropReply();
     complete(message);
 }
 
 void ProxyExchange::onClientGone()
 {
-    if (m_completed)
+    if (m_phase == Phase::Done)
         return;
-    qCInfo(lcForward).noquote() << m_record.method << m_record.path << "client closed the connection";
-    dropReply();
+    qCInfo(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path)
+                                << "client closed the connection";
+    endAttempt();
     complete(QStringLiteral("client closed the connection"));
 }
 
 void ProxyExchange::abort(const QString &reason)
 {
-    if (m_completed)
+    if (m_phase == Phase::Done)
         return;
-    if (!m_headSent) {
+    if (m_phase != Phase::Streaming) {
+        stopWaitingForKey();
         respondWithError(503, reason, QStringLiteral("keyrelay_error"), QStringLiteral("shutting_down"));
         return;
     }
-    dropReply();
+    endAttempt();
     if (m_client)
         m_client->abortResponse();
     complete(reason);
 }
 
-void ProxyExchange::dropReply()
-{
-    m_connectTimer.stop();
-    m_idleTimer.stop();
-    m_stallTimer.stop();
-    if (m_reply) {
-        QNetworkReply *reply = m_reply;
-        m_reply = nullptr;
-        reply->disconnect(this);
-        // Deferred: this may run inside one of the reply's own signals (a retry from metaDataChanged),
-        // and aborting a QNetworkReply from there makes Qt report its error twice.
-        QMetaObject::invokeMethod(
-            reply,
-            [reply] {
-                reply->abort();
-                reply->deleteLater();
-            },
-            Qt::QueuedConnection);
-    }
-    if (m_manager) {
-        m_upstream->release(m_manager);
-        m_manager = nullptr;
-    }
-}
-
 void ProxyExchange::complete(const QString &error)
 {
-    if (m_completed)
+    if (m_phase == Phase::Done)
         return;
-    m_completed = true;
+    stopWaitingForKey();
+    setPhase(Phase::Done);
+    m_idleTimer.stop();
     m_keyWaitTimer.stop();
-    releaseLease();
+    endAttempt();
     if (error.isEmpty() && m_client)
         m_client->finishResponse();
     // The connection object outlives an abort or a close until the event loop runs again.
     if (m_client)
         m_record.responseBytes = m_client->bodyBytesWritten();
-    dropReply();
     if (m_record.error.isEmpty())
         m_record.error = error;
     m_record.durationMs = m_clock.elapsed();
     TokenUsage usage;
-    if (!m_captured.isEmpty() && parseTokenUsage(m_captured, m_record.streamed, &usage)) {
+    const QByteArray &captured = m_attempt.captured;
+    if (!captured.isEmpty() && parseTokenUsage(captured, m_attempt.streamed, &usage)) {
         m_record.promptTokens = usage.prompt;
         m_record.completionTokens = usage.completion;
         m_record.totalTokens = usage.total;
     }
     if (m_record.error.isEmpty() && m_record.status >= 400) // the upstream's own explanation, for the log
-        m_record.error = upstreamErrorMessage(m_captured, m_record.status);
+        m_record.error = upstreamErrorMessage(captured, m_record.status);
     Q_EMIT finished(m_record);
     deleteLater();
 }

@@ -1,15 +1,27 @@
-// One client request forwarded upstream, and its response streamed back.
+// One client request forwarded upstream, and its response streamed back: an explicit state machine.
+//
+//   Preparing ──► WaitingForKey ──► AwaitingAnswer ──► Streaming ──► Done
+//        │              │              │    ▲   │                    ▲
+//        │              │              │    │   └─► HoldingError ────┤
+//        │              │              │    └── retry (next key) ◄───┘
+//        └──────────────┴──────────────┴──► Done (KeyRelay's own error)
+//
+// Each upstream try is an Attempt, built afresh (key lease, upstream call, status, held error bytes,
+// captured bytes for the usage counts); a retry starts a new one with the same request body, byte for
+// byte. Two seams make it testable without sockets: the client side is a ResponseSink (HttpConnection in
+// the proxy), the upstream side an UpstreamClient that starts UpstreamCalls (CurlEngine in the proxy).
 #pragma once
 
-#include "httpconnection.h"
 #include "keypool.h"
 #include "proxyconfig.h"
 #include "requestrecord.h"
+#include "responsesink.h"
 #include "tokenusage.h"
+#include "upstreamcall.h"
 
 #include <QBasicTimer>
 #include <QElapsedTimer>
-#include <QNetworkReply>
+#include <QNetworkProxy>
 #include <QObject>
 #include <QPointer>
 #include <QSet>
@@ -17,24 +29,48 @@
 #include <memory>
 #include <optional>
 
-class QNetworkAccessManager;
-
 namespace keyrelay {
 
 class AccessPolicy;
 class SecretRedactor;
-class UpstreamPool;
+struct NetworkFailure;
+
+/// How upstream requests leave the proxy: the client that starts them, and what every request shares.
+struct UpstreamAccess
+{
+    UpstreamClient *client = nullptr;
+    /// The configured network proxy (NoProxy for none); unset: "system", asked per request.
+    std::optional<QNetworkProxy> proxy = QNetworkProxy(QNetworkProxy::NoProxy);
+    QByteArray extraCaCertificatesPem; ///< see UpstreamRequestSpec::extraCaCertificatesPem
+};
 
 class ProxyExchange : public QObject
 {
     Q_OBJECT
 public:
+    enum class Phase {
+        Preparing, ///< built; start() validates, rewrites and routes the request
+        WaitingForKey, ///< every key has [health] maxConcurrentPerKey requests in flight
+        AwaitingAnswer, ///< the request went upstream; no final answer yet
+        HoldingError, ///< an error answer is read to its end (masked, retried or passed on then)
+        Streaming, ///< the head went to the client; the body flows, paced by the client
+        Done, ///< finished() was emitted
+    };
+    Q_ENUM(Phase)
+
+    /// Bytes the client may have pending before the upstream is no longer read (back-pressure).
+    static constexpr qint64 ClientBacklogLimit = 256 * 1024;
+    /// Bytes the upstream call may hold unread before it pauses the upstream.
+    static constexpr qint64 UpstreamBufferLimit = 256 * 1024;
+    /// An upstream error body is held until complete, at most this much.
+    static constexpr qint64 MaxHeldErrorBody = 1024 * 1024;
+
     /// @p corsHeaders: what every response to this request carries for the browser (empty when the
     /// request has no allowed Origin); decided by the AccessPolicy. @p redactor masks configured
-    /// secrets in upstream error bodies before the client sees them.
-    ProxyExchange(quint64 id, HttpConnection *client, const HttpRequest &request,
+    /// secrets in upstream error bodies and headers before the client sees them.
+    ProxyExchange(quint64 id, ResponseSink *client, const HttpRequest &request,
                   std::shared_ptr<const ProxyConfig> config, std::shared_ptr<const AccessPolicy> policy,
-                  HeaderList corsHeaders, KeyPool *keys, UpstreamPool *upstream,
+                  HeaderList corsHeaders, KeyPool *keys, std::shared_ptr<const UpstreamAccess> upstream,
                   const SecretRedactor *redactor, QObject *parent = nullptr);
     ~ProxyExchange() override;
 
@@ -43,6 +79,10 @@ public:
     /// Ends the exchange now (shutdown): the client gets an error or a cut-off stream.
     void abort(const QString &reason);
 
+    Phase phase() const { return m_phase; }
+    /// The upstream call of the current attempt (null when none is in flight).
+    UpstreamCall *upstreamCall() const { return m_attempt.call; }
+
 Q_SIGNALS:
     void finished(const keyrelay::RequestRecord &record);
 
@@ -50,66 +90,88 @@ protected:
     void timerEvent(QTimerEvent *event) override;
 
 private:
-    enum class Timeout { None, Connect, Idle };
+    /// One try upstream with one key.
+    struct Attempt
+    {
+        KeyLease lease;
+        bool leaseHeld = false; ///< counts against its key's requests in flight
+        QPointer<UpstreamCall> call;
+        int status = 0;
+        bool streamed = false; ///< text/event-stream
+        QByteArray heldError; ///< HoldingError: the error body so far
+        bool captureUsage = false; ///< the answer may carry token counts (JSON, a stream, an error)
+        QByteArray captured; ///< response bytes kept for the usage counts (bounded)
+        std::optional<StreamUsageFilter> usageFilter; ///< takes the extra usage chunk out of the stream
+    };
 
-    /// Takes a key (or waits for one to free up) and sends the request.
+    void setPhase(Phase phase);
+    /// Takes a key (or waits for one to free up) and starts the first attempt.
     void acquireKeyAndSend();
-    void onKeyReleased();
-    /// Gives the key back to the pool (its request slot), once.
-    void releaseLease();
-    void sendUpstream();
-    QNetworkRequest buildUpstreamRequest() const;
+    void stopWaitingForKey();
+    /// Ends the current attempt (its call dropped, its lease given back) and starts @p next.
+    void beginAttempt(Attempt next);
+    void endAttempt();
+    UpstreamRequestSpec buildUpstreamRequest() const;
+    QNetworkProxy proxyFor(const QUrl &url) const;
+
     void onUpstreamHeaders();
     void onUpstreamData();
     void onUpstreamFinished();
-    void onConnectionProgress();
-    /// Any sign of life (connection progress, response headers or data) resets the idle timeout.
-    void restartIdleTimer();
     void onClientGone();
-    void onStallCheck();
+    /// Moves what the upstream sent on, as far as the phase and the client allow.
     void pump();
+    void onIdleTimeout();
+    /// No byte moved either way for idleTimeoutSec: restart the clock.
+    void restartIdleTimer();
+    qint64 deliveredToClient() const;
+
+    /// The upstream gave no HTTP answer: say where it failed; another key is tried when that may help.
+    void failWithoutAnswer(const NetworkFailure &failure, bool keyMayHelp);
     void respondWithError(int status, const QString &message, const QString &type, const QString &code,
                           const HeaderList &extraHeaders = {});
     /// Tries the next key for the same request (before the client saw anything). False if none may.
     /// @p keysFault: the key was refused (does not count against [health] maxAttempts).
     bool retryWithNextKey(const QString &why, bool keysFault);
-    /// Back to "nothing sent to the client yet" and the request sent again with m_lease.
-    void resend();
     /// An upstream that rejects the stream_options KeyRelay added gets the client's request as it was.
     bool resendWithoutStreamUsage();
     /// Books what this request taught about the keys it used (see the shared-failure rule).
     void commitVerdicts(bool succeeded);
+    void addVerdict(KeyVerdict verdict, const QString &reason);
     /// Decides on a complete held-back error: another key, or the answer goes to the client.
     void onHeldErrorComplete();
     qint64 retryAfterMs() const;
     void complete(const QString &error = QString());
-    void dropReply();
     HeaderList responseHeaders() const;
     qint64 headContentLength() const;
     void capture(const QByteArray &data);
-    /// Sends response body bytes to the client (masked / filtered as this response needs).
+    /// Sends response body bytes to the client (filtered as this response needs).
     void forward(const QByteArray &data);
     /// Sends a complete held-back upstream error response, with every configured secret in it masked.
     void releaseHeldError();
     /// An upstream error body over MaxHeldErrorBody: the client gets the status with KeyRelay's own error.
     void replaceOversizedError();
 
-    QPointer<HttpConnection> m_client;
+    QPointer<ResponseSink> m_client;
     HttpRequest m_request;
     std::shared_ptr<const ProxyConfig> m_config;
     std::shared_ptr<const AccessPolicy> m_policy;
     HeaderList m_corsHeaders;
     KeyPool *m_keys;
-    UpstreamPool *m_upstream;
+    std::shared_ptr<const UpstreamAccess> m_upstream;
     const SecretRedactor *m_redactor;
 
+    Phase m_phase = Phase::Preparing;
+    Attempt m_attempt;
+
+    // Decided once, in start(), for every attempt.
     QByteArray m_body; ///< what goes upstream (rewritten or original)
     bool m_usageRequested = false; ///< m_body asks for stream usage that the client did not ask for
     QByteArray m_bodyWithoutUsage; ///< m_body without that (for an upstream that rejects it)
-    std::optional<StreamUsageFilter> m_usageFilter; ///< takes the extra usage chunk out of the stream
     QString m_clientKey;
     bool m_clientUsedApiKeyHeader = false;
-    KeyLease m_lease;
+    QUrl m_upstreamUrl;
+
+    // Across attempts.
     QSet<QString> m_triedKeyIds;
     int m_transientFailures = 0; ///< tries that failed in ways that may pass (5xx, network)
     struct PendingVerdict
@@ -120,29 +182,10 @@ private:
         QString reason;
     };
     QList<PendingVerdict> m_verdicts; ///< per key tried for this request, booked when it ends
-    QUrl m_upstreamUrl;
 
-    QNetworkAccessManager *m_manager = nullptr;
-    QPointer<QNetworkReply> m_reply;
-#ifndef QT_NO_SSL
-    QList<QSslError> m_sslErrors; ///< what the current reply's TLS handshake found wrong
-#endif
-    QBasicTimer m_connectTimer;
     QBasicTimer m_idleTimer;
-    QBasicTimer m_stallTimer; ///< runs while the client lags; see ClientStallMs
-    QBasicTimer m_keyWaitTimer; ///< waiting for a key below [health] maxConcurrentPerKey
-    bool m_waitingForKey = false;
-    bool m_leaseHeld = false; ///< m_lease counts against its key's requests in flight
-    qint64 m_deliveredAtStallCheck = 0;
-    Timeout m_timeout = Timeout::None;
-    bool m_headSent = false; ///< the response is decided: no retry, no own error any more
-    /// An upstream error (status >= 400, streams too) is held back until complete, so that a key the
-    /// upstream echoes in it can be masked; one over MaxHeldErrorBody is replaced by KeyRelay's own error.
-    bool m_holdingError = false;
-    QByteArray m_heldError;
-    bool m_upstreamDone = false;
-    bool m_completed = false;
-    QByteArray m_captured; ///< response bytes kept for the usage counts (bounded)
+    qint64 m_deliveredAtIdleStart = 0;
+    QBasicTimer m_keyWaitTimer;
     QElapsedTimer m_clock;
     RequestRecord m_record;
 };

@@ -16,7 +16,7 @@ constexpr qint64 MaxDrainBytes = qint64(1024) * 1024 * 1024; ///< Draining: give
 } // namespace
 
 HttpConnection::HttpConnection(QTcpSocket *socket, const HttpLimits &limits, QObject *parent)
-    : QObject(parent), m_socket(socket), m_limits(limits), m_parser(limits)
+    : ResponseSink(parent), m_socket(socket), m_limits(limits), m_parser(limits)
 {
     socket->setParent(this);
     socket->setSocketOption(QAbstractSocket::LowDelayOption, 1);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "httprequestparser.h"
+#include "responsesink.h"
 
 #include <QBasicTimer>
 #include <QByteArray>
@@ -14,7 +15,7 @@
 
 namespace keyrelay {
 
-class HttpConnection : public QObject
+class HttpConnection : public ResponseSink
 {
     Q_OBJECT
 public:
@@ -29,18 +30,18 @@ public:
     /// Idle after having served at least one request (a kept-alive connection).
     bool isKeptAliveIdle() const { return m_requestsServed > 0 && isIdle(); }
     /// Bytes handed to the socket that the client has not taken yet.
-    qint64 pendingOutput() const;
+    qint64 pendingOutput() const override;
 
     /// Starts a response. @p contentLength -1 means the length is unknown: chunked framing for
     /// HTTP/1.1 clients, close-delimited for HTTP/1.0. No body is sent for HEAD, 1xx, 204 and 304.
-    void writeHead(int status, const HeaderList &headers, qint64 contentLength = -1);
-    void writeBody(const QByteArray &data);
+    void writeHead(int status, const HeaderList &headers, qint64 contentLength = -1) override;
+    void writeBody(const QByteArray &data) override;
     /// Ends the response; the connection then reads the next request (keep-alive) or closes.
-    void finishResponse();
+    void finishResponse() override;
     /// Drops the connection in the middle of a response so the client sees an incomplete reply.
-    void abortResponse();
+    void abortResponse() override;
     /// A whole response in one call.
-    void sendResponse(int status, const HeaderList &headers, const QByteArray &body);
+    void sendResponse(int status, const HeaderList &headers, const QByteArray &body) override;
     /// Closes the connection after everything written so far has reached the client (shutdown).
     /// closed() follows once the socket is gone.
     void closeGracefully();
@@ -48,17 +49,13 @@ public:
     void closeAfterResponse() { m_closeAfterResponse = true; }
 
     bool headWritten() const { return m_headWritten; }
-    qint64 bodyBytesWritten() const { return m_bodyBytesWritten; }
+    qint64 bodyBytesWritten() const override { return m_bodyBytesWritten; }
 
     static QByteArray reasonPhrase(int status);
 
 Q_SIGNALS:
     /// A complete request arrived. No further request is read until the response is finished.
     void requestReceived(keyrelay::HttpConnection *connection, const keyrelay::HttpRequest &request);
-    /// The client went away while a request was being handled.
-    void clientGone();
-    /// The socket's send buffer drained below the low watermark (for back-pressure).
-    void outputDrained();
     /// The connection is closed and the object will be deleted.
     void closed();
 

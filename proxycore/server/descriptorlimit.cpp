@@ -6,7 +6,6 @@ namespace keyrelay {
 
 namespace {
 constexpr qint64 Reserved = 64; ///< Qt, the listeners, log files, the GUI, the key store...
-constexpr qint64 PerManager = 8; ///< 6 upstream connections + the thread's wakeup descriptors
 constexpr qint64 RefusalMargin = 16; ///< to accept, answer 503 and close at the cap
 } // namespace
 
@@ -32,14 +31,13 @@ qint64 DescriptorLimit::raiseSoftLimit()
     return softLimit();
 }
 
-DescriptorBudget DescriptorLimit::budget(qint64 limit, int wantedConnections, int wantedManagers)
+DescriptorBudget DescriptorLimit::budget(qint64 limit, int wantedConnections)
 {
     DescriptorBudget budget;
     const qint64 usable = qMax<qint64>(limit - Reserved - RefusalMargin, 2);
-    // A quarter of what is usable may go to the managers, the rest to client connections.
-    budget.maxUpstreamManagers = int(qBound<qint64>(1, usable / 4 / PerManager, qint64(wantedManagers)));
-    const qint64 forClients = usable - budget.maxUpstreamManagers * PerManager;
-    budget.maxConnections = int(qBound<qint64>(1, forClients, qint64(wantedConnections)));
+    // Every client connection may have one upstream connection of its own (HTTP/1.1): half each.
+    budget.maxConnections = int(qBound<qint64>(1, usable / 2, qint64(wantedConnections)));
+    budget.maxUpstreamConnections = int(qMax<qint64>(1, usable - budget.maxConnections));
     return budget;
 }
 

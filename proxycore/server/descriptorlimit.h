@@ -9,7 +9,7 @@ namespace keyrelay {
 struct DescriptorBudget
 {
     int maxConnections = 0; ///< client connections served at once; more are answered 503
-    int maxUpstreamManagers = 0; ///< network managers (each owns a thread and up to 6 connections)
+    int maxUpstreamConnections = 0; ///< upstream connections open at once; more requests queue for one
 };
 
 namespace DescriptorLimit {
@@ -17,9 +17,9 @@ namespace DescriptorLimit {
 qint64 raiseSoftLimit();
 /// The soft RLIMIT_NOFILE in force now.
 qint64 softLimit();
-/// What fits in @p limit descriptors: @p wantedConnections at most, and enough left for the
-/// upstream connections, the managers' threads and Qt itself.
-DescriptorBudget budget(qint64 limit, int wantedConnections, int wantedManagers);
+/// What fits in @p limit descriptors: @p wantedConnections client connections at most, as many upstream
+/// connections (one each over HTTP/1.1; HTTP/2 shares them), and what Qt itself needs.
+DescriptorBudget budget(qint64 limit, int wantedConnections);
 } // namespace DescriptorLimit
 
 } // namespace keyrelay

@@ -8,13 +8,14 @@
 #include "logging.h"
 #include "openaierror.h"
 #include "proxyexchange.h"
+#include "curlengine.h"
 #include "secretredactor.h"
-#include "upstreampool.h"
 #include "usagestore.h"
 
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QSslConfiguration>
 #include <QTcpServer>
 #include <QTimer>
 
@@ -26,13 +27,30 @@ namespace {
 const QByteArray AllowedMethods = QByteArrayLiteral("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
 constexpr int ConnectionFlushTimeoutMs = 3000; ///< shutdown: how long clients get to take the last bytes
 constexpr int AcceptRetryMs = 200; ///< after accept() failed (descriptors exhausted)
-constexpr int MaxUpstreamManagers = 384;
 constexpr int TrimDelayMs = 1000; ///< after the last request ends, free memory goes back to the system
+
+/// CAs that the application added to Qt's default TLS configuration (an embedding program, the tests):
+/// libcurl verifies with the system's store, and these in addition.
+QByteArray extraTrustedCertificatesPem()
+{
+    const QList<QSslCertificate> configured = QSslConfiguration::defaultConfiguration().caCertificates();
+    if (configured.isEmpty())
+        return {}; // Qt loads the system's CAs on demand: nothing was added
+    QList<QSslCertificate> system;
+    if (configured.size() > 8) // Qt may have copied the system's list into the default configuration
+        system = QSslConfiguration::systemCaCertificates();
+    QByteArray pem;
+    for (const QSslCertificate &certificate : configured) {
+        if (!system.contains(certificate))
+            pem += certificate.toPem();
+    }
+    return pem;
+}
 
 } // namespace
 
 ProxyServer::ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent)
-    : QObject(parent), m_keys(keys), m_upstream(new UpstreamPool(MaxUpstreamManagers, this)),
+    : QObject(parent), m_keys(keys), m_upstream(new CurlEngine(this)),
       m_keyTester(new KeyTester(this)), m_healthMonitor(new KeyHealthMonitor(keys, m_keyTester, this)),
       m_config(std::make_shared<const ProxyConfig>()),
       m_policy(std::make_shared<const AccessPolicy>(*m_config)), m_redactor(redactor)
@@ -61,13 +79,22 @@ void ProxyServer::setConfig(const ProxyConfig &config)
     m_policy = std::make_shared<const AccessPolicy>(config);
     m_keys->setPolicy({ config.recheckInvalidSec, config.recheckExhaustedSec, config.maxAttempts,
                         config.maxConcurrentPerKey });
-    QNetworkProxy proxy;
+    QNetworkProxy proxy(QNetworkProxy::NoProxy);
     bool useSystem = false;
     QString error;
-    if (ProxyConfig::parseUpstreamProxy(config.upstreamProxy, &proxy, &useSystem, &error))
-        m_upstream->setProxy(proxy, useSystem);
+    if (!ProxyConfig::parseUpstreamProxy(config.upstreamProxy, &proxy, &useSystem, &error))
+        proxy = QNetworkProxy(QNetworkProxy::NoProxy);
+    auto access = std::make_shared<UpstreamAccess>();
+    access->client = m_upstream;
+    if (useSystem)
+        access->proxy.reset(); // asked per request: the desktop's settings may differ by host
+    else
+        access->proxy = proxy;
+    access->extraCaCertificatesPem = extraTrustedCertificatesPem();
+    m_upstreamAccess = std::move(access);
     m_redactor->setExtraSecrets({ config.clientToken, proxy.password() });
     m_keyTester->setConfig(config);
+    m_keyTester->setExtraCaCertificates(m_upstreamAccess->extraCaCertificatesPem);
     m_healthMonitor->reschedule();
 }
 
@@ -99,8 +126,8 @@ bool ProxyServer::listen(const ProxyConfig &config, QString *error)
     adoptListeners(fresh);
     setConfig(config);
     const qint64 descriptors = DescriptorLimit::softLimit();
-    m_budget = DescriptorLimit::budget(descriptors, config.maxConnections, MaxUpstreamManagers);
-    m_upstream->setMaxManagers(m_budget.maxUpstreamManagers);
+    m_budget = DescriptorLimit::budget(descriptors, config.maxConnections);
+    m_upstream->setMaxConnections(m_budget.maxUpstreamConnections);
     m_shuttingDown = false;
     m_closingConnections = false;
     const quint16 port = this->port();
@@ -108,7 +135,7 @@ bool ProxyServer::listen(const ProxyConfig &config, QString *error)
                                << config.upstream.toString();
     qCInfo(lcServer).noquote() << "open-file limit" << descriptors << "- serving up to"
                                << m_budget.maxConnections << "connections with up to"
-                               << m_budget.maxUpstreamManagers << "upstream managers";
+                               << m_budget.maxUpstreamConnections << "upstream connections";
     return true;
 }
 
@@ -359,7 +386,7 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
         return;
     }
     auto *exchange = new ProxyExchange(m_nextId++, connection, request, m_config, m_policy, cors, m_keys,
-                                       m_upstream, m_redactor, this);
+                                       m_upstreamAccess, m_redactor, this);
     m_exchanges.insert(exchange);
     connect(exchange, &ProxyExchange::finished, this, &ProxyServer::onExchangeFinished);
     connect(exchange, &QObject::destroyed, this, [this, exchange] {

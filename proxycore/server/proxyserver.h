@@ -26,7 +26,8 @@ class KeyTester;
 class SecretRedactor;
 class UsageStore;
 class ProxyExchange;
-class UpstreamPool;
+class CurlEngine;
+struct UpstreamAccess;
 
 /// Lives in one thread (ProxyService's); all its methods must be called from that thread.
 class ProxyServer : public QObject
@@ -86,7 +87,8 @@ private:
     void checkDrained();
 
     KeyPool *m_keys;
-    UpstreamPool *m_upstream;
+    CurlEngine *m_upstream; ///< every upstream request of this thread (libcurl multi)
+    std::shared_ptr<const UpstreamAccess> m_upstreamAccess;
     KeyTester *m_keyTester; ///< the background re-checks' GET of the model list
     KeyHealthMonitor *m_healthMonitor;
     std::shared_ptr<const ProxyConfig> m_config;

@@ -4,6 +4,8 @@
 #include <QSocketNotifier>
 
 #include <curl/curl.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
@@ -82,6 +84,16 @@ CurlEngine::~CurlEngine()
         delete socket.read;
         delete socket.write;
     }
+}
+
+UpstreamCall *CurlEngine::startCall(const UpstreamRequestSpec &spec, QObject *parent)
+{
+    return start(spec, parent);
+}
+
+void CurlEngine::setMaxConnections(int connections)
+{
+    curl_multi_setopt(m_multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, long(qMax(1, connections)));
 }
 
 UpstreamTransfer *CurlEngine::start(const UpstreamRequestSpec &spec, QObject *parent)
@@ -206,7 +218,7 @@ void CurlEngine::resume(UpstreamTransfer *transfer)
 // -------------------------------------------------------------------------------------------- transfer
 
 UpstreamTransfer::UpstreamTransfer(CurlEngine *engine, const UpstreamRequestSpec &spec, QObject *parent)
-    : QObject(parent), m_engine(engine), m_spec(spec)
+    : UpstreamCall(parent), m_engine(engine), m_spec(spec)
 {
 }
 
@@ -254,6 +266,7 @@ bool UpstreamTransfer::setUp(QString *error)
     }
     curl_easy_setopt(easy, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
     if (m_spec.url.scheme() == QLatin1String("https")) {
+        // Also to add the application's extra CAs to the store the connection verifies with.
         // To say what is wrong with a certificate that fails verification (curl shows none then).
         curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, &UpstreamTransfer::sslContextCallback);
         curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, this);
@@ -302,6 +315,25 @@ int UpstreamTransfer::sslContextCallback(CURL *, void *sslContext, void *transfe
     // curl makes a context per connection, for the transfer that opens it: that transfer hears about the
     // certificate. The verification itself stays OpenSSL's (verifyCallback returns its verdict).
     auto *context = static_cast<SSL_CTX *>(sslContext);
+    const QByteArray &extra = static_cast<UpstreamTransfer *>(transfer)->m_spec.extraCaCertificatesPem;
+    if (!extra.isEmpty()) {
+        X509_STORE *store = SSL_CTX_get_cert_store(context);
+        BIO *bio = BIO_new_mem_buf(extra.constData(), int(extra.size()));
+        while (X509 *certificate = PEM_read_bio_X509(bio, nullptr, nullptr, nullptr)) {
+            X509_STORE_add_cert(store, certificate); // takes its own reference
+            X509_free(certificate);
+        }
+        ERR_clear_error(); // the end of the PEM text reads as an error
+        BIO_free(bio);
+    }
+    // The name is checked in the handshake itself (curl checks it only afterwards): a certificate for
+    // another host ends the handshake, as an untrusted one does, with X509_V_ERR_HOSTNAME_MISMATCH.
+    const QString host = static_cast<UpstreamTransfer *>(transfer)->m_spec.url.host();
+    X509_VERIFY_PARAM *param = SSL_CTX_get0_param(context);
+    if (QHostAddress(host).isNull())
+        X509_VERIFY_PARAM_set1_host(param, host.toUtf8().constData(), 0);
+    else
+        X509_VERIFY_PARAM_set1_ip_asc(param, host.toLatin1().constData());
     SSL_CTX_set_app_data(context, transfer);
     SSL_CTX_set_verify(context, SSL_CTX_get_verify_mode(context), &UpstreamTransfer::verifyCallback);
     return CURLE_OK;

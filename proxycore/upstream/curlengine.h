@@ -3,7 +3,7 @@
 // Each request is an UpstreamTransfer with the signal shape of the design card: headers, data, finished.
 #pragma once
 
-#include "httprequestparser.h"
+#include "upstreamcall.h"
 
 #include <QByteArray>
 #include <QDateTime>
@@ -28,47 +28,9 @@ namespace keyrelay {
 
 class UpstreamTransfer;
 
-/// What one upstream request is: where, what, and how to reach it.
-struct UpstreamRequestSpec
-{
-    QByteArray method = "GET";
-    QUrl url;
-    HeaderList headers; ///< sent in this order and spelling; Host and Content-Length are curl's
-    QByteArray body; ///< sent as is (replayable: a retry sends the same bytes)
-    bool http2 = true; ///< HTTP/2 for https:// upstreams that offer it (ALPN); HTTP/1.1 otherwise
-    int connectTimeoutMs = 15000;
-    QString proxy; ///< "" = none (the environment's *_proxy are ignored), else "http://host:port", …
-    QString proxyUser;
-    QString proxyPassword;
-    QByteArray caCertificatesPem; ///< trusted CAs instead of the system's (tests); empty = the system's
-    int totalTimeoutMs = 0; ///< the whole transfer, for short checks (0 = no limit: streams last)
-    qint64 maxHeaderBytes = 256 * 1024; ///< response headers in total; past it the transfer fails
-    qint64 bufferLimit = 256 * 1024; ///< response bytes held unread before the upstream is paused
-};
-
-/// Sets @p spec's proxy from Qt's description of one (HTTP, or SOCKS5 with the name resolved by the proxy).
-void applyProxy(UpstreamRequestSpec *spec, const QNetworkProxy &proxy);
-
-/// How an upstream request ended.
-struct UpstreamResult
-{
-    int curlCode = 0; ///< CURLcode; 0 = the whole response arrived
-    QString message; ///< curl's detailed error text, empty on success
-    long osErrno = 0; ///< CURLINFO_OS_ERRNO
-    long sslVerifyResult = 0; ///< CURLINFO_SSL_VERIFYRESULT (an X509 verify code)
-    long proxyConnectCode = 0; ///< CURLINFO_HTTP_CONNECTCODE: a proxy's answer to CONNECT (407...)
-    bool headersTooLarge = false; ///< the response headers passed UpstreamRequestSpec::maxHeaderBytes
-    /// The upstream's own TLS certificate as its handshake showed it (also when verification failed):
-    /// when it expires, and the names it is for (DNS and IP subject alternative names, else the CN).
-    QDateTime certificateExpiry;
-    QStringList certificateNames;
-    bool aborted = false; ///< abort() was called
-    bool ok() const { return curlCode == 0 && !headersTooLarge && !aborted; }
-};
-
 /// One libcurl multi handle and the sockets and timer that drive it. Lives in one thread (the proxy's);
 /// every UpstreamTransfer it starts lives there too.
-class CurlEngine : public QObject
+class CurlEngine : public QObject, public UpstreamClient
 {
     Q_OBJECT
 public:
@@ -78,6 +40,10 @@ public:
     /// Starts @p spec; the transfer is owned by @p parent (or by the caller, when null) and reports through
     /// its signals, never from inside this call.
     UpstreamTransfer *start(const UpstreamRequestSpec &spec, QObject *parent = nullptr);
+    UpstreamCall *startCall(const UpstreamRequestSpec &spec, QObject *parent = nullptr) override;
+
+    /// Upstream connections open at once (CURLMOPT_MAX_TOTAL_CONNECTIONS); transfers past it wait.
+    void setMaxConnections(int connections);
 
     int transfersInFlight() const { return int(m_transfers.size()); }
     /// Sockets curl watches right now (for tests: an idle engine watches none of a finished transfer's).
@@ -111,37 +77,29 @@ private:
 };
 
 /// One upstream request in flight. Signals come from the event loop, never from inside a libcurl call.
-class UpstreamTransfer : public QObject
+class UpstreamTransfer : public UpstreamCall
 {
     Q_OBJECT
 public:
     ~UpstreamTransfer() override;
 
-    /// The final response's status (1xx interim answers are skipped), 0 before headersReceived().
-    int status() const { return m_status; }
-    /// The final response's headers, in order, names as sent.
-    HeaderList headers() const { return m_headers; }
-    QByteArray header(const QByteArray &name) const { return headerValue(m_headers, name); }
+    int status() const override { return m_status; }
+    HeaderList headers() const override { return m_headers; }
     /// "1.1" or "2".
     QByteArray httpVersion() const { return m_version; }
 
-    qint64 bytesAvailable() const { return m_buffer.size(); }
+    qint64 bytesAvailable() const override { return m_buffer.size(); }
     /// Takes up to @p maxBytes of the body; the upstream is resumed once the buffer has room again.
-    QByteArray read(qint64 maxBytes = -1);
+    QByteArray read(qint64 maxBytes = -1) override;
     /// Whether curl is holding the upstream back because nobody read (back-pressure).
-    bool isPaused() const { return m_paused; }
+    bool isPaused() const override { return m_paused; }
     /// Body bytes received from curl so far (read or not).
     qint64 bytesReceived() const { return m_received; }
 
-    bool isFinished() const { return m_finished; }
-    UpstreamResult result() const { return m_result; }
+    bool isFinished() const override { return m_finished; }
+    UpstreamResult result() const override { return m_result; }
     /// Ends the transfer now; finished() follows (with aborted set) unless it already finished.
-    void abort();
-
-Q_SIGNALS:
-    void headersReceived();
-    void dataAvailable();
-    void finished();
+    void abort() override;
 
 private:
     friend class CurlEngine;

@@ -45,6 +45,7 @@ quint64 KeyTester::test(const QString &secret)
     spec.connectTimeoutMs = qMax(1, m_config.connectTimeoutSec) * 1000;
     spec.totalTimeoutMs = qMax(5, m_config.connectTimeoutSec) * 1000;
     applyProxy(&spec, effectiveProxy(m_config, spec.url));
+    spec.extraCaCertificatesPem = m_extraCaPem;
     const quint64 ticket = m_nextTicket++;
     UpstreamTransfer *transfer = m_engine->start(spec, this);
     m_pending.insert(transfer, { ticket, QByteArray() });

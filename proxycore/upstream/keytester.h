@@ -26,6 +26,8 @@ public:
 
     /// Upstream base URL, upstream network proxy and timeout come from @p config.
     void setConfig(const ProxyConfig &config);
+    /// CAs trusted besides the system's (PEM), as for proxied requests (see UpstreamAccess).
+    void setExtraCaCertificates(const QByteArray &pem) { m_extraCaPem = pem; }
     /// The URL a test requests: the upstream base + "/v1/models", without doubling "/v1".
     static QUrl modelsUrl(const QUrl &upstream);
 
@@ -47,6 +49,7 @@ private:
 
     CurlEngine *m_engine = nullptr;
     ProxyConfig m_config;
+    QByteArray m_extraCaPem;
     QHash<UpstreamTransfer *, Pending> m_pending;
     quint64 m_nextTicket = 1;
 };

@@ -9,9 +9,6 @@
 #include <QNetworkProxyFactory>
 #include <QNetworkProxyQuery>
 
-#ifndef QT_NO_SSL
-#include <QSslCertificate>
-#endif
 
 namespace keyrelay {
 
@@ -28,7 +25,7 @@ QString upstreamName(const QUrl &upstream)
     return hostPort(upstream.host(), upstream.port(upstream.scheme() == QLatin1String("https") ? 443 : 80));
 }
 
-// What is wrong with a certificate, in the same words whichever TLS client found it (Qt or libcurl).
+// What is wrong with a certificate.
 QString certificateExpired(const QDateTime &expiry)
 {
     return expiry.isValid()
@@ -60,8 +57,7 @@ QString certificateRevoked()
     return QStringLiteral("its certificate has been revoked");
 }
 
-/// The sentences both descriptions (Qt's and libcurl's) say about one request to @p upstream through @p
-/// proxy.
+/// The sentences said about one request to @p upstream through @p proxy.
 struct Wording
 {
     Wording(const QUrl &upstream, const QNetworkProxy &usedProxy)
@@ -134,78 +130,6 @@ struct Wording
     const QString target;
 };
 
-#ifndef QT_NO_SSL
-QString certificateProblem(const QSslError &error, const QUrl &upstream)
-{
-    const QSslCertificate certificate = error.certificate();
-    switch (error.error()) {
-    case QSslError::CertificateExpired:
-        return certificateExpired(certificate.isNull() ? QDateTime() : certificate.expiryDate());
-    case QSslError::CertificateNotYetValid:
-        return certificateNotValidYet();
-    case QSslError::HostNameMismatch: {
-        QStringList names = certificate.subjectAlternativeNames().values(QSsl::DnsEntry);
-        if (names.isEmpty())
-            names = certificate.subjectInfo(QSslCertificate::CommonName);
-        return certificateForOtherNames(names, upstream);
-    }
-    case QSslError::SelfSignedCertificate:
-    case QSslError::SelfSignedCertificateInChain:
-    case QSslError::UnableToGetLocalIssuerCertificate:
-    case QSslError::UnableToGetIssuerCertificate:
-    case QSslError::UnableToVerifyFirstCertificate:
-    case QSslError::CertificateUntrusted:
-        return certificateUntrusted();
-    case QSslError::CertificateRevoked:
-        return certificateRevoked();
-    default:
-        return error.errorString();
-    }
-}
-#endif
-
-/// Qt 6.4 reports many failures of the network proxy with the codes of a direct connection (or as
-/// UnknownNetworkError with a text): the code the failure really has, seen from the proxy.
-QNetworkReply::NetworkError proxyLevelError(QNetworkReply::NetworkError error, const QString &errorText,
-                                            const QUrl &upstream, const QNetworkProxy &proxy)
-{
-    if (proxy.type() == QNetworkProxy::NoProxy || proxy.type() == QNetworkProxy::DefaultProxy)
-        return error;
-    const bool httpProxy
-        = proxy.type() == QNetworkProxy::HttpProxy || proxy.type() == QNetworkProxy::HttpCachingProxy;
-    // A plain-http request through an HTTP proxy is one exchange with the proxy; otherwise (CONNECT,
-    // SOCKS5) the proxy opens a tunnel and what comes after it is the upstream's.
-    const bool onlyTheProxy = httpProxy && upstream.scheme() != QLatin1String("https");
-    const QString text = errorText.toLower();
-    if (text.contains(
-            QLatin1String("proxy"))) { // "Proxy connection refused", "Connection to proxy refused"...
-        if (text.contains(QLatin1String("refused")))
-            return QNetworkReply::ProxyConnectionRefusedError;
-        if (text.contains(QLatin1String("not found")))
-            return QNetworkReply::ProxyNotFoundError;
-        if (text.contains(QLatin1String("timed out")) || text.contains(QLatin1String("timeout")))
-            return QNetworkReply::ProxyTimeoutError;
-        if (text.contains(QLatin1String("closed")))
-            return QNetworkReply::ProxyConnectionClosedError;
-        if (text.contains(QLatin1String("authentication")))
-            return QNetworkReply::ProxyAuthenticationRequiredError;
-    }
-    switch (error) {
-    case QNetworkReply::ConnectionRefusedError: // the TCP connection goes to the proxy in every case
-        return QNetworkReply::ProxyConnectionRefusedError;
-    case QNetworkReply::HostNotFoundError:
-        return onlyTheProxy || (!proxy.hostName().isEmpty() && errorText.contains(proxy.hostName()))
-            ? QNetworkReply::ProxyNotFoundError
-            : error;
-    case QNetworkReply::RemoteHostClosedError:
-        return onlyTheProxy ? QNetworkReply::ProxyConnectionClosedError : error;
-    case QNetworkReply::TimeoutError:
-        return onlyTheProxy ? QNetworkReply::ProxyTimeoutError : error;
-    default:
-        return error;
-    }
-}
-
 } // namespace
 
 QNetworkProxy effectiveProxy(const ProxyConfig &config, const QUrl &upstream)
@@ -233,52 +157,6 @@ QString describeProxy(const QNetworkProxy &proxy)
         return QStringLiteral("the SOCKS5 proxy %1").arg(hostPort(proxy.hostName(), proxy.port()));
     default:
         return QString();
-    }
-}
-
-NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const QString &errorText,
-#ifndef QT_NO_SSL
-                                      const QList<QSslError> &sslErrors,
-#endif
-                                      const QUrl &upstream, const QNetworkProxy &proxy)
-{
-    const Wording say(upstream, proxy);
-    switch (proxyLevelError(error, errorText, upstream, proxy)) {
-    case QNetworkReply::ProxyConnectionRefusedError:
-        return say.proxyRefused();
-    case QNetworkReply::ProxyNotFoundError:
-        return say.proxyNotFound();
-    case QNetworkReply::ProxyConnectionClosedError:
-        return say.proxyClosed();
-    case QNetworkReply::ProxyTimeoutError:
-        return Wording::proxyFailure(QStringLiteral("%1 did not answer in time").arg(say.proxyName));
-    case QNetworkReply::ProxyAuthenticationRequiredError:
-        return say.proxyWantsCredentials();
-    case QNetworkReply::SslHandshakeFailedError: {
-        QStringList problems;
-#ifndef QT_NO_SSL
-        for (const QSslError &sslError : sslErrors) {
-            const QString problem = certificateProblem(sslError, upstream);
-            if (!problems.contains(problem))
-                problems.append(problem);
-        }
-#endif
-        if (problems.isEmpty())
-            problems.append(errorText);
-        return say.tls(problems.join(QLatin1String("; ")));
-    }
-    case QNetworkReply::ConnectionRefusedError:
-        return say.via.isEmpty()
-            ? say.refused()
-            : Wording::unreachable(QStringLiteral("%1 refused the connection").arg(say.proxyName));
-    case QNetworkReply::HostNotFoundError:
-        return say.notFound();
-    case QNetworkReply::RemoteHostClosedError:
-        return say.closed();
-    case QNetworkReply::TimeoutError:
-        return Wording::unreachable(QStringLiteral("%1 did not answer in time").arg(say.target));
-    default:
-        return say.other(errorText);
     }
 }
 
@@ -311,11 +189,14 @@ NetworkFailure describeUpstreamResult(const UpstreamResult &result, const QUrl &
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
-    case CURLE_PROXY:
-        if (!say.via.isEmpty()
-            && (upstream.scheme() != QLatin1String("https") || CURLcode(result.curlCode) == CURLE_PROXY))
+    case CURLE_PROXY: {
+        // Through a proxy, the proxy closed unless a tunnel (CONNECT answered 2xx, or SOCKS) was open.
+        const bool tunnel = upstream.scheme() == QLatin1String("https")
+            && (proxy.type() == QNetworkProxy::Socks5Proxy || result.proxyConnectCode / 100 == 2);
+        if (!say.via.isEmpty() && (CURLcode(result.curlCode) == CURLE_PROXY || !tunnel))
             return say.proxyClosed();
         return say.closed();
+    }
     case CURLE_PEER_FAILED_VERIFICATION:
     case CURLE_SSL_CONNECT_ERROR:
         switch (result.sslVerifyResult) {
@@ -332,6 +213,7 @@ NetworkFailure describeUpstreamResult(const UpstreamResult &result, const QUrl &
         case 23: // X509_V_ERR_CERT_REVOKED
             return say.tls(certificateRevoked());
         case 62: // X509_V_ERR_HOSTNAME_MISMATCH
+        case 64: // X509_V_ERR_IP_ADDRESS_MISMATCH
             return say.tls(certificateForOtherNames(result.certificateNames, upstream));
         default: // curl checks the host name itself, after OpenSSL's verification passed
             return say.tls(result.message.contains(QLatin1String("subject name"))
@@ -364,20 +246,6 @@ NetworkFailure describeTimeout(bool connecting, int seconds, const QUrl &upstrea
                  ? QStringLiteral("the upstream sent nothing for %1 s").arg(seconds)
                  : QStringLiteral("nothing came from the upstream through %1 for %2 s").arg(via).arg(seconds),
              QStringLiteral("upstream_idle_timeout") };
-}
-
-NetworkFailure describeNetworkFailure(QNetworkReply *reply, const ProxyConfig &config
-#ifndef QT_NO_SSL
-                                      ,
-                                      const QList<QSslError> &sslErrors
-#endif
-)
-{
-    return describeNetworkFailure(reply->error(), reply->errorString(),
-#ifndef QT_NO_SSL
-                                  sslErrors,
-#endif
-                                  reply->url(), effectiveProxy(config, reply->url()));
 }
 
 } // namespace keyrelay

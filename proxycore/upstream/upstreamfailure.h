@@ -6,13 +6,8 @@
 
 #include <QList>
 #include <QNetworkProxy>
-#include <QNetworkReply>
 #include <QString>
 #include <QUrl>
-
-#ifndef QT_NO_SSL
-#include <QSslError>
-#endif
 
 namespace keyrelay {
 
@@ -32,32 +27,15 @@ QNetworkProxy effectiveProxy(const ProxyConfig &config, const QUrl &upstream);
 /// "the HTTP proxy 127.0.0.1:8888", "the SOCKS5 proxy [::1]:1080"; empty for NoProxy.
 QString describeProxy(const QNetworkProxy &proxy);
 
-/// What @p error (with Qt's @p errorText and, for a failed TLS handshake, the certificate problems
-/// @p sslErrors) means, for a request to @p upstream through @p proxy.
-NetworkFailure describeNetworkFailure(QNetworkReply::NetworkError error, const QString &errorText,
-#ifndef QT_NO_SSL
-                                      const QList<QSslError> &sslErrors,
-#endif
-                                      const QUrl &upstream, const QNetworkProxy &proxy);
-
 /// A request that got nothing from the upstream in time: within the connect timeout (@p connecting:
 /// not even sent) or the idle timeout, @p seconds long. Through a proxy, the proxy is named.
 NetworkFailure describeTimeout(bool connecting, int seconds, const QUrl &upstream,
                                const QNetworkProxy &proxy);
 
-/// The same for a libcurl transfer (CurlEngine) that ended without an HTTP answer: @p result's CURLcode,
+/// Where an upstream call (CurlEngine) that ended without an HTTP answer failed: @p result's CURLcode,
 /// OS error, certificate verification result and proxy CONNECT answer, for a request to @p upstream through
 /// @p proxy, whose connection phase may take @p connectTimeoutSec.
 NetworkFailure describeUpstreamResult(const UpstreamResult &result, const QUrl &upstream,
                                       const QNetworkProxy &proxy, int connectTimeoutSec);
-
-/// The same for a finished reply that has no HTTP status, with the proxy that @p config sets
-/// (@p sslErrors: what the reply's sslErrors() signal reported).
-NetworkFailure describeNetworkFailure(QNetworkReply *reply, const ProxyConfig &config
-#ifndef QT_NO_SSL
-                                      ,
-                                      const QList<QSslError> &sslErrors = {}
-#endif
-);
 
 } // namespace keyrelay

@@ -552,24 +552,14 @@ void UpstreamFailuresTest::proxyClosesConnection()
     const QUrl upstream = upstreamFor(scheme);
     m_proxy->setKeys(
         { QStringLiteral("sk-upfail-key-000000000001"), QStringLiteral("sk-upfail-key-000000000002") });
-    const bool tunnel = scheme == QLatin1String("https");
-    // Through a CONNECT tunnel, Qt 6.4's HTTP/1.1 client (KeyRelay's default upstream protocol) does not
-    // report a proxy that closes the connection: the request waits. The connect timeout ends it, and
-    // the answer still names the proxy.
-    QVERIFY(startProxy(upstream, QStringLiteral("http://%1").arg(fakeProxy.address()), tunnel ? 1 : 5));
+    // Also for a CONNECT the proxy never answers (an https upstream): the tunnel never opened.
+    QVERIFY(startProxy(upstream, QStringLiteral("http://%1").arg(fakeProxy.address())));
     Outcome outcome;
     sendChat(&outcome, ChatBody, 8000);
     if (QTest::currentTestFailed())
         return;
     QVERIFY(!fakeProxy.heads().isEmpty());
     QCOMPARE(m_mock->totalConnections(), 0);
-    if (tunnel) {
-        verifyFailure(outcome, 504, QStringLiteral("upstream_proxy_timeout"),
-                      QStringLiteral("the HTTP proxy %1 did not get the request through to the upstream %2 "
-                                     "within 1 s (the proxy accepted the connection but did not answer)")
-                          .arg(fakeProxy.address(), upstream.toString()));
-        return;
-    }
     verifyFailure(
         outcome, 502, QStringLiteral("upstream_proxy_error"),
         QStringLiteral("the HTTP proxy %1 closed the connection before the upstream 127.0.0.1:%2 answered")

@@ -462,7 +462,8 @@ bool ProxyExchange::resendWithoutStreamUsage()
 
 void ProxyExchange::addVerdict(KeyVerdict verdict, const QString &reason)
 {
-    m_verdicts.append({ m_attempt.lease.keyId, verdict, retryAfterMs(), reason });
+    // The upstream's words may quote the key; the pool keeps them for the Keys page and the status.
+    m_verdicts.append({ m_attempt.lease.keyId, verdict, retryAfterMs(), m_redactor->redact(reason) });
 }
 
 void ProxyExchange::onHeldErrorComplete()
@@ -663,6 +664,10 @@ void ProxyExchange::complete(const QString &error)
         return;
     stopWaitingForKey();
     setPhase(Phase::Done);
+    // What earlier tries taught about their keys counts however the request ends (the client may leave
+    // while the next key is being tried).
+    if (!m_verdicts.isEmpty())
+        commitVerdicts(false);
     m_idleTimer.stop();
     m_keyWaitTimer.stop();
     endAttempt();

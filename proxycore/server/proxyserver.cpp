@@ -20,6 +20,7 @@
 #include <QTimer>
 
 #include <malloc.h>
+#include <sys/socket.h>
 
 namespace keyrelay {
 
@@ -164,16 +165,24 @@ void ProxyServer::refuseConnection(QTcpSocket *socket)
                               .arg(m_budget.maxConnections),
                           QStringLiteral("keyrelay_error"), QStringLiteral("too_many_connections"));
     socket->setParent(this);
+    // A polite close: the answer, then end of writing (FIN), and what the client still sends is read and
+    // dropped until it closes. Closing with its request unread would make the kernel send a reset, and a
+    // client that had not read the 503 yet would see only "connection reset".
+    connect(socket, &QTcpSocket::readyRead, socket, [socket] { socket->readAll(); });
+    connect(socket, &QTcpSocket::bytesWritten, socket, [socket] {
+        if (socket->bytesToWrite() == 0 && socket->socketDescriptor() >= 0)
+            ::shutdown(int(socket->socketDescriptor()), SHUT_WR);
+    });
+    connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
     socket->write("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
                   "Connection: close\r\nContent-Length: "
                   + QByteArray::number(body.size()) + "\r\n\r\n" + body);
-    socket->disconnectFromHost();
-    if (socket->state() == QAbstractSocket::UnconnectedState) {
+    socket->readAll();
+    // A client that neither reads nor closes: its descriptor is wanted, cut it off.
+    QTimer::singleShot(2000, socket, [socket] {
+        socket->abort();
         socket->deleteLater();
-        return;
-    }
-    connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
-    QTimer::singleShot(2000, socket, [socket] { socket->abort(); }); // a client that never reads
+    });
 }
 
 bool ProxyServer::bindListeners(const ProxyConfig &config, QList<QTcpServer *> *listeners, QString *error)

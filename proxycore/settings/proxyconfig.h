@@ -45,7 +45,7 @@ struct ProxyConfig
     bool requestStreamUsage = true;
     /// [proxy] HTTP/2 to HTTPS upstreams that offer it. Off: HTTP/1.1 (Qt 6.4's HTTP/2 client can leave
     /// a request hanging after the server's GOAWAY; with TCP_NODELAY HTTP/1.1 is as fast).
-    bool upstreamHttp2 = false;
+    bool upstreamHttp2 = true; ///< HTTP/2 (ALPN) to https upstreams that offer it; HTTP/1.1 otherwise
 
     /// Human-readable problems; empty when the configuration can be used.
     QStringList validate() const;

@@ -227,7 +227,7 @@ const std::array<SettingSpec, size_t(Setting::Count)> &specs()
         { Setting::MaxAttempts, "health/maxAttempts", 3, intRange(1, 20) },
         { Setting::MaxConcurrentPerKey, "health/maxConcurrentPerKey", 0, intRange(0, 100000) },
         { Setting::RequestStreamUsage, "usage/includeStreamUsage", true, toBool },
-        { Setting::UpstreamHttp2, "proxy/upstreamHttp2", false, toBool },
+        { Setting::UpstreamHttp2, "proxy/upstreamHttp2", true, toBool },
         { Setting::AllowedOrigins, "security/allowedOrigins", QStringList(),
           stringList([](const QString &entry) { return AccessPolicy::isValidOriginEntry(entry); }) },
         { Setting::AllowAnyWebsite, "security/allowAnyWebsite", false, toBool },

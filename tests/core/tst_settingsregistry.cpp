@@ -485,7 +485,7 @@ void tst_SettingsRegistry::everySettingRoundTrips_data()
         { Setting::MaxAttempts, 5 },
         { Setting::MaxConcurrentPerKey, 2 },
         { Setting::RequestStreamUsage, false },
-        { Setting::UpstreamHttp2, true },
+        { Setting::UpstreamHttp2, false },
         { Setting::AllowedOrigins,
           QStringList { QStringLiteral("https://a.example"), QStringLiteral("https://*.b.example") } },
         { Setting::AllowAnyWebsite, true },

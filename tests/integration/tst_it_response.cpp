@@ -271,10 +271,11 @@ void ResponseTest::upstreamCutsOffMidBody()
 
 void ResponseTest::slowClientGetsEverything()
 {
-    // Back-pressure: a client that stops reading makes the proxy stop reading the upstream; when the
-    // client reads again, every byte still arrives in order.
+    // Back-pressure: a client that stops reading makes the proxy stop reading the upstream (checked while
+    // the client sleeps: the upstream cannot send more than the buffers on the way hold), the exchange is
+    // not cut off for pausing, and when the client reads again every byte still arrives in order.
     QVERIFY(startProxy());
-    const QByteArray body = randomBytes(12 * 1024 * 1024, 99);
+    const QByteArray body = randomBytes(48 * 1024 * 1024, 99);
     m_mock->setHandler([&](const RecordedRequest &) {
         MockResponse response
             = MockResponse::fixed(200, body, { { "Content-Type", "application/octet-stream" } });
@@ -286,9 +287,22 @@ void ResponseTest::slowClientGetsEverything()
     client.setPaused(true);
     client.send(m_proxy->port(), buildRequest("GET", "/v1/files/big/content", m_proxy->port()));
     QTRY_COMPARE(m_mock->requestCount(), 1);
-    // Nothing to wait for here but time: let every buffer on the way fill up while the client sleeps.
-    QTest::qWait(800);
-    QVERIFY(!client.finished());
+    // Nothing signals "every buffer on the way is full": poll until the upstream has sent nothing for
+    // 300 ms. Without back-pressure it sends all 48 MiB at once (the proxy reads it into memory).
+    qint64 sent = -1;
+    for (int stableFor = 0; stableFor < 300; stableFor += 50) {
+        if (m_mock->bytesSent() != sent) {
+            sent = m_mock->bytesSent();
+            stableFor = 0;
+        }
+        QTest::qWait(50);
+        QVERIFY2(sent < body.size(), "the proxy read the whole upstream response for a client that reads nothing");
+    }
+    // Loopback kernel buffers (the upstream's send buffer, the proxy's receive and send buffers, the
+    // client's receive buffer) hold at most about 20 MiB; the proxy itself holds well under 1 MiB.
+    QVERIFY2(sent < 32 * 1024 * 1024, qPrintable(QStringLiteral("the upstream sent %1 bytes").arg(sent)));
+    QVERIFY(!client.finished()); // still going: a pausing client is not cut off
+    QVERIFY(!client.disconnected());
     client.setPaused(false);
     QVERIFY(client.waitFinished(30000));
     QCOMPARE(client.status(), 200);

@@ -73,7 +73,8 @@ public:
         connect(socket, &QTcpSocket::disconnected, this, [this] { onClosed(); });
         connect(socket, &QTcpSocket::errorOccurred, this,
                 [this](QAbstractSocket::SocketError) { onClosed(); });
-        connect(socket, &QTcpSocket::bytesWritten, this, [this] {
+        connect(socket, &QTcpSocket::bytesWritten, this, [this](qint64 bytes) {
+            m_owner->m_bytesSent += bytes;
             if (m_closeWhenFlushed && m_socket && m_socket->bytesToWrite() == 0)
                 m_socket->disconnectFromHost();
         });

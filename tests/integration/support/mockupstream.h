@@ -132,6 +132,9 @@ public:
     /// Responses being sent right now (head sent or pending, not finished), and the most ever at once.
     int activeResponses() const { return m_active; }
     int peakActiveResponses() const { return m_peakActive; }
+    /// Response bytes the mock's sockets handed to the kernel so far (what the peer could read): stops
+    /// growing while the peer reads nothing and every buffer on the way is full.
+    qint64 bytesSent() const { return m_bytesSent; }
     /// Closes every connection to the mock (listener stays).
     void dropAllConnections();
 
@@ -156,6 +159,7 @@ private:
     int m_nextConnectionId = 1;
     int m_active = 0;
     int m_peakActive = 0;
+    qint64 m_bytesSent = 0;
     QElapsedTimer m_clock;
 };
 

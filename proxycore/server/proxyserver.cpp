@@ -27,7 +27,11 @@ namespace keyrelay {
 namespace {
 const QByteArray AllowedMethods = QByteArrayLiteral("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
 constexpr int ConnectionFlushTimeoutMs = 3000; ///< shutdown: how long clients get to take the last bytes
-constexpr int AcceptRetryMs = 200; ///< after accept() failed (descriptors exhausted)
+constexpr int AcceptRetryMs = 200;
+/// Refused connections kept open for a polite close at once (within DescriptorLimit's refusal margin),
+/// and for how long at most.
+constexpr int MaxLingeringRefusals = 8;
+constexpr int RefusalLingerMs = 1000; ///< after accept() failed (descriptors exhausted)
 constexpr int TrimDelayMs = 1000; ///< after the last request ends, free memory goes back to the system
 
 /// CAs that the application added to Qt's default TLS configuration (an embedding program, the tests):
@@ -165,21 +169,35 @@ void ProxyServer::refuseConnection(QTcpSocket *socket)
                               .arg(m_budget.maxConnections),
                           QStringLiteral("keyrelay_error"), QStringLiteral("too_many_connections"));
     socket->setParent(this);
-    // A polite close: the answer, then end of writing (FIN), and what the client still sends is read and
-    // dropped until it closes. Closing with its request unread would make the kernel send a reset, and a
-    // client that had not read the 503 yet would see only "connection reset".
+    const QByteArray answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                              "Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+        + QByteArray::number(body.size()) + "\r\n\r\n" + body;
+    socket->readAll(); // what already arrived of the request: closing with it unread sends a reset
+    if (m_lingeringRefusals >= MaxLingeringRefusals) {
+        // Every spare descriptor is already lingering: answer and close at once.
+        socket->write(answer);
+        socket->disconnectFromHost();
+        if (socket->state() == QAbstractSocket::UnconnectedState)
+            socket->deleteLater();
+        else
+            connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
+        QTimer::singleShot(RefusalLingerMs, socket, [socket] { socket->abort(); });
+        return;
+    }
+    // A polite close: the answer, then the end of writing (FIN), and what the client still sends is read
+    // and dropped until it closes. Closing with its request unread would make the kernel send a reset,
+    // and a client that had not read the 503 yet would see only "connection reset".
+    ++m_lingeringRefusals;
+    connect(socket, &QObject::destroyed, this, [this] { --m_lingeringRefusals; });
     connect(socket, &QTcpSocket::readyRead, socket, [socket] { socket->readAll(); });
     connect(socket, &QTcpSocket::bytesWritten, socket, [socket] {
         if (socket->bytesToWrite() == 0 && socket->socketDescriptor() >= 0)
             ::shutdown(int(socket->socketDescriptor()), SHUT_WR);
     });
     connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
-    socket->write("HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n"
-                  "Connection: close\r\nContent-Length: "
-                  + QByteArray::number(body.size()) + "\r\n\r\n" + body);
-    socket->readAll();
-    // A client that neither reads nor closes: its descriptor is wanted, cut it off.
-    QTimer::singleShot(2000, socket, [socket] {
+    socket->write(answer);
+    // A client that neither reads nor closes: its descriptor is wanted.
+    QTimer::singleShot(RefusalLingerMs, socket, [socket] {
         socket->abort();
         socket->deleteLater();
     });

@@ -102,6 +102,7 @@ private:
     quint64 m_nextId = 1;
     DescriptorBudget m_budget;
     QElapsedTimer m_lastCapWarning;
+    int m_lingeringRefusals = 0; ///< refused connections still open to close politely (see refuseConnection)
     QElapsedTimer m_lastAcceptWarning;
     bool m_shuttingDown = false;
     bool m_trimScheduled = false;

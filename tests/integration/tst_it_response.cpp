@@ -284,13 +284,18 @@ void ResponseTest::slowClientGetsEverything()
         return response;
     });
     RawClient client;
+    client.setReceiveBufferSize(64 * 1024);
     client.setPaused(true);
     client.send(m_proxy->port(), buildRequest("GET", "/v1/files/big/content", m_proxy->port()));
     QTRY_COMPARE(m_mock->requestCount(), 1);
     // Nothing signals "every buffer on the way is full": poll until the upstream has sent nothing for
-    // 300 ms. Without back-pressure it sends all 48 MiB at once (the proxy reads it into memory).
+    // 300 ms. Without back-pressure it sends all 48 MiB at once (the proxy reads it into memory). The
+    // client pauses for 3 s at least: longer than a busy GUI thread or a debugger stop, and longer than
+    // the 2 s after which KeyRelay once cut off a client that took nothing.
+    QElapsedTimer pause;
+    pause.start();
     qint64 sent = -1;
-    for (int stableFor = 0; stableFor < 300; stableFor += 50) {
+    for (int stableFor = 0; stableFor < 300 || pause.elapsed() < 3000; stableFor += 50) {
         if (m_mock->bytesSent() != sent) {
             sent = m_mock->bytesSent();
             stableFor = 0;
@@ -300,6 +305,7 @@ void ResponseTest::slowClientGetsEverything()
     }
     // Loopback kernel buffers (the upstream's send buffer, the proxy's receive and send buffers, the
     // client's receive buffer) hold at most about 20 MiB; the proxy itself holds well under 1 MiB.
+    qInfo() << "upstream sent" << sent << "while the client paused";
     QVERIFY2(sent < 32 * 1024 * 1024, qPrintable(QStringLiteral("the upstream sent %1 bytes").arg(sent)));
     QVERIFY(!client.finished()); // still going: a pausing client is not cut off
     QVERIFY(!client.disconnected());

@@ -32,6 +32,8 @@ QByteArray buildRequest(const QByteArray &method, const QByteArray &target, quin
 RawClient::RawClient(QObject *parent) : QObject(parent)
 {
     connect(&m_socket, &QTcpSocket::connected, this, [this] {
+        if (m_receiveBufferSize > 0)
+            m_socket.setSocketOption(QAbstractSocket::ReceiveBufferSizeSocketOption, m_receiveBufferSize);
         if (!m_pending.isEmpty()) {
             m_socket.write(m_pending);
             m_pending.clear();

@@ -40,6 +40,9 @@ public:
     bool finished() const { return m_finished; }
     /// The connection ended before the response was complete.
     bool truncated() const { return m_disconnected && !m_finished; }
+    /// The kernel's receive buffer for the next connections (SO_RCVBUF): small, so that a paused client
+    /// does not hide megabytes in the kernel. 0 = the system's (autotuned).
+    void setReceiveBufferSize(int bytes) { m_receiveBufferSize = bytes; }
     bool disconnected() const { return m_disconnected; }
 
     int status() const { return m_status; }
@@ -67,6 +70,7 @@ private:
     void markFinished();
 
     QTcpSocket m_socket;
+    int m_receiveBufferSize = 0;
     QByteArray m_pending; ///< request bytes waiting for the connection
     QByteArray m_input;
     QElapsedTimer m_clock;

@@ -4,12 +4,12 @@
 # per target. The committed corpus (tests/fuzz/corpus/<target>) is copied, never modified.
 #   FUZZ_SECONDS   seconds per target (default 30)
 #   FUZZ_TARGETS   targets to run (default: request_parser message_rewriter upstream_path stream_usage
-#                  secret_masking)
+#                  secret_masking response_head)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 seconds="${FUZZ_SECONDS:-30}"
-targets=(${FUZZ_TARGETS:-request_parser message_rewriter upstream_path stream_usage secret_masking})
+targets=(${FUZZ_TARGETS:-request_parser message_rewriter upstream_path stream_usage secret_masking response_head})
 build=build-fuzz
 
 echo "=== libFuzzer targets (${seconds} s each) ==="

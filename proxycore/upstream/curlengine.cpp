@@ -21,14 +21,6 @@ void initCurlOnce()
     std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-QByteArray trimmedLine(const char *data, size_t length)
-{
-    QByteArray line(data, qsizetype(length));
-    while (line.endsWith('\n') || line.endsWith('\r'))
-        line.chop(1);
-    return line;
-}
-
 } // namespace
 
 void applyProxy(UpstreamRequestSpec *spec, const QNetworkProxy &proxy)
@@ -218,7 +210,7 @@ void CurlEngine::resume(UpstreamTransfer *transfer)
 // -------------------------------------------------------------------------------------------- transfer
 
 UpstreamTransfer::UpstreamTransfer(CurlEngine *engine, const UpstreamRequestSpec &spec, QObject *parent)
-    : UpstreamCall(parent), m_engine(engine), m_spec(spec)
+    : UpstreamCall(parent), m_engine(engine), m_spec(spec), m_head(spec.maxHeaderBytes)
 {
 }
 
@@ -396,35 +388,18 @@ size_t UpstreamTransfer::writeCallback(char *data, size_t size, size_t count, vo
 
 size_t UpstreamTransfer::onHeaderLine(const char *data, size_t length)
 {
-    m_headerBytes += qint64(length);
-    if (m_headerBytes > m_spec.maxHeaderBytes) {
+    switch (m_head.feedLine(data, length)) {
+    case ResponseHeadReader::Progress::TooLarge:
         m_result.headersTooLarge = true;
         return 0; // curl ends the transfer with CURLE_WRITE_ERROR
+    case ResponseHeadReader::Progress::Complete:
+        m_headersDone = true;
+        if (m_engine)
+            m_engine->m_pending.insert(this);
+        break;
+    case ResponseHeadReader::Progress::Reading:
+        break;
     }
-    const QByteArray line = trimmedLine(data, length);
-    if (line.startsWith("HTTP/")) {
-        // A new response: the first, or the final one after a 1xx interim answer (103 Early Hints...).
-        const QList<QByteArray> parts = line.split(' ');
-        m_version = parts.first().mid(5);
-        m_status = parts.size() > 1 ? parts.at(1).toInt() : 0;
-        m_headers.clear();
-        return length;
-    }
-    if (line.isEmpty()) {
-        if (m_status >= 200 && !m_headersDone) {
-            m_headersDone = true;
-            if (m_engine)
-                m_engine->m_pending.insert(this);
-        }
-        return length;
-    }
-    if ((line.startsWith(' ') || line.startsWith('\t')) && !m_headers.isEmpty()) {
-        m_headers.last().second += ' ' + line.trimmed(); // obsolete line folding
-        return length;
-    }
-    const qsizetype colon = line.indexOf(':');
-    if (colon > 0)
-        m_headers.append({ line.left(colon), line.mid(colon + 1).trimmed() });
     return length;
 }
 

@@ -3,6 +3,7 @@
 // Each request is an UpstreamTransfer with the signal shape of the design card: headers, data, finished.
 #pragma once
 
+#include "responsehead.h"
 #include "upstreamcall.h"
 
 #include <QByteArray>
@@ -83,10 +84,10 @@ class UpstreamTransfer : public UpstreamCall
 public:
     ~UpstreamTransfer() override;
 
-    int status() const override { return m_status; }
-    HeaderList headers() const override { return m_headers; }
+    int status() const override { return m_head.isComplete() ? m_head.status() : 0; }
+    HeaderList headers() const override { return m_head.headers(); }
     /// "1.1" or "2".
-    QByteArray httpVersion() const { return m_version; }
+    QByteArray httpVersion() const { return m_head.version(); }
 
     qint64 bytesAvailable() const override { return m_buffer.size(); }
     /// Takes up to @p maxBytes of the body; the upstream is resumed once the buffer has room again.
@@ -120,10 +121,7 @@ private:
     CURL *m_easy = nullptr;
     curl_slist *m_headerList = nullptr;
     char m_errorBuffer[256] = {};
-    int m_status = 0;
-    QByteArray m_version;
-    HeaderList m_headers;
-    qint64 m_headerBytes = 0;
+    ResponseHeadReader m_head;
     bool m_headersDone = false;
     bool m_headersDelivered = false;
     QByteArray m_buffer;

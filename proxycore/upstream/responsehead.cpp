@@ -1,0 +1,47 @@
+#include "responsehead.h"
+
+namespace keyrelay {
+
+ResponseHeadReader::Progress ResponseHeadReader::feedLine(const char *data, size_t length)
+{
+    if (m_tooLarge)
+        return Progress::TooLarge;
+    m_bytes += qint64(length);
+    if (m_bytes > m_maxBytes) {
+        m_tooLarge = true;
+        return Progress::TooLarge;
+    }
+    if (m_complete)
+        return Progress::Reading; // a trailer: the head went to the client already
+    QByteArray line(data, qsizetype(length));
+    while (line.endsWith('\n') || line.endsWith('\r'))
+        line.chop(1);
+    if (line.startsWith("HTTP/")) {
+        // A new answer: the first, or the final one after an interim 1xx (103 Early Hints...).
+        const qsizetype space = line.indexOf(' ');
+        m_version = line.mid(5, space < 0 ? -1 : space - 5);
+        bool ok = false;
+        const int status = space < 0 ? 0 : line.mid(space + 1, 3).toInt(&ok);
+        m_status = ok && status >= 100 && status <= 999 ? status : 0;
+        m_headers.clear();
+        return Progress::Reading;
+    }
+    if (line.isEmpty()) {
+        if (m_status >= 200) {
+            m_complete = true;
+            return Progress::Complete;
+        }
+        m_headers.clear(); // the end of an interim answer's head
+        return Progress::Reading;
+    }
+    if ((line.startsWith(' ') || line.startsWith('\t')) && !m_headers.isEmpty()) {
+        m_headers.last().second += ' ' + line.trimmed(); // obsolete line folding
+        return Progress::Reading;
+    }
+    const qsizetype colon = line.indexOf(':');
+    if (colon > 0)
+        m_headers.append({ line.left(colon).trimmed(), line.mid(colon + 1).trimmed() });
+    return Progress::Reading;
+}
+
+} // namespace keyrelay

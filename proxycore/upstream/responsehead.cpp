@@ -1,6 +1,25 @@
 #include "responsehead.h"
 
+#include <cstring>
+
 namespace keyrelay {
+
+namespace {
+
+bool isToken(const QByteArray &name)
+{
+    if (name.isEmpty())
+        return false;
+    for (const char c : name) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+            || (c != '\0' && std::strchr("!#$%&'*+-.^_`|~", c) != nullptr);
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+} // namespace
 
 ResponseHeadReader::Progress ResponseHeadReader::feedLine(const char *data, size_t length)
 {
@@ -16,6 +35,10 @@ ResponseHeadReader::Progress ResponseHeadReader::feedLine(const char *data, size
     QByteArray line(data, qsizetype(length));
     while (line.endsWith('\n') || line.endsWith('\r'))
         line.chop(1);
+    // A bare CR (or NUL) inside a line would split a header for some clients once passed on: such a line
+    // is dropped, as is a header whose name is not an HTTP token.
+    if (line.contains('\r') || line.contains('\0'))
+        return Progress::Reading;
     if (line.startsWith("HTTP/")) {
         // A new answer: the first, or the final one after an interim 1xx (103 Early Hints...).
         const qsizetype space = line.indexOf(' ');
@@ -39,8 +62,9 @@ ResponseHeadReader::Progress ResponseHeadReader::feedLine(const char *data, size
         return Progress::Reading;
     }
     const qsizetype colon = line.indexOf(':');
-    if (colon > 0)
-        m_headers.append({ line.left(colon).trimmed(), line.mid(colon + 1).trimmed() });
+    const QByteArray name = colon > 0 ? line.left(colon).trimmed() : QByteArray();
+    if (isToken(name))
+        m_headers.append({ name, line.mid(colon + 1).trimmed() });
     return Progress::Reading;
 }
 

@@ -2,6 +2,7 @@
 // request goes upstream, the stream_options KeyRelay adds, and the usage chunk it takes out again.
 #include "curlengine.h"
 #include "headerpolicy.h"
+#include "responsehead.h"
 #include "messagerewriter.h"
 #include "tokenusage.h"
 #include "upstreamfailure.h"
@@ -40,6 +41,7 @@ private Q_SLOTS:
     void timeoutsNameTheProxy();
     void curlFailureSaysWhere_data();
     void curlFailureSaysWhere();
+    void responseHeadSkipsInterimAndDropsInjection();
 };
 
 void tst_ExchangeUnits::upstreamHeadersDropCredentialsAndHopByHop()
@@ -465,6 +467,37 @@ void tst_ExchangeUnits::curlFailureSaysWhere()
     QCOMPARE(failure.code, code);
     QCOMPARE(failure.message, message);
     QVERIFY(!failure.message.contains(QLatin1String("secret"))); // a proxy password is never shown
+}
+
+void tst_ExchangeUnits::responseHeadSkipsInterimAndDropsInjection()
+{
+    ResponseHeadReader reader(1024);
+    const auto feed = [&reader](const QByteArray &line) { return reader.feedLine(line.constData(), size_t(line.size())); };
+    using Progress = ResponseHeadReader::Progress;
+    QCOMPARE(feed("HTTP/1.1 103 Early Hints\r\n"), Progress::Reading);
+    QCOMPARE(feed("Link: </a.css>; rel=preload\r\n"), Progress::Reading);
+    QCOMPARE(feed("\r\n"), Progress::Reading); // an interim answer never completes the head
+    QVERIFY(!reader.isComplete());
+    QCOMPARE(feed("HTTP/2 200\r\n"), Progress::Reading);
+    QCOMPARE(feed("content-type: text/event-stream\r\n"), Progress::Reading);
+    QCOMPARE(feed("X-Folded: a\r\n"), Progress::Reading);
+    QCOMPARE(feed("   b\r\n"), Progress::Reading);
+    QCOMPARE(feed("X-Split: one\rSet-Cookie: injected\r\n"), Progress::Reading); // a bare CR: dropped
+    QCOMPARE(feed("Bad Name: x\r\n"), Progress::Reading); // not a token: dropped
+    QCOMPARE(feed("\r\n"), Progress::Complete);
+    QCOMPARE(reader.status(), 200);
+    QCOMPARE(reader.version(), QByteArray("2"));
+    const HeaderList expected { { "content-type", "text/event-stream" }, { "X-Folded", "a b" } };
+    QCOMPARE(reader.headers(), expected);
+    QCOMPARE(feed("X-Trailer: t\r\n"), Progress::Reading); // a trailer after the body: not the head's
+    QCOMPARE(reader.headers(), expected);
+
+    ResponseHeadReader small(40);
+    QCOMPARE(small.feedLine("HTTP/1.1 200 OK\r\n", 17), Progress::Reading);
+    const QByteArray big = "X-Big: " + QByteArray(30, 'x') + "\r\n";
+    QCOMPARE(small.feedLine(big.constData(), size_t(big.size())), Progress::TooLarge);
+    QCOMPARE(small.feedLine("\r\n", 2), Progress::TooLarge);
+    QVERIFY(!small.isComplete());
 }
 
 #include "tst_exchangeunits.moc"

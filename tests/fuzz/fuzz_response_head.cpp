@@ -4,7 +4,7 @@
 //  - the bytes counted never pass the budget without TooLarge, and once TooLarge it stays so;
 //  - Complete comes at most once, only with a final status (200..999), and the status and headers do not
 //    change after it (trailers are ignored);
-//  - no header name is empty or holds ':', CR or LF; no value holds CR or LF or surrounding blanks;
+//  - every header name is an HTTP token; no value holds CR, LF or NUL, or surrounding blanks;
 //  - an interim answer (1xx) never completes the head.
 #include "responsehead.h"
 
@@ -40,8 +40,9 @@ void checkHeaders(const HeaderList &headers)
 {
     for (const auto &header : headers) {
         FUZZ_CHECK(!header.first.isEmpty());
-        FUZZ_CHECK(!header.first.contains(':') && !header.first.contains('\r') && !header.first.contains('\n'));
-        FUZZ_CHECK(!header.second.contains('\r') && !header.second.contains('\n'));
+        for (const char c : header.first)
+            FUZZ_CHECK(c > ' ' && c < 127 && c != ':' && c != '(' && c != ')' && c != '"' && c != ',');
+        FUZZ_CHECK(!header.second.contains('\r') && !header.second.contains('\n') && !header.second.contains('\0'));
         FUZZ_CHECK(header.second.isEmpty()
                    || (!isBlank(header.second.front()) && !isBlank(header.second.back())));
     }

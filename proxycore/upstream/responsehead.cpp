@@ -58,7 +58,11 @@ ResponseHeadReader::Progress ResponseHeadReader::feedLine(const char *data, size
         return Progress::Reading;
     }
     if ((line.startsWith(' ') || line.startsWith('\t')) && !m_headers.isEmpty()) {
-        m_headers.last().second += ' ' + line.trimmed(); // obsolete line folding
+        const QByteArray more = line.trimmed(); // obsolete line folding
+        if (!more.isEmpty()) {
+            QByteArray &value = m_headers.last().second;
+            value = value.isEmpty() ? more : value + ' ' + more;
+        }
         return Progress::Reading;
     }
     const qsizetype colon = line.indexOf(':');

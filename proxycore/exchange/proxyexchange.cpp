@@ -112,6 +112,8 @@ void ProxyExchange::start()
         respondWithError(400, pathError, QStringLiteral("invalid_request_error"), pathErrorCode);
         return;
     }
+    // The network proxy, once per request: "system" asks the desktop's settings for this URL.
+    m_proxy = m_upstream->proxy ? *m_upstream->proxy : effectiveProxy(config, m_upstreamUrl);
 
     acquireKeyAndSend();
 }
@@ -203,11 +205,6 @@ void ProxyExchange::beginAttempt(Attempt next)
     restartIdleTimer();
 }
 
-QNetworkProxy ProxyExchange::proxyFor(const QUrl &url) const
-{
-    return m_upstream->proxy ? *m_upstream->proxy : effectiveProxy(*m_config, url);
-}
-
 UpstreamRequestSpec ProxyExchange::buildUpstreamRequest() const
 {
     UpstreamRequestSpec spec;
@@ -224,7 +221,7 @@ UpstreamRequestSpec ProxyExchange::buildUpstreamRequest() const
     spec.body = m_body; // shared, and replayed byte for byte by every attempt
     spec.http2 = m_config->upstreamHttp2;
     spec.connectTimeoutMs = qMax(1, m_config->connectTimeoutSec) * 1000;
-    applyProxy(&spec, proxyFor(m_upstreamUrl));
+    applyProxy(&spec, m_proxy);
     spec.extraCaCertificatesPem = m_upstream->extraCaCertificatesPem;
     spec.bufferLimit = UpstreamBufferLimit;
     return spec;
@@ -274,7 +271,7 @@ void ProxyExchange::onIdleTimeout()
     const int seconds = m_config->idleTimeoutSec;
     if (m_phase == Phase::AwaitingAnswer) {
         const NetworkFailure failure
-            = describeTimeout(false, seconds, m_config->upstream, proxyFor(m_upstreamUrl));
+            = describeTimeout(false, seconds, m_config->upstream, m_proxy);
         respondWithError(504, failure.message, QStringLiteral("upstream_error"), failure.code);
         return;
     }
@@ -318,13 +315,12 @@ void ProxyExchange::onUpstreamHeaders()
     if (m_phase != Phase::AwaitingAnswer || !m_attempt.call)
         return;
     const int status = m_attempt.call->status();
-    const QNetworkProxy proxy = proxyFor(m_upstreamUrl);
-    if (status == 407 && proxy.type() != QNetworkProxy::NoProxy) {
+    if (status == 407 && m_proxy.type() != QNetworkProxy::NoProxy) {
         // The network proxy asks for credentials (no API server answers 407): a proxy failure, as when
         // it refuses a CONNECT tunnel.
         UpstreamResult result = m_attempt.call->result();
         result.proxyConnectCode = 407;
-        failWithoutAnswer(describeUpstreamResult(result, m_config->upstream, proxy, m_config->connectTimeoutSec),
+        failWithoutAnswer(describeUpstreamResult(result, m_config->upstream, m_proxy, m_config->connectTimeoutSec),
                           false);
         return;
     }
@@ -575,7 +571,7 @@ void ProxyExchange::onUpstreamFinished()
     case Phase::AwaitingAnswer: {
         // Nothing from the upstream: say where it failed (network proxy, TLS, upstream).
         const NetworkFailure failure = describeUpstreamResult(result, m_config->upstream,
-                                                              proxyFor(m_upstreamUrl), m_config->connectTimeoutSec);
+                                                              m_proxy, m_config->connectTimeoutSec);
         // Another key helps against a flaky upstream, not against a proxy, TLS or timeout problem.
         failWithoutAnswer(failure, failure.code == QLatin1String("upstream_unreachable"));
         return;

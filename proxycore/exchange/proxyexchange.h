@@ -112,7 +112,6 @@ private:
     void beginAttempt(Attempt next);
     void endAttempt();
     UpstreamRequestSpec buildUpstreamRequest() const;
-    QNetworkProxy proxyFor(const QUrl &url) const;
 
     void onUpstreamHeaders();
     void onUpstreamData();
@@ -170,6 +169,7 @@ private:
     QString m_clientKey;
     bool m_clientUsedApiKeyHeader = false;
     QUrl m_upstreamUrl;
+    QNetworkProxy m_proxy = QNetworkProxy(QNetworkProxy::NoProxy); ///< how every attempt reaches it
 
     // Across attempts.
     QSet<QString> m_triedKeyIds;

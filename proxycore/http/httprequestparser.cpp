@@ -130,6 +130,15 @@ HttpRequest HttpRequestParser::takeRequest()
     return request;
 }
 
+bool HttpRequestParser::takeBody(QByteArray &input)
+{
+    const qint64 take = qMin<qint64>(m_remaining, input.size());
+    m_request.body.append(input.constData(), take);
+    input.remove(0, take);
+    m_remaining -= take;
+    return m_remaining == 0;
+}
+
 HttpRequestParser::Event HttpRequestParser::fail(int status, const QByteArray &message, qint64 drain)
 {
     m_state = State::Failed;
@@ -158,16 +167,11 @@ HttpRequestParser::Event HttpRequestParser::parse(QByteArray &input)
         return Event::Complete;
     case State::Head:
         return parseHead(input);
-    case State::Body: {
-        const qint64 take = qMin<qint64>(m_remaining, input.size());
-        m_request.body.append(input.constData(), take);
-        input.remove(0, take);
-        m_remaining -= take;
-        if (m_remaining > 0)
+    case State::Body:
+        if (!takeBody(input))
             return Event::NeedMore;
         m_state = State::Done;
         return Event::Complete;
-    }
     case State::ChunkSize:
     case State::ChunkData:
     case State::ChunkDataEnd:
@@ -395,16 +399,11 @@ HttpRequestParser::Event HttpRequestParser::parseChunked(QByteArray &input)
             m_state = State::ChunkData;
             continue;
         }
-        case State::ChunkData: {
-            const qint64 take = qMin<qint64>(m_remaining, input.size());
-            m_request.body.append(input.constData(), take);
-            input.remove(0, take);
-            m_remaining -= take;
-            if (m_remaining > 0)
+        case State::ChunkData:
+            if (!takeBody(input))
                 return Event::NeedMore;
             m_state = State::ChunkDataEnd;
             continue;
-        }
         case State::ChunkDataEnd:
             if (input.isEmpty() || input == "\r")
                 return Event::NeedMore;

@@ -73,6 +73,8 @@ public:
     static bool isToken(const QByteArray &text);
 
 private:
+    /// Moves up to m_remaining bytes from @p input into the body; true once none remain.
+    bool takeBody(QByteArray &input);
     enum class State { Head, Body, ChunkSize, ChunkData, ChunkDataEnd, Trailers, Done, Failed };
 
     Event fail(int status, const QByteArray &message, qint64 drain = 0);
@@ -85,7 +87,7 @@ private:
     HttpLimits m_limits;
     State m_state = State::Head;
     HttpRequest m_request;
-    qint64 m_remaining = 0;
+    qint64 m_remaining = 0; ///< body (or chunk) bytes still to come
     qint64 m_headBytesSeen = 0;
     qint64 m_trailerBytes = 0;
     bool m_expectContinue = false;

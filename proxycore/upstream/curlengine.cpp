@@ -393,7 +393,6 @@ size_t UpstreamTransfer::onHeaderLine(const char *data, size_t length)
         m_result.headersTooLarge = true;
         return 0; // curl ends the transfer with CURLE_WRITE_ERROR
     case ResponseHeadReader::Progress::Complete:
-        m_headersDone = true;
         if (m_engine)
             m_engine->m_pending.insert(this);
         break;
@@ -471,7 +470,7 @@ void UpstreamTransfer::abort()
 void UpstreamTransfer::deliver()
 {
     const QPointer<UpstreamTransfer> self(this);
-    if (m_headersDone && !m_headersDelivered) {
+    if (m_head.isComplete() && !m_headersDelivered) {
         m_headersDelivered = true;
         Q_EMIT headersReceived();
         if (!self)

@@ -122,7 +122,6 @@ private:
     curl_slist *m_headerList = nullptr;
     char m_errorBuffer[256] = {};
     ResponseHeadReader m_head;
-    bool m_headersDone = false;
     bool m_headersDelivered = false;
     QByteArray m_buffer;
     qint64 m_received = 0;

@@ -7,6 +7,7 @@
 //  - a rewritten body is valid JSON with the same members, the same number of messages, the same multiset of
 //    messages (compared serialised) and the documented order;
 //  - a body that is not rewritten is left alone (result.body stays empty, the caller forwards the original).
+#include "fuzzcheck.h"
 #include "messagerewriter.h"
 
 #include <QByteArray>
@@ -34,7 +35,7 @@ const MessageRewriter::Result *g_result = nullptr;
 
 [[noreturn]] void violated(const char *what, int line)
 {
-    std::fprintf(stderr, "fuzz_message_rewriter: invariant violated (line %d): %s\n", line, what);
+    fuzzsupport::reportViolation("fuzz_message_rewriter", what, line);
     if (g_options) {
         std::fprintf(stderr, "options: enabled=%d threshold=%d depth=%d\n", int(g_options->enabled),
                      g_options->threshold, g_options->depth);
@@ -45,12 +46,6 @@ const MessageRewriter::Result *g_result = nullptr;
     }
     std::abort();
 }
-
-#define FUZZ_CHECK(condition)                                                                                \
-    do {                                                                                                     \
-        if (!(condition))                                                                                    \
-            violated(#condition, __LINE__);                                                                  \
-    } while (false)
 
 QByteArray serialised(const QJsonValue &value)
 {

@@ -5,6 +5,7 @@
 //   byte bytes 1..7  split points, each at (byte * payload size / 256) of the payload
 // The payload is parsed twice, once in one piece and once in the chosen pieces; every call is checked
 // against the invariants below and both runs must produce the same requests and the same outcome.
+#include "fuzzcheck.h"
 #include "httprequestparser.h"
 
 #include <QByteArray>
@@ -27,15 +28,9 @@ constexpr size_t PrefixBytes = 8;
 
 [[noreturn]] void violated(const char *what, int line)
 {
-    std::fprintf(stderr, "fuzz_request_parser: invariant violated (line %d): %s\n", line, what);
+    fuzzsupport::reportViolation("fuzz_request_parser", what, line);
     std::abort();
 }
-
-#define FUZZ_CHECK(condition)                                                                                \
-    do {                                                                                                     \
-        if (!(condition))                                                                                    \
-            violated(#condition, __LINE__);                                                                  \
-    } while (false)
 
 HttpLimits limitsFor(unsigned profile)
 {

@@ -6,6 +6,7 @@
 //    change after it (trailers are ignored);
 //  - every header name is an HTTP token; no value holds CR, LF or NUL, or surrounding blanks;
 //  - an interim answer (1xx) never completes the head.
+#include "fuzzcheck.h"
 #include "responsehead.h"
 
 #include <QByteArray>
@@ -21,15 +22,9 @@ namespace {
 
 [[noreturn]] void violated(const char *what, int line)
 {
-    std::fprintf(stderr, "fuzz_response_head: invariant violated (line %d): %s\n", line, what);
+    fuzzsupport::reportViolation("fuzz_response_head", what, line);
     std::abort();
 }
-
-#define FUZZ_CHECK(condition)                                                                                \
-    do {                                                                                                     \
-        if (!(condition))                                                                                    \
-            violated(#condition, __LINE__);                                                                  \
-    } while (false)
 
 bool isBlank(char c)
 {

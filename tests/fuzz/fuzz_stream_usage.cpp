@@ -8,6 +8,7 @@
 //    before;
 //  - the filter gives the same bytes however the stream is cut into reads, only ever drops whole usage-only
 //    events (a stream without one comes out unchanged), and never grows the stream.
+#include "fuzzcheck.h"
 #include "messagerewriter.h"
 #include "tokenusage.h"
 
@@ -27,15 +28,9 @@ namespace {
 
 [[noreturn]] void violated(const char *what, int line)
 {
-    std::fprintf(stderr, "fuzz_stream_usage: invariant violated (line %d): %s\n", line, what);
+    fuzzsupport::reportViolation("fuzz_stream_usage", what, line);
     std::abort();
 }
-
-#define FUZZ_CHECK(condition)                                                                                \
-    do {                                                                                                     \
-        if (!(condition))                                                                                    \
-            violated(#condition, __LINE__);                                                                  \
-    } while (false)
 
 void checkRequest(const QByteArray &body)
 {

@@ -6,6 +6,7 @@
 //    root even for an upstream that percent-decodes it and reads "\" as "/", and that resolves to itself;
 //  - the upstream URL's path, as sent (QUrl::FullyEncoded), starts with the base path and what follows
 //    the base never climbs above it (same decoding upstream).
+#include "fuzzcheck.h"
 #include "upstreampath.h"
 
 #include "percentdecoding.h"
@@ -29,19 +30,13 @@ const QString *g_path = nullptr;
 
 [[noreturn]] void violated(const char *what, int line)
 {
-    std::fprintf(stderr, "fuzz_upstream_path: invariant violated (line %d): %s\n", line, what);
+    fuzzsupport::reportViolation("fuzz_upstream_path", what, line);
     if (g_target)
         std::fprintf(stderr, "target: %s\n", g_target->toUtf8().constData());
     if (g_path)
         std::fprintf(stderr, "path: %s\n", g_path->toUtf8().constData());
     std::abort();
 }
-
-#define FUZZ_CHECK(condition)                                                                                \
-    do {                                                                                                     \
-        if (!(condition))                                                                                    \
-            violated(#condition, __LINE__);                                                                  \
-    } while (false)
 
 using fuzzsupport::percentDecoded;
 

@@ -276,7 +276,7 @@ KEYS_FILE=$WORK_DIR/keys.txt
 (umask 077 && printf '# fake keys for the benchmark\nsk-bench-fake-key-one-0000000000\nsk-bench-fake-key-two-0000000000\nsk-bench-fake-key-three-00000000\n' >"$KEYS_FILE")
 
 # start_keyrelay name upstream-url [binary] [trust]: trust=1 runs it in a private mount namespace
-# where /etc/ssl/certs also holds the test CA (Qt 6.4 reads only its fixed certificate directories)
+# where /etc/ssl/certs (its CA bundle) also holds the test CA: KeyRelay trusts only the system's CAs
 KR_NAME="" KR_UPSTREAM="" KR_BIN="" KR_TRUST=""
 setup_keyrelay() {
     pick_port
@@ -318,6 +318,9 @@ if [[ $HTTPS == 1 ]]; then
         # The system's trusted certificates plus the test CA, bound over /etc/ssl/certs for KeyRelay only.
         cp -a /etc/ssl/certs/. "$tls/certs/" 2>/dev/null
         cp "$tls/ca.pem" "$tls/certs/keyrelay-bench-ca.pem"
+        # libcurl reads the bundle (KeyRelay does not use the hashed directory; Qt-era builds did)
+        rm -f "$tls/certs/ca-certificates.crt"
+        cat /etc/ssl/certs/ca-certificates.crt "$tls/ca.pem" >"$tls/certs/ca-certificates.crt"
         ln -sf keyrelay-bench-ca.pem "$tls/certs/$(openssl x509 -hash -noout -in "$tls/ca.pem").0"
         setup_nginx_tls() {
             pick_port

@@ -8,8 +8,8 @@
 #include "logging.h"
 #include "openaierror.h"
 #include "proxyexchange.h"
-#include "curlengine.h"
 #include "secretredactor.h"
+#include "upstreamrouter.h"
 #include "usagestore.h"
 
 #include <QJsonArray>
@@ -55,7 +55,7 @@ QByteArray extraTrustedCertificatesPem()
 } // namespace
 
 ProxyServer::ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent)
-    : QObject(parent), m_keys(keys), m_upstream(new CurlEngine(this)),
+    : QObject(parent), m_keys(keys), m_upstream(new UpstreamRouter(this)),
       m_keyTester(new KeyTester(this)), m_healthMonitor(new KeyHealthMonitor(keys, m_keyTester, this)),
       m_config(std::make_shared<const ProxyConfig>()),
       m_policy(std::make_shared<const AccessPolicy>(*m_config)), m_redactor(redactor)

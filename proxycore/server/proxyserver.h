@@ -26,7 +26,7 @@ class KeyTester;
 class SecretRedactor;
 class UsageStore;
 class ProxyExchange;
-class CurlEngine;
+class UpstreamRouter;
 struct UpstreamAccess;
 
 /// Lives in one thread (ProxyService's); all its methods must be called from that thread.
@@ -87,7 +87,7 @@ private:
     void checkDrained();
 
     KeyPool *m_keys;
-    CurlEngine *m_upstream; ///< every upstream request of this thread (libcurl multi)
+    UpstreamRouter *m_upstream; ///< every proxied upstream request of this thread (libcurl multi)
     std::shared_ptr<const UpstreamAccess> m_upstreamAccess;
     KeyTester *m_keyTester; ///< the background re-checks' GET of the model list
     KeyHealthMonitor *m_healthMonitor;

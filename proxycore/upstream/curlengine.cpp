@@ -88,6 +88,16 @@ void CurlEngine::setMaxConnections(int connections)
     curl_multi_setopt(m_multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, long(qMax(1, connections)));
 }
 
+void CurlEngine::setMaxConnectionsPerHost(int connections)
+{
+    curl_multi_setopt(m_multi, CURLMOPT_MAX_HOST_CONNECTIONS, long(qMax(0, connections)));
+}
+
+void CurlEngine::setMaxStreamsPerConnection(int streams)
+{
+    curl_multi_setopt(m_multi, CURLMOPT_MAX_CONCURRENT_STREAMS, long(qMax(1, streams)));
+}
+
 UpstreamTransfer *CurlEngine::start(const UpstreamRequestSpec &spec, QObject *parent)
 {
     auto *transfer = new UpstreamTransfer(this, spec, parent);
@@ -263,6 +273,12 @@ bool UpstreamTransfer::setUp(QString *error)
         curl_easy_setopt(easy, CURLOPT_SSL_CTX_FUNCTION, &UpstreamTransfer::sslContextCallback);
         curl_easy_setopt(easy, CURLOPT_SSL_CTX_DATA, this);
     }
+    // The CA bundle only (Debian's /etc/ssl/certs/ca-certificates.crt, kept by update-ca-certificates), not
+    // also the hashed directory: libcurl 7.88 caches a parsed bundle for the multi handle but parses it
+    // again for every connection when a CA directory is set (~45 ms of CPU per TLS connection here).
+    curl_easy_setopt(easy, CURLOPT_CAPATH, nullptr);
+    if (!m_spec.extraCaCertificatesPem.isEmpty())
+        curl_easy_setopt(easy, CURLOPT_CA_CACHE_TIMEOUT, 0L); // the extras go into a store of its own
     if (!m_spec.caCertificatesPem.isEmpty()) {
         curl_blob blob { m_spec.caCertificatesPem.data(), size_t(m_spec.caCertificatesPem.size()),
                          CURL_BLOB_COPY };

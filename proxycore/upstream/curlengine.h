@@ -45,6 +45,12 @@ public:
 
     /// Upstream connections open at once (CURLMOPT_MAX_TOTAL_CONNECTIONS); transfers past it wait.
     void setMaxConnections(int connections);
+    /// Connections to one host at once (CURLMOPT_MAX_HOST_CONNECTIONS; 0 = no limit); transfers past it wait
+    /// for a free HTTP/2 stream or connection.
+    void setMaxConnectionsPerHost(int connections);
+    /// HTTP/2 streams on one connection at most (CURLMOPT_MAX_CONCURRENT_STREAMS; the server's own limit
+    /// applies when lower).
+    void setMaxStreamsPerConnection(int streams);
 
     int transfersInFlight() const { return int(m_transfers.size()); }
     /// Sockets curl watches right now (for tests: an idle engine watches none of a finished transfer's).
@@ -87,7 +93,7 @@ public:
     int status() const override { return m_head.isComplete() ? m_head.status() : 0; }
     HeaderList headers() const override { return m_head.headers(); }
     /// "1.1" or "2".
-    QByteArray httpVersion() const { return m_head.version(); }
+    QByteArray httpVersion() const override { return m_head.version(); }
 
     qint64 bytesAvailable() const override { return m_buffer.size(); }
     /// Takes up to @p maxBytes of the body; the upstream is resumed once the buffer has room again.

@@ -68,6 +68,8 @@ public:
     /// The final response's headers, in order, names as sent.
     virtual HeaderList headers() const = 0;
     QByteArray header(const QByteArray &name) const { return headerValue(headers(), name); }
+    /// The final answer's HTTP version ("1.1", "2"); empty when unknown.
+    virtual QByteArray httpVersion() const { return {}; }
     /// Body bytes received and not read yet.
     virtual qint64 bytesAvailable() const = 0;
     /// Takes up to @p maxBytes of the body (all with -1); reading makes room for more (back-pressure).

@@ -5,6 +5,7 @@
 #include "curlengine.h"
 #include "mockupstream.h"
 #include "upstreamfailure.h"
+#include "upstreamrouter.h"
 
 #include <QSignalSpy>
 #include <QSslKey>
@@ -67,6 +68,7 @@ private Q_SLOTS:
     void abortEndsOnceFromTheLoop();
     void certificateProblemsAreDescribed_data();
     void certificateProblemsAreDescribed();
+    void http1HostsLeaveTheMultiplexedEngine();
 
 private:
     UpstreamRequestSpec spec(const QByteArray &method, const QString &path) const
@@ -270,7 +272,8 @@ void CurlEngineTest::certificateProblemsAreDescribed_data()
     QTest::newRow("trusted") << QStringLiteral("server.pem") << 0 << QString() << QStringList();
     QTest::newRow("expired") << QStringLiteral("expired.pem") << 10 << QStringLiteral("2021-01-01T00:00:00Z")
                              << QStringList();
-    QTest::newRow("wrong host") << QStringLiteral("wronghost.pem") << 0 << QString()
+    // X509_V_ERR_IP_ADDRESS_MISMATCH: the name is checked in the handshake, before anything is sent.
+    QTest::newRow("wrong host") << QStringLiteral("wronghost.pem") << 64 << QString()
                                 << QStringList { QStringLiteral("wrong.example") };
 }
 
@@ -333,6 +336,54 @@ void CurlEngineTest::certificateProblemsAreDescribed()
         QVERIFY2(
             failure.message.endsWith(QLatin1String("its certificate is for wrong.example, not 127.0.0.1")),
             qPrintable(failure.message));
+}
+
+void CurlEngineTest::http1HostsLeaveTheMultiplexedEngine()
+{
+    // Requests that may use HTTP/2 share at most UpstreamRouter::MaxMultiplexedConnectionsPerHost connections
+    // per host; an https host that answers over HTTP/1.1 (one request per connection) must not stay held to
+    // that: once it has answered, a burst of held requests all reach it at once.
+    const auto read = [](const QString &name) {
+        QFile file(QStringLiteral(KEYRELAY_TEST_CERTS_DIR "/") + name);
+        return file.open(QIODevice::ReadOnly) ? file.readAll() : QByteArray();
+    };
+    QSslServer server;
+    QSslConfiguration configuration = QSslConfiguration::defaultConfiguration();
+    configuration.setLocalCertificate(QSslCertificate(read(QStringLiteral("server.pem"))));
+    configuration.setPrivateKey(QSslKey(read(QStringLiteral("server.key")), QSsl::Ec));
+    configuration.setPeerVerifyMode(QSslSocket::VerifyNone);
+    server.setSslConfiguration(configuration);
+    int heads = 0;
+    bool answer = true; // the first request is answered, the burst after it is held
+    connect(&server, &QTcpServer::pendingConnectionAvailable, &server, [&] {
+        while (QTcpSocket *socket = server.nextPendingConnection()) {
+            connect(socket, &QTcpSocket::readyRead, socket, [&heads, &answer, socket] {
+                if (!socket->readAll().contains("\r\n\r\n"))
+                    return;
+                ++heads;
+                if (answer)
+                    socket->write("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+            });
+        }
+    });
+    QVERIFY(server.listen(QHostAddress::LocalHost, 0));
+    keyrelay::UpstreamRouter router;
+    UpstreamRequestSpec request;
+    request.url = QUrl(QStringLiteral("https://127.0.0.1:%1/v1/models").arg(server.serverPort()));
+    request.http2 = true;
+    request.caCertificatesPem = read(QStringLiteral("ca.pem"));
+    std::unique_ptr<keyrelay::UpstreamCall> first(router.startCall(request));
+    QSignalSpy finished(first.get(), &keyrelay::UpstreamCall::finished);
+    QVERIFY(finished.wait(10000));
+    QCOMPARE(first->httpVersion(), QByteArray("1.1"));
+    QVERIFY(router.http1Hosts().contains(QStringLiteral("127.0.0.1:%1").arg(server.serverPort())));
+
+    answer = false;
+    constexpr int Burst = keyrelay::UpstreamRouter::MaxMultiplexedConnectionsPerHost + 8;
+    std::vector<std::unique_ptr<keyrelay::UpstreamCall>> held;
+    for (int i = 0; i < Burst; ++i)
+        held.emplace_back(router.startCall(request));
+    QTRY_COMPARE_WITH_TIMEOUT(heads, 1 + Burst, 10000);
 }
 
 QTEST_GUILESS_MAIN(CurlEngineTest)

@@ -420,11 +420,14 @@ size_t UpstreamTransfer::onHeaderLine(const char *data, size_t length)
 
 size_t UpstreamTransfer::onData(const char *data, size_t length)
 {
-    if (m_buffer.size() >= m_spec.bufferLimit) {
+    if (m_buffered >= m_spec.bufferLimit) {
         m_paused = true; // curl keeps this chunk and hands it over again after curl_easy_pause(CONT)
         return CURL_WRITEFUNC_PAUSE;
     }
-    m_buffer.append(data, qsizetype(length));
+    // One piece per callback (at most CURLOPT_BUFFERSIZE, 16 KiB): no reallocation of a growing buffer,
+    // and a read that takes whole pieces copies nothing.
+    m_pieces.emplace_back(data, qsizetype(length));
+    m_buffered += qint64(length);
     m_received += qint64(length);
     m_dataPending = true;
     if (m_engine)
@@ -434,11 +437,25 @@ size_t UpstreamTransfer::onData(const char *data, size_t length)
 
 QByteArray UpstreamTransfer::read(qint64 maxBytes)
 {
-    const qsizetype take
-        = maxBytes < 0 ? m_buffer.size() : qsizetype(qMin<qint64>(maxBytes, m_buffer.size()));
-    QByteArray out = m_buffer.left(take);
-    m_buffer.remove(0, take);
-    if (m_paused && !m_resumeQueued && m_engine && m_buffer.size() <= m_spec.bufferLimit / 2) {
+    qint64 left = maxBytes < 0 ? m_buffered : qMin<qint64>(maxBytes, m_buffered);
+    QByteArray out;
+    while (left > 0 && !m_pieces.empty()) {
+        QByteArray &piece = m_pieces.front();
+        if (piece.size() <= left) {
+            left -= piece.size();
+            if (out.isEmpty())
+                out = std::move(piece);
+            else
+                out += piece;
+            m_pieces.pop_front();
+        } else {
+            out += piece.left(qsizetype(left));
+            piece.remove(0, qsizetype(left));
+            left = 0;
+        }
+    }
+    m_buffered -= out.size();
+    if (m_paused && !m_resumeQueued && m_engine && m_buffered <= m_spec.bufferLimit / 2) {
         m_resumeQueued = true;
         QPointer<UpstreamTransfer> self(this);
         QPointer<CurlEngine> engine(m_engine);

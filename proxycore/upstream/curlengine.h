@@ -17,6 +17,7 @@
 #include <QTimer>
 #include <QUrl>
 
+#include <deque>
 #include <memory>
 
 typedef void CURLM;
@@ -95,7 +96,7 @@ public:
     /// "1.1" or "2".
     QByteArray httpVersion() const override { return m_head.version(); }
 
-    qint64 bytesAvailable() const override { return m_buffer.size(); }
+    qint64 bytesAvailable() const override { return m_buffered; }
     /// Takes up to @p maxBytes of the body; the upstream is resumed once the buffer has room again.
     QByteArray read(qint64 maxBytes = -1) override;
     /// Whether curl is holding the upstream back because nobody read (back-pressure).
@@ -129,7 +130,8 @@ private:
     char m_errorBuffer[256] = {};
     ResponseHeadReader m_head;
     bool m_headersDelivered = false;
-    QByteArray m_buffer;
+    std::deque<QByteArray> m_pieces; ///< body bytes received and not read, as curl handed them over
+    qint64 m_buffered = 0; ///< their total
     qint64 m_received = 0;
     bool m_paused = false;
     bool m_resumeQueued = false;

@@ -255,9 +255,13 @@ bool UpstreamTransfer::setUp(QString *error)
     curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, long(m_spec.connectTimeoutMs));
     if (m_spec.totalTimeoutMs > 0)
         curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, long(m_spec.totalTimeoutMs));
+    // HTTP/2 only where ALPN can offer it (https). Waiting to share a connection (PIPEWAIT) is only for
+    // those too: for plain http:// it would hold further requests of a burst until the first one's
+    // connection is known not to multiplex.
+    const bool mayMultiplex = m_spec.http2 && m_spec.url.scheme() == QLatin1String("https");
     curl_easy_setopt(easy, CURLOPT_HTTP_VERSION,
-                     m_spec.http2 ? long(CURL_HTTP_VERSION_2TLS) : long(CURL_HTTP_VERSION_1_1));
-    if (m_spec.http2)
+                     mayMultiplex ? long(CURL_HTTP_VERSION_2TLS) : long(CURL_HTTP_VERSION_1_1));
+    if (mayMultiplex)
         curl_easy_setopt(easy, CURLOPT_PIPEWAIT, 1L); // share an HTTP/2 connection rather than open more
     // No proxy unless one is configured: curl would otherwise read http_proxy & co from the environment.
     const QByteArray proxy = m_spec.proxy.toUtf8();

@@ -69,6 +69,7 @@ private Q_SLOTS:
     void certificateProblemsAreDescribed_data();
     void certificateProblemsAreDescribed();
     void http1HostsLeaveTheMultiplexedEngine();
+    void plainHttpBurstDoesNotWaitForOneConnection();
 
 private:
     UpstreamRequestSpec spec(const QByteArray &method, const QString &path) const
@@ -384,6 +385,22 @@ void CurlEngineTest::http1HostsLeaveTheMultiplexedEngine()
     for (int i = 0; i < Burst; ++i)
         held.emplace_back(router.startCall(request));
     QTRY_COMPARE_WITH_TIMEOUT(heads, 1 + Burst, 10000);
+}
+
+void CurlEngineTest::plainHttpBurstDoesNotWaitForOneConnection()
+{
+    // HTTP/2 allowed (the default) but a plain http:// upstream: every request of a burst goes out at once
+    // on its own connection, none waits for the first one's connection to say whether it multiplexes
+    // (libcurl's PIPEWAIT would hold them while the first answer is pending).
+    m_mock->setHandler([](const RecordedRequest &) { return MockResponse::hold(); });
+    UpstreamRequestSpec request = spec("POST", QStringLiteral("/v1/chat/completions"));
+    request.http2 = true;
+    request.body = "{}";
+    std::vector<std::unique_ptr<UpstreamTransfer>> held;
+    for (int i = 0; i < 5; ++i)
+        held.emplace_back(m_engine->start(request));
+    QTRY_COMPARE_WITH_TIMEOUT(m_mock->requestCount(), 5, 5000);
+    QCOMPARE(m_mock->openConnections(), 5);
 }
 
 QTEST_GUILESS_MAIN(CurlEngineTest)

@@ -373,6 +373,19 @@ quint16 ProxyServer::port() const
 
 void ProxyServer::onIncoming(qintptr descriptor)
 {
+    // The budget is decided here, at accept time, for every thread: the count includes connections handed
+    // to a worker that has not taken them yet.
+    if (m_shared->connections.load() >= m_budget.maxConnections && !closeAnIdleConnection()) {
+        auto *socket = new QTcpSocket(this);
+        if (socket->setSocketDescriptor(descriptor)) {
+            refuseConnection(socket);
+        } else {
+            ::close(int(descriptor));
+            delete socket;
+        }
+        return;
+    }
+    ++m_shared->connections;
     const int turn = m_nextWorker;
     m_nextWorker = (m_nextWorker + 1) % servingThreads();
     if (turn == 0) {
@@ -386,25 +399,19 @@ void ProxyServer::onIncoming(qintptr descriptor)
 
 void ProxyServer::adoptSocket(qintptr descriptor)
 {
+    // Counted against the budget by onIncoming() already.
     auto *socket = new QTcpSocket(this);
     if (!socket->setSocketDescriptor(descriptor)) {
         ::close(int(descriptor));
         delete socket;
-        return;
-    }
-    serveSocket(socket);
-}
-
-void ProxyServer::serveSocket(QTcpSocket *socket)
-{
-    if (m_shared->connections.load() >= m_budget.maxConnections && !closeAnIdleConnection()) {
-        refuseConnection(socket);
+        --m_shared->connections;
         return;
     }
     if (!m_config->allowRemoteClients && !socket->peerAddress().isLoopback()) {
         qCWarning(lcServer).noquote() << "refused a connection from" << socket->peerAddress().toString();
         socket->abort();
         socket->deleteLater();
+        --m_shared->connections;
         return;
     }
     HttpLimits limits;
@@ -412,7 +419,6 @@ void ProxyServer::serveSocket(QTcpSocket *socket)
     limits.headTimeoutMs = m_config->headTimeoutSec * 1000;
     auto *connection = new HttpConnection(socket, limits, this);
     m_connections.insert(connection);
-    ++m_shared->connections;
     connect(connection, &HttpConnection::requestReceived, this, &ProxyServer::onRequest);
     connect(connection, &HttpConnection::closed, this, [this, connection] {
         if (m_connections.remove(connection))

@@ -59,6 +59,8 @@ public:
 
     /// Requests in flight, in every thread.
     int activeRequests() const { return m_shared->activeRequests.load(); }
+    /// Client connections open, in every thread (what proxy/maxConnections bounds).
+    int openConnections() const { return m_shared->connections.load(); }
     /// Threads that serve connections, this one included.
     int servingThreads() const { return 1 + int(m_workers.size()); }
     KeyHealthMonitor *healthMonitor() const { return m_healthMonitor; }
@@ -85,11 +87,10 @@ private:
         ProxyServer *server = nullptr;
     };
     ProxyServer(KeyPool *keys, SecretRedactor *redactor, std::shared_ptr<Shared> shared);
-    /// Serves the connection of an accepted socket descriptor in this thread.
+    /// Serves the connection of an accepted socket descriptor in this thread (already counted).
     void adoptSocket(qintptr descriptor);
     /// A connection accepted by a listener: served here or handed to a worker, in turn.
     void onIncoming(qintptr descriptor);
-    void serveSocket(QTcpSocket *socket);
     /// Runs @p call in every worker's thread and waits for it.
     void forEachWorker(const std::function<void(ProxyServer *)> &call);
     void onWorkerDrained();

@@ -137,6 +137,7 @@ void ThreadsTest::connectionBudgetIsShared()
         held.back()->write("GET /v1/mod"); // an unfinished head keeps the connection busy
         QVERIFY(held.back()->waitForBytesWritten(5000));
     }
+    QTRY_COMPARE(m_server->openConnections(), 2); // each adopted by its thread
     for (int i = 0; i < 3; ++i) { // lands on each thread in turn
         RawClient refused;
         refused.send(m_server->port(), buildRequest("GET", "/v1/models", m_server->port()));

@@ -239,7 +239,7 @@ bool ProxyServer::closeAnIdleConnection()
     return false;
 }
 
-void ProxyServer::refuseConnection(QTcpSocket *socket)
+QByteArray ProxyServer::refusalAnswer()
 {
     if (!m_lastCapWarning.isValid() || m_lastCapWarning.elapsed() > 10000) {
         qCWarning(lcServer).noquote() << "connection limit of" << m_budget.maxConnections
@@ -250,22 +250,43 @@ void ProxyServer::refuseConnection(QTcpSocket *socket)
         = openAiErrorBody(QStringLiteral("KeyRelay is serving its maximum of %1 connections; retry shortly")
                               .arg(m_budget.maxConnections),
                           QStringLiteral("keyrelay_error"), QStringLiteral("too_many_connections"));
-    socket->setParent(this);
-    const QByteArray answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                              "Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+    return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+           "Retry-After: 1\r\nConnection: close\r\nContent-Length: "
         + QByteArray::number(body.size()) + "\r\n\r\n" + body;
-    socket->readAll(); // what already arrived of the request: closing with it unread sends a reset
-    if (m_lingeringRefusals >= MaxLingeringRefusals) {
-        // Every spare descriptor is already lingering: answer and close at once.
-        socket->write(answer);
-        socket->disconnectFromHost();
-        if (socket->state() == QAbstractSocket::UnconnectedState)
-            socket->deleteLater();
-        else
-            connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
-        QTimer::singleShot(RefusalLingerMs, socket, [socket] { socket->abort(); });
-        return;
+}
+
+void ProxyServer::refuseDescriptor(qintptr descriptor)
+{
+    if (m_lingeringRefusals < MaxLingeringRefusals) {
+        auto *socket = new QTcpSocket(this);
+        if (socket->setSocketDescriptor(descriptor)) {
+            refuseConnection(socket);
+            return;
+        }
+        delete socket;
     }
+    // Every spare descriptor is already lingering: answer, end writing and close before the next accept(),
+    // so that a burst of refusals never holds descriptors that connections upstream need. The answer fits
+    // a new socket's send buffer; what already arrived of the request is read first, since closing with it
+    // unread makes the kernel send a reset instead of the answer.
+    const int fd = int(descriptor);
+    const QByteArray answer = refusalAnswer();
+    char discard[4096];
+    while (::recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0) {
+    }
+    [[maybe_unused]] const ssize_t sent = ::send(fd, answer.constData(), size_t(answer.size()),
+                                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    while (::recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0) {
+    }
+    ::close(fd);
+}
+
+void ProxyServer::refuseConnection(QTcpSocket *socket)
+{
+    const QByteArray answer = refusalAnswer();
+    socket->setParent(this);
+    socket->readAll(); // what already arrived of the request: closing with it unread sends a reset
     // A polite close: the answer, then the end of writing (FIN), and what the client still sends is read
     // and dropped until it closes. Closing with its request unread would make the kernel send a reset,
     // and a client that had not read the 503 yet would see only "connection reset".
@@ -376,13 +397,7 @@ void ProxyServer::onIncoming(qintptr descriptor)
     // The budget is decided here, at accept time, for every thread: the count includes connections handed
     // to a worker that has not taken them yet.
     if (m_shared->connections.load() >= m_budget.maxConnections && !closeAnIdleConnection()) {
-        auto *socket = new QTcpSocket(this);
-        if (socket->setSocketDescriptor(descriptor)) {
-            refuseConnection(socket);
-        } else {
-            ::close(int(descriptor));
-            delete socket;
-        }
+        refuseDescriptor(descriptor);
         return;
     }
     ++m_shared->connections;

@@ -99,8 +99,14 @@ private:
     bool bindListeners(const ProxyConfig &config, QList<QTcpServer *> *listeners, QString *error);
     /// Makes @p listeners the server's, accepting connections.
     void adoptListeners(const QList<QTcpServer *> &listeners);
-    /// Over the connection budget: a 503 on the new connection, then close it.
+    /// Over the connection budget: a 503 on the accepted @p descriptor, then close it (see refuseConnection;
+    /// once MaxLingeringRefusals linger, at once).
+    void refuseDescriptor(qintptr descriptor);
+    /// A 503 on @p socket, the end of writing, and what the client still sends dropped until it closes (or
+    /// RefusalLingerMs pass).
     void refuseConnection(QTcpSocket *socket);
+    /// The 503 a refused connection gets (and, every 10 s at most, the warning in the log).
+    QByteArray refusalAnswer();
     /// GET /_keyrelay/status: every key's state (never the key) and the token totals.
     QByteArray statusJson() const;
     /// At the cap: closes one idle kept-alive connection to make room. False if none is idle.

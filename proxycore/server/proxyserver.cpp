@@ -17,10 +17,12 @@
 #include <QJsonObject>
 #include <QSslConfiguration>
 #include <QTcpServer>
+#include <QThread>
 #include <QTimer>
 
 #include <malloc.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 namespace keyrelay {
 
@@ -52,19 +54,88 @@ QByteArray extraTrustedCertificatesPem()
     return pem;
 }
 
+/// A listener that hands every accepted descriptor to a callback (no QTcpSocket made in its thread), so
+/// that the connection can be served by another thread.
+class Listener : public QTcpServer
+{
+public:
+    Listener(std::function<void(qintptr)> onIncoming, QObject *parent)
+        : QTcpServer(parent), m_onIncoming(std::move(onIncoming))
+    {
+    }
+
+protected:
+    void incomingConnection(qintptr descriptor) override { m_onIncoming(descriptor); }
+
+private:
+    std::function<void(qintptr)> m_onIncoming;
+};
+
+int defaultWorkerThreads()
+{
+    return qBound(0, QThread::idealThreadCount() - 1, 3);
+}
+
 } // namespace
 
-ProxyServer::ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent)
+ProxyServer::ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent, int workerThreads)
     : QObject(parent), m_keys(keys), m_upstream(new UpstreamRouter(this)),
       m_keyTester(new KeyTester(this)), m_healthMonitor(new KeyHealthMonitor(keys, m_keyTester, this)),
       m_config(std::make_shared<const ProxyConfig>()),
-      m_policy(std::make_shared<const AccessPolicy>(*m_config)), m_redactor(redactor)
+      m_policy(std::make_shared<const AccessPolicy>(*m_config)), m_redactor(redactor),
+      m_shared(std::make_shared<Shared>())
 {
     m_keyTester->setConfig(*m_config);
+    const int workers = workerThreads < 0 ? defaultWorkerThreads() : workerThreads;
+    for (int i = 0; i < workers; ++i) {
+        Worker worker;
+        worker.thread = new QThread(this);
+        worker.thread->setObjectName(QStringLiteral("KeyRelay proxy %1").arg(i + 2));
+        worker.server = new ProxyServer(keys, redactor, m_shared);
+        worker.server->m_upstream->setThreadsSharingTheCap(1 + workers); // before its thread runs
+        worker.server->moveToThread(worker.thread);
+        connect(worker.thread, &QThread::finished, worker.server, &QObject::deleteLater);
+        // Records and the end of a shutdown come through this server, in its thread.
+        connect(worker.server, &ProxyServer::requestFinished, this, &ProxyServer::requestFinished);
+        connect(worker.server, &ProxyServer::drained, this, &ProxyServer::onWorkerDrained);
+        worker.thread->start();
+        m_workers.append(worker);
+    }
+    m_upstream->setThreadsSharingTheCap(servingThreads());
+}
+
+ProxyServer::ProxyServer(KeyPool *keys, SecretRedactor *redactor, std::shared_ptr<Shared> shared)
+    : QObject(nullptr), m_keys(keys), m_upstream(new UpstreamRouter(this)), m_keyTester(nullptr),
+      m_healthMonitor(nullptr), m_config(std::make_shared<const ProxyConfig>()),
+      m_policy(std::make_shared<const AccessPolicy>(*m_config)), m_redactor(redactor),
+      m_shared(std::move(shared))
+{
+}
+
+void ProxyServer::forEachWorker(const std::function<void(ProxyServer *)> &call)
+{
+    for (const Worker &worker : std::as_const(m_workers)) {
+        ProxyServer *server = worker.server;
+        QMetaObject::invokeMethod(
+            server, [server, &call] { call(server); }, Qt::BlockingQueuedConnection);
+    }
+}
+
+void ProxyServer::setUsageStore(UsageStore *usage)
+{
+    m_usage = usage;
+    for (const Worker &worker : std::as_const(m_workers))
+        worker.server->m_usage = usage; // atomic
 }
 
 ProxyServer::~ProxyServer()
 {
+    // Workers first: each deletes its server in its own thread when the thread ends.
+    for (const Worker &worker : std::as_const(m_workers)) {
+        worker.server->disconnect(this);
+        worker.thread->quit();
+        worker.thread->wait();
+    }
     // Exchanges refer to connections and the pool: delete them first, quietly.
     const auto exchanges = m_exchanges;
     for (ProxyExchange *exchange : exchanges) {
@@ -98,9 +169,12 @@ void ProxyServer::setConfig(const ProxyConfig &config)
     access->extraCaCertificatesPem = extraTrustedCertificatesPem();
     m_upstreamAccess = std::move(access);
     m_redactor->setExtraSecrets({ config.clientToken, proxy.password() });
-    m_keyTester->setConfig(config);
-    m_keyTester->setExtraCaCertificates(m_upstreamAccess->extraCaCertificatesPem);
-    m_healthMonitor->reschedule();
+    if (m_keyTester) { // the first thread's: key checks run once, not once per thread
+        m_keyTester->setConfig(config);
+        m_keyTester->setExtraCaCertificates(m_upstreamAccess->extraCaCertificatesPem);
+        m_healthMonitor->reschedule();
+    }
+    forEachWorker([config](ProxyServer *worker) { worker->setConfig(config); });
 }
 
 bool ProxyServer::listen(const ProxyConfig &config, QString *error)
@@ -133,6 +207,13 @@ bool ProxyServer::listen(const ProxyConfig &config, QString *error)
     const qint64 descriptors = DescriptorLimit::softLimit();
     m_budget = DescriptorLimit::budget(descriptors, config.maxConnections);
     m_upstream->setMaxConnections(m_budget.maxUpstreamConnections);
+    const DescriptorBudget budget = m_budget;
+    forEachWorker([budget](ProxyServer *worker) {
+        worker->m_budget = budget;
+        worker->m_upstream->setMaxConnections(budget.maxUpstreamConnections);
+        worker->m_shuttingDown = false;
+        worker->m_closingConnections = false;
+    });
     m_shuttingDown = false;
     m_closingConnections = false;
     const quint16 port = this->port();
@@ -140,7 +221,8 @@ bool ProxyServer::listen(const ProxyConfig &config, QString *error)
                                << config.upstream.toString();
     qCInfo(lcServer).noquote() << "open-file limit" << descriptors << "- serving up to"
                                << m_budget.maxConnections << "connections with up to"
-                               << m_budget.maxUpstreamConnections << "upstream connections";
+                               << m_budget.maxUpstreamConnections << "upstream connections, on" << servingThreads()
+                               << "thread(s)";
     return true;
 }
 
@@ -157,7 +239,7 @@ bool ProxyServer::closeAnIdleConnection()
     return false;
 }
 
-void ProxyServer::refuseConnection(QTcpSocket *socket)
+QByteArray ProxyServer::refusalAnswer()
 {
     if (!m_lastCapWarning.isValid() || m_lastCapWarning.elapsed() > 10000) {
         qCWarning(lcServer).noquote() << "connection limit of" << m_budget.maxConnections
@@ -168,22 +250,43 @@ void ProxyServer::refuseConnection(QTcpSocket *socket)
         = openAiErrorBody(QStringLiteral("KeyRelay is serving its maximum of %1 connections; retry shortly")
                               .arg(m_budget.maxConnections),
                           QStringLiteral("keyrelay_error"), QStringLiteral("too_many_connections"));
-    socket->setParent(this);
-    const QByteArray answer = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                              "Retry-After: 1\r\nConnection: close\r\nContent-Length: "
+    return "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+           "Retry-After: 1\r\nConnection: close\r\nContent-Length: "
         + QByteArray::number(body.size()) + "\r\n\r\n" + body;
-    socket->readAll(); // what already arrived of the request: closing with it unread sends a reset
-    if (m_lingeringRefusals >= MaxLingeringRefusals) {
-        // Every spare descriptor is already lingering: answer and close at once.
-        socket->write(answer);
-        socket->disconnectFromHost();
-        if (socket->state() == QAbstractSocket::UnconnectedState)
-            socket->deleteLater();
-        else
-            connect(socket, &QTcpSocket::disconnected, socket, &QObject::deleteLater);
-        QTimer::singleShot(RefusalLingerMs, socket, [socket] { socket->abort(); });
-        return;
+}
+
+void ProxyServer::refuseDescriptor(qintptr descriptor)
+{
+    if (m_lingeringRefusals < MaxLingeringRefusals) {
+        auto *socket = new QTcpSocket(this);
+        if (socket->setSocketDescriptor(descriptor)) {
+            refuseConnection(socket);
+            return;
+        }
+        delete socket;
     }
+    // Every spare descriptor is already lingering: answer, end writing and close before the next accept(),
+    // so that a burst of refusals never holds descriptors that connections upstream need. The answer fits
+    // a new socket's send buffer; what already arrived of the request is read first, since closing with it
+    // unread makes the kernel send a reset instead of the answer.
+    const int fd = int(descriptor);
+    const QByteArray answer = refusalAnswer();
+    char discard[4096];
+    while (::recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0) {
+    }
+    [[maybe_unused]] const ssize_t sent = ::send(fd, answer.constData(), size_t(answer.size()),
+                                                 MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+    while (::recv(fd, discard, sizeof discard, MSG_DONTWAIT) > 0) {
+    }
+    ::close(fd);
+}
+
+void ProxyServer::refuseConnection(QTcpSocket *socket)
+{
+    const QByteArray answer = refusalAnswer();
+    socket->setParent(this);
+    socket->readAll(); // what already arrived of the request: closing with it unread sends a reset
     // A polite close: the answer, then the end of writing (FIN), and what the client still sends is read
     // and dropped until it closes. Closing with its request unread would make the kernel send a reset,
     // and a client that had not read the 503 yet would see only "connection reset".
@@ -208,7 +311,7 @@ bool ProxyServer::bindListeners(const ProxyConfig &config, QList<QTcpServer *> *
     const QList<QHostAddress> addresses = config.listenAddresses();
     quint16 port = config.listenPort;
     for (const QHostAddress &address : addresses) {
-        auto *server = new QTcpServer(this);
+        auto *server = new Listener([this](qintptr descriptor) { onIncoming(descriptor); }, this);
         server->setListenBacklogSize(1024);
         server->setMaxPendingConnections(1024);
         if (!server->listen(address, port)) {
@@ -243,7 +346,6 @@ bool ProxyServer::bindListeners(const ProxyConfig &config, QList<QTcpServer *> *
 void ProxyServer::adoptListeners(const QList<QTcpServer *> &listeners)
 {
     for (QTcpServer *server : listeners) {
-        connect(server, &QTcpServer::newConnection, this, &ProxyServer::onNewConnection);
         connect(server, &QTcpServer::acceptError, this,
                 [this, server](QAbstractSocket::SocketError socketError) {
                     // Out of descriptors (or another accept failure): Qt pauses the listener. Retry shortly
@@ -277,6 +379,7 @@ void ProxyServer::close()
         else
             connection->closeAfterResponse();
     }
+    forEachWorker([](ProxyServer *worker) { worker->close(); });
 }
 
 bool ProxyServer::isListening() const
@@ -289,34 +392,55 @@ quint16 ProxyServer::port() const
     return m_listeners.isEmpty() ? 0 : m_listeners.first()->serverPort();
 }
 
-void ProxyServer::onNewConnection()
+void ProxyServer::onIncoming(qintptr descriptor)
 {
-    auto *server = qobject_cast<QTcpServer *>(sender());
-    if (!server)
+    // The budget is decided here, at accept time, for every thread: the count includes connections handed
+    // to a worker that has not taken them yet.
+    if (m_shared->connections.load() >= m_budget.maxConnections && !closeAnIdleConnection()) {
+        refuseDescriptor(descriptor);
         return;
+    }
+    ++m_shared->connections;
+    const int turn = m_nextWorker;
+    m_nextWorker = (m_nextWorker + 1) % servingThreads();
+    if (turn == 0) {
+        adoptSocket(descriptor);
+        return;
+    }
+    ProxyServer *worker = m_workers.at(turn - 1).server;
+    QMetaObject::invokeMethod(
+        worker, [worker, descriptor] { worker->adoptSocket(descriptor); }, Qt::QueuedConnection);
+}
+
+void ProxyServer::adoptSocket(qintptr descriptor)
+{
+    // Counted against the budget by onIncoming() already.
+    auto *socket = new QTcpSocket(this);
+    if (!socket->setSocketDescriptor(descriptor)) {
+        ::close(int(descriptor));
+        delete socket;
+        --m_shared->connections;
+        return;
+    }
+    if (!m_config->allowRemoteClients && !socket->peerAddress().isLoopback()) {
+        qCWarning(lcServer).noquote() << "refused a connection from" << socket->peerAddress().toString();
+        socket->abort();
+        socket->deleteLater();
+        --m_shared->connections;
+        return;
+    }
     HttpLimits limits;
     limits.maxBodyBytes = m_config->maxBodyBytes;
     limits.headTimeoutMs = m_config->headTimeoutSec * 1000;
-    while (QTcpSocket *socket = server->nextPendingConnection()) {
-        if (m_connections.size() >= m_budget.maxConnections && !closeAnIdleConnection()) {
-            refuseConnection(socket);
-            continue;
-        }
-        if (!m_config->allowRemoteClients && !socket->peerAddress().isLoopback()) {
-            qCWarning(lcServer).noquote() << "refused a connection from" << socket->peerAddress().toString();
-            socket->abort();
-            socket->deleteLater();
-            continue;
-        }
-        auto *connection = new HttpConnection(socket, limits, this);
-        m_connections.insert(connection);
-        connect(connection, &HttpConnection::requestReceived, this, &ProxyServer::onRequest);
-        connect(connection, &HttpConnection::closed, this, [this, connection] {
-            m_connections.remove(connection);
-            m_yielding.remove(connection);
-            checkDrained();
-        });
-    }
+    auto *connection = new HttpConnection(socket, limits, this);
+    m_connections.insert(connection);
+    connect(connection, &HttpConnection::requestReceived, this, &ProxyServer::onRequest);
+    connect(connection, &HttpConnection::closed, this, [this, connection] {
+        if (m_connections.remove(connection))
+            --m_shared->connections;
+        m_yielding.remove(connection);
+        checkDrained();
+    });
 }
 
 void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &request)
@@ -412,12 +536,14 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
         connection->sendResponse(200, headers, statusJson());
         return;
     }
-    auto *exchange = new ProxyExchange(m_nextId++, connection, request, m_config, m_policy, cors, m_keys,
+    auto *exchange = new ProxyExchange(m_shared->nextId++, connection, request, m_config, m_policy, cors, m_keys,
                                        m_upstreamAccess, m_redactor, this);
     m_exchanges.insert(exchange);
+    ++m_shared->activeRequests;
     connect(exchange, &ProxyExchange::finished, this, &ProxyServer::onExchangeFinished);
     connect(exchange, &QObject::destroyed, this, [this, exchange] {
-        m_exchanges.remove(exchange);
+        if (m_exchanges.remove(exchange))
+            --m_shared->activeRequests;
         if (m_exchanges.isEmpty() && !m_trimScheduled) {
             // Give the memory of a burst back to the system once the proxy is quiet again.
             m_trimScheduled = true;
@@ -509,7 +635,7 @@ void ProxyServer::recordLocal(const HttpRequest &request, int status, qint64 byt
                               bool originBlocked)
 {
     RequestRecord record;
-    record.id = m_nextId++;
+    record.id = m_shared->nextId++;
     record.startedAt = QDateTime::currentDateTime();
     record.method = QString::fromLatin1(request.method);
     record.path = QString::fromUtf8(request.target);
@@ -542,9 +668,22 @@ void ProxyServer::onExchangeFinished(const RequestRecord &record)
     emitRecord(record);
 }
 
+void ProxyServer::onWorkerDrained()
+{
+    if (m_workersDraining > 0)
+        --m_workersDraining;
+    checkDrained();
+}
+
 void ProxyServer::shutdown(int graceMs)
 {
     m_shuttingDown = true;
+    m_workersDraining = int(m_workers.size());
+    for (const Worker &worker : std::as_const(m_workers)) {
+        ProxyServer *server = worker.server;
+        QMetaObject::invokeMethod(
+            server, [server, graceMs] { server->shutdown(graceMs); }, Qt::QueuedConnection);
+    }
     close();
     if (m_exchanges.isEmpty()) {
         checkDrained();
@@ -579,7 +718,7 @@ void ProxyServer::checkDrained()
                 connection->abortResponse();
         });
     }
-    if (!m_shuttingDown || !m_connections.isEmpty())
+    if (!m_shuttingDown || !m_connections.isEmpty() || m_workersDraining > 0)
         return;
     m_shuttingDown = false; // emit once
     m_closingConnections = false;

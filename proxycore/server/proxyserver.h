@@ -13,9 +13,11 @@
 #include <QSet>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 
 class QTcpServer;
+class QThread;
 
 namespace keyrelay {
 
@@ -35,7 +37,9 @@ class ProxyServer : public QObject
     Q_OBJECT
 public:
     /// @p redactor (not owned, thread-safe) cleans every record; the server sets its extra secrets.
-    ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent = nullptr);
+    /// @p workerThreads: further threads that serve connections beside this one (each a ProxyServer
+    /// without listeners, see Worker); -1 = one fewer than the machine's cores, at most 3.
+    ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *parent = nullptr, int workerThreads = -1);
     ~ProxyServer() override;
 
     /// Starts listening, or moves to a new address. On failure returns false and a message fit for the user
@@ -51,9 +55,14 @@ public:
     ProxyConfig config() const { return *m_config; }
     /// Where finished requests are booked and the status endpoint reads token totals (thread-safe; may
     /// be null).
-    void setUsageStore(UsageStore *usage) { m_usage = usage; }
+    void setUsageStore(UsageStore *usage);
 
-    int activeRequests() const { return int(m_exchanges.size()); }
+    /// Requests in flight, in every thread.
+    int activeRequests() const { return m_shared->activeRequests.load(); }
+    /// Client connections open, in every thread (what proxy/maxConnections bounds).
+    int openConnections() const { return m_shared->connections.load(); }
+    /// Threads that serve connections, this one included.
+    int servingThreads() const { return 1 + int(m_workers.size()); }
     KeyHealthMonitor *healthMonitor() const { return m_healthMonitor; }
     /// Closes the listeners, lets requests in flight finish for @p graceMs, then cuts them off.
     /// Emits drained() when no request is left (at once if none is in flight).
@@ -64,13 +73,40 @@ Q_SIGNALS:
     void drained();
 
 private:
+    /// What the threads of one proxy share (every field is atomic).
+    struct Shared
+    {
+        std::atomic<quint64> nextId { 1 };
+        std::atomic<int> activeRequests { 0 };
+        std::atomic<int> connections { 0 }; ///< client connections open, against the budget
+    };
+    /// A ProxyServer without listeners in a thread of its own: this one hands it accepted sockets.
+    struct Worker
+    {
+        QThread *thread = nullptr;
+        ProxyServer *server = nullptr;
+    };
+    ProxyServer(KeyPool *keys, SecretRedactor *redactor, std::shared_ptr<Shared> shared);
+    /// Serves the connection of an accepted socket descriptor in this thread (already counted).
+    void adoptSocket(qintptr descriptor);
+    /// A connection accepted by a listener: served here or handed to a worker, in turn.
+    void onIncoming(qintptr descriptor);
+    /// Runs @p call in every worker's thread and waits for it.
+    void forEachWorker(const std::function<void(ProxyServer *)> &call);
+    void onWorkerDrained();
+
     /// Opens a listener per address of @p config into @p listeners (none on failure, with @p error).
     bool bindListeners(const ProxyConfig &config, QList<QTcpServer *> *listeners, QString *error);
     /// Makes @p listeners the server's, accepting connections.
     void adoptListeners(const QList<QTcpServer *> &listeners);
-    void onNewConnection();
-    /// Over the connection budget: a 503 on the new connection, then close it.
+    /// Over the connection budget: a 503 on the accepted @p descriptor, then close it (see refuseConnection;
+    /// once MaxLingeringRefusals linger, at once).
+    void refuseDescriptor(qintptr descriptor);
+    /// A 503 on @p socket, the end of writing, and what the client still sends dropped until it closes (or
+    /// RefusalLingerMs pass).
     void refuseConnection(QTcpSocket *socket);
+    /// The 503 a refused connection gets (and, every 10 s at most, the warning in the log).
+    QByteArray refusalAnswer();
     /// GET /_keyrelay/status: every key's state (never the key) and the token totals.
     QByteArray statusJson() const;
     /// At the cap: closes one idle kept-alive connection to make room. False if none is idle.
@@ -99,7 +135,10 @@ private:
     QSet<ProxyExchange *> m_exchanges;
     QSet<HttpConnection *> m_connections;
     QSet<HttpConnection *> m_yielding; ///< idle connections closing to make room for new clients
-    quint64 m_nextId = 1;
+    std::shared_ptr<Shared> m_shared;
+    QList<Worker> m_workers;
+    int m_nextWorker = 0; ///< round-robin over this thread (0) and the workers (1..)
+    int m_workersDraining = 0; ///< shutdown: workers that have not reported drained() yet
     DescriptorBudget m_budget;
     QElapsedTimer m_lastCapWarning;
     int m_lingeringRefusals = 0; ///< refused connections still open to close politely (see refuseConnection)

@@ -27,6 +27,11 @@ void UpstreamRouter::setMaxConnections(int connections)
     m_serial->setMaxConnections(connections);
 }
 
+void UpstreamRouter::setThreadsSharingTheCap(int threads)
+{
+    m_multiplexed->setMaxConnectionsPerHost(qMax(4, MaxMultiplexedConnectionsPerHost / qMax(1, threads)));
+}
+
 UpstreamCall *UpstreamRouter::startCall(const UpstreamRequestSpec &spec, QObject *parent)
 {
     const bool mayMultiplex = spec.http2 && spec.url.scheme() == QLatin1String("https")

@@ -20,6 +20,7 @@ class UpstreamRouter : public QObject, public UpstreamClient
 {
     Q_OBJECT
 public:
+    /// For the whole proxy: each of its threads has a router with its share (see setThreadsSharingTheCap).
     static constexpr int MaxMultiplexedConnectionsPerHost = 16;
     static constexpr int MaxStreamsPerConnection = 256;
 
@@ -28,6 +29,9 @@ public:
     UpstreamCall *startCall(const UpstreamRequestSpec &spec, QObject *parent = nullptr) override;
     /// Upstream connections open at once, both engines together.
     void setMaxConnections(int connections);
+    /// The proxy serves on @p threads threads, each with a router: this one opens its share of
+    /// MaxMultiplexedConnectionsPerHost (at least 4) HTTP/2 connections per host.
+    void setThreadsSharingTheCap(int threads);
     /// Hosts ("host:port") whose https answers came over HTTP/1.1.
     QSet<QString> http1Hosts() const { return m_http1Hosts; }
 

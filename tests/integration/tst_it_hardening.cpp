@@ -215,16 +215,45 @@ void HardeningTest::connectionCapAnswers503()
     QCOMPARE(third.status(), 503);
     QCOMPARE(errorObject(third.body()).value(QStringLiteral("code")).toString(),
              QStringLiteral("too_many_connections"));
-    // Once a connection goes, the next client is served.
+    // Once a connection goes, the next client is served. (Each try is a new client whose own connection
+    // closes as it ends; the result is kept, so that the check after the loop does not make one more.)
     held.front()->abort();
-    QTRY_VERIFY_WITH_TIMEOUT(
-        [&] {
-            RawClient next;
-            next.send(m_proxy->port(), buildRequest("GET", "/v1/models", m_proxy->port()));
-            return next.waitFinished() && next.status() == 200;
-        }(),
-        5000);
+    bool served = false;
+    QTRY_VERIFY_WITH_TIMEOUT(served = served || [&] {
+        RawClient next;
+        next.send(m_proxy->port(), buildRequest("GET", "/v1/models", m_proxy->port()));
+        return next.waitFinished() && next.status() == 200;
+    }(),
+                             5000);
 }
+
+namespace {
+
+/// Sanitizer reports in a child's stderr, except GCC 12 UBSan's "invalid vptr" whose memory "cannot be
+/// printed": that one comes from the runtime's own pipe() failing when descriptors are used up (see
+/// startBinary).
+QStringList unexpectedSanitizerReports(const QByteArray &stderrText)
+{
+    const QList<QByteArray> lines = stderrText.split('\n');
+    QStringList unexpected;
+    for (qsizetype i = 0; i < lines.size(); ++i) {
+        const QByteArray &line = lines.at(i);
+        if (line.contains("ERROR: AddressSanitizer") || line.contains("ERROR: LeakSanitizer")) {
+            unexpected << QString::fromUtf8(line);
+            continue;
+        }
+        if (!line.contains("runtime error:"))
+            continue;
+        const bool descriptorStarvedVptrCheck = line.contains("does not point to an object of type")
+            && i + 2 < lines.size() && lines.at(i + 1).contains("note: object has invalid vptr")
+            && lines.at(i + 2).contains("<memory cannot be printed>");
+        if (!descriptorStarvedVptrCheck)
+            unexpected << QString::fromUtf8(line);
+    }
+    return unexpected;
+}
+
+} // namespace
 
 quint16 HardeningTest::startBinary(QProcess *process, rlim_t fileLimit)
 {
@@ -246,6 +275,15 @@ quint16 HardeningTest::startBinary(QProcess *process, rlim_t fileLimit)
     QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
     environment.insert(QStringLiteral("KEYRELAY_KEYSTORE"), QStringLiteral("file"));
     environment.insert(QStringLiteral("XDG_CONFIG_HOME"), m_dir.filePath(QStringLiteral("xdg")));
+    if (fileLimit > 0 && environment.contains(QStringLiteral("UBSAN_OPTIONS"))) {
+        // GCC 12's UBSan reads a vtable by writing it into a pipe(); with no descriptor left, pipe() fails
+        // and it reports "invalid vptr ... <memory cannot be printed>" for a sound object (a 10-line program
+        // with its descriptors used up shows the same, and suppression files do not reach that report).
+        // Descriptors run out here on purpose: the binary goes on after a report, and
+        // unexpectedSanitizerReports() fails the test on any other one.
+        environment.insert(QStringLiteral("UBSAN_OPTIONS"), environment.value(QStringLiteral("UBSAN_OPTIONS"))
+                                                               + QStringLiteral(":halt_on_error=0"));
+    }
     process->setProcessEnvironment(environment);
     process->start(binary,
                    { QStringLiteral("--headless"), QStringLiteral("--listen"), QStringLiteral("127.0.0.1:0"),
@@ -392,6 +430,7 @@ void HardeningTest::descriptorsExhaustedNeverCrash()
     QProcess process;
     const quint16 port = startBinary(&process, 256);
     QVERIFY(port != 0);
+    QByteArray childErrors;
     constexpr int Streams = 400;
     std::vector<std::unique_ptr<RawClient>> clients;
     for (int i = 0; i < Streams; ++i) {
@@ -422,7 +461,7 @@ void HardeningTest::descriptorsExhaustedNeverCrash()
         }
     }
     if (served == 0 || served + refused != Streams) // say why: the proxy's own words
-        qInfo().noquote() << "keyrelay stderr:" << process.readAllStandardError().right(4000);
+        qInfo().noquote() << "keyrelay stderr:" << (childErrors += process.readAllStandardError()).right(4000);
     QVERIFY(served > 0);
     QCOMPARE(served + refused, Streams); // every one answered: served or 503, none dropped
     QCOMPARE(process.state(), QProcess::Running);
@@ -436,6 +475,9 @@ void HardeningTest::descriptorsExhaustedNeverCrash()
     QVERIFY(process.waitForFinished(15000));
     QCOMPARE(process.exitStatus(), QProcess::NormalExit);
     QCOMPARE(process.exitCode(), 0);
+    childErrors += process.readAllStandardError();
+    const QStringList unexpected = unexpectedSanitizerReports(childErrors);
+    QVERIFY2(unexpected.isEmpty(), qPrintable(unexpected.join(QLatin1Char('\n'))));
 }
 
 QTEST_GUILESS_MAIN(HardeningTest)

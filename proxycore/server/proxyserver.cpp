@@ -95,8 +95,11 @@ ProxyServer::ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *paren
         worker.server->m_upstream->setThreadsSharingTheCap(1 + workers); // before its thread runs
         worker.server->moveToThread(worker.thread);
         connect(worker.thread, &QThread::finished, worker.server, &QObject::deleteLater);
-        // Records and the end of a shutdown come through this server, in its thread.
-        connect(worker.server, &ProxyServer::requestFinished, this, &ProxyServer::requestFinished);
+        // Records come through this server's signal, emitted in the worker's thread: receivers in other
+        // threads get them queued as ever, and ProxyService batches them without waking this thread once
+        // per request. The end of a shutdown comes in this server's thread.
+        connect(worker.server, &ProxyServer::requestFinished, this, &ProxyServer::requestFinished,
+                Qt::DirectConnection);
         connect(worker.server, &ProxyServer::drained, this, &ProxyServer::onWorkerDrained);
         worker.thread->start();
         m_workers.append(worker);
@@ -401,13 +404,19 @@ void ProxyServer::onIncoming(qintptr descriptor)
         return;
     }
     ++m_shared->connections;
-    const int turn = m_nextWorker;
-    m_nextWorker = (m_nextWorker + 1) % servingThreads();
-    if (turn == 0) {
+    // The thread with the fewest connections serves it, this one on a tie: a desktop client's few
+    // connections stay on the accepting thread (no hand-over to wait for), a busy proxy spreads evenly.
+    ProxyServer *least = this;
+    for (const Worker &worker : std::as_const(m_workers)) {
+        if (worker.server->m_assigned.load() < least->m_assigned.load())
+            least = worker.server;
+    }
+    ++least->m_assigned;
+    if (least == this) {
         adoptSocket(descriptor);
         return;
     }
-    ProxyServer *worker = m_workers.at(turn - 1).server;
+    ProxyServer *worker = least;
     QMetaObject::invokeMethod(
         worker, [worker, descriptor] { worker->adoptSocket(descriptor); }, Qt::QueuedConnection);
 }
@@ -420,6 +429,7 @@ void ProxyServer::adoptSocket(qintptr descriptor)
         ::close(int(descriptor));
         delete socket;
         --m_shared->connections;
+        --m_assigned;
         return;
     }
     if (!m_config->allowRemoteClients && !socket->peerAddress().isLoopback()) {
@@ -427,6 +437,7 @@ void ProxyServer::adoptSocket(qintptr descriptor)
         socket->abort();
         socket->deleteLater();
         --m_shared->connections;
+        --m_assigned;
         return;
     }
     HttpLimits limits;
@@ -436,8 +447,10 @@ void ProxyServer::adoptSocket(qintptr descriptor)
     m_connections.insert(connection);
     connect(connection, &HttpConnection::requestReceived, this, &ProxyServer::onRequest);
     connect(connection, &HttpConnection::closed, this, [this, connection] {
-        if (m_connections.remove(connection))
+        if (m_connections.remove(connection)) {
             --m_shared->connections;
+            --m_assigned;
+        }
         m_yielding.remove(connection);
         checkDrained();
     });

@@ -69,6 +69,8 @@ public:
     void shutdown(int graceMs);
 
 Q_SIGNALS:
+    /// A request ended. Emitted in the thread that served it (this server's or a worker's): connect with a
+    /// context object, or directly to thread-safe code.
     void requestFinished(const keyrelay::RequestRecord &record);
     void drained();
 
@@ -137,7 +139,8 @@ private:
     QSet<HttpConnection *> m_yielding; ///< idle connections closing to make room for new clients
     std::shared_ptr<Shared> m_shared;
     QList<Worker> m_workers;
-    int m_nextWorker = 0; ///< round-robin over this thread (0) and the workers (1..)
+    /// Connections handed to this server (by the accepting thread) and not closed yet.
+    std::atomic<int> m_assigned { 0 };
     int m_workersDraining = 0; ///< shutdown: workers that have not reported drained() yet
     DescriptorBudget m_budget;
     QElapsedTimer m_lastCapWarning;

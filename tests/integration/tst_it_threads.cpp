@@ -138,7 +138,7 @@ void ThreadsTest::connectionBudgetIsShared()
         QVERIFY(held.back()->waitForBytesWritten(5000));
     }
     QTRY_COMPARE(m_server->openConnections(), 2); // each adopted by its thread
-    for (int i = 0; i < 3; ++i) { // lands on each thread in turn
+    for (int i = 0; i < 3; ++i) { // refused before any thread is chosen
         RawClient refused;
         refused.send(m_server->port(), buildRequest("GET", "/v1/models", m_server->port()));
         QVERIFY(refused.waitFinished());

@@ -14,6 +14,7 @@
 
 #include <QCommandLineParser>
 #include <QCoreApplication>
+#include <QDir>
 #include <QFile>
 #include <QFileInfo>
 #include <QLockFile>
@@ -22,6 +23,8 @@
 #include <QUrl>
 
 #include <cstdio>
+#include <memory>
+#include <vector>
 #include <optional>
 
 namespace keyrelay {
@@ -255,6 +258,26 @@ int runHeadless(QCoreApplication &app)
             return fail(error, exitCode);
         keys.setKeys(list);
     }
+    // Providers with a keys file of their own (a relative path is next to the --config file).
+    std::vector<std::unique_ptr<KeyPool>> providerPools;
+    QHash<QString, KeyPool *> poolsById;
+    for (const ProviderConfig &provider : std::as_const(config.providers)) {
+        if (provider.keysFile.isEmpty())
+            continue;
+        const QString path = QFileInfo(settingsFile).dir().absoluteFilePath(provider.keysFile);
+        QStringList secrets;
+        if (!readKeysFile(path, &secrets, &error))
+            return fail(QStringLiteral("provider %1: %2").arg(provider.id, error), ExitRuntimeError);
+        QList<ApiKey> list;
+        for (const QString &secret : std::as_const(secrets)) {
+            ApiKey key;
+            key.secret = secret;
+            list.append(key);
+        }
+        providerPools.push_back(std::make_unique<KeyPool>());
+        providerPools.back()->setKeys(list);
+        poolsById.insert(provider.id, providerPools.back().get());
+    }
 
     // Token usage per key, model and day, next to the settings (the same store as the tray app's).
     UsageStore usage(UsageStore::pathNextTo(settingsFile));
@@ -262,6 +285,7 @@ int runHeadless(QCoreApplication &app)
         QTextStream(stderr) << "keyrelay: warning: " << usage.problem() << Qt::endl;
     ProxyService service(&keys);
     service.setUsageStore(&usage);
+    service.setProviderPools(poolsById);
     installRedactingMessageHandler(&service.redactor());
     UnixSignalWatcher signalWatcher;
     const bool quiet = parser.isSet(QStringLiteral("quiet"));
@@ -290,8 +314,13 @@ int runHeadless(QCoreApplication &app)
         return fail(error, ExitRuntimeError);
 
     QTextStream out(stdout);
+    QStringList upstreams;
+    for (const ProviderConfig &provider : config.effectiveProviders()) {
+        const QString url = ProxyConfig::withoutUserInfo(provider.baseUrl.toString());
+        upstreams.append(config.providers.isEmpty() ? url : provider.id + QLatin1Char('=') + url);
+    }
     out << "KeyRelay " << QCoreApplication::applicationVersion() << " listening on " << service.endpointUrl()
-        << " -> " << config.upstream.toString() << " ("
+        << " -> " << upstreams.join(QLatin1String(", ")) << " ("
         << (keys.isEmpty() ? QStringLiteral("no keys: clients' keys pass through")
                            : QStringLiteral("%1 key(s) from %2").arg(keys.size()).arg(keySource))
         << ", system-message reorder " << (config.reorderEnabled ? "on" : "off") << ")" << Qt::endl;

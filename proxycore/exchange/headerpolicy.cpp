@@ -104,4 +104,13 @@ QByteArray clientCredential(const HttpRequest &request,
     return {};
 }
 
+bool hasHeader(const HeaderList &headers, const QByteArray &name)
+{
+    for (const auto &header : headers) {
+        if (header.first.compare(name, Qt::CaseInsensitive) == 0)
+            return true;
+    }
+    return false;
+}
+
 } // namespace keyrelay::HeaderPolicy

@@ -28,6 +28,9 @@ HeaderList forUpstream(const HeaderList &clientHeaders, const QByteArray &defaul
 /// with newlines are split into one header each.
 HeaderList forClient(const HeaderList &upstreamHeaders, const HeaderList &corsHeaders);
 
+/// Whether @p headers has one named @p name (case-insensitive).
+bool hasHeader(const HeaderList &headers, const QByteArray &name);
+
 /// The credential a client sent: "Authorization: Bearer X", else "api-key" / "x-api-key". Values for
 /// which @p isClientToken is true (KeyRelay's own access token) are not a key. @p viaApiKeyHeader says
 /// the key came in an api-key style header (then the key that goes upstream uses "api-key" too).

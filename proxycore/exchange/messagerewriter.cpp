@@ -171,6 +171,22 @@ QString MessageRewriter::modelOf(const QByteArray &body)
     return document.isObject() ? document.object().value(QLatin1String("model")).toString() : QString();
 }
 
+bool MessageRewriter::replaceModel(QByteArray *body, const QString &model)
+{
+    const QJsonDocument document = QJsonDocument::fromJson(*body);
+    if (!document.isObject() || !document.object().value(QLatin1String("model")).isString())
+        return false;
+    Span span;
+    if (!JsonScanner(*body).findMember("model", &span) || span.begin >= span.end
+        || body->at(span.begin) != '"')
+        return false;
+    // The new value as JSON encodes it: a one-element array's element, without the brackets.
+    QByteArray encoded = QJsonDocument(QJsonArray { model }).toJson(QJsonDocument::Compact);
+    encoded = encoded.mid(1, encoded.size() - 2);
+    body->replace(span.begin, span.end - span.begin, encoded);
+    return true;
+}
+
 namespace {
 
 /// The reorder rule on an accepted document; @p out gets the new body. False when it does not apply.

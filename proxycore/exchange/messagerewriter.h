@@ -51,6 +51,10 @@ public:
 
     /// The "model" member of a JSON object body, or an empty string.
     static QString modelOf(const QByteArray &body);
+    /// Replaces the string value of the top-level "model" member of the JSON object @p body with
+    /// @p model; every other byte stays as it was. False (and @p body unchanged) when the body is not
+    /// a JSON object with a string "model".
+    static bool replaceModel(QByteArray *body, const QString &model);
 };
 
 } // namespace keyrelay

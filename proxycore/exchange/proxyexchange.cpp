@@ -3,6 +3,7 @@
 #include "accesspolicy.h"
 #include "headerpolicy.h"
 #include "logging.h"
+#include "keypool.h"
 #include "messagerewriter.h"
 #include "openaierror.h"
 #include "secretredactor.h"
@@ -22,6 +23,18 @@ constexpr qint64 UpstreamReadChunk = 64 * 1024;
 constexpr qint64 MaxCapturedJson = 4 * 1024 * 1024;
 constexpr qint64 CapturedStreamTail = 64 * 1024;
 constexpr qint64 MaxModelScanBytes = 4 * 1024 * 1024;
+
+/// The upstream's answer says the model does not exist there (OpenAI's model_not_found, Anthropic's
+/// not_found_error about a model, Ollama's "model ... not found").
+bool modelNotFound(int status, const QByteArray &body)
+{
+    if (status != 404 && status != 400)
+        return false;
+    const QByteArray lower = body.left(4096).toLower();
+    return lower.contains("model_not_found")
+        || (lower.contains("model") && (lower.contains("not found") || lower.contains("not_found_error")
+                                        || lower.contains("does not exist")));
+}
 
 QByteArray defaultUserAgent()
 {
@@ -104,18 +117,93 @@ void ProxyExchange::start()
         m_record.model = MessageRewriter::modelOf(m_body);
     }
 
-    // Where it goes.
-    QString pathError;
-    QString pathErrorCode;
-    if (!UpstreamPath::mapTarget(config.upstream, m_request.target, config.stripPrefixes, &m_upstreamUrl,
-                                 &pathError, &pathErrorCode)) {
-        respondWithError(400, pathError, QStringLiteral("invalid_request_error"), pathErrorCode);
+    // Which provider, by protocol and model; the body keeps every byte except a renamed model.
+    m_clientModel = m_record.model;
+    if (!m_directory) { // one upstream, the configuration's own (tests, and the single-provider case)
+        auto single = std::make_shared<ProviderDirectory>();
+        single->router = ProviderRouter(config.effectiveProviders().mid(0, 1));
+        single->endpoints.append({ single->router.providers().constFirst(), m_keys, m_upstream->proxy });
+        m_directory = std::move(single);
+    }
+    m_route = m_directory->router.route(m_request.target, m_clientModel);
+    if (!m_route.ok()) {
+        respondWithError(m_route.errorStatus, m_route.error, QStringLiteral("invalid_request_error"),
+                         m_route.errorCode);
         return;
     }
-    // The network proxy, once per request: "system" asks the desktop's settings for this URL.
-    m_proxy = m_upstream->proxy ? *m_upstream->proxy : effectiveProxy(config, m_upstreamUrl);
-
+    m_routedBody = m_body;
+    m_routedBodyWithoutUsage = m_bodyWithoutUsage;
+    if (!prepareStep())
+        return;
     acquireKeyAndSend();
+}
+
+bool ProxyExchange::prepareStep()
+{
+    const ProxyConfig &config = *m_config;
+    const RouteStep &step = m_route.steps.at(m_step);
+    const ProviderEndpoint &provider = endpoint();
+    m_record.provider = provider.config.id;
+    m_body = m_usageRequested ? m_routedBody : (m_routedBodyWithoutUsage.isEmpty() ? m_routedBody
+                                                                                      : m_routedBodyWithoutUsage);
+    m_bodyWithoutUsage = m_usageRequested ? m_routedBodyWithoutUsage : QByteArray();
+    m_record.model = m_clientModel;
+    if (!step.model.isEmpty() && step.model != m_clientModel && MessageRewriter::replaceModel(&m_body, step.model)) {
+        if (!m_bodyWithoutUsage.isEmpty())
+            MessageRewriter::replaceModel(&m_bodyWithoutUsage, step.model);
+        m_record.model = step.model;
+    }
+    QString pathError;
+    QString pathErrorCode;
+    if (!UpstreamPath::mapTarget(provider.config.baseUrl, m_route.target, config.stripPrefixes, &m_upstreamUrl,
+                                 &pathError, &pathErrorCode)) {
+        respondWithError(400, pathError, QStringLiteral("invalid_request_error"), pathErrorCode);
+        return false;
+    }
+    // The network proxy, once per provider: "system" asks the desktop's settings for this URL.
+    if (provider.proxy) {
+        m_proxy = *provider.proxy;
+    } else {
+        ProxyConfig withProviderProxy = config;
+        withProviderProxy.upstreamProxy = provider.config.upstreamProxy.isEmpty() ? config.upstreamProxy
+                                                                                   : provider.config.upstreamProxy;
+        m_proxy = effectiveProxy(withProviderProxy, m_upstreamUrl);
+    }
+    if (m_route.steps.size() > 1 || m_step > 0)
+        qCDebug(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path) << "-> provider"
+                                     << provider.config.id << (m_step == 0 ? m_route.reason : QStringLiteral("fallback"));
+    return true;
+}
+
+bool ProxyExchange::fallBack(const QString &why)
+{
+    if (m_step + 1 >= m_route.steps.size() || m_phase == Phase::Done || m_phase == Phase::Streaming || !m_client)
+        return false;
+    RequestRecord tried = m_record;
+    tried.fellBack = true;
+    tried.error = m_redactor->redact(why);
+    tried.durationMs = m_clock.elapsed();
+    if (m_attempt.status > 0)
+        tried.status = m_attempt.status;
+    const QString from = endpoint().config.id;
+    commitVerdicts(false);
+    stopWaitingForKey();
+    endAttempt();
+    m_attempt = Attempt();
+    ++m_step;
+    m_triedKeyIds.clear();
+    m_transientFailures = 0;
+    m_record.attempts = 1;
+    m_record.status = 0;
+    m_record.latencyMs = -1;
+    qCInfo(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path) << "- provider" << from
+                                << "could not serve it (" << m_redactor->redact(why) << "); trying provider"
+                                << endpoint().config.id;
+    Q_EMIT providerFailed(tried);
+    setPhase(Phase::Preparing);
+    if (prepareStep())
+        acquireKeyAndSend();
+    return true;
 }
 
 void ProxyExchange::acquireKeyAndSend()
@@ -124,13 +212,13 @@ void ProxyExchange::acquireKeyAndSend()
         return; // a queued keyReleased() after the exchange moved on
     Attempt first;
     KeyLease &lease = first.lease;
-    if (!m_keys->isEmpty()) {
-        lease = m_keys->acquireFor(m_triedKeyIds, m_record.model);
+    if (!keys()->isEmpty()) {
+        lease = keys()->acquireFor(m_triedKeyIds, m_record.model);
         if (!lease.isValid() && lease.busy) {
             // Every key has [health] maxConcurrentPerKey requests in flight: wait for one to end.
             if (m_phase != Phase::WaitingForKey) {
                 setPhase(Phase::WaitingForKey);
-                connect(m_keys, &KeyPool::keyReleased, this, &ProxyExchange::acquireKeyAndSend,
+                connect(keys(), &KeyPool::keyReleased, this, &ProxyExchange::acquireKeyAndSend,
                         Qt::QueuedConnection);
                 m_keyWaitTimer.start(m_config->connectTimeoutSec * 1000, this);
             }
@@ -142,6 +230,8 @@ void ProxyExchange::acquireKeyAndSend()
             // Every key is cooling for this model: say when one is free instead of waiting.
             const qint64 waitMs = qMax<qint64>(0, QDateTime::currentDateTimeUtc().msecsTo(lease.retryAt));
             const qint64 seconds = qMax<qint64>(1, (waitMs + 999) / 1000);
+            if (fallBack(QStringLiteral("every key is rate-limited")))
+                return;
             respondWithError(
                 429,
                 QStringLiteral("every KeyRelay key is rate-limited%1; retry in %2 s")
@@ -152,13 +242,15 @@ void ProxyExchange::acquireKeyAndSend()
             return;
         }
         if (!lease.isValid()) {
+            if (fallBack(QStringLiteral("no usable key")))
+                return;
             respondWithError(
                 503, QStringLiteral("KeyRelay has no enabled API key. Enable or add a key in KeyRelay."),
                 QStringLiteral("keyrelay_error"), QStringLiteral("no_usable_key"));
             return;
         }
     } else if (!m_clientKey.isEmpty()) {
-        lease = m_keys->passThrough(m_clientKey);
+        lease = keys()->passThrough(m_clientKey);
     }
     beginAttempt(std::move(first));
 }
@@ -168,7 +260,7 @@ void ProxyExchange::stopWaitingForKey()
     if (m_phase != Phase::WaitingForKey)
         return;
     m_keyWaitTimer.stop();
-    disconnect(m_keys, &KeyPool::keyReleased, this, &ProxyExchange::acquireKeyAndSend);
+    disconnect(keys(), &KeyPool::keyReleased, this, &ProxyExchange::acquireKeyAndSend);
 }
 
 void ProxyExchange::endAttempt()
@@ -182,7 +274,7 @@ void ProxyExchange::endAttempt()
     }
     if (m_attempt.leaseHeld) {
         m_attempt.leaseHeld = false;
-        m_keys->release(m_attempt.lease.keyId);
+        keys()->release(m_attempt.lease.keyId);
     }
 }
 
@@ -212,8 +304,13 @@ UpstreamRequestSpec ProxyExchange::buildUpstreamRequest() const
     spec.url = m_upstreamUrl;
     spec.headers = HeaderPolicy::forUpstream(m_request.headers, defaultUserAgent());
     const KeyLease &lease = m_attempt.lease;
+    const bool anthropic = endpoint().config.kind == ProviderKind::Anthropic;
+    if (anthropic && !HeaderPolicy::hasHeader(spec.headers, "anthropic-version"))
+        spec.headers.append({ QByteArrayLiteral("anthropic-version"), QByteArrayLiteral("2023-06-01") });
     if (lease.isValid()) {
-        if (m_clientUsedApiKeyHeader)
+        if (anthropic)
+            spec.headers.append({ QByteArrayLiteral("x-api-key"), lease.secret.toUtf8() });
+        else if (m_clientUsedApiKeyHeader)
             spec.headers.append({ QByteArrayLiteral("api-key"), lease.secret.toUtf8() });
         else
             spec.headers.append({ QByteArrayLiteral("Authorization"), "Bearer " + lease.secret.toUtf8() });
@@ -247,10 +344,12 @@ void ProxyExchange::timerEvent(QTimerEvent *event)
         if (m_phase != Phase::WaitingForKey)
             return;
         stopWaitingForKey();
+        if (fallBack(QStringLiteral("every key is busy")))
+            return;
         respondWithError(429,
                          QStringLiteral("every KeyRelay key already has %1 requests in flight ([health] "
                                         "maxConcurrentPerKey); none freed up within %2 s")
-                             .arg(m_keys->policy().maxConcurrentPerKey)
+                             .arg(keys()->policy().maxConcurrentPerKey)
                              .arg(m_config->connectTimeoutSec),
                          QStringLiteral("rate_limit_error"), QStringLiteral("all_keys_busy"),
                          { { "Retry-After", "1" } });
@@ -271,7 +370,7 @@ void ProxyExchange::onIdleTimeout()
     const int seconds = m_config->idleTimeoutSec;
     if (m_phase == Phase::AwaitingAnswer) {
         const NetworkFailure failure
-            = describeTimeout(false, seconds, m_config->upstream, m_proxy);
+            = describeTimeout(false, seconds, endpoint().config.baseUrl, m_proxy);
         respondWithError(504, failure.message, QStringLiteral("upstream_error"), failure.code);
         return;
     }
@@ -320,7 +419,7 @@ void ProxyExchange::onUpstreamHeaders()
         // it refuses a CONNECT tunnel.
         UpstreamResult result = m_attempt.call->result();
         result.proxyConnectCode = 407;
-        failWithoutAnswer(describeUpstreamResult(result, m_config->upstream, m_proxy, m_config->connectTimeoutSec),
+        failWithoutAnswer(describeUpstreamResult(result, endpoint().config.baseUrl, m_proxy, m_config->connectTimeoutSec),
                           false);
         return;
     }
@@ -479,6 +578,12 @@ void ProxyExchange::onHeldErrorComplete()
                                 keysFault))
             return;
         commitVerdicts(false);
+        if ((retryable || modelNotFound(m_attempt.status, m_attempt.heldError))
+            && fallBack(verdict.reason.isEmpty() ? QString::number(m_attempt.status) : verdict.reason))
+            return;
+    } else if ((m_attempt.status >= 500 || modelNotFound(m_attempt.status, m_attempt.heldError))
+               && fallBack(QString::number(m_attempt.status))) {
+        return;
     }
     releaseHeldError();
     complete();
@@ -511,11 +616,11 @@ bool ProxyExchange::retryWithNextKey(const QString &why, bool keysFault)
         return false;
     // A refusal about the key (invalid, quota, its rate limit) moves on to the next key for free, each key
     // at most once; [health] maxAttempts bounds the tries that failed in ways that may pass (5xx, network).
-    if (!keysFault && ++m_transientFailures >= m_keys->policy().maxAttempts)
+    if (!keysFault && ++m_transientFailures >= keys()->policy().maxAttempts)
         return false;
     m_triedKeyIds.insert(m_attempt.lease.keyId);
     Attempt next;
-    next.lease = m_keys->acquireFor(m_triedKeyIds, m_record.model);
+    next.lease = keys()->acquireFor(m_triedKeyIds, m_record.model);
     if (!next.lease.isValid())
         return false;
     next.leaseHeld = true;
@@ -543,7 +648,7 @@ void ProxyExchange::commitVerdicts(bool succeeded)
     for (const PendingVerdict &pending : std::as_const(m_verdicts)) {
         if (shared && pending.verdict == KeyVerdict::Invalid)
             continue;
-        m_keys->report(pending.keyId, m_record.model, pending.verdict, pending.retryAfterMs, pending.reason);
+        keys()->report(pending.keyId, m_record.model, pending.verdict, pending.retryAfterMs, pending.reason);
     }
     m_verdicts.clear();
 }
@@ -570,7 +675,7 @@ void ProxyExchange::onUpstreamFinished()
     switch (m_phase) {
     case Phase::AwaitingAnswer: {
         // Nothing from the upstream: say where it failed (network proxy, TLS, upstream).
-        const NetworkFailure failure = describeUpstreamResult(result, m_config->upstream,
+        const NetworkFailure failure = describeUpstreamResult(result, endpoint().config.baseUrl,
                                                               m_proxy, m_config->connectTimeoutSec);
         // Another key helps against a flaky upstream, not against a proxy, TLS or timeout problem.
         failWithoutAnswer(failure, failure.code == QLatin1String("upstream_unreachable"));
@@ -610,6 +715,8 @@ void ProxyExchange::failWithoutAnswer(const NetworkFailure &failure, bool keyMay
             return;
         commitVerdicts(false);
     }
+    if (fallBack(failure.message))
+        return;
     respondWithError(timedOut ? 504 : 502, failure.message, QStringLiteral("upstream_error"), failure.code);
 }
 

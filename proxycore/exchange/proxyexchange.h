@@ -13,6 +13,7 @@
 #pragma once
 
 #include "keypool.h"
+#include "providerrouter.h"
 #include "proxyconfig.h"
 #include "requestrecord.h"
 #include "responsesink.h"
@@ -42,6 +43,22 @@ struct UpstreamAccess
     /// The configured network proxy (NoProxy for none); unset: "system", asked per request.
     std::optional<QNetworkProxy> proxy = QNetworkProxy(QNetworkProxy::NoProxy);
     QByteArray extraCaCertificatesPem; ///< see UpstreamRequestSpec::extraCaCertificatesPem
+};
+
+/// One provider as an exchange uses it: its settings, its keys and how it is reached.
+struct ProviderEndpoint
+{
+    ProviderConfig config;
+    KeyPool *keys = nullptr; ///< never null (an empty pool: the client's key passes through)
+    /// The network proxy for this provider (NoProxy for none); unset: "system", asked per request.
+    std::optional<QNetworkProxy> proxy = QNetworkProxy(QNetworkProxy::NoProxy);
+};
+
+/// Every provider requests are routed among (shared, read-only, replaced as a whole on a settings change).
+struct ProviderDirectory
+{
+    ProviderRouter router;
+    QList<ProviderEndpoint> endpoints; ///< in the router's order
 };
 
 class ProxyExchange : public QObject
@@ -74,6 +91,10 @@ public:
                   const SecretRedactor *redactor, QObject *parent = nullptr);
     ~ProxyExchange() override;
 
+    /// The providers to route among. Without it the exchange forwards to the configuration's single
+    /// upstream with @p keys (the provider "default"). Call before start().
+    void setProviders(std::shared_ptr<const ProviderDirectory> providers) { m_directory = std::move(providers); }
+
     /// Validates, rewrites and sends the request. Emits finished() exactly once, possibly from here.
     void start();
     /// Ends the exchange now (shutdown): the client gets an error or a cut-off stream.
@@ -85,6 +106,9 @@ public:
 
 Q_SIGNALS:
     void finished(const keyrelay::RequestRecord &record);
+    /// A provider that could not serve the request before the first byte; the next one is tried. Its
+    /// row for the log (same id as the request's; the server gives it one of its own).
+    void providerFailed(const keyrelay::RequestRecord &record);
 
 protected:
     void timerEvent(QTimerEvent *event) override;
@@ -105,6 +129,14 @@ private:
     };
 
     void setPhase(Phase phase);
+    const ProviderEndpoint &endpoint() const { return m_directory->endpoints.at(m_route.steps.at(m_step).provider); }
+    KeyPool *keys() const { return endpoint().keys; }
+    /// Sets up the current route step: URL, network proxy, the body with its model name. False (and the
+    /// client answered) when the path cannot be mapped onto the provider's base URL.
+    bool prepareStep();
+    /// Moves on to the next provider of the route when the current one cannot serve the request (before
+    /// the first byte). False when there is none.
+    bool fallBack(const QString &why);
     /// Takes a key (or waits for one to free up) and starts the first attempt.
     void acquireKeyAndSend();
     void stopWaitingForKey();
@@ -166,6 +198,12 @@ private:
     QByteArray m_body; ///< what goes upstream (rewritten or original)
     bool m_usageRequested = false; ///< m_body asks for stream usage that the client did not ask for
     QByteArray m_bodyWithoutUsage; ///< m_body without that (for an upstream that rejects it)
+    QByteArray m_routedBody; ///< m_body before a route step renamed the model
+    QByteArray m_routedBodyWithoutUsage;
+    QString m_clientModel; ///< the "model" the client sent
+    std::shared_ptr<const ProviderDirectory> m_directory;
+    ProviderRoute m_route;
+    int m_step = 0; ///< index into m_route.steps
     QString m_clientKey;
     bool m_clientUsedApiKeyHeader = false;
     QUrl m_upstreamUrl;

@@ -41,7 +41,10 @@ QString RequestRecord::toLogLine() const
     // substituted by a later arg() call.
     QString line = startedAt.toString(Qt::ISODateWithMs) + QLatin1Char(' ') + oneLine(method)
         + QLatin1Char(' ') + orDash(path) + QLatin1String(" model=") + orDash(model) + QLatin1String(" key=")
-        + orDash(keyLabel) + QLatin1String(" status=") + QString::number(status) + QLatin1String(" latency=")
+        + orDash(keyLabel)
+        + (provider.isEmpty() || provider == QLatin1String("default") ? QString()
+                                                                       : QLatin1String(" provider=") + oneLine(provider))
+        + QLatin1String(" status=") + QString::number(status) + QLatin1String(" latency=")
         + QString::number(latencyMs) + QLatin1String("ms time=") + QString::number(durationMs)
         + QLatin1String("ms in=") + QString::number(requestBytes) + QLatin1String("B out=")
         + QString::number(responseBytes) + QLatin1String("B tokens=");
@@ -56,6 +59,8 @@ QString RequestRecord::toLogLine() const
         line += QLatin1String(" reordered");
     if (attempts > 1)
         line += QLatin1String(" attempts=") + QString::number(attempts);
+    if (fellBack)
+        line += QLatin1String(" fallback");
     if (originBlocked)
         line += QLatin1String(" origin=") + orDash(origin) + QLatin1String(" blocked");
     if (!error.isEmpty())

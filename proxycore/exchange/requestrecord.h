@@ -30,6 +30,8 @@ struct RequestRecord
     QString origin; ///< the browser Origin header, if any
     bool originBlocked = false; ///< refused because the website is not allowed (see security/allowedOrigins)
     QString keyId; ///< KeyPool::keyId() of the key used; empty in pass-through mode
+    QString provider; ///< the provider id that served (or was tried for) the request; "" for KeyRelay's own answers
+    bool fellBack = false; ///< this try failed before the first byte and the next provider was tried
 
     /// A single line for the headless log: time, method, path, model, key, status, latency, bytes, tokens.
     QString toLogLine() const;

@@ -20,21 +20,43 @@ void SecretRedactor::setExtraSecrets(const QStringList &secrets)
     m_matcher.reset();
 }
 
+void SecretRedactor::setMorePools(const QList<const KeyPool *> &pools)
+{
+    QMutexLocker lock(&m_mutex);
+    m_morePools = pools;
+    m_matcher.reset();
+}
+
 std::shared_ptr<const SecretMatcher> SecretRedactor::matcher() const
 {
-    const QStringList keys = m_keys ? m_keys->secrets() : QStringList();
+    QList<const KeyPool *> pools;
+    {
+        QMutexLocker lock(&m_mutex);
+        pools = m_morePools;
+    }
+    if (m_keys)
+        pools.prepend(m_keys);
+    QList<QStringList> keyLists;
+    keyLists.reserve(pools.size());
+    for (const KeyPool *pool : std::as_const(pools))
+        keyLists.append(pool->secrets());
     QMutexLocker lock(&m_mutex);
-    // The pool hands out the same shared list until its keys change: comparing the data pointers is
+    // A pool hands out the same shared list until its keys change: comparing the data pointers is
     // enough (the cached copy keeps the old list alive, so its address cannot be reused meanwhile).
-    if (m_matcher && keys.constData() == m_matcherKeys.constData() && keys.size() == m_matcherKeys.size())
+    bool same = m_matcher && keyLists.size() == m_matcherKeys.size();
+    for (qsizetype i = 0; same && i < keyLists.size(); ++i)
+        same = keyLists.at(i).constData() == m_matcherKeys.at(i).constData()
+            && keyLists.at(i).size() == m_matcherKeys.at(i).size();
+    if (same)
         return m_matcher;
     QList<SecretMatcher::Secret> secrets;
-    secrets.reserve(keys.size() + m_extraSecrets.size());
-    for (const QStringList *list : { &keys, &m_extraSecrets }) {
-        for (const QString &secret : *list)
+    for (const QStringList &keys : std::as_const(keyLists)) {
+        for (const QString &secret : keys)
             secrets.append({ secret.toUtf8(), KeyPool::mask(secret).toUtf8() });
     }
-    m_matcherKeys = keys;
+    for (const QString &secret : std::as_const(m_extraSecrets))
+        secrets.append({ secret.toUtf8(), KeyPool::mask(secret).toUtf8() });
+    m_matcherKeys = keyLists;
     m_matcher = std::make_shared<const SecretMatcher>(secrets);
     return m_matcher;
 }

@@ -24,6 +24,10 @@ class SecretRedactor
 public:
     explicit SecretRedactor(const KeyPool *keys = nullptr);
 
+    /// Further key pools whose keys are masked too (the providers' own pools; not owned, must outlive
+    /// this redactor or be replaced first).
+    void setMorePools(const QList<const KeyPool *> &pools);
+
     /// Secrets that are not API keys: the client access token, the upstream proxy's password.
     void setExtraSecrets(const QStringList &secrets);
 
@@ -47,7 +51,8 @@ private:
     const KeyPool *m_keys;
     mutable QMutex m_mutex;
     QStringList m_extraSecrets;
-    mutable QStringList m_matcherKeys; ///< the key list m_matcher was built from (shared, not copied)
+    QList<const KeyPool *> m_morePools;
+    mutable QList<QStringList> m_matcherKeys; ///< the key lists m_matcher was built from (shared, not copied)
     mutable std::shared_ptr<const SecretMatcher> m_matcher;
 };
 

@@ -86,12 +86,14 @@ ProxyServer::ProxyServer(KeyPool *keys, SecretRedactor *redactor, QObject *paren
       m_shared(std::make_shared<Shared>())
 {
     m_keyTester->setConfig(*m_config);
+    m_noKeys = new KeyPool(this);
     const int workers = workerThreads < 0 ? defaultWorkerThreads() : workerThreads;
     for (int i = 0; i < workers; ++i) {
         Worker worker;
         worker.thread = new QThread(this);
         worker.thread->setObjectName(QStringLiteral("KeyRelay proxy %1").arg(i + 2));
         worker.server = new ProxyServer(keys, redactor, m_shared);
+        worker.server->m_noKeys = m_noKeys;
         worker.server->m_upstream->setThreadsSharingTheCap(1 + workers); // before its thread runs
         worker.server->moveToThread(worker.thread);
         connect(worker.thread, &QThread::finished, worker.server, &QObject::deleteLater);
@@ -152,6 +154,84 @@ ProxyServer::~ProxyServer()
     }
 }
 
+void ProxyServer::setProviderPools(const QHash<QString, KeyPool *> &pools)
+{
+    m_providerPools = pools;
+    QList<const KeyPool *> more;
+    for (KeyPool *pool : pools)
+        more.append(pool);
+    if (m_keyTester) // the first thread's: the redactor is shared
+        m_redactor->setMorePools(more);
+    forEachWorker([pools](ProxyServer *worker) { worker->setProviderPools(pools); });
+}
+
+void ProxyServer::buildDirectory(const ProxyConfig &config)
+{
+    auto directory = std::make_shared<ProviderDirectory>();
+    const QList<ProviderConfig> providers = config.effectiveProviders();
+    directory->router = ProviderRouter(providers);
+    // The keys of the tray app or --keys-file: provider "default", else the first without keys of its own.
+    QString mainOwner;
+    for (const ProviderConfig &provider : providers) {
+        if (provider.id == QLatin1String(ProviderConfig::DefaultId) && !m_providerPools.contains(provider.id))
+            mainOwner = provider.id;
+    }
+    for (const ProviderConfig &provider : providers) {
+        if (mainOwner.isEmpty() && !m_providerPools.contains(provider.id))
+            mainOwner = provider.id;
+    }
+    const HealthPolicy health { config.recheckInvalidSec, config.recheckExhaustedSec, config.maxAttempts,
+                                config.maxConcurrentPerKey };
+    for (const ProviderConfig &provider : providers) {
+        ProviderEndpoint endpoint;
+        endpoint.config = provider;
+        endpoint.keys = m_providerPools.value(provider.id, provider.id == mainOwner ? m_keys : m_noKeys);
+        endpoint.proxy = m_upstreamAccess->proxy; // [proxy] upstreamProxy, with its stored password
+        if (!provider.upstreamProxy.isEmpty()) {
+            QNetworkProxy own(QNetworkProxy::NoProxy);
+            bool useSystem = false;
+            QString error;
+            if (!ProxyConfig::parseUpstreamProxy(provider.upstreamProxy, &own, &useSystem, &error))
+                own = QNetworkProxy(QNetworkProxy::NoProxy);
+            if (useSystem)
+                endpoint.proxy.reset();
+            else
+                endpoint.proxy = own;
+        }
+        endpoint.keys->setPolicy(health);
+        directory->endpoints.append(endpoint);
+    }
+    m_directory = std::move(directory);
+    if (!m_keyTester)
+        return;
+    // Re-checks: each pool against its own provider's model list, with its kind of key header.
+    QSet<KeyPool *> used;
+    for (const ProviderEndpoint &endpoint : m_directory->endpoints) {
+        if (endpoint.keys == m_noKeys || used.contains(endpoint.keys))
+            continue;
+        used.insert(endpoint.keys);
+        ProxyConfig checkConfig = config;
+        checkConfig.upstream = endpoint.config.baseUrl;
+        if (!endpoint.config.upstreamProxy.isEmpty())
+            checkConfig.upstreamProxy = endpoint.config.upstreamProxy;
+        KeyTester *tester = m_keyTester;
+        KeyHealthMonitor *monitor = m_healthMonitor;
+        if (endpoint.keys != m_keys) {
+            PoolChecks &checks = m_poolChecks[endpoint.keys];
+            if (!checks.tester) {
+                checks.tester = new KeyTester(this);
+                checks.monitor = new KeyHealthMonitor(endpoint.keys, checks.tester, this);
+            }
+            tester = checks.tester;
+            monitor = checks.monitor;
+        }
+        tester->setConfig(checkConfig);
+        tester->setProviderKind(endpoint.config.kind);
+        tester->setExtraCaCertificates(m_upstreamAccess->extraCaCertificatesPem);
+        monitor->reschedule();
+    }
+}
+
 void ProxyServer::setConfig(const ProxyConfig &config)
 {
     m_config = std::make_shared<const ProxyConfig>(config);
@@ -172,11 +252,7 @@ void ProxyServer::setConfig(const ProxyConfig &config)
     access->extraCaCertificatesPem = extraTrustedCertificatesPem();
     m_upstreamAccess = std::move(access);
     m_redactor->setExtraSecrets({ config.clientToken, proxy.password() });
-    if (m_keyTester) { // the first thread's: key checks run once, not once per thread
-        m_keyTester->setConfig(config);
-        m_keyTester->setExtraCaCertificates(m_upstreamAccess->extraCaCertificatesPem);
-        m_healthMonitor->reschedule();
-    }
+    buildDirectory(config); // and, in the first thread, the key checks (once, not once per thread)
     forEachWorker([config](ProxyServer *worker) { worker->setConfig(config); });
 }
 
@@ -551,6 +627,11 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
     }
     auto *exchange = new ProxyExchange(m_shared->nextId++, connection, request, m_config, m_policy, cors, m_keys,
                                        m_upstreamAccess, m_redactor, this);
+    exchange->setProviders(m_directory);
+    connect(exchange, &ProxyExchange::providerFailed, this, [this](RequestRecord record) {
+        record.id = m_shared->nextId++;
+        emitRecord(std::move(record));
+    });
     m_exchanges.insert(exchange);
     ++m_shared->activeRequests;
     connect(exchange, &ProxyExchange::finished, this, &ProxyServer::onExchangeFinished);
@@ -597,11 +678,13 @@ QByteArray ProxyServer::statusJson() const
         }
         return QStringLiteral("unknown");
     };
-    QJsonArray keys;
-    const QList<KeyStatus> statuses = m_keys->snapshot();
-    for (const KeyStatus &status : statuses) {
+    const auto keysOf = [&](const KeyPool *pool, const QString &providerId) {
+      QJsonArray keys;
+      const QList<KeyStatus> statuses = pool->snapshot();
+      for (const KeyStatus &status : statuses) {
         const UsageRow tokens = tokensByKey.value(status.id);
         QJsonObject key;
+        key.insert(QLatin1String("provider"), providerId);
         key.insert(QLatin1String("id"), status.id);
         key.insert(QLatin1String("label"), m_redactor->redact(status.label));
         key.insert(QLatin1String("masked"), status.masked);
@@ -616,6 +699,35 @@ QByteArray ProxyServer::statusJson() const
         key.insert(QLatin1String("promptTokens"), tokens.promptTokens);
         key.insert(QLatin1String("completionTokens"), tokens.completionTokens);
         keys.append(key);
+      }
+      return keys;
+    };
+    // Every key once (with the provider it serves), and each provider with its own.
+    QJsonArray keys;
+    QJsonArray providers;
+    QSet<const KeyPool *> listed;
+    for (const ProviderEndpoint &endpoint : m_directory->endpoints) {
+        const QJsonArray own = keysOf(endpoint.keys, endpoint.config.id);
+        if (!listed.contains(endpoint.keys)) {
+            listed.insert(endpoint.keys);
+            for (const QJsonValue &key : own)
+                keys.append(key);
+        }
+        QJsonObject provider;
+        provider.insert(QLatin1String("id"), endpoint.config.id);
+        provider.insert(QLatin1String("name"), endpoint.config.displayName());
+        provider.insert(QLatin1String("kind"), ProviderConfig::kindName(endpoint.config.kind));
+        provider.insert(QLatin1String("baseUrl"), m_redactor->redact(
+                            ProxyConfig::withoutUserInfo(endpoint.config.baseUrl.toString())));
+        provider.insert(QLatin1String("enabled"), endpoint.config.enabled);
+        QJsonArray models;
+        for (const QString &model : endpoint.config.models)
+            models.append(model);
+        for (const ModelAlias &alias : endpoint.config.aliases)
+            models.append(alias.alias);
+        provider.insert(QLatin1String("models"), models);
+        provider.insert(QLatin1String("keys"), endpoint.keys == m_noKeys ? QJsonArray() : own);
+        providers.append(provider);
     }
     QJsonObject today;
     if (usage) {
@@ -628,6 +740,7 @@ QByteArray ProxyServer::statusJson() const
     }
     QJsonObject root;
     root.insert(QLatin1String("keys"), keys);
+    root.insert(QLatin1String("providers"), providers);
     root.insert(QLatin1String("today"), today);
     root.insert(QLatin1String("activeRequests"), activeRequests());
     return QJsonDocument(root).toJson(QJsonDocument::Compact);

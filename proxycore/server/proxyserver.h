@@ -7,6 +7,7 @@
 #include "requestrecord.h"
 
 #include <QElapsedTimer>
+#include <QHash>
 #include <QList>
 #include <QObject>
 #include <QPointer>
@@ -30,6 +31,7 @@ class UsageStore;
 class ProxyExchange;
 class UpstreamRouter;
 struct UpstreamAccess;
+struct ProviderDirectory;
 
 /// Lives in one thread (ProxyService's); all its methods must be called from that thread.
 class ProxyServer : public QObject
@@ -56,6 +58,10 @@ public:
     /// Where finished requests are booked and the status endpoint reads token totals (thread-safe; may
     /// be null).
     void setUsageStore(UsageStore *usage);
+    /// The key pools of providers with keys of their own (id -> pool, not owned; thread-safe pools).
+    /// The pool given to the constructor serves the provider "default", else the first provider without
+    /// a pool here; the rest get no key (the client's passes through). Takes effect with setConfig().
+    void setProviderPools(const QHash<QString, KeyPool *> &pools);
 
     /// Requests in flight, in every thread.
     int activeRequests() const { return m_shared->activeRequests.load(); }
@@ -125,6 +131,18 @@ private:
     void checkDrained();
 
     KeyPool *m_keys;
+    KeyPool *m_noKeys = nullptr; ///< the pool of providers without keys (always empty; the first thread's)
+    QHash<QString, KeyPool *> m_providerPools;
+    std::shared_ptr<const ProviderDirectory> m_directory;
+    /// The re-checks of the providers' own pools (the first thread's), by pool.
+    struct PoolChecks
+    {
+        KeyTester *tester = nullptr;
+        KeyHealthMonitor *monitor = nullptr;
+    };
+    QHash<KeyPool *, PoolChecks> m_poolChecks;
+    /// Builds m_directory for @p config and points every pool's re-checks at its provider.
+    void buildDirectory(const ProxyConfig &config);
     UpstreamRouter *m_upstream; ///< every proxied upstream request of this thread (libcurl multi)
     std::shared_ptr<const UpstreamAccess> m_upstreamAccess;
     KeyTester *m_keyTester; ///< the background re-checks' GET of the model list

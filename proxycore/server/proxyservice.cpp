@@ -180,4 +180,11 @@ void ProxyService::setUsageStore(UsageStore *usage)
 {
     m_server->setUsageStore(usage); // an atomic pointer: safe from this thread
 }
+
+void ProxyService::setProviderPools(const QHash<QString, KeyPool *> &pools)
+{
+    QMetaObject::invokeMethod(
+        m_server, [this, pools] { m_server->setProviderPools(pools); }, Qt::BlockingQueuedConnection);
+}
+
 } // namespace keyrelay

@@ -6,6 +6,7 @@
 #include "secretredactor.h"
 
 #include <QBasicTimer>
+#include <QHash>
 #include <QList>
 #include <QMutex>
 #include <QObject>
@@ -52,6 +53,9 @@ public:
     /// Where every finished request with a pool key is booked (in the proxy thread, at once) and whose
     /// totals GET /_keyrelay/status reports (thread-safe; may be null).
     void setUsageStore(UsageStore *usage);
+    /// The key pools of providers with keys of their own, by provider id (not owned; see
+    /// ProxyServer::setProviderPools). Applies from the next start() or applyConfig().
+    void setProviderPools(const QHash<QString, KeyPool *> &pools);
     /// Masks keys, the client token and the proxy password in any text (thread-safe).
     const SecretRedactor &redactor() const { return m_redactor; }
 

@@ -4,9 +4,21 @@
 
 namespace keyrelay {
 
+QList<ProviderConfig> ProxyConfig::effectiveProviders() const
+{
+    if (!providers.isEmpty())
+        return providers;
+    ProviderConfig single;
+    single.id = QString::fromLatin1(ProviderConfig::DefaultId);
+    single.kind = ProviderKind::OpenAi;
+    single.baseUrl = upstream;
+    single.upstreamProxy = upstreamProxy;
+    return { single };
+}
+
 QStringList ProxyConfig::validate() const
 {
-    QStringList problems;
+    QStringList problems = validateProviders(providers);
     QString error;
     if (listenAddresses().isEmpty())
         problems << QStringLiteral("listen address \"%1\" is not an IP address or localhost").arg(listenHost);

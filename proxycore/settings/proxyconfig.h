@@ -1,6 +1,8 @@
 // Everything the proxy needs to know to run, as plain values.
 #pragma once
 
+#include "provider.h"
+
 #include <QHostAddress>
 #include <QNetworkProxy>
 #include <QString>
@@ -46,6 +48,12 @@ struct ProxyConfig
     /// [proxy] HTTP/2 to HTTPS upstreams that offer it. Off: HTTP/1.1 (Qt 6.4's HTTP/2 client can leave
     /// a request hanging after the server's GOAWAY; with TCP_NODELAY HTTP/1.1 is as fast).
     bool upstreamHttp2 = true; ///< HTTP/2 (ALPN) to https upstreams that offer it; HTTP/1.1 otherwise
+    /// [providers] order and [provider.<id>] (issue 17). Empty: one provider "default" made of upstream
+    /// and upstreamProxy (a configuration from before providers keeps working unchanged).
+    QList<ProviderConfig> providers;
+
+    /// The providers requests are routed among: providers, or the single "default" one.
+    QList<ProviderConfig> effectiveProviders() const;
 
     /// Human-readable problems; empty when the configuration can be used.
     QStringList validate() const;

@@ -331,6 +331,11 @@ void SettingsRegistry::load()
         m_values.at(size_t(entry.id)) = value;
     }
 
+    // [providers] order and [provider.<id>]: a list of groups, read as a whole.
+    QStringList providerProblems;
+    m_providers = readProviders(*m_storage, &providerProblems);
+    m_problems << providerProblems;
+
     bool versionOk = false;
     m_fileVersion = m_storage->value(QStringLiteral("meta/settingsVersion")).toInt(&versionOk);
     if (!versionOk)
@@ -441,6 +446,7 @@ ProxyConfig SettingsRegistry::proxyConfig() const
     config.allowAnyWebsite = value(Setting::AllowAnyWebsite).toBool();
     config.clientToken = value(Setting::ClientToken).toString();
     config.allowedHosts = value(Setting::AllowedHosts).toStringList();
+    config.providers = m_providers;
     return config;
 }
 
@@ -470,6 +476,16 @@ void SettingsRegistry::setProxyConfig(const ProxyConfig &config)
     setValue(Setting::AllowAnyWebsite, config.allowAnyWebsite);
     setValue(Setting::ClientToken, config.clientToken);
     setValue(Setting::AllowedHosts, config.allowedHosts);
+    setProviders(config.providers);
+}
+
+void SettingsRegistry::setProviders(const QList<ProviderConfig> &providers)
+{
+    if (providers == m_providers)
+        return;
+    m_providers = providers;
+    writeProviders(*m_storage, providers);
+    Q_EMIT providersChanged();
 }
 
 } // namespace keyrelay

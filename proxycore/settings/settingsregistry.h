@@ -107,8 +107,14 @@ public:
     ProxyConfig proxyConfig() const;
     void setProxyConfig(const ProxyConfig &config);
 
+    /// [providers] order and the [provider.<id>] groups (empty: the single [proxy] upstream).
+    QList<ProviderConfig> providers() const { return m_providers; }
+    /// Stores @p providers (not validated here: see validateProviders()); emits providersChanged().
+    void setProviders(const QList<ProviderConfig> &providers);
+
 Q_SIGNALS:
     void changed(keyrelay::Setting setting, const QVariant &value);
+    void providersChanged();
 
 private:
     void load();
@@ -116,6 +122,7 @@ private:
 
     std::unique_ptr<QSettings> m_storage;
     std::array<QVariant, size_t(Setting::Count)> m_values;
+    QList<ProviderConfig> m_providers;
     QStringList m_problems;
     QList<IgnoredSetting> m_ignored;
     QStringList m_fileProblems;

@@ -40,7 +40,12 @@ quint64 KeyTester::test(const QString &secret)
 {
     UpstreamRequestSpec spec;
     spec.url = modelsUrl(m_config.upstream);
-    spec.headers = { { "Authorization", "Bearer " + secret.toUtf8() }, { "Accept", "application/json" } };
+    if (m_kind == ProviderKind::Anthropic)
+        spec.headers = { { "x-api-key", secret.toUtf8() },
+                         { "anthropic-version", "2023-06-01" },
+                         { "Accept", "application/json" } };
+    else
+        spec.headers = { { "Authorization", "Bearer " + secret.toUtf8() }, { "Accept", "application/json" } };
     spec.http2 = m_config.upstreamHttp2;
     spec.connectTimeoutMs = qMax(1, m_config.connectTimeoutSec) * 1000;
     spec.totalTimeoutMs = qMax(5, m_config.connectTimeoutSec) * 1000;

@@ -2,6 +2,7 @@
 // The Keys page's Test button and the background re-check of invalid keys (KeyHealthMonitor) use it.
 #pragma once
 
+#include "provider.h"
 #include "proxyconfig.h"
 
 #include <QHash>
@@ -27,6 +28,8 @@ public:
     /// Upstream base URL, upstream network proxy and timeout come from @p config.
     void setConfig(const ProxyConfig &config);
     /// CAs trusted besides the system's (PEM), as for proxied requests (see UpstreamAccess).
+    /// How the key goes in the request: Authorization: Bearer (openai) or x-api-key (anthropic).
+    void setProviderKind(ProviderKind kind) { m_kind = kind; }
     void setExtraCaCertificates(const QByteArray &pem) { m_extraCaPem = pem; }
     /// The URL a test requests: the upstream base + "/v1/models", without doubling "/v1".
     static QUrl modelsUrl(const QUrl &upstream);
@@ -50,6 +53,7 @@ private:
     CurlEngine *m_engine = nullptr;
     ProxyConfig m_config;
     QByteArray m_extraCaPem;
+    ProviderKind m_kind = ProviderKind::OpenAi;
     QHash<UpstreamTransfer *, Pending> m_pending;
     quint64 m_nextTicket = 1;
 };

@@ -121,7 +121,7 @@ void ProxyExchange::start()
     m_clientModel = m_record.model;
     if (!m_directory) { // one upstream, the configuration's own (tests, and the single-provider case)
         auto single = std::make_shared<ProviderDirectory>();
-        single->router = ProviderRouter(config.effectiveProviders().mid(0, 1));
+        single->router = ProviderRouter(config.effectiveProviders().mid(0, 1), true);
         single->endpoints.append({ single->router.providers().constFirst(), m_keys, m_upstream->proxy });
         m_directory = std::move(single);
     }

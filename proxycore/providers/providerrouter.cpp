@@ -17,7 +17,10 @@ bool underPath(const QByteArray &path, const QByteArray &prefix)
 
 } // namespace
 
-ProviderRouter::ProviderRouter(QList<ProviderConfig> providers) : m_providers(std::move(providers)) {}
+ProviderRouter::ProviderRouter(QList<ProviderConfig> providers, bool anyPath)
+    : m_providers(std::move(providers)), m_anyPath(anyPath)
+{
+}
 
 void ProviderRouter::setListedModels(const QString &providerId, const QStringList &models)
 {
@@ -71,7 +74,7 @@ ProviderRoute ProviderRouter::route(const QByteArray &target, const QString &mod
     const ProviderKind kind = isAnthropicPath(route.target) ? ProviderKind::Anthropic : ProviderKind::OpenAi;
     const auto candidate = [&](int i) {
         const ProviderConfig &provider = m_providers.at(i);
-        return provider.enabled && provider.kind == kind;
+        return provider.enabled && (m_anyPath || provider.kind == kind);
     };
 
     // "provider/model": the prefix names a provider of this kind.
@@ -168,7 +171,8 @@ ProviderRoute ProviderRouter::route(const QByteArray &target, const QString &mod
     for (const QString &id : m_providers.at(chosen).fallback) {
         for (int i = 0; i < m_providers.size(); ++i) {
             const ProviderConfig &provider = m_providers.at(i);
-            if (provider.id != id || !provider.enabled || provider.kind != m_providers.at(chosen).kind)
+            if (provider.id != id || !provider.enabled
+                || (!m_anyPath && provider.kind != m_providers.at(chosen).kind))
                 continue;
             const bool already = std::any_of(route.steps.cbegin(), route.steps.cend(),
                                              [i](const RouteStep &step) { return step.provider == i; });

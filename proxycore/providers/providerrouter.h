@@ -34,7 +34,9 @@ struct ProviderRoute
 class ProviderRouter
 {
 public:
-    explicit ProviderRouter(QList<ProviderConfig> providers = {});
+    /// @p anyPath: every path goes to the providers whatever their kind (the single provider "default" of
+    /// a configuration without [providers] serves every path, as before providers existed).
+    explicit ProviderRouter(QList<ProviderConfig> providers = {}, bool anyPath = false);
 
     const QList<ProviderConfig> &providers() const { return m_providers; }
     /// The model names a provider's own model list returned (an exact listing routes a model there).
@@ -50,6 +52,7 @@ public:
 
 private:
     QList<ProviderConfig> m_providers;
+    bool m_anyPath = false;
     QHash<QString, QStringList> m_listed;
 };
 

@@ -169,7 +169,7 @@ void ProxyServer::buildDirectory(const ProxyConfig &config)
 {
     auto directory = std::make_shared<ProviderDirectory>();
     const QList<ProviderConfig> providers = config.effectiveProviders();
-    directory->router = ProviderRouter(providers);
+    directory->router = ProviderRouter(providers, config.providers.isEmpty());
     // The keys of the tray app or --keys-file: provider "default", else the first without keys of its own.
     QString mainOwner;
     for (const ProviderConfig &provider : providers) {

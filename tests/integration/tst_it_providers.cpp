@@ -1,0 +1,398 @@
+// Several providers behind one endpoint (issue 17), end to end against three mock upstreams: routing by
+// exact model, prefix, alias, pattern and default; the body unchanged except the model string; Anthropic's
+// key placement; fallback before the first byte and never after; providers in the status endpoint.
+#include "mockupstream.h"
+#include "proxyharness.h"
+#include "rawclient.h"
+
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QtTest>
+
+using namespace it;
+using keyrelay::ProviderConfig;
+using keyrelay::ProviderKind;
+
+namespace {
+const QString OpenAiKey = QStringLiteral("sk-test-openai-aaaaaaaaaaaa0001");
+const QString DeepSeekKey = QStringLiteral("sk-test-deepseek-bbbbbbbbbb0002");
+const QString ClaudeKey = QStringLiteral("sk-ant-test-cccccccccccccccc0003");
+const QString ClientKey = QStringLiteral("sk-client-dummy-dddddddddddd0004");
+
+keyrelay::ApiKey apiKey(const QString &secret)
+{
+    keyrelay::ApiKey key;
+    key.secret = secret;
+    return key;
+}
+} // namespace
+
+class ProvidersTest : public QObject
+{
+    Q_OBJECT
+
+private Q_SLOTS:
+    void init();
+    void cleanup();
+
+    void routesByModel_data();
+    void routesByModel();
+    void bodyUnchangedExceptModel();
+    void anthropicPathGoesToAnthropicKindWithItsHeaders();
+    void anthropicVersionOfTheClientKept();
+    void pathFormChoosesProvider();
+    void unknownProviderAnswers404();
+    void fallbackBeforeFirstByte_data();
+    void fallbackBeforeFirstByte();
+    void noFallbackAfterFirstByte();
+    void keyQuotedByOneProviderMaskedEverywhere();
+    void statusListsProviders();
+    void singleUpstreamConfigurationStillWorks();
+
+private:
+    bool startProxy(const QList<ProviderConfig> &providers, int maxAttempts = 3);
+    std::unique_ptr<RawClient> post(const QByteArray &path, const QByteArray &body, Headers headers = {});
+    QList<ProviderConfig> threeProviders() const;
+
+    std::unique_ptr<MockUpstream> m_openai;
+    std::unique_ptr<MockUpstream> m_deepseek;
+    std::unique_ptr<MockUpstream> m_claude;
+    std::unique_ptr<ProxyHarness> m_proxy;
+    keyrelay::KeyPool m_deepseekKeys;
+    keyrelay::KeyPool m_claudeKeys;
+};
+
+void ProvidersTest::init()
+{
+    for (auto *mock : { &m_openai, &m_deepseek, &m_claude }) {
+        *mock = std::make_unique<MockUpstream>();
+        QVERIFY((*mock)->listen());
+        (*mock)->setHandler([](const RecordedRequest &) {
+            return MockResponse::json(200, R"({"id":"x","usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})");
+        });
+    }
+    m_deepseekKeys.setKeys({ apiKey(DeepSeekKey) });
+    m_claudeKeys.setKeys({ apiKey(ClaudeKey) });
+}
+
+void ProvidersTest::cleanup()
+{
+    m_proxy.reset();
+    m_openai.reset();
+    m_deepseek.reset();
+    m_claude.reset();
+}
+
+QList<ProviderConfig> ProvidersTest::threeProviders() const
+{
+    ProviderConfig openai;
+    openai.id = QStringLiteral("openai");
+    openai.baseUrl = m_openai->url();
+    openai.models = { QStringLiteral("gpt-*"), QStringLiteral("o*") };
+    openai.fallback = { QStringLiteral("deepseek") };
+    ProviderConfig deepseek;
+    deepseek.id = QStringLiteral("deepseek");
+    deepseek.name = QStringLiteral("DeepSeek");
+    deepseek.baseUrl = m_deepseek->url();
+    deepseek.models = { QStringLiteral("deepseek-*"), QStringLiteral("gpt-4o-mini*") };
+    deepseek.aliases = { { QStringLiteral("fast"), QStringLiteral("deepseek-chat") },
+                         { QStringLiteral("gpt-4o"), QStringLiteral("deepseek-chat") } };
+    ProviderConfig claude;
+    claude.id = QStringLiteral("claude");
+    claude.kind = ProviderKind::Anthropic;
+    claude.baseUrl = m_claude->url();
+    claude.models = { QStringLiteral("claude-*") };
+    return { openai, deepseek, claude };
+}
+
+bool ProvidersTest::startProxy(const QList<ProviderConfig> &providers, int maxAttempts)
+{
+    m_proxy = std::make_unique<ProxyHarness>(QStringList { OpenAiKey });
+    m_proxy->service.setProviderPools(
+        { { QStringLiteral("deepseek"), &m_deepseekKeys }, { QStringLiteral("claude"), &m_claudeKeys } });
+    keyrelay::ProxyConfig config = testConfig(providers.isEmpty() ? m_openai->url() : providers.first().baseUrl);
+    config.providers = providers;
+    config.maxAttempts = maxAttempts;
+    QString error;
+    const bool ok = m_proxy->start(config, &error);
+    if (!ok)
+        qWarning() << error;
+    return ok;
+}
+
+std::unique_ptr<RawClient> ProvidersTest::post(const QByteArray &path, const QByteArray &body, Headers headers)
+{
+    headers.prepend(makeHeader("Content-Type", "application/json"));
+    if (!countHeader(headers, "x-api-key"))
+        headers.append(makeHeader("Authorization", "Bearer " + ClientKey.toUtf8()));
+    auto client = std::make_unique<RawClient>();
+    client->send(m_proxy->port(), buildRequest("POST", path, m_proxy->port(), headers, body));
+    client->waitFinished(10000);
+    return client;
+}
+
+void ProvidersTest::routesByModel_data()
+{
+    QTest::addColumn<QString>("model");
+    QTest::addColumn<QString>("provider");
+    QTest::addColumn<QString>("forwarded");
+
+    const auto row = [](const char *name, const char *model, const char *provider, const char *forwarded) {
+        QTest::newRow(name) << QString::fromLatin1(model) << QString::fromLatin1(provider)
+                            << QString::fromLatin1(forwarded);
+    };
+    row("pattern gpt-*", "gpt-4.1", "openai", "gpt-4.1");
+    row("more specific pattern wins", "gpt-4o-mini-2024", "deepseek", "gpt-4o-mini-2024");
+    row("prefix removed", "deepseek/gpt-4.1", "deepseek", "gpt-4.1");
+    row("alias", "fast", "deepseek", "deepseek-chat");
+    row("alias over another's pattern", "gpt-4o", "deepseek", "deepseek-chat");
+    row("exact listed name", "deepseek-reasoner", "deepseek", "deepseek-reasoner");
+    row("default: first of the kind", "llama-3", "openai", "llama-3");
+    row("anthropic pattern not for the chat API", "claude-3-haiku", "openai", "claude-3-haiku");
+    row("prefix of the other kind stays", "claude/x", "openai", "claude/x");
+}
+
+void ProvidersTest::routesByModel()
+{
+    QFETCH(QString, model);
+    QFETCH(QString, provider);
+    QFETCH(QString, forwarded);
+    QVERIFY(startProxy(threeProviders()));
+    QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
+    const QByteArray body = R"({"model":")" + model.toUtf8() + R"(","messages":[{"role":"user","content":"hi"}]})";
+    auto client = post("/v1/chat/completions", body);
+    QCOMPARE(client->status(), 200);
+    const QHash<QString, MockUpstream *> mocks { { QStringLiteral("openai"), m_openai.get() },
+                                                 { QStringLiteral("deepseek"), m_deepseek.get() },
+                                                 { QStringLiteral("claude"), m_claude.get() } };
+    for (auto it = mocks.cbegin(); it != mocks.cend(); ++it)
+        QCOMPARE(it.value()->requestCount(), it.key() == provider ? 1 : 0);
+    const RecordedRequest seen = mocks.value(provider)->lastRequest();
+    QCOMPARE(QJsonDocument::fromJson(seen.body).object().value(QLatin1String("model")).toString(), forwarded);
+    const QByteArray key = provider == QLatin1String("openai") ? OpenAiKey.toUtf8() : DeepSeekKey.toUtf8();
+    QCOMPARE(seen.header("Authorization"), "Bearer " + key);
+    QTRY_COMPARE(finished.size(), 1);
+    const auto record = finished.first().first().value<keyrelay::RequestRecord>();
+    QCOMPARE(record.provider, provider);
+    QCOMPARE(record.model, forwarded);
+}
+
+void ProvidersTest::bodyUnchangedExceptModel()
+{
+    QVERIFY(startProxy(threeProviders()));
+    // Odd spacing, key order, escapes and a "model" inside a message: only the top-level value changes.
+    const QByteArray body = "{ \"messages\" : [ {\"role\":\"user\",\"content\":\"model: \\\"fast\\\" \\u00e9\"} ],\n"
+                            "  \"model\"  :  \"fast\" , \"temperature\":0.50 }";
+    auto client = post("/v1/embeddings", body);
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(m_deepseek->requestCount(), 1);
+    QByteArray expected = body;
+    expected.replace("\"model\"  :  \"fast\"", "\"model\"  :  \"deepseek-chat\"");
+    QCOMPARE(m_deepseek->lastRequest().body, expected);
+}
+
+void ProvidersTest::anthropicPathGoesToAnthropicKindWithItsHeaders()
+{
+    QVERIFY(startProxy(threeProviders()));
+    const QByteArray body = R"({"model":"claude-sonnet-4","max_tokens":10,"messages":[{"role":"user","content":"hi"}]})";
+    // As Claude Code sends it: a query string, its own (dummy) x-api-key, an anthropic-beta header.
+    auto client = post("/v1/messages?beta=true", body,
+                       { makeHeader("x-api-key", ClientKey.toUtf8()), makeHeader("anthropic-beta", "tools-2025") });
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(m_claude->requestCount(), 1);
+    QCOMPARE(m_openai->requestCount(), 0);
+    const RecordedRequest seen = m_claude->lastRequest();
+    QCOMPARE(seen.target, QByteArray("/v1/messages?beta=true"));
+    QCOMPARE(seen.header("x-api-key"), ClaudeKey.toUtf8());
+    QCOMPARE(countHeader(seen.headers, "x-api-key"), 1);
+    QVERIFY(!seen.hasHeader("Authorization"));
+    QCOMPARE(seen.header("anthropic-version"), QByteArray("2023-06-01"));
+    QCOMPARE(seen.header("anthropic-beta"), QByteArray("tools-2025"));
+    QCOMPARE(seen.body, body);
+
+    // count_tokens too, and a model no pattern matches still goes to the anthropic kind (its default).
+    auto count = post("/v1/messages/count_tokens", R"({"model":"some-model","messages":[]})");
+    QCOMPARE(count->status(), 200);
+    QCOMPARE(m_claude->requestCount(), 2);
+    QCOMPARE(m_openai->requestCount(), 0);
+}
+
+void ProvidersTest::anthropicVersionOfTheClientKept()
+{
+    QVERIFY(startProxy(threeProviders()));
+    auto client = post("/v1/messages", R"({"model":"claude-x","messages":[]})",
+                       { makeHeader("anthropic-version", "2026-10-21") });
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(countHeader(m_claude->lastRequest().headers, "anthropic-version"), 1);
+    QCOMPARE(m_claude->lastRequest().header("anthropic-version"), QByteArray("2026-10-21"));
+}
+
+void ProvidersTest::pathFormChoosesProvider()
+{
+    QVERIFY(startProxy(threeProviders()));
+    auto client = post("/p/deepseek/v1/chat/completions?x=1", R"({"model":"gpt-4.1","messages":[]})");
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(m_deepseek->requestCount(), 1);
+    QCOMPARE(m_openai->requestCount(), 0);
+    QCOMPARE(m_deepseek->lastRequest().target, QByteArray("/v1/chat/completions?x=1"));
+}
+
+void ProvidersTest::unknownProviderAnswers404()
+{
+    QList<ProviderConfig> providers = threeProviders();
+    providers[1].enabled = false;
+    QVERIFY(startProxy(providers));
+    auto unknown = post("/p/nobody/v1/chat/completions", R"({"model":"x"})");
+    QCOMPARE(unknown->status(), 404);
+    QVERIFY(unknown->body().contains("unknown_provider"));
+    auto disabled = post("/p/deepseek/v1/chat/completions", R"({"model":"x"})");
+    QCOMPARE(disabled->status(), 404);
+    QVERIFY(disabled->body().contains("provider_disabled"));
+    // A disabled provider's alias routes nowhere: the default provider gets the model as sent.
+    auto alias = post("/v1/chat/completions", R"({"model":"fast"})");
+    QCOMPARE(alias->status(), 200);
+    QCOMPARE(m_openai->requestCount(), 1);
+    QCOMPARE(m_deepseek->requestCount(), 0);
+}
+
+void ProvidersTest::fallbackBeforeFirstByte_data()
+{
+    QTest::addColumn<QString>("failure");
+    QTest::addColumn<int>("openaiRequests");
+    QTest::newRow("5xx after maxAttempts") << QStringLiteral("503") << 2;
+    QTest::newRow("529 overloaded") << QStringLiteral("529") << 2;
+    QTest::newRow("model does not exist") << QStringLiteral("404model") << 1;
+    QTest::newRow("unreachable") << QStringLiteral("down") << 0;
+    QTest::newRow("no usable key") << QStringLiteral("nokey") << 0;
+}
+
+void ProvidersTest::fallbackBeforeFirstByte()
+{
+    QFETCH(QString, failure);
+    QFETCH(int, openaiRequests);
+    m_openai->setHandler([failure](const RecordedRequest &) {
+        if (failure == QLatin1String("404model"))
+            return MockResponse::json(
+                404, R"({"error":{"message":"The model `gpt-9` does not exist","code":"model_not_found"}})");
+        return MockResponse::json(failure.toInt(), R"({"error":{"message":"overloaded"}})");
+    });
+    QList<ProviderConfig> providers = threeProviders();
+    providers[1].aliases.append({ QStringLiteral("gpt-9"), QStringLiteral("deepseek-chat") });
+    if (failure == QLatin1String("down")) {
+        const QUrl dead = m_openai->url();
+        m_openai.reset(); // nothing listens there any more
+        providers[0].baseUrl = dead;
+    }
+    QVERIFY(startProxy(providers, 2));
+    // Two keys and maxAttempts 2: a 5xx is tried on both before the next provider.
+    m_proxy->setKeys({ OpenAiKey, QStringLiteral("sk-test-openai-second-eeeeee0005") });
+    if (failure == QLatin1String("nokey")) {
+        m_proxy->keys.setEnabled(0, false);
+        m_proxy->keys.setEnabled(1, false);
+    }
+    QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
+    // "openai/": the first choice is openai; its fallback gets "gpt-9", which deepseek's alias maps.
+    auto client = post("/v1/chat/completions", R"({"model":"openai/gpt-9","messages":[]})");
+    QCOMPARE(client->status(), 200);
+    if (m_openai) {
+        QCOMPARE(m_openai->requestCount(), openaiRequests);
+        if (openaiRequests > 0)
+            QCOMPARE(QJsonDocument::fromJson(m_openai->lastRequest().body).object().value(QLatin1String("model")).toString(),
+                     QStringLiteral("gpt-9"));
+    }
+    QCOMPARE(m_deepseek->requestCount(), 1);
+    // The next provider gets the same model name unless its own aliases map it.
+    QCOMPARE(QJsonDocument::fromJson(m_deepseek->lastRequest().body).object().value(QLatin1String("model")).toString(),
+             QStringLiteral("deepseek-chat"));
+    // Each try is a row in the log: the failed provider's first, then the one that served.
+    QTRY_COMPARE(finished.size(), 2);
+    const auto tried = finished.at(0).first().value<keyrelay::RequestRecord>();
+    const auto served = finished.at(1).first().value<keyrelay::RequestRecord>();
+    QCOMPARE(tried.provider, QStringLiteral("openai"));
+    QVERIFY(tried.fellBack);
+    QVERIFY(!tried.error.isEmpty());
+    QVERIFY(tried.id != served.id);
+    QCOMPARE(served.provider, QStringLiteral("deepseek"));
+    QCOMPARE(served.status, 200);
+    QVERIFY(!served.fellBack);
+}
+
+void ProvidersTest::noFallbackAfterFirstByte()
+{
+    // The stream started: a cut-off reaches the client as one, and no other provider is asked.
+    m_openai->setHandler([](const RecordedRequest &) {
+        MockResponse response;
+        response.mode = MockResponse::Mode::CutOff;
+        response.headers = { { "Content-Type", "text/event-stream" } };
+        response.body = QByteArray("data: {\"choices\":[]}\n\n").repeated(100);
+        response.cutAfterBytes = 100;
+        return response;
+    });
+    QVERIFY(startProxy(threeProviders()));
+    auto client = post("/v1/chat/completions", R"({"model":"gpt-4.1","stream":true,"messages":[]})");
+    QCOMPARE(client->status(), 200);
+    QVERIFY(client->truncated());
+    QCOMPARE(m_openai->requestCount(), 1);
+    QCOMPARE(m_deepseek->requestCount(), 0);
+}
+
+void ProvidersTest::keyQuotedByOneProviderMaskedEverywhere()
+{
+    // The upstream quotes another provider's key: every pool's keys are masked, not only the first one's.
+    m_claude->setHandler([](const RecordedRequest &) {
+        return MockResponse::json(400, R"({"type":"error","error":{"type":"invalid_request_error","message":"bad key )"
+                                           + DeepSeekKey.toUtf8() + R"("}})");
+    });
+    QVERIFY(startProxy(threeProviders()));
+    auto client = post("/v1/messages", R"({"model":"claude-x","messages":[]})");
+    QCOMPARE(client->status(), 400);
+    QVERIFY2(!client->body().contains(DeepSeekKey.toUtf8()), client->body().constData());
+    QVERIFY(client->body().contains("bad key"));
+}
+
+void ProvidersTest::statusListsProviders()
+{
+    QVERIFY(startProxy(threeProviders()));
+    auto client = std::make_unique<RawClient>();
+    client->send(m_proxy->port(), buildRequest("GET", "/_keyrelay/status", m_proxy->port(), {}, {}));
+    QVERIFY(client->waitFinished(10000));
+    QCOMPARE(client->status(), 200);
+    const QJsonObject root = QJsonDocument::fromJson(client->body()).object();
+    const QJsonArray providers = root.value(QLatin1String("providers")).toArray();
+    QCOMPARE(providers.size(), 3);
+    QCOMPARE(providers.at(0).toObject().value(QLatin1String("id")).toString(), QStringLiteral("openai"));
+    QCOMPARE(providers.at(1).toObject().value(QLatin1String("name")).toString(), QStringLiteral("DeepSeek"));
+    QCOMPARE(providers.at(2).toObject().value(QLatin1String("kind")).toString(), QStringLiteral("anthropic"));
+    QCOMPARE(providers.at(2).toObject().value(QLatin1String("baseUrl")).toString(), m_claude->url().toString());
+    QVERIFY(providers.at(1).toObject().value(QLatin1String("models")).toArray().contains(QStringLiteral("fast")));
+    const QJsonArray claudeKeys = providers.at(2).toObject().value(QLatin1String("keys")).toArray();
+    QCOMPARE(claudeKeys.size(), 1);
+    QCOMPARE(claudeKeys.at(0).toObject().value(QLatin1String("masked")).toString(), keyrelay::KeyPool::mask(ClaudeKey));
+    // Every key once at the top, naming its provider; none whole.
+    const QJsonArray keys = root.value(QLatin1String("keys")).toArray();
+    QCOMPARE(keys.size(), 3);
+    QStringList owners;
+    for (const QJsonValue &key : keys)
+        owners.append(key.toObject().value(QLatin1String("provider")).toString());
+    QCOMPARE(owners, (QStringList { QStringLiteral("openai"), QStringLiteral("deepseek"), QStringLiteral("claude") }));
+    for (const QString &secret : { OpenAiKey, DeepSeekKey, ClaudeKey })
+        QVERIFY(!client->body().contains(secret.toUtf8()));
+}
+
+void ProvidersTest::singleUpstreamConfigurationStillWorks()
+{
+    // No [providers]: the configuration's upstream and keys are the provider "default".
+    QVERIFY(startProxy({}));
+    auto client = post("/v1/chat/completions", R"({"model":"anything","messages":[]})");
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(m_openai->requestCount(), 1);
+    QCOMPARE(m_openai->lastRequest().header("Authorization"), "Bearer " + OpenAiKey.toUtf8());
+    // Anthropic's path goes to the single upstream too, as before (with the pool's key as Bearer).
+    auto messages = post("/v1/messages", R"({"model":"claude-x","messages":[]})");
+    QCOMPARE(messages->status(), 200);
+    QCOMPARE(m_openai->requestCount(), 2);
+}
+
+QTEST_GUILESS_MAIN(ProvidersTest)
+#include "tst_it_providers.moc"

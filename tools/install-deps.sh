@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what KeyRelay needs to build, test and run on Debian 12 (bookworm), and to build and check its package
 # (file for CPack, lintian, desktop-file-validate, appstreamcli, rsvg-convert for tools/render-icons.sh; python3,
-# curl and nginx-light for the deployment tests and .ci/package-check.sh).
+# curl and nginx-light for the deployment tests and .ci/package-check.sh; nodejs and npm for the SDK tests).
 set -euo pipefail
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
@@ -18,6 +18,11 @@ PACKAGES=(
     file lintian desktop-file-utils appstream librsvg2-bin
     python3 curl nginx-light
 )
+# tests/sdk runs the official JavaScript SDKs: Debian's nodejs (18) and npm, unless a node with its npm is there
+# already (NodeSource's nodejs package carries npm and conflicts with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    PACKAGES+=(nodejs npm)
+fi
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

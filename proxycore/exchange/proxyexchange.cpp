@@ -5,6 +5,7 @@
 #include "logging.h"
 #include "keypool.h"
 #include "messagerewriter.h"
+#include "modelcatalog.h"
 #include "openaierror.h"
 #include "secretredactor.h"
 #include "tokenusage.h"
@@ -34,6 +35,21 @@ bool modelNotFound(int status, const QByteArray &body)
     return lower.contains("model_not_found")
         || (lower.contains("model") && (lower.contains("not found") || lower.contains("not_found_error")
                                         || lower.contains("does not exist")));
+}
+
+/// The <id> of ".../v1/models/<id>" (after an optional "/p/<provider>"), decoded; "" for other paths.
+QString modelInPath(const QByteArray &target)
+{
+    QByteArray path = target.left(target.indexOf('?') < 0 ? target.size() : target.indexOf('?'));
+    if (path.startsWith("/p/")) {
+        const qsizetype slash = path.indexOf('/', 3);
+        path = slash < 0 ? QByteArray() : path.mid(slash);
+    }
+    for (const QByteArray &prefix : { QByteArrayLiteral("/v1/models/"), QByteArrayLiteral("/models/") }) {
+        if (path.startsWith(prefix) && path.size() > prefix.size() && !path.mid(prefix.size()).contains('/'))
+            return QUrl::fromPercentEncoding(path.mid(prefix.size()));
+    }
+    return QString();
 }
 
 QByteArray defaultUserAgent()
@@ -125,7 +141,17 @@ void ProxyExchange::start()
         single->endpoints.append({ single->router.providers().constFirst(), m_keys, m_upstream->proxy });
         m_directory = std::move(single);
     }
-    m_route = m_directory->router.route(m_request.target, m_clientModel);
+    // GET /v1/models/<id> goes to the provider that serves <id> (as <id> there, when an alias maps it).
+    if (m_clientModel.isEmpty() && (m_request.method == "GET" || m_request.method == "HEAD")) {
+        m_clientModel = modelInPath(m_request.target);
+        m_modelInPath = !m_clientModel.isEmpty();
+    }
+    if (m_directory->listing) {
+        const QHash<QString, QStringList> listed = m_directory->listing->all();
+        m_route = m_directory->router.route(m_request.target, m_clientModel, &listed);
+    } else {
+        m_route = m_directory->router.route(m_request.target, m_clientModel);
+    }
     if (!m_route.ok()) {
         respondWithError(m_route.errorStatus, m_route.error, QStringLiteral("invalid_request_error"),
                          m_route.errorCode);
@@ -153,9 +179,17 @@ bool ProxyExchange::prepareStep()
             MessageRewriter::replaceModel(&m_bodyWithoutUsage, step.model);
         m_record.model = step.model;
     }
+    QByteArray target = m_route.target;
+    if (m_modelInPath && step.model != m_clientModel) {
+        const qsizetype query = target.indexOf('?');
+        const qsizetype slash = target.lastIndexOf('/', query < 0 ? -1 : query);
+        target = target.left(slash + 1) + QUrl::toPercentEncoding(step.model)
+            + (query < 0 ? QByteArray() : target.mid(query));
+        m_record.model = step.model;
+    }
     QString pathError;
     QString pathErrorCode;
-    if (!UpstreamPath::mapTarget(provider.config.baseUrl, m_route.target, config.stripPrefixes, &m_upstreamUrl,
+    if (!UpstreamPath::mapTarget(provider.config.baseUrl, target, config.stripPrefixes, &m_upstreamUrl,
                                  &pathError, &pathErrorCode)) {
         respondWithError(400, pathError, QStringLiteral("invalid_request_error"), pathErrorCode);
         return false;

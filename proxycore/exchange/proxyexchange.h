@@ -33,6 +33,7 @@
 namespace keyrelay {
 
 class AccessPolicy;
+class ModelListing;
 class SecretRedactor;
 struct NetworkFailure;
 
@@ -59,6 +60,7 @@ struct ProviderDirectory
 {
     ProviderRouter router;
     QList<ProviderEndpoint> endpoints; ///< in the router's order
+    std::shared_ptr<ModelListing> listing; ///< the providers' model lists fetched so far (may be null)
 };
 
 class ProxyExchange : public QObject
@@ -200,7 +202,8 @@ private:
     QByteArray m_bodyWithoutUsage; ///< m_body without that (for an upstream that rejects it)
     QByteArray m_routedBody; ///< m_body before a route step renamed the model
     QByteArray m_routedBodyWithoutUsage;
-    QString m_clientModel; ///< the "model" the client sent
+    QString m_clientModel; ///< the "model" the client sent (or the id of GET /v1/models/<id>)
+    bool m_modelInPath = false; ///< m_clientModel came from the path (GET /v1/models/<id>)
     std::shared_ptr<const ProviderDirectory> m_directory;
     ProviderRoute m_route;
     int m_step = 0; ///< index into m_route.steps

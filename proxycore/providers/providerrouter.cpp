@@ -33,8 +33,10 @@ bool ProviderRouter::isAnthropicPath(const QByteArray &path)
     return underPath(plain, "/v1/messages") || underPath(plain, "/messages");
 }
 
-ProviderRoute ProviderRouter::route(const QByteArray &target, const QString &model) const
+ProviderRoute ProviderRouter::route(const QByteArray &target, const QString &model,
+                                    const QHash<QString, QStringList> *listed) const
 {
+    const QHash<QString, QStringList> &lists = listed ? *listed : m_listed;
     ProviderRoute route;
     route.target = target;
 
@@ -114,7 +116,7 @@ ProviderRoute ProviderRouter::route(const QByteArray &target, const QString &mod
             if (!candidate(i))
                 continue;
             const ProviderConfig &provider = m_providers.at(i);
-            if (m_listed.value(provider.id).contains(model) || provider.models.contains(model)) {
+            if (lists.value(provider.id).contains(model) || provider.models.contains(model)) {
                 listing = i;
                 ++listings;
             }

@@ -45,7 +45,9 @@ public:
 
     /// Routes a request by its target (path and query, as on the request line) and the "model" of its
     /// body ("" when it has none).
-    ProviderRoute route(const QByteArray &target, const QString &model) const;
+    /// @p listed, when given, replaces setListedModels() (the lists fetched so far, see ModelListing).
+    ProviderRoute route(const QByteArray &target, const QString &model,
+                        const QHash<QString, QStringList> *listed = nullptr) const;
 
     /// Anthropic's Messages API: /v1/messages, /v1/messages/count_tokens... (also without "/v1").
     static bool isAnthropicPath(const QByteArray &path);

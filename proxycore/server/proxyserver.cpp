@@ -4,8 +4,10 @@
 #include "descriptorlimit.h"
 #include "keyhealthmonitor.h"
 #include "keypool.h"
+#include "headerpolicy.h"
 #include "keytester.h"
 #include "logging.h"
+#include "modelcatalog.h"
 #include "openaierror.h"
 #include "proxyexchange.h"
 #include "secretredactor.h"
@@ -170,6 +172,7 @@ void ProxyServer::buildDirectory(const ProxyConfig &config)
     auto directory = std::make_shared<ProviderDirectory>();
     const QList<ProviderConfig> providers = config.effectiveProviders();
     directory->router = ProviderRouter(providers, config.providers.isEmpty());
+    directory->listing = m_shared->modelListing;
     // The keys of the tray app or --keys-file: provider "default", else the first without keys of its own.
     QString mainOwner;
     for (const ProviderConfig &provider : providers) {
@@ -623,6 +626,25 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
         headers += HeaderList { { "Content-Type", "application/json" } };
         headers += HeaderList { { "Cache-Control", "no-store" } };
         connection->sendResponse(200, headers, statusJson());
+        return;
+    }
+    // Several providers: the model list is every provider's, merged here.
+    if (!m_config->providers.isEmpty() && (request.method == "GET" || request.method == "HEAD")
+        && (request.target == "/v1/models" || request.target.startsWith("/v1/models?"))) {
+        const AccessPolicy &accessPolicy = *m_policy;
+        bool viaApiKeyHeader = false;
+        const QString clientKey = QString::fromUtf8(HeaderPolicy::clientCredential(
+            request, [&accessPolicy](const QByteArray &value) { return accessPolicy.isToken(value); },
+            &viaApiKeyHeader));
+        auto *list = new ModelListRequest(connection, cors, m_directory, m_upstream,
+                                          m_upstreamAccess->extraCaCertificatesPem, m_config->connectTimeoutSec,
+                                          clientKey, m_redactor, this);
+        connect(list, &ModelListRequest::answered, this,
+                [this, request](int status, qint64 bytes, const QString &problems) {
+                    recordLocal(request, status, bytes, problems.isEmpty() ? QString()
+                                                                           : QStringLiteral("some providers' model lists failed: ") + problems);
+                });
+        list->start();
         return;
     }
     auto *exchange = new ProxyExchange(m_shared->nextId++, connection, request, m_config, m_policy, cors, m_keys,

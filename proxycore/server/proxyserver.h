@@ -3,6 +3,7 @@
 
 #include "descriptorlimit.h"
 #include "httpconnection.h"
+#include "modelcatalog.h"
 #include "proxyconfig.h"
 #include "requestrecord.h"
 
@@ -32,6 +33,7 @@ class ProxyExchange;
 class UpstreamRouter;
 struct UpstreamAccess;
 struct ProviderDirectory;
+class ModelListing;
 
 /// Lives in one thread (ProxyService's); all its methods must be called from that thread.
 class ProxyServer : public QObject
@@ -87,6 +89,7 @@ private:
         std::atomic<quint64> nextId { 1 };
         std::atomic<int> activeRequests { 0 };
         std::atomic<int> connections { 0 }; ///< client connections open, against the budget
+        std::shared_ptr<ModelListing> modelListing = std::make_shared<ModelListing>(); ///< every thread's
     };
     /// A ProxyServer without listeners in a thread of its own: this one hands it accepted sockets.
     struct Worker

@@ -47,6 +47,8 @@ private Q_SLOTS:
     void fallbackBeforeFirstByte();
     void noFallbackAfterFirstByte();
     void keyQuotedByOneProviderMaskedEverywhere();
+    void mergedModelList();
+    void modelByIdFromItsProvider();
     void statusListsProviders();
     void singleUpstreamConfigurationStillWorks();
 
@@ -349,6 +351,82 @@ void ProvidersTest::keyQuotedByOneProviderMaskedEverywhere()
     QCOMPARE(client->status(), 400);
     QVERIFY2(!client->body().contains(DeepSeekKey.toUtf8()), client->body().constData());
     QVERIFY(client->body().contains("bad key"));
+}
+
+void ProvidersTest::mergedModelList()
+{
+    const auto lister = [](const QByteArray &ids, const QByteArray &expectedHeader, const QByteArray &expectedValue) {
+        return [=](const RecordedRequest &request) {
+            if (request.target != "/v1/models" || request.header(expectedHeader) != expectedValue)
+                return MockResponse::json(401, R"({"error":{"message":"no"}})");
+            QByteArray data;
+            for (const QByteArray &id : ids.split(','))
+                data += QByteArray(data.isEmpty() ? "" : ",") + R"({"id":")" + id + R"(","object":"model"})";
+            return MockResponse::json(200, R"({"object":"list","data":[)" + data + "]}");
+        };
+    };
+    m_openai->setHandler(lister("gpt-4.1,shared-model", "Authorization", "Bearer " + OpenAiKey.toUtf8()));
+    m_deepseek->setHandler(lister("deepseek-chat,shared-model,qwen-max", "Authorization", "Bearer " + DeepSeekKey.toUtf8()));
+    m_claude->setHandler(lister("claude-sonnet-4", "x-api-key", ClaudeKey.toUtf8()));
+    QVERIFY(startProxy(threeProviders()));
+
+    // Before any list was fetched, a model no pattern matches goes to the default provider.
+    m_deepseek->setHandler([inner = lister("deepseek-chat,shared-model,qwen-max", "Authorization",
+                                           "Bearer " + DeepSeekKey.toUtf8())](const RecordedRequest &request) {
+        if (request.method == "POST")
+            return MockResponse::json(200, R"({"ok":true})");
+        return inner(request);
+    });
+    m_openai->setHandler([inner = lister("gpt-4.1,shared-model", "Authorization", "Bearer " + OpenAiKey.toUtf8())](
+                             const RecordedRequest &request) {
+        if (request.method == "POST")
+            return MockResponse::json(200, R"({"ok":true})");
+        return inner(request);
+    });
+    auto before = post("/v1/chat/completions", R"({"model":"qwen-max","messages":[]})");
+    QCOMPARE(before->status(), 200);
+    QCOMPARE(m_openai->requestCount(), 1);
+
+    auto client = std::make_unique<RawClient>();
+    client->send(m_proxy->port(), buildRequest("GET", "/v1/models", m_proxy->port(),
+                                               { makeHeader("Authorization", "Bearer " + ClientKey.toUtf8()) }, {}));
+    QVERIFY(client->waitFinished(10000));
+    QCOMPARE(client->status(), 200);
+    const QJsonArray data = QJsonDocument::fromJson(client->body()).object().value(QLatin1String("data")).toArray();
+    QHash<QString, QString> owners;
+    QStringList ids;
+    for (const QJsonValue &entry : data) {
+        const QJsonObject model = entry.toObject();
+        ids.append(model.value(QLatin1String("id")).toString());
+        owners.insert(ids.last(), model.value(QLatin1String("owned_by")).toString());
+    }
+    // Each id once, the first provider in order owning a shared one; configured names and aliases too.
+    QCOMPARE(ids.count(QStringLiteral("shared-model")), 1);
+    QCOMPARE(owners.value(QStringLiteral("shared-model")), QStringLiteral("openai"));
+    QCOMPARE(owners.value(QStringLiteral("gpt-4.1")), QStringLiteral("openai"));
+    QCOMPARE(owners.value(QStringLiteral("qwen-max")), QStringLiteral("deepseek"));
+    QCOMPARE(owners.value(QStringLiteral("fast")), QStringLiteral("deepseek"));
+    QCOMPARE(owners.value(QStringLiteral("claude-sonnet-4")), QStringLiteral("claude"));
+    QVERIFY(!ids.contains(QStringLiteral("gpt-*"))); // patterns are not models
+    QVERIFY(!client->body().contains(OpenAiKey.toUtf8()));
+
+    // Now that deepseek listed it (and no one else), qwen-max goes there.
+    auto after = post("/v1/chat/completions", R"({"model":"qwen-max","messages":[]})");
+    QCOMPARE(after->status(), 200);
+    QCOMPARE(m_deepseek->lastRequest().method, QByteArray("POST"));
+    QCOMPARE(m_deepseek->lastRequest().target, QByteArray("/v1/chat/completions"));
+}
+
+void ProvidersTest::modelByIdFromItsProvider()
+{
+    QVERIFY(startProxy(threeProviders()));
+    auto client = std::make_unique<RawClient>();
+    client->send(m_proxy->port(), buildRequest("GET", "/v1/models/fast", m_proxy->port(), {}, {}));
+    QVERIFY(client->waitFinished(10000));
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(m_deepseek->requestCount(), 1);
+    QCOMPARE(m_deepseek->lastRequest().target, QByteArray("/v1/models/deepseek-chat"));
+    QCOMPARE(m_openai->requestCount(), 0);
 }
 
 void ProvidersTest::statusListsProviders()

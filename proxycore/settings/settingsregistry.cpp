@@ -174,79 +174,116 @@ QVariant storedForm(const QVariant &value)
     return value;
 }
 
+/// A row for a ProxyConfig member whose type QVariant holds as is (QString, int, bool, QStringList).
+template <typename T>
+SettingSpec field(Setting id, const char *name, T ProxyConfig::*member, std::function<bool(QVariant &)> validate)
+{
+    return { id, name, QVariant::fromValue(ProxyConfig().*member), std::move(validate),
+             [member](const ProxyConfig &config) { return QVariant::fromValue(config.*member); },
+             [member](ProxyConfig &config, const QVariant &value) { config.*member = value.value<T>(); } };
+}
+
+/// A row whose file form differs from its ProxyConfig member (a port, a URL, bytes written as MiB).
+SettingSpec converted(Setting id, const char *name, std::function<QVariant(const ProxyConfig &)> read,
+                      std::function<void(ProxyConfig &, const QVariant &)> write,
+                      std::function<bool(QVariant &)> validate)
+{
+    return { id, name, read(ProxyConfig()), std::move(validate), std::move(read), std::move(write) };
+}
+
+/// A setting of the tray app alone: not part of ProxyConfig.
+SettingSpec uiOnly(Setting id, const char *name, QVariant defaultValue, std::function<bool(QVariant &)> validate)
+{
+    return { id, name, std::move(defaultValue), std::move(validate), nullptr, nullptr };
+}
+
 const std::array<SettingSpec, size_t(Setting::Count)> &specs()
 {
+    using C = ProxyConfig;
     static const std::array<SettingSpec, size_t(Setting::Count)> table { {
-        { Setting::ListenHost, "proxy/listenHost", QStringLiteral("127.0.0.1"),
-          [](QVariant &value) {
-              const QString host = value.toString().trimmed();
-              value = host;
-              return host.compare(QLatin1String("localhost"), Qt::CaseInsensitive) == 0
-                  || !QHostAddress(host).isNull();
-          } },
-        { Setting::ListenPort, "proxy/listenPort", int(ProxyConfig::DefaultPort), intRange(0, 65535) },
-        { Setting::AllowRemoteClients, "security/allowRemoteClients", false, toBool },
-        { Setting::Upstream, "proxy/upstream", QStringLiteral("https://api.openai.com"),
-          [](QVariant &value) {
-              QUrl url;
-              QString error;
-              if (!ProxyConfig::parseUpstream(value.toString(), &url, &error))
-                  return false;
-              value = url.toString();
-              return true;
-          } },
-        { Setting::UpstreamProxy, "proxy/upstreamProxy", QString(),
-          [](QVariant &value) {
-              QNetworkProxy proxy;
-              bool useSystem = false;
-              QString error;
-              value = value.toString().trimmed();
-              return ProxyConfig::parseUpstreamProxy(value.toString(), &proxy, &useSystem, &error);
-          } },
-        { Setting::ReorderEnabled, "rewrite/reorderSystemMessage", true, toBool },
-        { Setting::ReorderThreshold, "rewrite/threshold", 4, intRange(1, 1000) },
-        { Setting::ReorderDepth, "rewrite/depth", 3, intRange(1, 1000) },
-        { Setting::StripPrefixes, "proxy/stripPrefixes", QStringList(),
-          [](QVariant &value) {
-              QStringList prefixes = value.toStringList();
-              if (value.typeId() == QMetaType::QString)
-                  prefixes = value.toString().split(QLatin1Char(','), Qt::SkipEmptyParts);
-              QStringList cleaned;
-              if (!ProxyConfig::normalizePathPrefixes(prefixes, false, &cleaned))
-                  return false;
-              value = cleaned;
-              return true;
-          } },
-        { Setting::ConnectTimeoutSec, "proxy/connectTimeoutSec", 15, intRange(1, 3600) },
-        { Setting::IdleTimeoutSec, "proxy/idleTimeoutSec", 300, intRange(1, 86400) },
-        { Setting::MaxBodyMiB, "proxy/maxBodyMiB", 32, intRange(1, 1024) },
-        { Setting::HeadTimeoutSec, "proxy/headTimeoutSec", 10, intRange(1, 3600) },
-        { Setting::MaxConnections, "proxy/maxConnections", 2048, intRange(1, 1000000) },
-        { Setting::RecheckInvalidSec, "health/recheckInvalidSec", 300, intRange(1, 365 * 86400) },
-        { Setting::RecheckExhaustedSec, "health/recheckExhaustedSec", 3600, intRange(1, 365 * 86400) },
-        { Setting::MaxAttempts, "health/maxAttempts", 3, intRange(1, 20) },
-        { Setting::MaxConcurrentPerKey, "health/maxConcurrentPerKey", 0, intRange(0, 100000) },
-        { Setting::RequestStreamUsage, "usage/includeStreamUsage", true, toBool },
-        { Setting::UpstreamHttp2, "proxy/upstreamHttp2", true, toBool },
-        { Setting::AllowedOrigins, "security/allowedOrigins", QStringList(),
-          stringList([](const QString &entry) { return AccessPolicy::isValidOriginEntry(entry); }) },
-        { Setting::AllowAnyWebsite, "security/allowAnyWebsite", false, toBool },
-        { Setting::ClientToken, "security/clientToken", QString(),
-          [](QVariant &value) {
-              const QString token = value.toString().trimmed();
-              value = token;
-              // Sent by clients as a header value: printable ASCII without spaces, long enough to guess.
-              for (const QChar c : token) {
-                  if (c.unicode() <= 0x20 || c.unicode() >= 0x7f)
+        field(Setting::ListenHost, "proxy/listenHost", &C::listenHost,
+              [](QVariant &value) {
+                  const QString host = value.toString().trimmed();
+                  value = host;
+                  return host.compare(QLatin1String("localhost"), Qt::CaseInsensitive) == 0
+                      || !QHostAddress(host).isNull();
+              }),
+        converted(
+            Setting::ListenPort, "proxy/listenPort", [](const C &c) { return QVariant(int(c.listenPort)); },
+            [](C &c, const QVariant &v) { c.listenPort = quint16(v.toInt()); }, intRange(0, 65535)),
+        field(Setting::AllowRemoteClients, "security/allowRemoteClients", &C::allowRemoteClients, toBool),
+        converted(
+            Setting::Upstream, "proxy/upstream", [](const C &c) { return QVariant(c.upstream.toString()); },
+            [](C &c, const QVariant &v) { c.upstream = QUrl(v.toString()); },
+            [](QVariant &value) {
+                QUrl url;
+                QString error;
+                if (!ProxyConfig::parseUpstream(value.toString(), &url, &error))
+                    return false;
+                value = url.toString();
+                return true;
+            }),
+        field(Setting::UpstreamProxy, "proxy/upstreamProxy", &C::upstreamProxy,
+              [](QVariant &value) {
+                  QNetworkProxy proxy;
+                  bool useSystem = false;
+                  QString error;
+                  value = value.toString().trimmed();
+                  return ProxyConfig::parseUpstreamProxy(value.toString(), &proxy, &useSystem, &error);
+              }),
+        field(Setting::ReorderEnabled, "rewrite/reorderSystemMessage", &C::reorderEnabled, toBool),
+        field(Setting::ReorderThreshold, "rewrite/threshold", &C::reorderThreshold, intRange(1, 1000)),
+        field(Setting::ReorderDepth, "rewrite/depth", &C::reorderDepth, intRange(1, 1000)),
+        field(Setting::StripPrefixes, "proxy/stripPrefixes", &C::stripPrefixes,
+              [](QVariant &value) {
+                  QStringList prefixes = value.toStringList();
+                  if (value.typeId() == QMetaType::QString)
+                      prefixes = value.toString().split(QLatin1Char(','), Qt::SkipEmptyParts);
+                  QStringList cleaned;
+                  if (!ProxyConfig::normalizePathPrefixes(prefixes, false, &cleaned))
                       return false;
-              }
-              return token.isEmpty() || token.size() >= 16;
-          } },
-        { Setting::AllowedHosts, "security/allowedHosts", QStringList(),
-          stringList([](const QString &entry) { return AccessPolicy::isValidHostEntry(entry); }) },
-        { Setting::StartMinimized, "ui/startMinimized", false, toBool },
-        { Setting::StartAtLogin, "ui/startAtLogin", false, toBool },
+                  value = cleaned;
+                  return true;
+              }),
+        field(Setting::ConnectTimeoutSec, "proxy/connectTimeoutSec", &C::connectTimeoutSec, intRange(1, 3600)),
+        field(Setting::IdleTimeoutSec, "proxy/idleTimeoutSec", &C::idleTimeoutSec, intRange(1, 86400)),
+        converted(
+            Setting::MaxBodyMiB, "proxy/maxBodyMiB",
+            [](const C &c) { return QVariant(int(qMax<qint64>(1, c.maxBodyBytes / (1024 * 1024)))); },
+            [](C &c, const QVariant &v) { c.maxBodyBytes = qint64(v.toInt()) * 1024 * 1024; }, intRange(1, 1024)),
+        field(Setting::HeadTimeoutSec, "proxy/headTimeoutSec", &C::headTimeoutSec, intRange(1, 3600)),
+        field(Setting::MaxConnections, "proxy/maxConnections", &C::maxConnections, intRange(1, 1000000)),
+        field(Setting::RecheckInvalidSec, "health/recheckInvalidSec", &C::recheckInvalidSec,
+              intRange(1, 365 * 86400)),
+        field(Setting::RecheckExhaustedSec, "health/recheckExhaustedSec", &C::recheckExhaustedSec,
+              intRange(1, 365 * 86400)),
+        field(Setting::MaxAttempts, "health/maxAttempts", &C::maxAttempts, intRange(1, 20)),
+        field(Setting::MaxConcurrentPerKey, "health/maxConcurrentPerKey", &C::maxConcurrentPerKey,
+              intRange(0, 100000)),
+        field(Setting::RequestStreamUsage, "usage/includeStreamUsage", &C::requestStreamUsage, toBool),
+        field(Setting::UpstreamHttp2, "proxy/upstreamHttp2", &C::upstreamHttp2, toBool),
+        field(Setting::AllowedOrigins, "security/allowedOrigins", &C::allowedOrigins,
+              stringList([](const QString &entry) { return AccessPolicy::isValidOriginEntry(entry); })),
+        field(Setting::AllowAnyWebsite, "security/allowAnyWebsite", &C::allowAnyWebsite, toBool),
+        field(Setting::ClientToken, "security/clientToken", &C::clientToken,
+              [](QVariant &value) {
+                  const QString token = value.toString().trimmed();
+                  value = token;
+                  // Sent by clients as a header value: printable ASCII without spaces, long enough to guess.
+                  for (const QChar c : token) {
+                      if (c.unicode() <= 0x20 || c.unicode() >= 0x7f)
+                          return false;
+                  }
+                  return token.isEmpty() || token.size() >= 16;
+              }),
+        field(Setting::AllowedHosts, "security/allowedHosts", &C::allowedHosts,
+              stringList([](const QString &entry) { return AccessPolicy::isValidHostEntry(entry); })),
+        uiOnly(Setting::StartMinimized, "ui/startMinimized", false, toBool),
+        uiOnly(Setting::StartAtLogin, "ui/startAtLogin", false, toBool),
     } };
+    // Rows are in the order of the enum: spec() indexes by it.
+    for (size_t i = 0; i < table.size(); ++i)
+        Q_ASSERT(size_t(table.at(i).id) == i);
     return table;
 }
 
@@ -422,60 +459,20 @@ bool SettingsRegistry::sync()
 ProxyConfig SettingsRegistry::proxyConfig() const
 {
     ProxyConfig config;
-    config.listenHost = value(Setting::ListenHost).toString();
-    config.listenPort = quint16(value(Setting::ListenPort).toInt());
-    config.allowRemoteClients = value(Setting::AllowRemoteClients).toBool();
-    config.upstream = QUrl(value(Setting::Upstream).toString());
-    config.upstreamProxy = value(Setting::UpstreamProxy).toString();
-    config.reorderEnabled = value(Setting::ReorderEnabled).toBool();
-    config.reorderThreshold = value(Setting::ReorderThreshold).toInt();
-    config.reorderDepth = value(Setting::ReorderDepth).toInt();
-    config.stripPrefixes = value(Setting::StripPrefixes).toStringList();
-    config.connectTimeoutSec = value(Setting::ConnectTimeoutSec).toInt();
-    config.idleTimeoutSec = value(Setting::IdleTimeoutSec).toInt();
-    config.maxBodyBytes = qint64(value(Setting::MaxBodyMiB).toInt()) * 1024 * 1024;
-    config.headTimeoutSec = value(Setting::HeadTimeoutSec).toInt();
-    config.maxConnections = value(Setting::MaxConnections).toInt();
-    config.recheckInvalidSec = value(Setting::RecheckInvalidSec).toInt();
-    config.recheckExhaustedSec = value(Setting::RecheckExhaustedSec).toInt();
-    config.maxAttempts = value(Setting::MaxAttempts).toInt();
-    config.maxConcurrentPerKey = value(Setting::MaxConcurrentPerKey).toInt();
-    config.requestStreamUsage = value(Setting::RequestStreamUsage).toBool();
-    config.upstreamHttp2 = value(Setting::UpstreamHttp2).toBool();
-    config.allowedOrigins = value(Setting::AllowedOrigins).toStringList();
-    config.allowAnyWebsite = value(Setting::AllowAnyWebsite).toBool();
-    config.clientToken = value(Setting::ClientToken).toString();
-    config.allowedHosts = value(Setting::AllowedHosts).toStringList();
+    for (const SettingSpec &entry : specs()) {
+        if (entry.write)
+            entry.write(config, value(entry.id));
+    }
     config.providers = m_providers;
     return config;
 }
 
 void SettingsRegistry::setProxyConfig(const ProxyConfig &config)
 {
-    setValue(Setting::ListenHost, config.listenHost);
-    setValue(Setting::ListenPort, int(config.listenPort));
-    setValue(Setting::AllowRemoteClients, config.allowRemoteClients);
-    setValue(Setting::Upstream, config.upstream.toString());
-    setValue(Setting::UpstreamProxy, config.upstreamProxy);
-    setValue(Setting::ReorderEnabled, config.reorderEnabled);
-    setValue(Setting::ReorderThreshold, config.reorderThreshold);
-    setValue(Setting::ReorderDepth, config.reorderDepth);
-    setValue(Setting::StripPrefixes, config.stripPrefixes);
-    setValue(Setting::ConnectTimeoutSec, config.connectTimeoutSec);
-    setValue(Setting::IdleTimeoutSec, config.idleTimeoutSec);
-    setValue(Setting::MaxBodyMiB, int(qMax<qint64>(1, config.maxBodyBytes / (1024 * 1024))));
-    setValue(Setting::HeadTimeoutSec, config.headTimeoutSec);
-    setValue(Setting::MaxConnections, config.maxConnections);
-    setValue(Setting::RecheckInvalidSec, config.recheckInvalidSec);
-    setValue(Setting::RecheckExhaustedSec, config.recheckExhaustedSec);
-    setValue(Setting::MaxAttempts, config.maxAttempts);
-    setValue(Setting::MaxConcurrentPerKey, config.maxConcurrentPerKey);
-    setValue(Setting::RequestStreamUsage, config.requestStreamUsage);
-    setValue(Setting::UpstreamHttp2, config.upstreamHttp2);
-    setValue(Setting::AllowedOrigins, config.allowedOrigins);
-    setValue(Setting::AllowAnyWebsite, config.allowAnyWebsite);
-    setValue(Setting::ClientToken, config.clientToken);
-    setValue(Setting::AllowedHosts, config.allowedHosts);
+    for (const SettingSpec &entry : specs()) {
+        if (entry.read)
+            setValue(entry.id, entry.read(config));
+    }
     setProviders(config.providers);
 }
 

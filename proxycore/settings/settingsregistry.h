@@ -54,13 +54,20 @@ struct IgnoredSetting
     QString why; ///< what is wrong with it, when the setting can say more than "not valid"; may be empty
 };
 
+/// Everything about one setting, in one row of the registry's table: its name in the file, its default,
+/// its validation, and where it lives in ProxyConfig (whose member initialisers are the defaults of the
+/// proxy's settings). Adding a setting is one Setting value, one row, and its use.
 struct SettingSpec
 {
     Setting id;
     const char *name; ///< QSettings key, e.g. "proxy/listenPort"
-    QVariant defaultValue;
+    QVariant defaultValue; ///< for a ProxyConfig setting: read from a default-constructed ProxyConfig
     /// Checks (and may normalise) a value read from the file or set by the UI.
     std::function<bool(QVariant &value)> validate;
+    /// The setting's value in a ProxyConfig; null for settings of the tray app alone (ui/...).
+    std::function<QVariant(const ProxyConfig &config)> read;
+    /// Stores a valid value into a ProxyConfig; null when read is.
+    std::function<void(ProxyConfig &config, const QVariant &value)> write;
 };
 
 /// Reads and writes the settings file (the GUI's QSettings, or an INI file given with --config).

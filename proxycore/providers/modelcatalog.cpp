@@ -35,10 +35,12 @@ ModelListRequest::ModelListRequest(ResponseSink *client, HeaderList corsHeaders,
       m_upstream(upstream), m_extraCaPem(std::move(extraCaPem)), m_connectTimeoutSec(connectTimeoutSec),
       m_clientKey(clientKey), m_redactor(redactor)
 {
-    connect(client, &ResponseSink::clientGone, this, [this] {
-        m_answered = true;
-        deleteLater();
-    });
+    if (client) {
+        connect(client, &ResponseSink::clientGone, this, [this] {
+            m_answered = true;
+            deleteLater();
+        });
+    }
 }
 
 ModelListRequest::~ModelListRequest()
@@ -54,7 +56,7 @@ ModelListRequest::~ModelListRequest()
 void ModelListRequest::start()
 {
     for (const ProviderEndpoint &endpoint : m_providers->endpoints) {
-        if (!endpoint.config.enabled)
+        if (!endpoint.config.enabled || (!m_only.isEmpty() && !m_only.contains(endpoint.config.id)))
             continue;
         // One of the provider's enabled keys, else the client's own (a provider without keys).
         QString secret;

@@ -41,6 +41,7 @@ public:
     /// The largest model list read from one provider.
     static constexpr qint64 MaxListBytes = 4 * 1024 * 1024;
 
+    /// @p client may be null: the lists are only fetched (a refresh), nothing is answered.
     /// @p clientKey: used for providers without keys of their own (pass-through), may be empty.
     ModelListRequest(ResponseSink *client, HeaderList corsHeaders,
                      std::shared_ptr<const ProviderDirectory> providers, UpstreamClient *upstream,
@@ -48,6 +49,8 @@ public:
                      const SecretRedactor *redactor, QObject *parent = nullptr);
     ~ModelListRequest() override;
 
+    /// Fetches only these providers' lists (the rest of the answer comes from the settings).
+    void setOnly(const QStringList &providerIds) { m_only = providerIds; }
     void start();
 
     /// The ids of an OpenAI- or Anthropic-shaped model list ({"data":[{"id":...}]}); empty on anything else.
@@ -82,6 +85,7 @@ private:
     QHash<QString, QStringList> m_fetched;
     QStringList m_problems;
     bool m_answered = false;
+    QStringList m_only;
 };
 
 } // namespace keyrelay

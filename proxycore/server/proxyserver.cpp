@@ -228,11 +228,46 @@ void ProxyServer::buildDirectory(const ProxyConfig &config)
             tester = checks.tester;
             monitor = checks.monitor;
         }
+        if (!endpoint.config.models.isEmpty() || config.providers.isEmpty())
+            disconnect(endpoint.keys, &KeyPool::keysChanged, this, &ProxyServer::scheduleModelRefresh);
+        else
+            connect(endpoint.keys, &KeyPool::keysChanged, this, &ProxyServer::scheduleModelRefresh,
+                    Qt::UniqueConnection);
         tester->setConfig(checkConfig);
         tester->setProviderKind(endpoint.config.kind);
         tester->setExtraCaCertificates(m_upstreamAccess->extraCaCertificatesPem);
         monitor->reschedule();
     }
+}
+
+void ProxyServer::scheduleModelRefresh()
+{
+    if (m_modelRefreshScheduled)
+        return;
+    m_modelRefreshScheduled = true;
+    // Once for a burst of changes (the Keys page saves key by key; a start sets every pool).
+    QTimer::singleShot(1000, this, [this] {
+        m_modelRefreshScheduled = false;
+        refreshModelLists();
+    });
+}
+
+void ProxyServer::refreshModelLists()
+{
+    if (!m_directory || m_config->providers.isEmpty() || m_shuttingDown)
+        return;
+    QStringList ids;
+    for (const ProviderEndpoint &endpoint : m_directory->endpoints) {
+        if (endpoint.config.enabled && endpoint.config.models.isEmpty() && !endpoint.keys->isEmpty())
+            ids.append(endpoint.config.id);
+    }
+    if (ids.isEmpty())
+        return;
+    auto *refresh = new ModelListRequest(nullptr, {}, m_directory, m_upstream,
+                                         m_upstreamAccess->extraCaCertificatesPem, m_config->connectTimeoutSec,
+                                         QString(), m_redactor, this);
+    refresh->setOnly(ids);
+    refresh->start();
 }
 
 void ProxyServer::setConfig(const ProxyConfig &config)
@@ -256,6 +291,8 @@ void ProxyServer::setConfig(const ProxyConfig &config)
     m_upstreamAccess = std::move(access);
     m_redactor->setExtraSecrets({ config.clientToken, proxy.password() });
     buildDirectory(config); // and, in the first thread, the key checks (once, not once per thread)
+    if (m_keyTester && !config.providers.isEmpty())
+        scheduleModelRefresh();
     forEachWorker([config](ProxyServer *worker) { worker->setConfig(config); });
 }
 

@@ -144,6 +144,11 @@ private:
         KeyHealthMonitor *monitor = nullptr;
     };
     QHash<KeyPool *, PoolChecks> m_poolChecks;
+    /// The first thread's: fetches the model lists of providers that have no model patterns of their own
+    /// (their list is what routes to them), soon after a start, a settings change or a change of their keys.
+    void scheduleModelRefresh();
+    void refreshModelLists();
+    bool m_modelRefreshScheduled = false;
     /// Builds m_directory for @p config and points every pool's re-checks at its provider.
     void buildDirectory(const ProxyConfig &config);
     UpstreamRouter *m_upstream; ///< every proxied upstream request of this thread (libcurl multi)

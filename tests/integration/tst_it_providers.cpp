@@ -49,6 +49,7 @@ private Q_SLOTS:
     void keyQuotedByOneProviderMaskedEverywhere();
     void mergedModelList();
     void modelByIdFromItsProvider();
+    void providerWithoutPatternsRoutedByItsFetchedList();
     void statusListsProviders();
     void singleUpstreamConfigurationStillWorks();
 
@@ -427,6 +428,38 @@ void ProvidersTest::modelByIdFromItsProvider()
     QCOMPARE(m_deepseek->requestCount(), 1);
     QCOMPARE(m_deepseek->lastRequest().target, QByteArray("/v1/models/deepseek-chat"));
     QCOMPARE(m_openai->requestCount(), 0);
+}
+
+void ProvidersTest::providerWithoutPatternsRoutedByItsFetchedList()
+{
+    // DeepSeek configures no models: its own list decides, fetched after the start and after a key change.
+    m_deepseek->setHandler([](const RecordedRequest &request) {
+        if (request.method == "GET")
+            return MockResponse::json(200, R"({"data":[{"id":"qwen-max"}]})");
+        return MockResponse::json(200, R"({"ok":true})");
+    });
+    QList<ProviderConfig> providers = threeProviders();
+    providers[1].models.clear();
+    providers[1].aliases.clear();
+    QVERIFY(startProxy(providers));
+    const auto listFetches = [this](const QByteArray &authorization) {
+        int count = 0;
+        const auto requests = m_deepseek->requests();
+        for (const RecordedRequest &request : requests)
+            count += request.method == "GET" && request.target == "/v1/models"
+                && request.header("Authorization") == authorization;
+        return count;
+    };
+    QTRY_COMPARE(listFetches("Bearer " + DeepSeekKey.toUtf8()), 1);
+    QCOMPARE(m_openai->requestCount(), 0); // openai has patterns: nothing to fetch there
+    auto client = post("/v1/chat/completions", R"({"model":"qwen-max","messages":[]})");
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(m_deepseek->lastRequest().method, QByteArray("POST"));
+    QCOMPARE(m_openai->requestCount(), 0);
+
+    const QString newKey = QStringLiteral("sk-test-deepseek-new-ffffff0006");
+    m_deepseekKeys.setKeys({ apiKey(newKey) });
+    QTRY_COMPARE(listFetches("Bearer " + newKey.toUtf8()), 1);
 }
 
 void ProvidersTest::statusListsProviders()

@@ -38,6 +38,9 @@ export const ANSWERS = Object.freeze({
 
 const records = { anthropic: [], openai: [] };
 const streamed = { anthropic: [], openai: [] }; // one array of event types per streamed answer, as sent
+// GET /v1/models, which KeyRelay sends on its own (a provider without model patterns is routed by its list)
+const modelLists = { anthropic: [], openai: [] };
+const MODEL_IDS = { anthropic: 'claude-sonnet-4-5', openai: 'gpt-5-mini' }; // as tests/sdk/sdk_clients.mjs asks for
 let counter = 0;
 
 function readBody(request) {
@@ -81,11 +84,12 @@ async function sendEvents(response, events, extraHeaders, sentTypes) {
 
 function mockRoutes(request, response) {
     if (request.url === '/_mock/requests' && request.method === 'GET') {
-        sendJson(response, 200, { records, streamed });
+        sendJson(response, 200, { records, streamed, modelLists });
         return true;
     }
     if (request.url === '/_mock/reset' && request.method === 'POST') {
         records.anthropic.length = records.openai.length = 0;
+        modelLists.anthropic.length = modelLists.openai.length = 0;
         streamed.anthropic.length = streamed.openai.length = 0;
         sendJson(response, 200, { ok: true });
         return true;
@@ -112,8 +116,22 @@ function anthropicError(response, status, type, message) {
     sendJson(response, status, { type: 'error', error: { type, message } }, { 'request-id': `req_mock_${++counter}` });
 }
 
+/// GET /v1/models in each API's own shape; the request is kept apart from the SDK calls' records.
+function modelList(which, request, response, ids) {
+    if (request.method !== 'GET' || request.url.split('?')[0] !== '/v1/models')
+        return false;
+    modelLists[which].push({ headers: request.headers });
+    const data = which === 'anthropic'
+        ? ids.map((id) => ({ type: 'model', id, display_name: id, created_at: '2025-01-01T00:00:00Z' }))
+        : ids.map((id) => ({ id, object: 'model', created: 0, owned_by: 'mock' }));
+    sendJson(response, 200, which === 'anthropic'
+        ? { data, has_more: false, first_id: ids[0], last_id: ids[ids.length - 1] }
+        : { object: 'list', data });
+    return true;
+}
+
 async function anthropicHandler(request, response) {
-    if (mockRoutes(request, response))
+    if (mockRoutes(request, response) || modelList('anthropic', request, response, [MODEL_IDS.anthropic]))
         return;
     const entry = await record('anthropic', request);
     const path = entry.path.split('?')[0];
@@ -227,7 +245,7 @@ function responseObject(id, model, status, text, usage) {
 }
 
 async function openaiHandler(request, response) {
-    if (mockRoutes(request, response))
+    if (mockRoutes(request, response) || modelList('openai', request, response, [MODEL_IDS.openai]))
         return;
     const entry = await record('openai', request);
     const path = entry.path.split('?')[0];

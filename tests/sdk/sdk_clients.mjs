@@ -395,7 +395,16 @@ async function openaiChecks(relay, calls) {
 const describe = (record) => `${record.method} ${record.path} headers ${JSON.stringify(record.headers)}`;
 
 async function mockChecks(mocks, calls) {
-    const { records, streamed } = await fetch(`${mocks.url('openai')}/_mock/requests`).then((r) => r.json());
+    const { records, streamed, modelLists } = await fetch(`${mocks.url('openai')}/_mock/requests`).then((r) => r.json());
+    console.log(`# model lists KeyRelay fetched on its own: Anthropic ${modelLists.anthropic.length}, OpenAI ${modelLists.openai.length}`);
+    await check('model lists KeyRelay fetched itself carry each provider\'s own key, in its own header', () => {
+        for (const r of modelLists.anthropic) {
+            assert.equal(r.headers['x-api-key'], KEYS.claude, 'x-api-key of the Anthropic model list request');
+            assert.ok(!('authorization' in r.headers), 'an Authorization header on the Anthropic model list request');
+        }
+        for (const r of modelLists.openai)
+            assert.equal(r.headers.authorization, `Bearer ${KEYS.openai}`, 'Authorization of the OpenAI model list request');
+    });
     console.log(`# the Anthropic mock got ${records.anthropic.length} request(s), the OpenAI mock ${records.openai.length}`);
     await check('anthropic mock: one POST /v1/messages per SDK call, model and stream flag intact', () => {
         assert.deepEqual(records.anthropic.map((r) => `${r.method} ${r.path}`),

@@ -194,6 +194,11 @@ QStringList validateProviders(const QList<ProviderConfig> &providers)
         QString error;
         if (!ProxyConfig::parseUpstream(provider.baseUrl.toString(), &url, &error))
             problems.append(QStringLiteral("provider \"%1\": %2").arg(provider.id, error));
+        // As readProviders() checks it: a proxy it cannot parse would otherwise be used as no proxy.
+        QNetworkProxy proxy;
+        bool system = false;
+        if (!ProxyConfig::parseUpstreamProxy(provider.upstreamProxy, &proxy, &system, &error))
+            problems.append(QStringLiteral("provider \"%1\": %2").arg(provider.id, error));
     }
     for (const ProviderConfig &provider : providers) {
         for (const QString &next : provider.fallback) {

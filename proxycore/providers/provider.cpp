@@ -233,7 +233,7 @@ QList<ProviderConfig> readProviders(QSettings &settings, QStringList *problems)
         settings.beginGroup(groupOf(id));
         ProviderConfig provider;
         provider.id = id;
-        provider.name = settings.value(QStringLiteral("name")).toString().trimmed();
+        provider.name = textOf(settings.value(QStringLiteral("name"))).trimmed(); // "Acme, Inc." unquoted
         const QString kindText = settings.value(QStringLiteral("kind")).toString();
         const bool kindOk = ProviderConfig::parseKind(kindText, &provider.kind);
         QString urlError;

@@ -150,7 +150,9 @@ bool ProviderConfig::patternMatches(const QString &pattern, const QString &model
 
 int ProviderConfig::patternSpecificity(const QString &pattern)
 {
-    return int(pattern.size() - pattern.count(QLatin1Char('*')));
+    const qsizetype stars = pattern.count(QLatin1Char('*'));
+    // An exact name counts one more than its characters, so that it beats "name*" (as many characters).
+    return int(pattern.size() - stars) + (stars == 0 ? 1 : 0);
 }
 
 QList<ProviderConfig> ProviderConfig::presets()

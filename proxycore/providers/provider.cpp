@@ -150,7 +150,9 @@ bool ProviderConfig::patternMatches(const QString &pattern, const QString &model
 
 int ProviderConfig::patternSpecificity(const QString &pattern)
 {
-    return int(pattern.size() - pattern.count(QLatin1Char('*')));
+    const qsizetype stars = pattern.count(QLatin1Char('*'));
+    // An exact name counts one more than its characters, so that it beats "name*" (as many characters).
+    return int(pattern.size() - stars) + (stars == 0 ? 1 : 0);
 }
 
 QList<ProviderConfig> ProviderConfig::presets()
@@ -194,6 +196,11 @@ QStringList validateProviders(const QList<ProviderConfig> &providers)
         QString error;
         if (!ProxyConfig::parseUpstream(provider.baseUrl.toString(), &url, &error))
             problems.append(QStringLiteral("provider \"%1\": %2").arg(provider.id, error));
+        // As readProviders() checks it: a proxy it cannot parse would otherwise be used as no proxy.
+        QNetworkProxy proxy;
+        bool system = false;
+        if (!ProxyConfig::parseUpstreamProxy(provider.upstreamProxy, &proxy, &system, &error))
+            problems.append(QStringLiteral("provider \"%1\": %2").arg(provider.id, error));
     }
     for (const ProviderConfig &provider : providers) {
         for (const QString &next : provider.fallback) {
@@ -228,7 +235,7 @@ QList<ProviderConfig> readProviders(QSettings &settings, QStringList *problems)
         settings.beginGroup(groupOf(id));
         ProviderConfig provider;
         provider.id = id;
-        provider.name = settings.value(QStringLiteral("name")).toString().trimmed();
+        provider.name = textOf(settings.value(QStringLiteral("name"))).trimmed(); // "Acme, Inc." unquoted
         const QString kindText = settings.value(QStringLiteral("kind")).toString();
         const bool kindOk = ProviderConfig::parseKind(kindText, &provider.kind);
         QString urlError;

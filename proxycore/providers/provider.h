@@ -60,7 +60,8 @@ struct ProviderConfig
     static QStringList parseList(const QString &text);
     /// Whether @p model matches @p pattern ("*" matches any run of characters, case-sensitive).
     static bool patternMatches(const QString &pattern, const QString &model);
-    /// How specific a pattern is: its count of characters that are not "*" (an exact name beats all).
+    /// How specific a pattern is: its count of characters that are not "*"; an exact name counts one more,
+    /// so that it beats every pattern that matches it ("gpt-4o" over "gpt-4o*").
     static int patternSpecificity(const QString &pattern);
 
     /// Known providers, with kind and base URL filled in (ids: openai, anthropic, deepseek, openrouter,

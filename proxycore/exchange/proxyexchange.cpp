@@ -493,6 +493,9 @@ void ProxyExchange::capture(const QByteArray &data)
     if (!m_attempt.captureUsage)
         return;
     if (m_attempt.streamed) {
+        m_attempt.streamUsage.feed(data);
+        if (m_attempt.status < 400)
+            return; // an error's tail is kept for its message in the log
         captured.append(data);
         if (captured.size() > 2 * CapturedStreamTail)
             captured.remove(0, captured.size() - CapturedStreamTail);
@@ -818,7 +821,15 @@ void ProxyExchange::complete(const QString &error)
     m_record.durationMs = m_clock.elapsed();
     TokenUsage usage;
     const QByteArray &captured = m_attempt.captured;
-    if (!captured.isEmpty() && parseTokenUsage(captured, m_attempt.streamed, &usage)) {
+    bool counted = false;
+    if (m_attempt.streamed) {
+        m_attempt.streamUsage.finish();
+        counted = m_attempt.streamUsage.hasUsage();
+        usage = m_attempt.streamUsage.usage();
+    } else {
+        counted = !captured.isEmpty() && parseTokenUsage(captured, false, &usage);
+    }
+    if (counted) {
         m_record.promptTokens = usage.prompt;
         m_record.completionTokens = usage.completion;
         m_record.totalTokens = usage.total;

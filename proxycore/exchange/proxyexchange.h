@@ -126,7 +126,8 @@ private:
         bool streamed = false; ///< text/event-stream
         QByteArray heldError; ///< HoldingError: the error body so far
         bool captureUsage = false; ///< the answer may carry token counts (JSON, a stream, an error)
-        QByteArray captured; ///< response bytes kept for the usage counts (bounded)
+        QByteArray captured; ///< JSON response bytes kept for the usage counts, an error's tail (bounded)
+        StreamUsageTracker streamUsage; ///< a stream's token counts, fed every byte
         std::optional<StreamUsageFilter> usageFilter; ///< takes the extra usage chunk out of the stream
     };
 

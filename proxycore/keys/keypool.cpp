@@ -323,6 +323,11 @@ UpstreamVerdict KeyPool::classify(int httpStatus, const QByteArray &body)
         return false;
     };
     switch (httpStatus) {
+    case 400:
+        // Anthropic: an invalid_request_error "Your credit balance is too low to access the Anthropic API".
+        if (mentions({ "credit balance is too low" }))
+            result.verdict = KeyVerdict::Exhausted;
+        break;
     case 401:
         result.verdict = KeyVerdict::Invalid;
         break;

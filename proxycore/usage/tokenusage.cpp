@@ -22,29 +22,90 @@ qint64 tokenCount(const QJsonValue &value)
     return number >= 0 && number < 1e15 ? qint64(number) : -1;
 }
 
-bool usageFromObject(const QJsonObject &root, TokenUsage *result)
+using Counts = StreamUsageTracker::Counts;
+
+/// The counts of a "usage" object; false when it is not an object with at least one count.
+bool countsFromUsage(const QJsonValue &value, Counts *counts)
 {
-    QJsonObject usage = root.value(QLatin1String("usage")).toObject();
-    if (usage.isEmpty()) // Responses API streams: {"type":"response.completed","response":{"usage":...}}
-        usage = root.value(QLatin1String("response")).toObject().value(QLatin1String("usage")).toObject();
+    const QJsonObject usage = value.toObject();
     if (usage.isEmpty())
         return false;
-    const auto number = [&](const char *a, const char *b) {
-        QJsonValue value = usage.value(QLatin1String(a));
-        if (value.isUndefined())
-            value = usage.value(QLatin1String(b));
-        return tokenCount(value);
+    const auto number = [&usage](const char *key) {
+        return tokenCount(usage.value(QLatin1String(key)));
     };
-    TokenUsage found;
-    found.prompt = number("prompt_tokens", "input_tokens");
-    found.completion = number("completion_tokens", "output_tokens");
-    found.total = usage.value(QLatin1String("total_tokens")).isDouble()
-        ? tokenCount(usage.value(QLatin1String("total_tokens")))
-        : (found.prompt >= 0 && found.completion >= 0 ? found.prompt + found.completion : -1);
+    Counts found;
+    found.promptTokens = number("prompt_tokens");
+    found.completionTokens = number("completion_tokens");
+    found.inputTokens = number("input_tokens");
+    found.outputTokens = number("output_tokens");
+    found.totalTokens = number("total_tokens");
+    found.cacheCreationInputTokens = number("cache_creation_input_tokens");
+    found.cacheReadInputTokens = number("cache_read_input_tokens");
+    for (const char *details : { "prompt_tokens_details", "input_tokens_details" }) {
+        const QJsonValue cached
+            = usage.value(QLatin1String(details)).toObject().value(QLatin1String("cached_tokens"));
+        if (found.cachedTokens < 0)
+            found.cachedTokens = tokenCount(cached);
+    }
+    const bool any = found.promptTokens >= 0 || found.completionTokens >= 0 || found.inputTokens >= 0
+        || found.outputTokens >= 0 || found.totalTokens >= 0 || found.cacheCreationInputTokens >= 0
+        || found.cacheReadInputTokens >= 0 || found.cachedTokens >= 0;
+    if (any)
+        *counts = found;
+    return any;
+}
+
+TokenUsage usageFromCounts(const Counts &counts)
+{
+    TokenUsage result;
+    if (counts.promptTokens >= 0) {
+        result.prompt = counts.promptTokens; // Chat Completions: cached tokens are part of it
+    } else if (counts.inputTokens >= 0 || counts.cacheCreationInputTokens >= 0
+               || counts.cacheReadInputTokens >= 0) {
+        // Responses API: input_tokens has the cached ones; Anthropic: input_tokens does not, they come
+        // on their own (and only from Anthropic).
+        result.prompt = qMax<qint64>(counts.inputTokens, 0) + qMax<qint64>(counts.cacheCreationInputTokens, 0)
+            + qMax<qint64>(counts.cacheReadInputTokens, 0);
+    }
+    result.completion = counts.completionTokens >= 0 ? counts.completionTokens : counts.outputTokens;
+    result.total = counts.totalTokens >= 0             ? counts.totalTokens
+        : result.prompt >= 0 && result.completion >= 0 ? result.prompt + result.completion
+                                                       : -1;
+    result.cacheCreation = counts.cacheCreationInputTokens;
+    result.cacheRead = counts.cacheReadInputTokens >= 0 ? counts.cacheReadInputTokens : counts.cachedTokens;
+    return result;
+}
+
+bool usageFromObject(const QJsonObject &root, TokenUsage *result)
+{
+    Counts counts;
+    if (!countsFromUsage(root.value(QLatin1String("usage")), &counts)
+        // Responses API streams: {"type":"response.completed","response":{"usage":...}}
+        && !countsFromUsage(root.value(QLatin1String("response")).toObject().value(QLatin1String("usage")),
+                            &counts)) {
+        return false;
+    }
+    const TokenUsage found = usageFromCounts(counts);
     if (found.total < 0 && found.prompt < 0)
         return false;
     *result = found;
     return true;
+}
+
+/// The "data:" lines of one SSE event joined with '\n' (the event's payload).
+QByteArray eventData(const QByteArray &event)
+{
+    QByteArray data;
+    const QList<QByteArray> lines = event.split('\n');
+    for (const QByteArray &rawLine : lines) {
+        const QByteArray line = rawLine.endsWith('\r') ? rawLine.chopped(1) : rawLine;
+        if (line.startsWith("data:")) {
+            if (!data.isEmpty())
+                data += '\n';
+            data += line.mid(line.size() > 5 && line.at(5) == ' ' ? 6 : 5);
+        }
+    }
+    return data;
 }
 
 /// Where the first complete event of @p data (from @p from) ends, past its blank line; -1 if none.
@@ -157,17 +218,7 @@ bool StreamUsageFilter::isUsageOnlyEvent(const QByteArray &event)
 {
     if (!hasEmptyChoices(event))
         return false;
-    QByteArray data;
-    const QList<QByteArray> lines = event.split('\n');
-    for (const QByteArray &rawLine : lines) {
-        const QByteArray line = rawLine.endsWith('\r') ? rawLine.chopped(1) : rawLine;
-        if (line.startsWith("data:")) {
-            if (!data.isEmpty())
-                data += '\n';
-            data += line.mid(line.size() > 5 && line.at(5) == ' ' ? 6 : 5);
-        }
-    }
-    const QJsonDocument document = QJsonDocument::fromJson(data);
+    const QJsonDocument document = QJsonDocument::fromJson(eventData(event));
     if (!document.isObject())
         return false;
     const QJsonObject root = document.object();
@@ -213,6 +264,91 @@ QByteArray StreamUsageFilter::finish()
     QByteArray rest;
     rest.swap(m_held);
     return rest;
+}
+
+void StreamUsageTracker::feed(const QByteArray &chunk)
+{
+    if (chunk.isEmpty())
+        return;
+    // A separator may have begun in the held bytes (they have none of their own).
+    const qsizetype from = qMax<qsizetype>(0, m_held.size() - 3);
+    QByteArray buffer;
+    if (m_held.isEmpty()) {
+        buffer = chunk; // shared, not copied
+    } else {
+        m_held.append(chunk);
+        buffer.swap(m_held);
+    }
+    qsizetype begin = 0;
+    for (qsizetype end = eventEnd(buffer, from); end >= 0; end = eventEnd(buffer, end)) {
+        if (m_skipping)
+            m_skipping = false; // the end of the oversized event
+        else if (end - begin <= MaxEventBytes) // (one that ends in the read that makes it too long)
+            takeEvent(QByteArray::fromRawData(buffer.constData() + begin, end - begin));
+        begin = end;
+    }
+    const qsizetype rest = buffer.size() - begin;
+    if (m_skipping || rest > MaxEventBytes) {
+        // Skipped up to its end; its last bytes are kept in case the separator is split after them.
+        m_skipping = true;
+        m_held = buffer.right(qMin<qsizetype>(rest, 3));
+    } else if (rest > 0) {
+        m_held = begin == 0 ? buffer : buffer.mid(begin);
+    } else {
+        m_held.clear();
+    }
+}
+
+void StreamUsageTracker::finish()
+{
+    if (!m_skipping && !m_held.isEmpty())
+        takeEvent(m_held);
+    m_held.clear();
+    m_skipping = false;
+}
+
+TokenUsage StreamUsageTracker::usage() const
+{
+    return usageFromCounts(m_counts);
+}
+
+bool StreamUsageTracker::hasUsage() const
+{
+    const TokenUsage found = usage();
+    return found.prompt >= 0 || found.completion >= 0 || found.total >= 0;
+}
+
+void StreamUsageTracker::takeEvent(const QByteArray &event)
+{
+    if (!event.contains("\"usage\""))
+        return;
+    const QJsonDocument document = QJsonDocument::fromJson(eventData(event));
+    if (!document.isObject())
+        return;
+    const QJsonObject root = document.object();
+    Counts counts;
+    // Chat Completions chunks and Anthropic's message_delta; the Responses API; Anthropic's message_start.
+    if (!countsFromUsage(root.value(QLatin1String("usage")), &counts)
+        && !countsFromUsage(root.value(QLatin1String("response")).toObject().value(QLatin1String("usage")),
+                            &counts)
+        && !countsFromUsage(root.value(QLatin1String("message")).toObject().value(QLatin1String("usage")),
+                            &counts)) {
+        return;
+    }
+    // Each count as last reported (message_delta repeats only some); a total only with the counts it
+    // came with.
+    const auto merge = [](qint64 reported, qint64 *kept) {
+        if (reported >= 0)
+            *kept = reported;
+    };
+    merge(counts.promptTokens, &m_counts.promptTokens);
+    merge(counts.completionTokens, &m_counts.completionTokens);
+    merge(counts.inputTokens, &m_counts.inputTokens);
+    merge(counts.outputTokens, &m_counts.outputTokens);
+    merge(counts.cacheCreationInputTokens, &m_counts.cacheCreationInputTokens);
+    merge(counts.cacheReadInputTokens, &m_counts.cacheReadInputTokens);
+    merge(counts.cachedTokens, &m_counts.cachedTokens);
+    m_counts.totalTokens = counts.totalTokens;
 }
 
 } // namespace keyrelay

@@ -1,5 +1,6 @@
 // libFuzzer target: the stream_options KeyRelay adds to a streamed chat request and the usage chunk it
-// takes out of the answer again (MessageRewriter::requestStreamUsage, StreamUsageFilter).
+// takes out of the answer again (MessageRewriter::requestStreamUsage, StreamUsageFilter), and the token
+// counts read from the answer (StreamUsageTracker).
 //
 // The first input byte picks where the rest is cut for the stream filter; the rest is used both as a
 // request body and as an upstream event stream. Invariants:
@@ -7,7 +8,9 @@
 //    already ask for usage; the result is valid JSON with include_usage true and every other member as
 //    before;
 //  - the filter gives the same bytes however the stream is cut into reads, only ever drops whole usage-only
-//    events (a stream without one comes out unchanged), and never grows the stream.
+//    events (a stream without one comes out unchanged), and never grows the stream;
+//  - the tracker finds the same counts however the stream is cut into reads, and never holds more than
+//    StreamUsageTracker::MaxEventBytes between reads.
 #include "fuzzcheck.h"
 #include "messagerewriter.h"
 #include "tokenusage.h"
@@ -15,6 +18,7 @@
 #include <QByteArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QList>
 #include <QLoggingCategory>
 
 #include <cstdint>
@@ -23,6 +27,8 @@
 
 using keyrelay::MessageRewriter;
 using keyrelay::StreamUsageFilter;
+using keyrelay::StreamUsageTracker;
+using keyrelay::TokenUsage;
 
 namespace {
 
@@ -77,6 +83,26 @@ QByteArray filtered(const QByteArray &stream, qsizetype cut1, qsizetype cut2, in
     return out;
 }
 
+/// What a tracker fed @p stream in three reads found, as one comparable list.
+QList<qint64> tracked(const QByteArray &stream, qsizetype cut1, qsizetype cut2)
+{
+    StreamUsageTracker tracker;
+    for (const QByteArray &piece : { stream.left(cut1), stream.mid(cut1, cut2 - cut1), stream.mid(cut2) }) {
+        tracker.feed(piece);
+        FUZZ_CHECK(tracker.heldBytes() <= StreamUsageTracker::MaxEventBytes);
+    }
+    tracker.finish();
+    FUZZ_CHECK(tracker.heldBytes() == 0);
+    const TokenUsage usage = tracker.usage();
+    for (const qint64 count :
+         { usage.prompt, usage.completion, usage.total, usage.cacheCreation, usage.cacheRead })
+        FUZZ_CHECK(count >= -1);
+    if (!tracker.hasUsage())
+        FUZZ_CHECK(usage.prompt == -1 && usage.completion == -1 && usage.total == -1);
+    return { qint64(tracker.hasUsage()), usage.prompt,   usage.completion, usage.total,
+             usage.cacheCreation,        usage.cacheRead };
+}
+
 void checkStream(const QByteArray &stream, uint8_t cuts)
 {
     int removedWhole = 0;
@@ -94,6 +120,7 @@ void checkStream(const QByteArray &stream, uint8_t cuts)
     // Cut differently, events longer than the filter holds may pass unfiltered; otherwise the same.
     if (stream.size() < 200 * 1024)
         FUZZ_CHECK(pieces == once && removedPieces == removedWhole);
+    FUZZ_CHECK(tracked(stream, cut1, cut2) == tracked(stream, stream.size(), stream.size()));
 }
 
 } // namespace

@@ -50,6 +50,11 @@ private Q_SLOTS:
     void mergedModelList();
     void modelByIdFromItsProvider();
     void providerWithoutPatternsRoutedByItsFetchedList();
+    void anthropicUsage_data();
+    void anthropicUsage();
+    void responsesApiUsage_data();
+    void responsesApiUsage();
+    void anthropicKeyHealth();
     void statusListsProviders();
     void singleUpstreamConfigurationStillWorks();
 
@@ -460,6 +465,119 @@ void ProvidersTest::providerWithoutPatternsRoutedByItsFetchedList()
     const QString newKey = QStringLiteral("sk-test-deepseek-new-ffffff0006");
     m_deepseekKeys.setKeys({ apiKey(newKey) });
     QTRY_COMPARE(listFetches("Bearer " + newKey.toUtf8()), 1);
+}
+
+void ProvidersTest::anthropicUsage_data()
+{
+    QTest::addColumn<bool>("stream");
+    QTest::newRow("message") << false;
+    QTest::newRow("stream") << true;
+}
+
+void ProvidersTest::anthropicUsage()
+{
+    QFETCH(bool, stream);
+    m_claude->setHandler([stream](const RecordedRequest &) {
+        if (!stream)
+            return MockResponse::json(
+                200, R"({"id":"msg_01","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"Hi"}],)"
+                     R"("stop_reason":"end_turn","usage":{"input_tokens":12,"cache_creation_input_tokens":3,"cache_read_input_tokens":10,"output_tokens":6}})");
+        // message_start carries the input counts at the very beginning, message_delta the output at the end;
+        // enough content between them that a tail of the stream would not hold both.
+        QList<QPair<int, QByteArray>> events;
+        events.append({ 0, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_01\",\"type\":\"message\","
+                           "\"role\":\"assistant\",\"content\":[],\"model\":\"claude-x\",\"usage\":{\"input_tokens\":25,"
+                           "\"cache_creation_input_tokens\":0,\"cache_read_input_tokens\":10,\"output_tokens\":1}}}\n\n" });
+        const QByteArray delta = "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,"
+                                 "\"delta\":{\"type\":\"text_delta\",\"text\":\"" + QByteArray(1000, 'x') + "\"}}\n\n";
+        for (int i = 0; i < 200; ++i)
+            events.append({ 0, delta });
+        events.append({ 0, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},"
+                           "\"usage\":{\"output_tokens\":15}}\n\n" });
+        events.append({ 0, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n" });
+        return MockResponse::sse(events);
+    });
+    QVERIFY(startProxy(threeProviders()));
+    QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
+    auto client = post("/v1/messages", stream ? R"({"model":"claude-x","stream":true,"messages":[]})"
+                                              : R"({"model":"claude-x","messages":[]})");
+    QCOMPARE(client->status(), 200);
+    QTRY_COMPARE(finished.size(), 1);
+    const auto record = finished.first().first().value<keyrelay::RequestRecord>();
+    // Input counts include the cache's (Anthropic counts them apart from input_tokens).
+    QCOMPARE(record.promptTokens, stream ? 35 : 25);
+    QCOMPARE(record.completionTokens, stream ? 15 : 6);
+    QCOMPARE(record.totalTokens, stream ? 50 : 31);
+    QCOMPARE(record.provider, QStringLiteral("claude"));
+}
+
+void ProvidersTest::responsesApiUsage_data()
+{
+    QTest::addColumn<bool>("stream");
+    QTest::newRow("response") << false;
+    QTest::newRow("stream") << true;
+}
+
+void ProvidersTest::responsesApiUsage()
+{
+    QFETCH(bool, stream);
+    m_openai->setHandler([stream](const RecordedRequest &) {
+        const QByteArray usage = R"("usage":{"input_tokens":5,"input_tokens_details":{"cached_tokens":0},"output_tokens":7,"total_tokens":12})";
+        if (!stream)
+            return MockResponse::json(200, R"({"id":"resp_1","object":"response","status":"completed","output":[],)" + usage + "}");
+        return MockResponse::sse({
+            { 0, R"(event: response.created
+data: {"type":"response.created","response":{"id":"resp_1","object":"response","status":"in_progress","usage":null}}
+
+)" },
+            { 0, R"(event: response.output_text.delta
+data: {"type":"response.output_text.delta","delta":"Hi"}
+
+)" },
+            { 0, R"(event: response.completed
+data: {"type":"response.completed","response":{"id":"resp_1","object":"response","status":"completed",)" + usage + R"(}}
+
+)" },
+        });
+    });
+    QVERIFY(startProxy(threeProviders()));
+    QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
+    auto client = post("/v1/responses", stream ? R"({"model":"gpt-5","stream":true,"input":"hi"})"
+                                               : R"({"model":"gpt-5","input":"hi"})");
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(m_openai->lastRequest().target, QByteArray("/v1/responses"));
+    QTRY_COMPARE(finished.size(), 1);
+    const auto record = finished.first().first().value<keyrelay::RequestRecord>();
+    QCOMPARE(record.promptTokens, 5);
+    QCOMPARE(record.completionTokens, 7);
+    QCOMPARE(record.totalTokens, 12);
+}
+
+void ProvidersTest::anthropicKeyHealth()
+{
+    // Anthropic's error shapes: a key out of credit is exhausted and the next key serves; an overloaded
+    // API (529) is nobody's key's fault.
+    const QString secondKey = QStringLiteral("sk-ant-test-second-gggggggggg0007");
+    m_claudeKeys.setKeys({ apiKey(ClaudeKey), apiKey(secondKey) });
+    bool overloaded = false;
+    m_claude->setHandler([&](const RecordedRequest &request) {
+        if (overloaded)
+            return MockResponse::json(529, R"({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})");
+        if (request.header("x-api-key") == ClaudeKey.toUtf8())
+            return MockResponse::json(400, R"({"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API. Please go to Plans & Billing to upgrade or purchase credits."}})");
+        return MockResponse::json(200, R"({"type":"message","content":[]})");
+    });
+    QVERIFY(startProxy(threeProviders()));
+    auto client = post("/v1/messages", R"({"model":"claude-x","messages":[]})");
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(m_claude->requestCount(), 2);
+    QTRY_COMPARE(m_claudeKeys.snapshot().at(0).health, keyrelay::KeyHealth::Exhausted);
+    QCOMPARE(m_claudeKeys.snapshot().at(1).health, keyrelay::KeyHealth::Ok);
+
+    overloaded = true;
+    auto busy = post("/v1/messages", R"({"model":"claude-x","messages":[]})");
+    QCOMPARE(busy->status(), 529);
+    QCOMPARE(m_claudeKeys.snapshot().at(1).health, keyrelay::KeyHealth::Ok);
 }
 
 void ProvidersTest::statusListsProviders()

@@ -21,13 +21,16 @@ namespace keyrelay {
 /// One request's usage, as the proxy reports it.
 struct UsageEvent
 {
-    QString provider; ///< the provider id that served the request; "" is booked as DefaultProvider
     QString keyId; ///< KeyPool::keyId() of the key used; never the key itself
     QString keyLabel; ///< label or masked form at the time; optional
     QString model;
     qint64 promptTokens = -1; ///< -1 when unknown (counted as 0)
     qint64 completionTokens = -1;
     qint64 totalTokens = -1; ///< -1: prompt + completion
+    /// The provider id that served the request; "" is booked as UsageStore::DefaultProvider. After the
+    /// tokens, so that { keyId, label, model, prompt, completion, total } still initialises an event (the
+    /// default member initialiser keeps -Wmissing-field-initializers quiet there).
+    QString provider = {};
     /// A provider's try that failed before the first byte, after which the request went on to the next
     /// provider (RequestRecord::fellBack). It is not counted as a request: the client made one request,
     /// and the try that answered it counts it. Its tokens (normally none) are still booked; without
@@ -79,7 +82,8 @@ public:
     Q_ENUM(GroupBy)
 
     static constexpr int SchemaVersion = 2;
-    /// The provider of a configuration without providers, and of every figure from schema 1.
+    /// The provider of a configuration without providers (ProviderConfig::DefaultId), and of every
+    /// figure from schema 1.
     static constexpr const char *DefaultProvider = "default";
     static constexpr int DefaultFlushIntervalMs = 2000;
     static constexpr int DefaultFlushThreshold = 200;

@@ -1,4 +1,5 @@
 // UsageStore: batching, totals, the day boundary, restarts, damaged files set aside, concurrent writers.
+#include "provider.h"
 #include "usagestore.h"
 
 #include <QDir>
@@ -555,6 +556,7 @@ void tst_UsageStore::eventFromRequestRecord()
     QCOMPARE(e.totalTokens, 33);
     QCOMPARE(UsageEvent::fromRecord(keyrelay::RequestRecord()).totalTokens, -1); // unknown stays unknown
     QCOMPARE(e.provider, Default); // a configuration without providers
+    QCOMPARE(Default, QLatin1String(keyrelay::ProviderConfig::DefaultId)); // the provider it becomes
     QVERIFY(!e.fellBack);
     record.provider = QStringLiteral("deepseek");
     record.fellBack = true;

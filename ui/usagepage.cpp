@@ -119,6 +119,7 @@ QLayout *UsagePage::buildToolbar()
     m_groupCombo = new QComboBox(this);
     m_groupCombo->addItem(tr("Key"), int(UsageStore::GroupBy::Key));
     m_groupCombo->addItem(tr("Model"), int(UsageStore::GroupBy::Model));
+    m_groupCombo->addItem(tr("Provider"), int(UsageStore::GroupBy::Provider));
     auto *groupLabel = new QLabel(tr("St&ack by:"), this);
     groupLabel->setBuddy(m_groupCombo);
     connect(m_groupCombo, &QComboBox::currentIndexChanged, this, [this] { refresh(); });
@@ -231,18 +232,18 @@ void UsagePage::updateChart(const QList<UsageRow> &rows, const QDate &today)
 
     struct Group
     {
-        QString id; ///< key id or model
+        QString id; ///< key id, model or provider id
         QString name;
         qint64 total = 0;
         QList<qreal> values;
     };
     QList<Group> groups;
-    QHash<QString, qsizetype> indexOf; // by key id or model, not by the shown name
+    QHash<QString, qsizetype> indexOf; // by key id, model or provider id, not by the shown name
     for (const UsageRow &row : rows) {
         const qint64 day = first.daysTo(row.day);
         if (day < 0 || day >= Days)
             continue;
-        const QString id = groupBy() == UsageStore::GroupBy::Key ? row.keyId : row.model;
+        const QString id = groupId(row);
         auto it = indexOf.constFind(id);
         if (it == indexOf.cend()) {
             it = indexOf.insert(id, groups.size());
@@ -303,7 +304,7 @@ void UsagePage::updateTable()
     for (const UsageRow &row : std::as_const(m_rows)) {
         auto *group = new QStandardItem(groupName(row));
         if (groupBy() == UsageStore::GroupBy::Key && !row.keyId.isEmpty())
-            group->setToolTip(tr("Key id %1").arg(row.keyId));
+            group->setToolTip(tr("Key id %1, provider %2").arg(row.keyId, row.provider));
         m_model->appendRow({ new QStandardItem(dayText(row.day)), group, numberItem(row.requests),
                              numberItem(row.promptTokens), numberItem(row.completionTokens),
                              numberItem(row.totalTokens) });
@@ -356,10 +357,25 @@ void UsagePage::showEvent(QShowEvent *event)
         refresh();
 }
 
+QString UsagePage::groupId(const UsageRow &row) const
+{
+    switch (groupBy()) {
+    case UsageStore::GroupBy::Model:
+        return row.model;
+    case UsageStore::GroupBy::Provider:
+        return row.provider;
+    case UsageStore::GroupBy::Key:
+        break;
+    }
+    return row.keyId;
+}
+
 QString UsagePage::groupName(const UsageRow &row) const
 {
     if (groupBy() == UsageStore::GroupBy::Model)
         return row.model.isEmpty() ? tr("(no model)") : row.model;
+    if (groupBy() == UsageStore::GroupBy::Provider)
+        return row.provider;
     if (!row.keyLabel.isEmpty())
         return row.keyLabel;
     return row.keyId.isEmpty() ? tr("(no key)") : row.keyId;
@@ -367,7 +383,15 @@ QString UsagePage::groupName(const UsageRow &row) const
 
 QString UsagePage::groupHeader() const
 {
-    return groupBy() == UsageStore::GroupBy::Model ? tr("Model") : tr("Key");
+    switch (groupBy()) {
+    case UsageStore::GroupBy::Model:
+        return tr("Model");
+    case UsageStore::GroupBy::Provider:
+        return tr("Provider");
+    case UsageStore::GroupBy::Key:
+        break;
+    }
+    return tr("Key");
 }
 
 QString UsagePage::toCsv() const

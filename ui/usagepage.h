@@ -1,4 +1,5 @@
-// The "Usage" page: tokens per day for the last 30 days, stacked by key or model, a table and CSV export.
+// The "Usage" page: tokens per day for the last 30 days, stacked by key, model or provider, a table and CSV
+// export.
 #pragma once
 
 #include "usagestore.h"
@@ -27,7 +28,7 @@ class UsagePage : public QWidget
     Q_OBJECT
 public:
     static constexpr int Days = 30;
-    /// Bars stack at most this many keys or models; the smaller rest is one "Other" part.
+    /// Bars stack at most this many keys, models or providers; the smaller rest is one "Other" part.
     static constexpr int MaxSeries = 8;
     enum Column {
         DayColumn,
@@ -39,7 +40,7 @@ public:
         ColumnCount
     };
 
-    /// The colour of a key (by its key id) or model in the chart: the same in every session.
+    /// The colour of a key (by its key id), model or provider in the chart: the same in every session.
     static QColor colorFor(const QString &id);
     /// The colours of the parts of one chart: colorFor() each, with clashes told apart by id order.
     static QHash<QString, QColor> colorsFor(QStringList ids);
@@ -83,6 +84,8 @@ private:
     void showProblem(const QString &problem);
     void onStoreFlushed();
     void exportWithDialog();
+    /// What a chart part stands for: the key id, model or provider id of @p row.
+    QString groupId(const UsageRow &row) const;
     QString groupName(const UsageRow &row) const;
     QString groupHeader() const;
 

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <tuple>
 #include <utility>
 
 Q_LOGGING_CATEGORY(lcUsage, "keyrelay.usage", QtInfoMsg)
@@ -56,42 +57,68 @@ QString errorText(const QSqlError &error)
     return text.isEmpty() ? QStringLiteral("unknown error") : text;
 }
 
-const char *const kSchema[] = {
-    "CREATE TABLE usage_daily ("
-    " day TEXT NOT NULL," // local date, YYYY-MM-DD
-    " key_id TEXT NOT NULL," // KeyPool::keyId(), never the key
-    " key_label TEXT NOT NULL DEFAULT ''," // the latest label recorded for that key on that day
-    " model TEXT NOT NULL DEFAULT '',"
-    " requests INTEGER NOT NULL DEFAULT 0,"
-    " prompt_tokens INTEGER NOT NULL DEFAULT 0,"
-    " completion_tokens INTEGER NOT NULL DEFAULT 0,"
-    " total_tokens INTEGER NOT NULL DEFAULT 0,"
-    " PRIMARY KEY (day, key_id, model)) WITHOUT ROWID",
-    "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID",
-};
+/// The usage table of schema 2 under the name @p table.
+QString usageTableSql(const char *table)
+{
+    return QStringLiteral(
+               "CREATE TABLE %1 ("
+               " day TEXT NOT NULL," // local date, YYYY-MM-DD
+               " provider TEXT NOT NULL DEFAULT 'default'," // the provider id that served
+               " key_id TEXT NOT NULL," // KeyPool::keyId(), never the key
+               " key_label TEXT NOT NULL DEFAULT ''," // the latest label recorded for that key on that day
+               " model TEXT NOT NULL DEFAULT '',"
+               " requests INTEGER NOT NULL DEFAULT 0,"
+               " prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+               " completion_tokens INTEGER NOT NULL DEFAULT 0,"
+               " total_tokens INTEGER NOT NULL DEFAULT 0,"
+               " PRIMARY KEY (day, provider, key_id, model)) WITHOUT ROWID")
+        .arg(QLatin1String(table));
+}
 
+const char *const kMetaSchema
+    = "CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID";
+
+/// The columns of schema 1's usage_daily (keyed by day, key_id and model); schema 2 adds provider.
 const char *const kColumns[] = { "day",      "key_id",        "key_label",         "model",
                                  "requests", "prompt_tokens", "completion_tokens", "total_tokens" };
+
+/// Schema 1 to 2 (SQLite cannot change a primary key in place): a new table, every row copied with the
+/// provider 'default', the old table dropped and the new one renamed, in the transaction the caller holds.
+const char *const kMigrateFromVersion1[] = {
+    "INSERT INTO usage_daily_v2 (day, provider, key_id, key_label, model, requests, prompt_tokens,"
+    " completion_tokens, total_tokens) SELECT day, 'default', key_id, key_label, model, requests,"
+    " prompt_tokens, completion_tokens, total_tokens FROM usage_daily",
+    "DROP TABLE usage_daily",
+    "ALTER TABLE usage_daily_v2 RENAME TO usage_daily",
+};
+
+QString providerOrDefault(const QString &provider)
+{
+    return provider.isEmpty() ? QLatin1String(UsageStore::DefaultProvider) : provider;
+}
 
 } // namespace
 
 UsageEvent UsageEvent::fromRecord(const RequestRecord &record)
 {
     UsageEvent event;
+    event.provider = providerOrDefault(record.provider);
     event.keyId = record.keyId;
     event.keyLabel = record.keyLabel;
     event.model = record.model;
     event.promptTokens = record.promptTokens;
     event.completionTokens = record.completionTokens;
     event.totalTokens = record.totalTokens;
+    event.fellBack = record.fellBack;
     return event;
 }
 
 bool UsageRow::operator==(const UsageRow &other) const
 {
-    return day == other.day && keyId == other.keyId && keyLabel == other.keyLabel && model == other.model
-        && requests == other.requests && promptTokens == other.promptTokens
-        && completionTokens == other.completionTokens && totalTokens == other.totalTokens;
+    return day == other.day && provider == other.provider && keyId == other.keyId
+        && keyLabel == other.keyLabel && model == other.model && requests == other.requests
+        && promptTokens == other.promptTokens && completionTokens == other.completionTokens
+        && totalTokens == other.totalTokens;
 }
 
 UsageStore::UsageStore(const QString &path, Clock clock, QObject *parent)
@@ -143,14 +170,20 @@ void UsageStore::record(const UsageEvent &event)
     const qint64 prompt = qMax<qint64>(0, event.promptTokens);
     const qint64 completion = qMax<qint64>(0, event.completionTokens);
     const qint64 total = event.totalTokens >= 0 ? event.totalTokens : prompt + completion;
+    // A try that fell back to the next provider is not a request of its own (the try that answered
+    // counts it); without tokens it leaves no trace, not even an empty row.
+    if (event.fellBack && prompt == 0 && completion == 0 && total == 0)
+        return;
     bool arm = false;
     bool flushNow = false;
     {
         QMutexLocker lock(&m_mutex);
-        PendingValue &value = m_pending[PendingKey { dayAtLocked(time), event.keyId, event.model }];
+        PendingValue &value = m_pending[PendingKey { dayAtLocked(time), providerOrDefault(event.provider),
+                                                     event.keyId, event.model }];
         if (!event.keyLabel.isEmpty())
             value.keyLabel = event.keyLabel;
-        ++value.requests;
+        if (!event.fellBack)
+            ++value.requests;
         value.promptTokens += prompt;
         value.completionTokens += completion;
         value.totalTokens += total;
@@ -337,6 +370,22 @@ bool UsageStore::ensureOpen()
                            .arg(QDir::toNativeSeparators(m_path), reason));
             return false;
         }
+        if (schema == Schema::Version1) {
+            bool corrupt = false;
+            if (migrateFromVersion1(&reason, &corrupt)) {
+                schema = Schema::Current;
+            } else if (corrupt) {
+                schema = Schema::Damaged; // set aside below, as any damaged file
+            } else {
+                // Rolled back: the file is still schema 1 with every figure. Not set aside (the cause
+                // may pass, e.g. a full disk or a lock); the next write tries again.
+                closeDatabase();
+                setProblem(tr("Usage figures are not saved: the database %1 cannot be upgraded: %2. It "
+                              "was left as it was.")
+                               .arg(QDir::toNativeSeparators(m_path), reason));
+                return false;
+            }
+        }
         if (schema != Schema::Damaged) {
             // A write-ahead log: a commit every few seconds without waiting for the disk each time;
             // after a power cut the last commits may be missing, but the file stays consistent.
@@ -392,6 +441,10 @@ UsageStore::Schema UsageStore::checkSchema(QString *reason)
         *reason = tr("it was written by a newer KeyRelay (schema %1)").arg(version);
         return Schema::Damaged;
     }
+    if (version < 0) {
+        *reason = tr("its schema (%1) is unknown").arg(version);
+        return Schema::Damaged;
+    }
     QSet<QString> columns;
     if (!query.exec(QStringLiteral("PRAGMA table_info(usage_daily)"))) {
         *reason = errorText(query.lastError());
@@ -404,6 +457,8 @@ UsageStore::Schema UsageStore::checkSchema(QString *reason)
         if (!columns.contains(QLatin1String(column)))
             missing << QLatin1String(column);
     }
+    if (version >= 2 && !columns.contains(QLatin1String("provider")))
+        missing << QStringLiteral("provider");
     if (!missing.isEmpty()) {
         *reason = tr("its usage table lacks the column(s) %1").arg(missing.join(QStringLiteral(", ")));
         return Schema::Damaged;
@@ -413,7 +468,7 @@ UsageStore::Schema UsageStore::checkSchema(QString *reason)
         created = QDateTime::fromString(query.value(0).toString(), Qt::ISODateWithMs);
     QMutexLocker lock(&m_mutex);
     m_createdAt = created;
-    return Schema::Current;
+    return version == 1 ? Schema::Version1 : Schema::Current;
 }
 
 bool UsageStore::createSchema(QString *error)
@@ -427,10 +482,7 @@ bool UsageStore::createSchema(QString *error)
     bool ok = true;
     {
         QSqlQuery query(db);
-        for (const char *statement : kSchema) {
-            if (!(ok = query.exec(QLatin1String(statement))))
-                break;
-        }
+        ok = query.exec(usageTableSql("usage_daily")) && query.exec(QLatin1String(kMetaSchema));
         if (ok) {
             ok = query.prepare(QStringLiteral("INSERT INTO meta (name, value) VALUES ('created', ?)"));
             query.addBindValue(created.toString(Qt::ISODateWithMs));
@@ -451,6 +503,38 @@ bool UsageStore::createSchema(QString *error)
     }
     QMutexLocker lock(&m_mutex);
     m_createdAt = created;
+    return true;
+}
+
+bool UsageStore::migrateFromVersion1(QString *error, bool *corrupt)
+{
+    QSqlDatabase db = QSqlDatabase::database(m_connectionName, false);
+    auto fail = [error, corrupt](const QSqlError &sqlError) {
+        *error = errorText(sqlError);
+        *corrupt = isCorruption(sqlError);
+        return false;
+    };
+    if (!db.transaction())
+        return fail(db.lastError());
+    QSqlError failure;
+    {
+        QSqlQuery query(db);
+        bool ok = query.exec(usageTableSql("usage_daily_v2"));
+        for (const char *statement : kMigrateFromVersion1)
+            ok = ok && query.exec(QLatin1String(statement));
+        // The version lives in the file's header, which is written with the transaction.
+        ok = ok && query.exec(QStringLiteral("PRAGMA user_version = %1").arg(SchemaVersion));
+        if (!ok)
+            failure = query.lastError();
+    }
+    if (!failure.isValid() && !db.commit())
+        failure = db.lastError();
+    if (failure.isValid()) {
+        db.rollback();
+        return fail(failure);
+    }
+    qCInfo(lcUsage).noquote() << "usage database" << QDir::toNativeSeparators(m_path) << "upgraded to schema"
+                              << SchemaVersion;
     return true;
 }
 
@@ -508,9 +592,9 @@ bool UsageStore::writeBatch(const Batch &batch, QString *error, bool *corrupt)
     {
         QSqlQuery query(db);
         if (!query.prepare(QStringLiteral(
-                "INSERT INTO usage_daily (day, key_id, key_label, model, requests, prompt_tokens,"
-                " completion_tokens, total_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (day, key_id, model) DO UPDATE SET"
+                "INSERT INTO usage_daily (day, provider, key_id, key_label, model, requests, prompt_tokens,"
+                " completion_tokens, total_tokens) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (day, provider, key_id, model) DO UPDATE SET"
                 " key_label = CASE WHEN excluded.key_label <> '' THEN excluded.key_label ELSE key_label END,"
                 " requests = requests + excluded.requests,"
                 " prompt_tokens = prompt_tokens + excluded.prompt_tokens,"
@@ -523,13 +607,14 @@ bool UsageStore::writeBatch(const Batch &batch, QString *error, bool *corrupt)
         }
         for (auto it = batch.cbegin(); it != batch.cend(); ++it) {
             query.bindValue(0, notNull(dayText(it.key().day)));
-            query.bindValue(1, notNull(it.key().keyId));
-            query.bindValue(2, notNull(it.value().keyLabel));
-            query.bindValue(3, notNull(it.key().model));
-            query.bindValue(4, it.value().requests);
-            query.bindValue(5, it.value().promptTokens);
-            query.bindValue(6, it.value().completionTokens);
-            query.bindValue(7, it.value().totalTokens);
+            query.bindValue(1, notNull(it.key().provider));
+            query.bindValue(2, notNull(it.key().keyId));
+            query.bindValue(3, notNull(it.value().keyLabel));
+            query.bindValue(4, notNull(it.key().model));
+            query.bindValue(5, it.value().requests);
+            query.bindValue(6, it.value().promptTokens);
+            query.bindValue(7, it.value().completionTokens);
+            query.bindValue(8, it.value().totalTokens);
             if (!query.exec()) {
                 const QSqlError sqlError = query.lastError();
                 query.finish();
@@ -619,18 +704,19 @@ void UsageStore::merge(Batch *into, const Batch &from)
 
 QList<UsageRow> UsageStore::query(const QDate &from, const QDate &to, bool perDay, GroupBy by) const
 {
-    // Rows per (day, key, model) from the file, then from the pending batch (newer, so last).
+    // Rows per (day, provider, key, model) from the file, then from the pending batch (newer, so last).
     QList<UsageRow> raw;
     if (isOpen()) {
         QSqlQuery query(QSqlDatabase::database(m_connectionName, false));
         // Without a day per row, MAX(day) makes SQLite take key_label from the latest row.
-        query.prepare(perDay ? QStringLiteral("SELECT day, key_id, key_label, model, requests, prompt_tokens,"
-                                              " completion_tokens, total_tokens FROM usage_daily"
-                                              " WHERE day >= ? AND day <= ?")
-                             : QStringLiteral("SELECT MAX(day), key_id, key_label, model, SUM(requests),"
-                                              " SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens)"
-                                              " FROM usage_daily WHERE day >= ? AND day <= ?"
-                                              " GROUP BY key_id, model"));
+        query.prepare(
+            perDay ? QStringLiteral("SELECT day, provider, key_id, key_label, model, requests,"
+                                    " prompt_tokens, completion_tokens, total_tokens FROM usage_daily"
+                                    " WHERE day >= ? AND day <= ?")
+                   : QStringLiteral("SELECT MAX(day), provider, key_id, key_label, model, SUM(requests),"
+                                    " SUM(prompt_tokens), SUM(completion_tokens), SUM(total_tokens)"
+                                    " FROM usage_daily WHERE day >= ? AND day <= ?"
+                                    " GROUP BY provider, key_id, model"));
         query.addBindValue(from.isValid() ? dayText(from) : QStringLiteral("0000-00-00"));
         query.addBindValue(to.isValid() ? dayText(to) : QStringLiteral("9999-99-99"));
         if (!query.exec())
@@ -638,13 +724,14 @@ QList<UsageRow> UsageStore::query(const QDate &from, const QDate &to, bool perDa
         while (query.next()) {
             UsageRow row;
             row.day = QDate::fromString(query.value(0).toString(), Qt::ISODate);
-            row.keyId = query.value(1).toString();
-            row.keyLabel = query.value(2).toString();
-            row.model = query.value(3).toString();
-            row.requests = query.value(4).toLongLong();
-            row.promptTokens = query.value(5).toLongLong();
-            row.completionTokens = query.value(6).toLongLong();
-            row.totalTokens = query.value(7).toLongLong();
+            row.provider = query.value(1).toString();
+            row.keyId = query.value(2).toString();
+            row.keyLabel = query.value(3).toString();
+            row.model = query.value(4).toString();
+            row.requests = query.value(5).toLongLong();
+            row.promptTokens = query.value(6).toLongLong();
+            row.completionTokens = query.value(7).toLongLong();
+            row.totalTokens = query.value(8).toLongLong();
             raw.append(row);
         }
     }
@@ -656,6 +743,7 @@ QList<UsageRow> UsageStore::query(const QDate &from, const QDate &to, bool perDa
                 continue;
             UsageRow row;
             row.day = day;
+            row.provider = it.key().provider;
             row.keyId = it.key().keyId;
             row.keyLabel = it.value().keyLabel;
             row.model = it.key().model;
@@ -667,7 +755,7 @@ QList<UsageRow> UsageStore::query(const QDate &from, const QDate &to, bool perDa
         }
     }
 
-    // The latest label of each key, then the sums per (day, group).
+    // The latest label of each key (whichever provider used it), then the sums per (day, group).
     QHash<QString, std::pair<QDate, QString>> labels;
     for (const UsageRow &row : std::as_const(raw)) {
         if (row.keyLabel.isEmpty())
@@ -678,19 +766,29 @@ QList<UsageRow> UsageStore::query(const QDate &from, const QDate &to, bool perDa
         else if (row.day >= it->first)
             *it = { row.day, row.keyLabel };
     }
-    std::map<std::pair<qint64, QString>, UsageRow> grouped;
+    // The group: (provider, key id), (model) or (provider).
+    std::map<std::tuple<qint64, QString, QString>, UsageRow> grouped;
     for (const UsageRow &row : std::as_const(raw)) {
         const QDate day = perDay ? row.day : QDate();
-        const QString group = by == GroupBy::Key ? row.keyId : row.model;
-        const auto [it, inserted] = grouped.try_emplace({ day.isValid() ? day.toJulianDay() : 0, group });
+        const QString provider = by == GroupBy::Model ? QString() : row.provider;
+        const QString group = by == GroupBy::Key ? row.keyId : by == GroupBy::Model ? row.model : QString();
+        const auto [it, inserted]
+            = grouped.try_emplace({ day.isValid() ? day.toJulianDay() : 0, provider, group });
         UsageRow &sum = it->second;
         if (inserted) {
             sum.day = day;
-            if (by == GroupBy::Key) {
+            switch (by) {
+            case GroupBy::Key:
+                sum.provider = row.provider;
                 sum.keyId = row.keyId;
                 sum.keyLabel = labels.value(row.keyId).second;
-            } else {
+                break;
+            case GroupBy::Model:
                 sum.model = row.model;
+                break;
+            case GroupBy::Provider:
+                sum.provider = row.provider;
+                break;
             }
         }
         sum.requests += row.requests;
@@ -703,15 +801,23 @@ QList<UsageRow> UsageStore::query(const QDate &from, const QDate &to, bool perDa
     for (const auto &entry : grouped)
         rows.append(entry.second);
     auto name = [by](const UsageRow &row) {
-        if (by == GroupBy::Model)
+        switch (by) {
+        case GroupBy::Model:
             return row.model;
+        case GroupBy::Provider:
+            return row.provider;
+        case GroupBy::Key:
+            break;
+        }
         return row.keyLabel.isEmpty() ? row.keyId : row.keyLabel;
     };
     std::stable_sort(rows.begin(), rows.end(), [&name](const UsageRow &a, const UsageRow &b) {
         if (a.day != b.day)
             return a.day < b.day;
         const int order = name(a).compare(name(b), Qt::CaseInsensitive);
-        return order != 0 ? order < 0 : a.keyId < b.keyId;
+        if (order != 0)
+            return order < 0;
+        return a.keyId != b.keyId ? a.keyId < b.keyId : a.provider < b.provider;
     });
     return rows;
 }

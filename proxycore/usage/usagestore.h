@@ -1,4 +1,4 @@
-// Token usage per day, key and model: kept in SQLite, written in batches on a thread of its own.
+// Token usage per day, provider, key and model: kept in SQLite, written in batches on a thread of its own.
 #pragma once
 
 #include "requestrecord.h"
@@ -27,18 +27,30 @@ struct UsageEvent
     qint64 promptTokens = -1; ///< -1 when unknown (counted as 0)
     qint64 completionTokens = -1;
     qint64 totalTokens = -1; ///< -1: prompt + completion
+    /// The provider id that served the request; "" is booked as UsageStore::DefaultProvider. After the
+    /// tokens, so that { keyId, label, model, prompt, completion, total } still initialises an event (the
+    /// default member initialiser keeps -Wmissing-field-initializers quiet there).
+    QString provider = {};
+    /// A provider's try that failed before the first byte, after which the request went on to the next
+    /// provider (RequestRecord::fellBack). It is not counted as a request: the client made one request,
+    /// and the try that answered it counts it. Its tokens (normally none) are still booked; without
+    /// tokens the event books nothing at all.
+    bool fellBack = false;
 
-    /// The usage part of a finished request (RequestRecord::keyId, keyLabel, model and tokens).
+    /// The usage part of a finished request (RequestRecord::provider, keyId, keyLabel, model, tokens and
+    /// fellBack); an empty provider becomes UsageStore::DefaultProvider.
     static UsageEvent fromRecord(const RequestRecord &record);
 };
 
-/// Summed usage of one group: a key or a model, on one day or over the store's whole life.
+/// Summed usage of one group: a provider, a key (of one provider) or a model, on one day or over the
+/// store's whole life.
 struct UsageRow
 {
     QDate day; ///< invalid in totals over the store's whole life
-    QString keyId; ///< empty when grouped by model
-    QString keyLabel; ///< the latest label recorded for keyId; empty when grouped by model
-    QString model; ///< empty when grouped by key
+    QString provider; ///< the provider id when grouped by provider or key; empty when grouped by model
+    QString keyId; ///< empty when grouped by model or provider
+    QString keyLabel; ///< the latest label recorded for keyId; empty when grouped by model or provider
+    QString model; ///< empty when grouped by key or provider
     qint64 requests = 0;
     qint64 promptTokens = 0;
     qint64 completionTokens = 0;
@@ -48,7 +60,7 @@ struct UsageRow
     bool operator!=(const UsageRow &other) const { return !(*this == other); }
 };
 
-/// Daily usage totals in an SQLite file, keyed by (local day, key id, model).
+/// Daily usage totals in an SQLite file, keyed by (local day, provider id, key id, model).
 ///
 /// record() is cheap and thread-safe: it adds the event to an in-memory batch. The batch is written
 /// in one transaction on the store's own thread, which alone owns the database connection, every
@@ -56,15 +68,23 @@ struct UsageRow
 /// Queries are thread-safe and return by value; they include events not written yet.
 /// A damaged database (not SQLite, truncated, unknown schema) is renamed to "<file>.damaged-<time>"
 /// and a new one started; problem() then says so. Without a usable file the figures live in memory.
+/// A file of schema 1 (before providers: keyed by day, key and model) is upgraded in place, in one
+/// transaction, its rows booked to DefaultProvider; if the upgrade fails the file is left as it was and
+/// the figures live in memory until a later write tries again.
 class UsageStore : public QObject
 {
     Q_OBJECT
 public:
     using Clock = std::function<QDateTime()>;
-    enum class GroupBy { Key, Model };
+    /// Key: a row per (provider, key id); a key id used by two providers gives two rows.
+    /// Model: a row per model, summed over providers and keys. Provider: a row per provider.
+    enum class GroupBy { Key, Model, Provider };
     Q_ENUM(GroupBy)
 
-    static constexpr int SchemaVersion = 1;
+    static constexpr int SchemaVersion = 2;
+    /// The provider of a configuration without providers (ProviderConfig::DefaultId), and of every
+    /// figure from schema 1.
+    static constexpr const char *DefaultProvider = "default";
     static constexpr int DefaultFlushIntervalMs = 2000;
     static constexpr int DefaultFlushThreshold = 200;
 
@@ -97,14 +117,15 @@ public:
     /// Today according to the clock, in local time.
     QDate today() const;
 
-    /// Usage per day and key (or model) for the @p days days up to and including today, ordered by
-    /// day, then key label (or model). Days and groups without requests are left out.
+    /// Usage per day and key (or model, or provider) for the @p days days up to and including today,
+    /// ordered by day, then key label (or model, or provider id), then provider id. Days and groups
+    /// without requests are left out.
     QList<UsageRow> daily(int days, GroupBy by) const;
-    /// Usage per key (or model) on @p day.
+    /// Usage per key (or model, or provider) on @p day.
     QList<UsageRow> forDay(const QDate &day, GroupBy by) const;
-    /// Usage per key (or model) since the store began; day is invalid.
+    /// Usage per key (or model, or provider) since the store began; day is invalid.
     QList<UsageRow> totals(GroupBy by) const;
-    /// Everything used today in one row (day = today, no key, no model).
+    /// Everything used today in one row (day = today, no provider, key or model).
     UsageRow todayTotal() const;
 
 Q_SIGNALS:
@@ -117,16 +138,18 @@ private:
     struct PendingKey
     {
         QDate day;
+        QString provider;
         QString keyId;
         QString model;
         bool operator==(const PendingKey &other) const
         {
-            return day == other.day && keyId == other.keyId && model == other.model;
+            return day == other.day && provider == other.provider && keyId == other.keyId
+                && model == other.model;
         }
     };
     friend size_t qHash(const PendingKey &key, size_t seed) noexcept
     {
-        return qHashMulti(seed, key.day, key.keyId, key.model);
+        return qHashMulti(seed, key.day, key.provider, key.keyId, key.model);
     }
     struct PendingValue
     {
@@ -137,13 +160,15 @@ private:
         qint64 totalTokens = 0;
     };
     using Batch = QHash<PendingKey, PendingValue>;
-    enum class Schema { Fresh, Current, Damaged };
+    enum class Schema { Fresh, Current, Version1, Damaged };
 
     // Everything below runs on m_thread only.
     template<typename Fn> void runOnThread(Fn &&fn) const;
     bool ensureOpen();
     Schema checkSchema(QString *reason);
     bool createSchema(QString *error);
+    /// Schema 1 to 2 in one transaction; on failure nothing has changed. @p corrupt: the file is bad.
+    bool migrateFromVersion1(QString *error, bool *corrupt);
     void closeDatabase();
     bool setAside(const QString &reason);
     bool writeBatch(const Batch &batch, QString *error, bool *corrupt);

@@ -330,6 +330,9 @@ ZH = {
     "正在允许 %1：它的下一个请求会在这里显示是否通过。",
     "%1 may now use KeyRelay; its next requests go through.": "%1 现在可以使用 KeyRelay；它之后的请求会被放行。",
     "%n key event(s)": "%n 条密钥事件",
+    # Issue 17: usage per provider.
+    "Provider": "提供商",
+    "Key id %1, provider %2": "密钥 ID %1，提供商 %2",
 }
 
 

@@ -1230,10 +1230,6 @@
             <translation>总 token</translation>
         </message>
         <message>
-            <source>Key id %1</source>
-            <translation>密钥 ID %1</translation>
-        </message>
-        <message>
             <source>Tokens today: %1 (requests: %2)</source>
             <translation>今日 token：%1（请求：%2）</translation>
         </message>
@@ -1260,6 +1256,14 @@
         <message>
             <source>Could not write %1: %2</source>
             <translation>无法写入 %1：%2</translation>
+        </message>
+        <message>
+            <source>Provider</source>
+            <translation>提供商</translation>
+        </message>
+        <message>
+            <source>Key id %1, provider %2</source>
+            <translation>密钥 ID %1，提供商 %2</translation>
         </message>
     </context>
 </TS>

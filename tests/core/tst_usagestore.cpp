@@ -1,4 +1,5 @@
 // UsageStore: batching, totals, the day boundary, restarts, damaged files set aside, concurrent writers.
+#include "provider.h"
 #include "usagestore.h"
 
 #include <QDir>
@@ -32,11 +33,26 @@ UsageEvent usage(const QString &keyId, const QString &label, const QString &mode
     return e;
 }
 
+/// The provider of events without one, and of every figure from schema 1.
+const QString Default = QStringLiteral("default");
+
+UsageEvent usageOf(const QString &provider, const QString &keyId, const QString &model, qint64 prompt,
+                   qint64 completion, qint64 total = -1)
+{
+    UsageEvent e = usage(keyId, QString(), model, prompt, completion, total);
+    e.provider = provider;
+    return e;
+}
+
+/// A row grouped by key carries its provider (the default one unless @p provider says otherwise); one
+/// grouped by model has none.
 UsageRow row(const QDate &day, const QString &keyId, const QString &label, const QString &model,
-             qint64 requests, qint64 prompt, qint64 completion, qint64 total)
+             qint64 requests, qint64 prompt, qint64 completion, qint64 total,
+             const QString &provider = QString())
 {
     UsageRow r;
     r.day = day;
+    r.provider = provider.isNull() && !keyId.isEmpty() ? Default : provider;
     r.keyId = keyId;
     r.keyLabel = label;
     r.model = model;
@@ -114,7 +130,61 @@ bool writeAll(const QString &path, const QByteArray &data)
     return file.open(QIODevice::WriteOnly | QIODevice::Truncate) && file.write(data) == data.size();
 }
 
+/// A usage file as KeyRelay wrote it with schema 1 (before providers), created 2026-03-01 09:00 UTC:
+/// two keys and two models over two days.
+bool writeVersion1File(const QString &path)
+{
+    return runSql(
+        path,
+        {
+            QStringLiteral("CREATE TABLE usage_daily ("
+                           " day TEXT NOT NULL,"
+                           " key_id TEXT NOT NULL,"
+                           " key_label TEXT NOT NULL DEFAULT '',"
+                           " model TEXT NOT NULL DEFAULT '',"
+                           " requests INTEGER NOT NULL DEFAULT 0,"
+                           " prompt_tokens INTEGER NOT NULL DEFAULT 0,"
+                           " completion_tokens INTEGER NOT NULL DEFAULT 0,"
+                           " total_tokens INTEGER NOT NULL DEFAULT 0,"
+                           " PRIMARY KEY (day, key_id, model)) WITHOUT ROWID"),
+            QStringLiteral("CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID"),
+            QStringLiteral("INSERT INTO meta (name, value) VALUES ('created', '2026-03-01T09:00:00.000Z')"),
+            QStringLiteral(
+                "INSERT INTO usage_daily VALUES ('2026-03-09', 'kA', 'work', 'gpt-4o', 3, 30, 15, 45)"),
+            QStringLiteral(
+                "INSERT INTO usage_daily VALUES ('2026-03-09', 'kB', 'spare', 'gpt-4o-mini', 1, 7, 3, 10)"),
+            QStringLiteral(
+                "INSERT INTO usage_daily VALUES ('2026-03-10', 'kA', 'work (new)', 'gpt-4o', 2, 20, 10, 30)"),
+            QStringLiteral(
+                "INSERT INTO usage_daily VALUES ('2026-03-10', 'kA', '', 'gpt-4o-mini', 5, 50, 25, 75)"),
+            QStringLiteral("PRAGMA journal_mode = WAL"), // as KeyRelay left it
+            QStringLiteral("PRAGMA user_version = 1"),
+        });
+}
+
+qint64 columnsOnDisk(const QString &path, const QString &column)
+{
+    return scalarOnDisk(
+        path,
+        QStringLiteral("SELECT COUNT(*) FROM pragma_table_info('usage_daily') WHERE name = '%1'")
+            .arg(column));
+}
+
 } // namespace
+
+namespace keyrelay {
+/// For QCOMPARE's messages.
+char *toString(const UsageRow &row)
+{
+    return QTest::toString(
+        QStringLiteral("{%1 %2 %3 %4 %5: %6 req, %7+%8=%9}")
+            .arg(row.day.toString(Qt::ISODate), row.provider, row.keyId, row.keyLabel, row.model)
+            .arg(row.requests)
+            .arg(row.promptTokens)
+            .arg(row.completionTokens)
+            .arg(row.totalTokens));
+}
+} // namespace keyrelay
 
 class tst_UsageStore : public QObject
 {
@@ -134,6 +204,11 @@ private Q_SLOTS:
     void ownConnectionOnly();
     void eventFromRequestRecord();
     void clockWithoutTimeFallsBackToTheSystem();
+    void migratesAVersion1File();
+    void failedMigrationLeavesTheVersion1File();
+    void totalsPerProvider();
+    void fallbackTryIsNotARequest();
+    void providersSurviveARestart();
 };
 
 void tst_UsageStore::nothingWrittenBeforeFlush()
@@ -324,6 +399,7 @@ void tst_UsageStore::damagedFileIsSetAside_data()
     QTest::newRow("header only") << QStringLiteral("header");
     QTest::newRow("foreign tables") << QStringLiteral("foreign");
     QTest::newRow("missing columns") << QStringLiteral("columns");
+    QTest::newRow("schema 2 without provider") << QStringLiteral("columns2");
     QTest::newRow("newer schema") << QStringLiteral("newer");
 }
 
@@ -354,6 +430,9 @@ void tst_UsageStore::damagedFileIsSetAside()
         QVERIFY(runSql(path,
                        { QStringLiteral("CREATE TABLE usage_daily (day TEXT, requests INTEGER)"),
                          QStringLiteral("PRAGMA user_version = 1") }));
+    } else if (kind == QLatin1String("columns2")) {
+        QVERIFY(writeVersion1File(path));
+        QVERIFY(runSql(path, { QStringLiteral("PRAGMA user_version = 2") }));
     } else if (kind == QLatin1String("newer")) {
         QVERIFY(runSql(path,
                        { QStringLiteral("CREATE TABLE usage_daily (day TEXT)"),
@@ -476,6 +555,13 @@ void tst_UsageStore::eventFromRequestRecord()
     QCOMPARE(e.completionTokens, 22);
     QCOMPARE(e.totalTokens, 33);
     QCOMPARE(UsageEvent::fromRecord(keyrelay::RequestRecord()).totalTokens, -1); // unknown stays unknown
+    QCOMPARE(e.provider, Default); // a configuration without providers
+    QCOMPARE(Default, QLatin1String(keyrelay::ProviderConfig::DefaultId)); // the provider it becomes
+    QVERIFY(!e.fellBack);
+    record.provider = QStringLiteral("deepseek");
+    record.fellBack = true;
+    QCOMPARE(UsageEvent::fromRecord(record).provider, QStringLiteral("deepseek"));
+    QVERIFY(UsageEvent::fromRecord(record).fellBack);
 }
 
 void tst_UsageStore::clockWithoutTimeFallsBackToTheSystem()
@@ -490,6 +576,277 @@ void tst_UsageStore::clockWithoutTimeFallsBackToTheSystem()
     QVERIFY(store.flush());
     QCOMPARE(scalarOnDisk(path, QStringLiteral("SELECT COUNT(*) FROM usage_daily WHERE length(day) = 10")),
              1);
+}
+
+void tst_UsageStore::migratesAVersion1File()
+{
+    QTemporaryDir dir;
+    TestClock clock; // 2026-03-10
+    const QString path = dir.filePath(QStringLiteral("usage.sqlite"));
+    QVERIFY(writeVersion1File(path));
+    QCOMPARE(requestsOnDisk(path), 11);
+    const QDate first(2026, 3, 9);
+    const QDate second(2026, 3, 10);
+    const QString gpt4o = QStringLiteral("gpt-4o");
+    const QString mini = QStringLiteral("gpt-4o-mini");
+    const QList<UsageRow> byKey {
+        row(QDate(), QStringLiteral("kB"), QStringLiteral("spare"), QString(), 1, 7, 3, 10),
+        row(QDate(), QStringLiteral("kA"), QStringLiteral("work (new)"), QString(), 10, 100, 50, 150),
+    };
+    const QList<UsageRow> byModel {
+        row(QDate(), QString(), QString(), gpt4o, 5, 50, 25, 75),
+        row(QDate(), QString(), QString(), mini, 6, 57, 28, 85),
+    };
+    const QList<UsageRow> dailyByKey {
+        row(first, QStringLiteral("kB"), QStringLiteral("spare"), QString(), 1, 7, 3, 10),
+        row(first, QStringLiteral("kA"), QStringLiteral("work (new)"), QString(), 3, 30, 15, 45),
+        row(second, QStringLiteral("kA"), QStringLiteral("work (new)"), QString(), 7, 70, 35, 105),
+    };
+    {
+        UsageStore store(path, clock.clock());
+        QVERIFY2(store.problem().isEmpty(), qPrintable(store.problem()));
+        QVERIFY(store.isOpen());
+        QCOMPARE(store.createdAt(), QDateTime(QDate(2026, 3, 1), QTime(9, 0), Qt::UTC));
+        QCOMPARE(scalarOnDisk(path, QStringLiteral("PRAGMA user_version")), 2);
+        QCOMPARE(columnsOnDisk(path, QStringLiteral("provider")), 1);
+        QCOMPARE(
+            scalarOnDisk(path, QStringLiteral("SELECT COUNT(*) FROM usage_daily WHERE provider = 'default'")),
+            4);
+        QCOMPARE(
+            scalarOnDisk(path,
+                         QStringLiteral("SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'usage_daily%'")),
+            1); // the old table is gone, the new one has its name
+        QCOMPARE(requestsOnDisk(path), 11);
+
+        // The figures are those of schema 1, every one with the default provider.
+        QCOMPARE(store.totals(GroupBy::Key), byKey);
+        QCOMPARE(store.totals(GroupBy::Model), byModel);
+        QCOMPARE(store.daily(30, GroupBy::Key), dailyByKey);
+        QCOMPARE(store.forDay(first, GroupBy::Model),
+                 (QList<UsageRow> { row(first, QString(), QString(), gpt4o, 3, 30, 15, 45),
+                                    row(first, QString(), QString(), mini, 1, 7, 3, 10) }));
+        QCOMPARE(
+            store.totals(GroupBy::Provider),
+            QList<UsageRow> { row(QDate(), QString(), QString(), QString(), 11, 107, 53, 160, Default) });
+        QCOMPARE(store.todayTotal(), row(second, QString(), QString(), QString(), 7, 70, 35, 105));
+
+        // A new request of the default provider adds to a migrated row; another provider's has its own.
+        store.record(usage(QStringLiteral("kA"), QString(), gpt4o, 1, 1, 2));
+        store.record(usageOf(QStringLiteral("openai"), QStringLiteral("kA"), gpt4o, 4, 4));
+        QVERIFY(store.flush());
+        QCOMPARE(
+            scalarOnDisk(path,
+                         QStringLiteral("SELECT requests FROM usage_daily WHERE day = '2026-03-10'"
+                                        " AND provider = 'default' AND key_id = 'kA' AND model = 'gpt-4o'")),
+            3);
+        QCOMPARE(scalarOnDisk(path, QStringLiteral("SELECT COUNT(*) FROM usage_daily")), 5);
+    }
+    // Opened again: already schema 2, nothing migrated twice.
+    UsageStore store(path, clock.clock());
+    QVERIFY2(store.problem().isEmpty(), qPrintable(store.problem()));
+    QCOMPARE(requestsOnDisk(path), 13);
+    QCOMPARE(store.totals(GroupBy::Provider),
+             (QList<UsageRow> {
+                 row(QDate(), QString(), QString(), QString(), 12, 108, 54, 162, Default),
+                 row(QDate(), QString(), QString(), QString(), 1, 4, 4, 8, QStringLiteral("openai")) }));
+}
+
+void tst_UsageStore::failedMigrationLeavesTheVersion1File()
+{
+    // The last step of the upgrade (the rename) fails on a view of the old table: everything before it
+    // (the copy, the drop) must be rolled back, as after a crash in the middle.
+    QTemporaryDir dir;
+    TestClock clock;
+    const QString path = dir.filePath(QStringLiteral("usage.sqlite"));
+    QVERIFY(writeVersion1File(path));
+    QVERIFY(runSql(path, { QStringLiteral("CREATE VIEW mine AS SELECT day, requests FROM usage_daily") }));
+    const qint64 before = scalarOnDisk(path, QStringLiteral("SELECT COUNT(*) FROM usage_daily"));
+    QCOMPARE(before, 4);
+
+    UsageStore store(path, clock.clock());
+    QVERIFY(!store.isOpen());
+    QVERIFY2(store.problem().contains(QStringLiteral("cannot be upgraded")), qPrintable(store.problem()));
+    QVERIFY(store.problem().contains(QStringLiteral("mine")));
+    QCOMPARE(QDir(dir.path()).entryList({ QStringLiteral("*.damaged-*") }), QStringList()); // not set aside
+    QCOMPARE(scalarOnDisk(path, QStringLiteral("PRAGMA user_version")), 1);
+    QCOMPARE(columnsOnDisk(path, QStringLiteral("provider")), 0);
+    QCOMPARE(columnsOnDisk(path, QStringLiteral("key_id")), 1);
+    QCOMPARE(scalarOnDisk(path,
+                          QStringLiteral("SELECT COUNT(*) FROM sqlite_master WHERE name = 'usage_daily_v2'")),
+             0);
+    QCOMPARE(scalarOnDisk(path, QStringLiteral("SELECT COUNT(*) FROM usage_daily")), before);
+    QCOMPARE(requestsOnDisk(path), 11);
+    QCOMPARE(scalarOnDisk(path, QStringLiteral("SELECT SUM(total_tokens) FROM usage_daily")), 160);
+    QCOMPARE(
+        scalarOnDisk(path,
+                     QStringLiteral("SELECT COUNT(*) FROM usage_daily WHERE day = '2026-03-10'"
+                                    " AND key_id = 'kA' AND key_label = 'work (new)' AND model = 'gpt-4o'"
+                                    " AND requests = 2 AND prompt_tokens = 20")),
+        1);
+
+    // Meanwhile the figures stay in memory; once the obstacle is gone the next write upgrades the file.
+    store.record(usage(QStringLiteral("kA"), QString(), QStringLiteral("gpt-4o"), 1, 1, 2));
+    QVERIFY(!store.flush());
+    QCOMPARE(store.pendingEvents(), 1);
+    QCOMPARE(requestsOnDisk(path), 11);
+    QVERIFY(runSql(path, { QStringLiteral("DROP VIEW mine") }));
+    QString error;
+    QVERIFY2(store.flush(&error), qPrintable(error));
+    QVERIFY(store.isOpen());
+    QCOMPARE(store.problem(), QString());
+    QCOMPARE(scalarOnDisk(path, QStringLiteral("PRAGMA user_version")), 2);
+    QCOMPARE(requestsOnDisk(path), 12);
+    QCOMPARE(store.totals(GroupBy::Provider).value(0).totalTokens, 162);
+}
+
+void tst_UsageStore::totalsPerProvider()
+{
+    QTemporaryDir dir;
+    TestClock clock;
+    UsageStore store(dir.filePath(QStringLiteral("usage.sqlite")), clock.clock());
+    store.setFlushPolicy(60000, 1000);
+    const QString openai = QStringLiteral("openai");
+    const QString deepseek = QStringLiteral("deepseek");
+    const QString claude = QStringLiteral("claude");
+    const QString gpt = QStringLiteral("gpt-4o");
+    const QString chat = QStringLiteral("deepseek-chat");
+    const QString sonnet = QStringLiteral("claude-sonnet-4");
+    const QDate yesterday = clock.now.date().addDays(-1);
+    const QDate today = clock.now.date();
+
+    clock.now = clock.now.addDays(-1);
+    store.record(usageOf(openai, QStringLiteral("kO"), gpt, 10, 5));
+    store.record(usageOf(deepseek, QStringLiteral("kD"), chat, 100, 50));
+    QVERIFY(store.flush()); // yesterday on disk, today pending: both count
+    clock.now = clock.now.addDays(1);
+    store.record(usageOf(openai, QStringLiteral("kO"), gpt, 1, 2));
+    store.record(usageOf(openai, QStringLiteral("kO"), gpt, 1, 2));
+    store.record(usageOf(claude, QStringLiteral("kC"), sonnet, 7, 3));
+    // One key used by two providers (a shared pool): a row for each.
+    store.record(usageOf(deepseek, QStringLiteral("kShared"), chat, 20, 0));
+    store.record(usageOf(claude, QStringLiteral("kShared"), sonnet, 30, 0));
+    store.record(usageOf(QString(), QStringLiteral("kX"), gpt, 1, 1)); // no provider: the default one
+
+    const auto checkAll = [&] {
+        QCOMPARE(store.totals(GroupBy::Provider),
+                 (QList<UsageRow> {
+                     row(QDate(), QString(), QString(), QString(), 2, 37, 3, 40, claude),
+                     row(QDate(), QString(), QString(), QString(), 2, 120, 50, 170, deepseek),
+                     row(QDate(), QString(), QString(), QString(), 1, 1, 1, 2, Default),
+                     row(QDate(), QString(), QString(), QString(), 3, 12, 9, 21, openai),
+                 }));
+        QCOMPARE(store.daily(30, GroupBy::Provider),
+                 (QList<UsageRow> {
+                     row(yesterday, QString(), QString(), QString(), 1, 100, 50, 150, deepseek),
+                     row(yesterday, QString(), QString(), QString(), 1, 10, 5, 15, openai),
+                     row(today, QString(), QString(), QString(), 2, 37, 3, 40, claude),
+                     row(today, QString(), QString(), QString(), 1, 20, 0, 20, deepseek),
+                     row(today, QString(), QString(), QString(), 1, 1, 1, 2, Default),
+                     row(today, QString(), QString(), QString(), 2, 2, 4, 6, openai),
+                 }));
+        QCOMPARE(store.forDay(yesterday, GroupBy::Provider),
+                 (QList<UsageRow> {
+                     row(yesterday, QString(), QString(), QString(), 1, 100, 50, 150, deepseek),
+                     row(yesterday, QString(), QString(), QString(), 1, 10, 5, 15, openai),
+                 }));
+        QCOMPARE(store.totals(GroupBy::Key),
+                 (QList<UsageRow> {
+                     row(QDate(), QStringLiteral("kC"), QString(), QString(), 1, 7, 3, 10, claude),
+                     row(QDate(), QStringLiteral("kD"), QString(), QString(), 1, 100, 50, 150, deepseek),
+                     row(QDate(), QStringLiteral("kO"), QString(), QString(), 3, 12, 9, 21, openai),
+                     row(QDate(), QStringLiteral("kShared"), QString(), QString(), 1, 30, 0, 30, claude),
+                     row(QDate(), QStringLiteral("kShared"), QString(), QString(), 1, 20, 0, 20, deepseek),
+                     row(QDate(), QStringLiteral("kX"), QString(), QString(), 1, 1, 1, 2, Default),
+                 }));
+        // By model: summed over providers and keys, without a provider.
+        QCOMPARE(store.forDay(today, GroupBy::Model),
+                 (QList<UsageRow> {
+                     row(today, QString(), QString(), sonnet, 2, 37, 3, 40),
+                     row(today, QString(), QString(), chat, 1, 20, 0, 20),
+                     row(today, QString(), QString(), gpt, 3, 3, 5, 8),
+                 }));
+        QCOMPARE(store.todayTotal(), row(today, QString(), QString(), QString(), 6, 60, 8, 68));
+    };
+    checkAll();
+    QVERIFY(store.flush());
+    checkAll();
+    QCOMPARE(scalarOnDisk(store.path(), QStringLiteral("SELECT COUNT(DISTINCT provider) FROM usage_daily")),
+             4);
+}
+
+void tst_UsageStore::fallbackTryIsNotARequest()
+{
+    QTemporaryDir dir;
+    TestClock clock;
+    const QString path = dir.filePath(QStringLiteral("usage.sqlite"));
+    UsageStore store(path, clock.clock());
+    store.setFlushPolicy(60000, 1000);
+
+    // openai fails before the first byte (a 503), deepseek answers: the client made one request.
+    keyrelay::RequestRecord tried;
+    tried.provider = QStringLiteral("openai");
+    tried.keyId = QStringLiteral("kO");
+    tried.model = QStringLiteral("gpt-4o");
+    tried.status = 503;
+    tried.fellBack = true;
+    keyrelay::RequestRecord served = tried;
+    served.provider = QStringLiteral("deepseek");
+    served.keyId = QStringLiteral("kD");
+    served.status = 200;
+    served.fellBack = false;
+    served.promptTokens = 12;
+    served.completionTokens = 8;
+    served.totalTokens = 20;
+
+    store.record(UsageEvent::fromRecord(tried));
+    QCOMPARE(store.pendingEvents(), 0); // nothing booked at all
+    store.record(UsageEvent::fromRecord(served));
+    QCOMPARE(store.todayTotal().requests, 1);
+    QCOMPARE(store.totals(GroupBy::Provider),
+             QList<UsageRow> {
+                 row(QDate(), QString(), QString(), QString(), 1, 12, 8, 20, QStringLiteral("deepseek")) });
+    QCOMPARE(store.totals(GroupBy::Key).size(), 1);
+
+    // A fallen-back try that did report tokens (none does today) books them, still not as a request.
+    tried.promptTokens = 5;
+    store.record(UsageEvent::fromRecord(tried));
+    QVERIFY(store.flush());
+    QCOMPARE(requestsOnDisk(path), 1);
+    QCOMPARE(store.todayTotal(), row(clock.now.date(), QString(), QString(), QString(), 1, 17, 8, 25));
+    QCOMPARE(store.totals(GroupBy::Provider).value(1),
+             row(QDate(), QString(), QString(), QString(), 0, 5, 0, 5, QStringLiteral("openai")));
+}
+
+void tst_UsageStore::providersSurviveARestart()
+{
+    QTemporaryDir dir;
+    TestClock clock;
+    const QString path = dir.filePath(QStringLiteral("usage.sqlite"));
+    const QList<UsageRow> byKey {
+        row(QDate(), QStringLiteral("kC"), QString(), QString(), 1, 3, 4, 7, QStringLiteral("claude")),
+        row(QDate(), QStringLiteral("kO"), QString(), QString(), 2, 2, 2, 4, QStringLiteral("openai")),
+    };
+    {
+        UsageStore store(path, clock.clock());
+        store.record(
+            usageOf(QStringLiteral("claude"), QStringLiteral("kC"), QStringLiteral("claude-sonnet-4"), 3, 4));
+        store.record(usageOf(QStringLiteral("openai"), QStringLiteral("kO"), QStringLiteral("gpt-4o"), 1, 1));
+        store.record(usageOf(QStringLiteral("openai"), QStringLiteral("kO"), QStringLiteral("gpt-4o"), 1, 1));
+        QCOMPARE(store.totals(GroupBy::Key), byKey);
+    } // the destructor writes the batch
+    QCOMPARE(scalarOnDisk(path, QStringLiteral("PRAGMA user_version")), UsageStore::SchemaVersion);
+    QCOMPARE(scalarOnDisk(path, QStringLiteral("SELECT requests FROM usage_daily WHERE provider = 'openai'")),
+             2);
+
+    clock.now = clock.now.addDays(1);
+    UsageStore store(path, clock.clock());
+    QVERIFY2(store.problem().isEmpty(), qPrintable(store.problem()));
+    QCOMPARE(store.totals(GroupBy::Key), byKey);
+    QCOMPARE(store.totals(GroupBy::Provider),
+             (QList<UsageRow> {
+                 row(QDate(), QString(), QString(), QString(), 1, 3, 4, 7, QStringLiteral("claude")),
+                 row(QDate(), QString(), QString(), QString(), 2, 2, 2, 4, QStringLiteral("openai")) }));
+    QCOMPARE(store.forDay(clock.now.date().addDays(-1), GroupBy::Provider).size(), 2);
 }
 
 QTEST_GUILESS_MAIN(tst_UsageStore)

@@ -164,6 +164,39 @@ private Q_SLOTS:
                  QStringLiteral("Model"));
     }
 
+    void stackingByProvider()
+    {
+        Fixture f;
+        UsageEvent openai = usage(QStringLiteral("Personal"), QStringLiteral("gpt-4o"), 1000, 500);
+        openai.provider = QStringLiteral("openai");
+        UsageEvent deepseek = usage(QStringLiteral("Team shared"), QStringLiteral("deepseek-chat"), 300, 100);
+        deepseek.provider = QStringLiteral("deepseek");
+        f.recordOn(0, openai);
+        f.recordOn(0, deepseek);
+        f.recordOn(1, deepseek);
+        f.recordOn(0, usage(QStringLiteral("Personal"), QStringLiteral("gpt-4o"), 20, 10)); // no provider
+        UsagePage page(f.store.get());
+        page.setGroupBy(GroupBy::Provider);
+        QCOMPARE(page.groupCombo()->currentText(), QStringLiteral("Provider"));
+        QCOMPARE(setLabels(page.series()),
+                 (QStringList { QStringLiteral("openai"), QStringLiteral("deepseek"),
+                                QStringLiteral("default") }));
+        QCOMPARE(page.series()->barSets().at(1)->at(UsagePage::Days - 1), 400.0);
+        QCOMPARE(page.series()->barSets().at(1)->at(UsagePage::Days - 2), 400.0);
+        QCOMPARE(page.model()->headerData(UsagePage::GroupColumn, Qt::Horizontal).toString(),
+                 QStringLiteral("Provider"));
+        QCOMPARE(page.model()->rowCount(), 4); // three providers today, one yesterday
+        QCOMPARE(page.model()->item(0, UsagePage::GroupColumn)->text(), QStringLiteral("openai"));
+        QCOMPARE(page.rows(), [&] {
+            QList<UsageRow> rows = f.store->daily(UsagePage::Days, GroupBy::Provider);
+            std::stable_sort(rows.begin(), rows.end(), [](const UsageRow &a, const UsageRow &b) {
+                return a.day != b.day ? a.day > b.day : a.totalTokens > b.totalTokens;
+            });
+            return rows;
+        }());
+        QVERIFY(page.toCsv().startsWith(QStringLiteral("Day,Provider,")));
+    }
+
     void keyColoursAreTheSameInEverySession()
     {
         // Two sessions in which a different key used the most: each key keeps its colour.
@@ -381,6 +414,7 @@ private Q_SLOTS:
         QCOMPARE(translator.translate("keyrelay::MainWindow", "&Usage"), QStringLiteral("用量(&U)"));
         QCOMPARE(translator.translate("keyrelay::UsagePage", "Tokens per day, last %1 days"),
                  QStringLiteral("每日 token 用量（最近 %1 天）"));
+        QCOMPARE(translator.translate("keyrelay::UsagePage", "Provider"), QStringLiteral("提供商"));
     }
 
     /// Not a check: saves the page with a month of data for the documentation.

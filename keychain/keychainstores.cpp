@@ -20,7 +20,8 @@ QString KeychainKeyStore::location() const
 {
     if (m_entry == entryName())
         return QStringLiteral("the system keychain (service \"%1\")").arg(m_keychain.service());
-    return QStringLiteral("the system keychain (service \"%1\", entry \"%2\")").arg(m_keychain.service(), m_entry);
+    return QStringLiteral("the system keychain (service \"%1\", entry \"%2\")")
+        .arg(m_keychain.service(), m_entry);
 }
 
 bool KeychainKeyStore::load(QList<ApiKey> *keys, QString *error)

@@ -16,7 +16,10 @@ class KeychainKeyStore : public KeyStore
 public:
     static QString entryName() { return QStringLiteral("keys"); }
     /// The entry of provider @p providerId's own keys (the main list, entryName(), is never one of them).
-    static QString providerEntryName(const QString &providerId) { return entryName() + QLatin1Char('/') + providerId; }
+    static QString providerEntryName(const QString &providerId)
+    {
+        return entryName() + QLatin1Char('/') + providerId;
+    }
 
     explicit KeychainKeyStore(const Keychain &keychain = Keychain(), const QString &entry = entryName());
 

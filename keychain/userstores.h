@@ -44,7 +44,8 @@ struct UserStores
     /// keysFile; the same read-back and fall-back to the file. A file left from a run without a keychain is
     /// moved into it first (on failure the file stays and is used; @p problem says why). The main list
     /// (entry "keys", keys.json) is never a provider's. @p providerId must pass ProviderConfig::isValidId.
-    std::unique_ptr<VerifiedKeyStore> providerKeys(const QString &providerId, QString *problem = nullptr) const;
+    std::unique_ptr<VerifiedKeyStore> providerKeys(const QString &providerId,
+                                                   QString *problem = nullptr) const;
     /// "keys-<id>.json" next to @p keysFile.
     static QString providerKeysFile(const QString &keysFile, const QString &providerId);
     /// One English sentence: where the keys are and why (for logs and the headless mode; the GUI has its

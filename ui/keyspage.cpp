@@ -188,7 +188,8 @@ void KeysPage::setProviderKeys(ProviderKeys *keys)
 void KeysPage::refreshProviders()
 {
     const QString previous = currentProvider();
-    const QList<ProviderConfig> providers = m_providerKeys ? m_providerKeys->providers() : QList<ProviderConfig>();
+    const QList<ProviderConfig> providers
+        = m_providerKeys ? m_providerKeys->providers() : QList<ProviderConfig>();
     {
         const QSignalBlocker blocker(m_providerCombo);
         m_providerCombo->clear();

@@ -152,7 +152,8 @@ QString LogModel::cellText(int row, int column) const
                 .arg(record.completionTokens);
         return QString::number(record.totalTokens);
     case ErrorColumn: {
-        const QString error = CoreText::display(record.error); // KeyRelay's own messages in the user's language
+        const QString error
+            = CoreText::display(record.error); // KeyRelay's own messages in the user's language
         // A try that failed before the first byte: the next provider was tried (a row of its own).
         if (record.fellBack)
             return error.isEmpty() ? tr("→ fallback") : tr("→ fallback: %1").arg(error);

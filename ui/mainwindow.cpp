@@ -144,7 +144,8 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
         updateProviderColumn();
         m_status->clearRecentRequests();
     });
-    connect(m_providersPage, &ProvidersPage::applyFailed, this, [this](const QString &) { m_status->refresh(); });
+    connect(m_providersPage, &ProvidersPage::applyFailed, this,
+            [this](const QString &) { m_status->refresh(); });
     connect(m_keysPage, &KeysPage::providerSelected, this, &MainWindow::updateTesterConfig);
     connect(m_keysPage, &KeysPage::saveFailed, this, [this](const QString &error) {
         showMessage(tr("The keys could not be saved: %1").arg(error), true);

@@ -111,9 +111,10 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
                                    << stores.secrets->location();
     }
     // The providers' own keys (issue 17), stored like the main list; the main pool serves "default".
-    ProviderKeys providerKeys(&pool, stores.keys.get(), [&stores](const QString &providerId, QString *problem) {
-        return std::unique_ptr<KeyStore>(stores.providerKeys(providerId, problem));
-    });
+    ProviderKeys providerKeys(&pool, stores.keys.get(),
+                              [&stores](const QString &providerId, QString *problem) {
+                                  return std::unique_ptr<KeyStore>(stores.providerKeys(providerId, problem));
+                              });
     startupProblems << providerKeys.setProviders(settings.providers());
     UsageStore usage(UsageStore::pathNextTo(settings.fileName()));
     if (!usage.problem().isEmpty())

@@ -52,7 +52,7 @@ QVariant ProvidersModel::data(const QModelIndex &index, int role) const
             : QStringLiteral("%1 (%2)").arg(draft.name.trimmed(), draft.id);
         QStringList notes;
         if (index.row() == 0)
-            notes << tr("default");
+            notes << tr("default route");
         if (!draft.enabled)
             notes << tr("off");
         return notes.isEmpty() ? name : QStringLiteral("%1 · %2").arg(name, notes.join(QStringLiteral(", ")));

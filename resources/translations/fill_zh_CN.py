@@ -344,7 +344,7 @@ ZH = {
     "&Providers": "提供商(&P)",
     "The model list is larger than %1 MB.": "模型列表超过 %1 MB。",
     "HTTP %1, but the answer is not a model list.": "HTTP %1，但回答不是模型列表。",
-    "default": "默认",
+    "default route": "默认路由",
     "off": "已停用",
     "The default: requests no other provider claims go here.": "默认提供商：其他提供商都不接的请求发到这里。",
     "Enter the base URL.": "请输入基础 URL。",

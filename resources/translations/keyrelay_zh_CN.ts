@@ -771,10 +771,6 @@
     <context>
         <name>keyrelay::ProvidersModel</name>
         <message>
-            <source>default</source>
-            <translation>默认</translation>
-        </message>
-        <message>
             <source>off</source>
             <translation>已停用</translation>
         </message>
@@ -817,6 +813,10 @@
         <message>
             <source>provider %1</source>
             <translation>提供商 %1</translation>
+        </message>
+        <message>
+            <source>default route</source>
+            <translation>默认路由</translation>
         </message>
     </context>
     <context>

@@ -122,8 +122,8 @@ private Q_SLOTS:
         QCOMPARE(model.addProvider(preset(QStringLiteral("groq"))), 2);
         QCOMPARE(model.draft(0).id, QStringLiteral("openai"));
         QCOMPARE(model.draft(1).id, QStringLiteral("openai-2")); // unique, never a second "openai"
-        QVERIFY(model.index(0).data().toString().contains(QLatin1String("default")));
-        QVERIFY(!model.index(1).data().toString().contains(QLatin1String("default")));
+        QVERIFY(model.index(0).data().toString().contains(QLatin1String("default route")));
+        QVERIFY(!model.index(1).data().toString().contains(QLatin1String("default route")));
 
         ProviderDraft groq = model.draft(2);
         groq.fallback = QStringLiteral("openai-2, openai");
@@ -131,7 +131,7 @@ private Q_SLOTS:
         QCOMPARE(model.moveProvider(2, -1), 1);
         QCOMPARE(model.moveProvider(1, -1), 0);
         QCOMPARE(model.draft(0).id, QStringLiteral("groq")); // the new default
-        QVERIFY(model.index(0).data().toString().contains(QLatin1String("default")));
+        QVERIFY(model.index(0).data().toString().contains(QLatin1String("default route")));
         QCOMPARE(model.moveProvider(0, -1), -1);
         QCOMPARE(model.moveProvider(2, +1), -1);
 

@@ -11,11 +11,17 @@ QString secretEntry(const QString &name)
 }
 } // namespace
 
-KeychainKeyStore::KeychainKeyStore(const Keychain &keychain) : m_keychain(keychain) { }
+KeychainKeyStore::KeychainKeyStore(const Keychain &keychain, const QString &entry)
+    : m_keychain(keychain), m_entry(entry)
+{
+}
 
 QString KeychainKeyStore::location() const
 {
-    return QStringLiteral("the system keychain (service \"%1\")").arg(m_keychain.service());
+    if (m_entry == entryName())
+        return QStringLiteral("the system keychain (service \"%1\")").arg(m_keychain.service());
+    return QStringLiteral("the system keychain (service \"%1\", entry \"%2\")")
+        .arg(m_keychain.service(), m_entry);
 }
 
 bool KeychainKeyStore::load(QList<ApiKey> *keys, QString *error)
@@ -23,7 +29,7 @@ bool KeychainKeyStore::load(QList<ApiKey> *keys, QString *error)
     keys->clear();
     QByteArray json;
     QString keychainError;
-    switch (m_keychain.read(entryName(), &json, &keychainError)) {
+    switch (m_keychain.read(m_entry, &json, &keychainError)) {
     case Keychain::Status::Ok:
         break;
     case Keychain::Status::NotFound:
@@ -38,11 +44,11 @@ bool KeychainKeyStore::load(QList<ApiKey> *keys, QString *error)
     if (!keysFromJson(json, keys, &skipped, &problem)) {
         // Keep the damaged list aside before the next save replaces it.
         QString copyError;
-        const bool kept = m_keychain.write(entryName() + QStringLiteral(".damaged"), json, &copyError)
+        const bool kept = m_keychain.write(m_entry + QStringLiteral(".damaged"), json, &copyError)
             == Keychain::Status::Ok;
         *error = QStringLiteral("the key list in %1 is damaged (%2); no keys were loaded%3")
                      .arg(location(), problem,
-                          kept ? QStringLiteral(" (a copy was kept as entry \"%1.damaged\")").arg(entryName())
+                          kept ? QStringLiteral(" (a copy was kept as entry \"%1.damaged\")").arg(m_entry)
                                : QString());
         return false;
     }
@@ -61,7 +67,7 @@ bool KeychainKeyStore::save(const QList<ApiKey> &keys, QString *error)
     bool anyFailed = false;
     const std::optional<bool> saved = m_latestSave.run(keys, [&](const QList<ApiKey> &toWrite) {
         QString keychainError;
-        if (m_keychain.write(entryName(), keysToJson(toWrite), &keychainError) != Keychain::Status::Ok) {
+        if (m_keychain.write(m_entry, keysToJson(toWrite), &keychainError) != Keychain::Status::Ok) {
             *error = QStringLiteral("cannot write the keys to %1: %2").arg(location(), keychainError);
             anyFailed = true;
             return false;

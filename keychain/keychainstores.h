@@ -8,14 +8,20 @@
 
 namespace keyrelay {
 
-/// The whole key list as one keychain entry ("keys" under the service name), in keysToJson()'s format.
-/// Saving and loading take one keychain call each, bounded by the keychain's timeout.
+/// The whole key list as one keychain entry ("keys" under the service name; "keys/<id>" for a provider's
+/// own keys), in keysToJson()'s format. Saving and loading take one keychain call each, bounded by the
+/// keychain's timeout.
 class KeychainKeyStore : public KeyStore
 {
 public:
     static QString entryName() { return QStringLiteral("keys"); }
+    /// The entry of provider @p providerId's own keys (the main list, entryName(), is never one of them).
+    static QString providerEntryName(const QString &providerId)
+    {
+        return entryName() + QLatin1Char('/') + providerId;
+    }
 
-    explicit KeychainKeyStore(const Keychain &keychain = Keychain());
+    explicit KeychainKeyStore(const Keychain &keychain = Keychain(), const QString &entry = entryName());
 
     bool load(QList<ApiKey> *keys, QString *error) override;
     /// A save requested while a save waits for the keychain (the wait runs an event loop) is not lost:
@@ -25,6 +31,7 @@ public:
 
 private:
     Keychain m_keychain;
+    QString m_entry;
     LatestSave<QList<ApiKey>> m_latestSave;
 };
 

@@ -4,7 +4,9 @@
 #include "logging.h"
 #include "verifiedstores.h"
 
+#include <QDir>
 #include <QFile>
+#include <QFileInfo>
 
 #include <algorithm>
 
@@ -94,9 +96,49 @@ QString UserStores::notice() const
     return QString();
 }
 
+QString UserStores::providerKeysFile(const QString &keysFile, const QString &providerId)
+{
+    return QFileInfo(keysFile).dir().filePath(QStringLiteral("keys-%1.json").arg(providerId));
+}
+
+std::unique_ptr<VerifiedKeyStore> UserStores::providerKeys(const QString &providerId, QString *problem) const
+{
+    const QString file = providerKeysFile(keysFile, providerId);
+    if (!inKeychain())
+        return std::make_unique<VerifiedKeyStore>(nullptr, file, events);
+    const Keychain keychain(keychainService, keychainTimeoutMs);
+    auto keychainKeys
+        = std::make_unique<KeychainKeyStore>(keychain, KeychainKeyStore::providerEntryName(providerId));
+    if (QFile::exists(file)) {
+        // Keys saved to the file in a run without a keychain: into the keychain, as openUserStores() does.
+        QByteArray keychainJson;
+        QString error;
+        const Keychain::Status status
+            = keychain.read(KeychainKeyStore::providerEntryName(providerId), &keychainJson, &error);
+        int moved = 0;
+        if ((status != Keychain::Status::Ok && status != Keychain::Status::NotFound)
+            || !moveKeyFile(file, keychainJson, keychainKeys.get(), &moved, &error)) {
+            if (problem)
+                *problem = QStringLiteral("The keys in %1 could not be moved into the system keychain (%2); "
+                                          "they stay in that file.")
+                               .arg(file, error);
+            return std::make_unique<VerifiedKeyStore>(nullptr, file, events);
+        }
+        if (!QFile::remove(file) && problem)
+            *problem = QStringLiteral("The keys were copied into the system keychain, but %1 could not be "
+                                      "removed; remove it by hand.")
+                           .arg(file);
+        qCInfo(lcKeys).noquote() << "moved" << moved << "key(s) of provider" << providerId
+                                 << "into the system keychain";
+    }
+    return std::make_unique<VerifiedKeyStore>(std::move(keychainKeys), file, events);
+}
+
 UserStores openUserStores(const QString &settingsFile, const UserStoreOptions &options)
 {
     UserStores stores;
+    stores.keychainService = options.service;
+    stores.keychainTimeoutMs = options.timeoutMs;
     stores.keysFile = FileKeyStore::pathNextTo(settingsFile);
     const QString secretsFile = FileSecretStore::pathNextTo(settingsFile);
     const auto useFiles = [&](UserStores::Reason reason, const QString &detail) {

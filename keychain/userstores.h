@@ -34,8 +34,20 @@ struct UserStores
     QString detail; ///< the keychain's error for NoKeychain and MigrationFailed
     QStringList messages; ///< what was done, e.g. keys moved into the keychain
     QStringList problems; ///< what went wrong without losing anything, to show prominently
+    QString keychainService; ///< the keychain's service name and timeout, for the providers' key stores
+    int keychainTimeoutMs = Keychain::DefaultTimeoutMs;
 
     bool inKeychain() const { return reason == Reason::Keychain; }
+
+    /// The store of provider @p providerId's own keys (issue 17), kept like the main list: keychain entry
+    /// "keys/<id>" when the keys are in the keychain, else the owner-only file "keys-<id>.json" next to
+    /// keysFile; the same read-back and fall-back to the file. A file left from a run without a keychain is
+    /// moved into it first (on failure the file stays and is used; @p problem says why). The main list
+    /// (entry "keys", keys.json) is never a provider's. @p providerId must pass ProviderConfig::isValidId.
+    std::unique_ptr<VerifiedKeyStore> providerKeys(const QString &providerId,
+                                                   QString *problem = nullptr) const;
+    /// "keys-<id>.json" next to @p keysFile.
+    static QString providerKeysFile(const QString &keysFile, const QString &providerId);
     /// One English sentence: where the keys are and why (for logs and the headless mode; the GUI has its
     /// own translated text).
     QString notice() const;

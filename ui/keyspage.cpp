@@ -2,10 +2,12 @@
 
 #include "keystore.h"
 #include "keytablemodel.h"
+#include "providerkeys.h"
 #include "uilogging.h"
 #include "userstores.h"
 
 #include <QAction>
+#include <QComboBox>
 #include <QEvent>
 #include <QFrame>
 #include <QHBoxLayout>
@@ -76,21 +78,44 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     QPalette hint = m_storeLabel->palette();
     hint.setColor(QPalette::WindowText, hint.color(QPalette::PlaceholderText));
     m_storeLabel->setPalette(hint);
+    m_mainStore = m_store;
     if (m_store)
-        m_storeLabel->setText(tr("Keys are stored in %1 (readable by you only), never in the settings file.")
-                                  .arg(m_store->location()));
+        m_mainNotice = tr("Keys are stored in %1 (readable by you only), never in the settings file.")
+                           .arg(m_store->location());
     else
-        m_storeLabel->setText(tr("Keys are kept in memory only."));
+        m_mainNotice = tr("Keys are kept in memory only.");
+    m_storeLabel->setText(m_mainNotice);
 
     m_emptyHint->setWordWrap(true);
     m_emptyHint->setText(
         tr("No keys yet. Paste your API keys above: KeyRelay then uses them in turn for every "
            "request. Until you add one, each client's own key is passed through unchanged."));
-    const auto updateEmptyHint = [this] {
-        m_emptyHint->setVisible(m_pool->isEmpty());
-    };
-    connect(m_pool, &KeyPool::keysChanged, this, updateEmptyHint);
-    updateEmptyHint();
+    m_emptyHint->setVisible(m_pool->isEmpty());
+
+    // Whose keys (issue 17): shown only while providers are configured.
+    m_providerRow = new QWidget(this);
+    m_providerCombo = new QComboBox(m_providerRow);
+    m_providerCombo->setAccessibleName(tr("Provider"));
+    m_providerCombo->setToolTip(tr("The provider whose keys this page shows, edits and tests"));
+    m_providerCombo->setSizeAdjustPolicy(QComboBox::AdjustToContents);
+    auto *providerLabel = new QLabel(tr("Pro&vider:"), m_providerRow);
+    providerLabel->setBuddy(m_providerCombo);
+    auto *providerLayout = new QHBoxLayout(m_providerRow);
+    providerLayout->setContentsMargins(0, 0, 0, 0);
+    providerLayout->addWidget(providerLabel);
+    providerLayout->addWidget(m_providerCombo);
+    providerLayout->addStretch();
+    m_providerRow->hide();
+    connect(m_providerCombo, &QComboBox::currentIndexChanged, this, [this] {
+        if (!m_providerKeys || m_providerCombo->currentIndex() < 0)
+            return;
+        const QString id = m_providerCombo->currentData().toString();
+        KeyPool *selected = m_providerKeys->pool(id);
+        if (!selected)
+            return;
+        setSource(selected, m_providerKeys->store(id));
+        Q_EMIT providerSelected(id);
+    });
 
     auto *pasteRow = new QHBoxLayout;
     pasteRow->addWidget(m_paste, 1);
@@ -104,6 +129,7 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     bottomRow->addWidget(m_remove);
 
     auto *layout = new QVBoxLayout(this);
+    layout->addWidget(m_providerRow);
     layout->addLayout(pasteRow);
     layout->addWidget(m_status);
     buildUndoBar();
@@ -113,10 +139,91 @@ KeysPage::KeysPage(KeyPool *pool, KeyStore *store, KeyTester *tester, QWidget *p
     layout->addLayout(bottomRow);
     m_status->hide();
 
-    // Every change of the key list, from any page, goes to the store.
-    connect(m_pool, &KeyPool::keysChanged, this, &KeysPage::save);
+    connectPool();
     installTestButtons();
     setUpAccessibility();
+}
+
+void KeysPage::connectPool()
+{
+    connect(m_pool, &KeyPool::keysChanged, this, [this] { m_emptyHint->setVisible(m_pool->isEmpty()); });
+    // Every change of the key list, from any page, goes to the store.
+    connect(m_pool, &KeyPool::keysChanged, this, &KeysPage::save);
+}
+
+void KeysPage::setSource(KeyPool *pool, KeyStore *store)
+{
+    if (pool == m_pool && store == m_store)
+        return;
+    disconnect(m_pool, nullptr, this, nullptr);
+    clearUndo(); // Undo puts keys back into the pool they came from: not across providers
+    setStatus(QString(), false);
+    m_pool = pool;
+    m_store = store;
+    connectPool();
+    m_model->setPool(pool);
+    m_emptyHint->setVisible(m_pool->isEmpty());
+    updateStoreLabel();
+}
+
+void KeysPage::updateStoreLabel()
+{
+    if (m_store == m_mainStore) {
+        m_storeLabel->setText(m_mainNotice);
+        return;
+    }
+    const QString provider = m_providerCombo->currentText();
+    m_storeLabel->setText(
+        m_store ? tr("The keys of %1 are stored in %2 (readable by you only), never in the settings file.")
+                      .arg(provider, m_store->location())
+                : tr("The keys of %1 are kept in memory only.").arg(provider));
+}
+
+void KeysPage::setProviderKeys(ProviderKeys *keys)
+{
+    m_providerKeys = keys;
+    refreshProviders();
+}
+
+void KeysPage::refreshProviders()
+{
+    const QString previous = currentProvider();
+    const QList<ProviderConfig> providers
+        = m_providerKeys ? m_providerKeys->providers() : QList<ProviderConfig>();
+    {
+        const QSignalBlocker blocker(m_providerCombo);
+        m_providerCombo->clear();
+        for (const ProviderConfig &provider : providers) {
+            const QString text = provider.name.isEmpty() || provider.name == provider.id
+                ? provider.id
+                : QStringLiteral("%1 (%2)").arg(provider.name, provider.id);
+            m_providerCombo->addItem(text, provider.id);
+        }
+    }
+    m_providerRow->setVisible(!providers.isEmpty());
+    if (providers.isEmpty()) {
+        if (m_providerKeys)
+            setSource(m_providerKeys->mainPool(), m_mainStore);
+        Q_EMIT providerSelected(QString());
+        return;
+    }
+    const int index = m_providerCombo->findData(previous);
+    m_providerCombo->setCurrentIndex(-1);
+    m_providerCombo->setCurrentIndex(index >= 0 ? index : 0); // emits: the source and the tester follow
+}
+
+QString KeysPage::currentProvider() const
+{
+    return m_providerRow->isHidden() ? QString() : m_providerCombo->currentData().toString();
+}
+
+bool KeysPage::selectProvider(const QString &providerId)
+{
+    const int index = m_providerCombo->findData(providerId);
+    if (index < 0)
+        return false;
+    m_providerCombo->setCurrentIndex(index);
+    return true;
 }
 
 void KeysPage::setUpAccessibility()
@@ -173,12 +280,13 @@ KeysPage::~KeysPage()
 
 void KeysPage::setStorageNotice(const QString &text)
 {
-    m_storeLabel->setText(text);
+    m_mainNotice = text;
+    updateStoreLabel();
 }
 
 QString KeysPage::storageNotice() const
 {
-    return m_storeLabel->text();
+    return m_mainNotice;
 }
 
 QString KeysPage::storageNoticeFor(const UserStores &stores)

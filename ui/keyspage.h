@@ -9,6 +9,7 @@
 #include <QWidget>
 
 class QAction;
+class QComboBox;
 class QFrame;
 class QLabel;
 class QPlainTextEdit;
@@ -21,6 +22,7 @@ class KeyPool;
 class KeyStore;
 class KeyTableModel;
 class KeyTester;
+class ProviderKeys;
 struct UserStores;
 
 class KeysPage : public QWidget
@@ -53,7 +55,8 @@ public:
     int undoRemove();
     // --- end undo ---
 
-    /// Where the keys are stored and why, for the user (replaces the default line under the table).
+    /// Where the keys are stored and why, for the user (replaces the default line under the table; with
+    /// providers, the line while the main pool, "default", is shown).
     void setStorageNotice(const QString &text);
     QString storageNotice() const;
     /// The translated notice for @p stores: the keychain, or the file and why.
@@ -62,9 +65,27 @@ public:
     /// Fits the columns to the table's width (also on every resize, until the user sizes a column).
     void fitColumns();
 
+    // --- Keys per provider (issue 17) ---
+    /// With providers configured, a selector above the table picks whose keys the page shows and edits
+    /// (its pool and store; "default" is the main pool). @p keys may be null (no selector). Call
+    /// refreshProviders() when the providers changed.
+    void setProviderKeys(ProviderKeys *keys);
+    void refreshProviders();
+    /// The provider whose keys are shown; empty when no providers are configured (the main pool).
+    QString currentProvider() const;
+    /// Shows the keys of @p providerId (one listed by the selector). Returns false if it is not listed.
+    bool selectProvider(const QString &providerId);
+    QComboBox *providerCombo() const { return m_providerCombo; }
+    KeyPool *currentPool() const { return m_pool; }
+    KeyStore *currentStore() const { return m_store; }
+    // --- end keys per provider ---
+
 Q_SIGNALS:
     /// Saving the keys failed; @p error is safe to show.
     void saveFailed(const QString &error);
+    /// Another provider's keys are shown (empty: the main pool, no providers); its Test must ask that
+    /// provider.
+    void providerSelected(const QString &providerId);
 
 protected:
     bool eventFilter(QObject *watched, QEvent *event) override;
@@ -83,6 +104,10 @@ private:
     /// (Enter on its cell runs it).
     void describeRowButtons();
     void setStatus(const QString &text, bool error);
+    /// Shows and edits @p pool, saved to @p store.
+    void setSource(KeyPool *pool, KeyStore *store);
+    void connectPool();
+    void updateStoreLabel();
 
     KeyPool *m_pool;
     KeyStore *m_store;
@@ -95,6 +120,11 @@ private:
     QLabel *m_storeLabel;
     QLabel *m_emptyHint;
     QTableView *m_view;
+    QWidget *m_providerRow = nullptr;
+    QComboBox *m_providerCombo = nullptr;
+    ProviderKeys *m_providerKeys = nullptr;
+    KeyStore *m_mainStore = nullptr;
+    QString m_mainNotice; ///< where the main pool's keys are stored (setStorageNotice)
     // Undo of the last removal: the keys with the rows they had, in ascending row order.
     QFrame *m_undoBar = nullptr;
     QLabel *m_undoLabel = nullptr;

@@ -18,6 +18,14 @@ KeyTableModel::KeyTableModel(KeyPool *pool, KeyTester *tester, QObject *parent)
     m_stateChangeTimer.setSingleShot(true);
     m_stateChangeTimer.setTimerType(Qt::PreciseTimer); // rare, and a coarse one may fire 5% early
     connect(&m_stateChangeTimer, &QTimer::timeout, this, &KeyTableModel::refresh);
+    connectPool();
+    if (m_tester)
+        connect(m_tester, &KeyTester::finished, this, &KeyTableModel::onTestFinished);
+    reload();
+}
+
+void KeyTableModel::connectPool()
+{
     connect(m_pool, &KeyPool::keysChanged, this, &KeyTableModel::reload);
     // Counters change with every request: coalesced by the pool (one signal until the next snapshot)
     // and here (one refresh per period).
@@ -27,9 +35,24 @@ KeyTableModel::KeyTableModel(KeyPool *pool, KeyTester *tester, QObject *parent)
     });
     // A background re-check moves an invalid key's next check without a status signal.
     connect(m_pool, &KeyPool::recheckScheduleChanged, this, &KeyTableModel::scheduleRefresh);
-    if (m_tester)
-        connect(m_tester, &KeyTester::finished, this, &KeyTableModel::onTestFinished);
-    reload();
+}
+
+void KeyTableModel::setPool(KeyPool *pool)
+{
+    if (!pool || pool == m_pool)
+        return;
+    disconnect(m_pool, nullptr, this, nullptr);
+    m_pool = pool;
+    connectPool();
+    // Always a reset: another pool may hold the same keys with other states and counters.
+    beginResetModel();
+    m_rows = m_pool->snapshot();
+    m_secrets.clear();
+    const QList<ApiKey> keys = m_pool->keys();
+    for (const ApiKey &key : keys)
+        m_secrets.append(key.secret);
+    endResetModel();
+    scheduleStateChange();
 }
 
 void KeyTableModel::onTestFinished(quint64 ticket, KeyTester::Outcome outcome, const QString &message)

@@ -33,6 +33,9 @@ public:
 
     /// @p tester may be null (then tests are not offered).
     KeyTableModel(KeyPool *pool, KeyTester *tester, QObject *parent = nullptr);
+    /// Shows @p pool instead (the Keys page's provider selector); test results stay with their keys.
+    void setPool(KeyPool *pool);
+    KeyPool *pool() const { return m_pool; }
     /// Where "Tokens today" comes from (thread-safe store; may be null: the column stays empty).
     void setUsageStore(const UsageStore *usage);
     /// Refreshes the counters soon (a request finished: its tokens are in the usage store now).
@@ -93,6 +96,7 @@ private:
     void scheduleStateChange();
     int rowOfSecret(const QString &secret) const;
     void reload();
+    void connectPool();
 
     KeyPool *m_pool;
     KeyTester *m_tester;

@@ -130,6 +130,8 @@ QString LogModel::cellText(int row, int column) const
         return record.path;
     case ModelColumn:
         return record.model;
+    case ProviderColumn:
+        return record.provider;
     case KeyColumn:
         return record.keyLabel;
     case StatusColumn:
@@ -149,8 +151,14 @@ QString LogModel::cellText(int row, int column) const
                 .arg(record.promptTokens)
                 .arg(record.completionTokens);
         return QString::number(record.totalTokens);
-    case ErrorColumn:
-        return CoreText::display(record.error); // KeyRelay's own messages in the user's language
+    case ErrorColumn: {
+        const QString error
+            = CoreText::display(record.error); // KeyRelay's own messages in the user's language
+        // A try that failed before the first byte: the next provider was tried (a row of its own).
+        if (record.fellBack)
+            return error.isEmpty() ? tr("→ fallback") : tr("→ fallback: %1").arg(error);
+        return error;
+    }
     default:
         return QString();
     }
@@ -173,6 +181,8 @@ QVariant LogModel::data(const QModelIndex &index, int role) const
             return QLocale().toString(record.startedAt.toLocalTime(), QLocale::LongFormat);
         if (index.column() == ErrorColumn || index.column() == PathColumn)
             return cellText(index.row(), index.column());
+        if (record.fellBack && (index.column() == StatusColumn || index.column() == ProviderColumn))
+            return tr("This try failed before any answer reached the client; the next provider was tried.");
         return QVariant();
     case Qt::ForegroundRole:
         if (index.column() == StatusColumn && isError(record))
@@ -203,6 +213,8 @@ QString LogModel::headerText(int column) const
         return tr("Path");
     case ModelColumn:
         return tr("Model");
+    case ProviderColumn:
+        return tr("Provider");
     case KeyColumn:
         return tr("Key");
     case StatusColumn:

@@ -19,6 +19,7 @@ public:
         MethodColumn,
         PathColumn,
         ModelColumn,
+        ProviderColumn, ///< the provider that served or was tried (issue 17)
         KeyColumn,
         StatusColumn,
         LatencyColumn,

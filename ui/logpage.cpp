@@ -65,7 +65,7 @@ LogPage::LogPage(LogModel *model, QWidget *parent)
     m_view->verticalHeader()->setDefaultSectionSize(m_view->fontMetrics().height() + 6);
     m_view->verticalHeader()->setSectionResizeMode(QHeaderView::Fixed);
     m_view->horizontalHeader()->setStretchLastSection(true);
-    const int widths[LogModel::ColumnCount] = { 90, 58, 170, 100, 100, 50, 64, 66, 72, 90, 150 };
+    const int widths[LogModel::ColumnCount] = { 90, 58, 170, 100, 80, 100, 50, 64, 66, 72, 90, 150 };
     for (int column = 0; column < LogModel::ColumnCount; ++column)
         m_view->setColumnWidth(column, widths[column]);
     // Wide enough for the longest method (OPTIONS) in the table's font, with the cell's margins.

@@ -7,6 +7,7 @@
 #include "keytester.h"
 #include "logmodel.h"
 #include "logpage.h"
+#include "providerspage.h"
 #include "proxycredentials.h"
 #include "proxyservice.h"
 #include "servicestatus.h"
@@ -26,6 +27,7 @@
 #include <QMessageBox>
 #include <QPushButton>
 #include <QTabWidget>
+#include <QTableView>
 #include <QVBoxLayout>
 
 namespace keyrelay {
@@ -38,8 +40,6 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
 {
     setWindowTitle(tr("KeyRelay"));
     setWindowIcon(icons::appIcon());
-    m_tester->setConfig(runtimeConfig());
-
     m_keysPage = new KeysPage(pool, store, m_tester, m_tabs);
     m_logPage = new LogPage(m_logModel, m_tabs);
     m_logPage->filterEdit()->setAccessibleName(tr("Filter the log"));
@@ -53,6 +53,10 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
         m_usagePage = new UsagePage(usage, m_tabs);
         m_tabs->addTab(m_usagePage, tr("&Usage"));
     }
+    m_providersPage = new ProvidersPage(settings, service, nullptr, m_tabs);
+    m_tabs->addTab(m_providersPage, tr("&Providers"));
+    updateTesterConfig();
+    updateProviderColumn();
 
     // Status line.
     auto *status = new QFrame(this);
@@ -127,13 +131,22 @@ MainWindow::MainWindow(SettingsRegistry *settings, KeyPool *pool, KeyStore *stor
             QMessageBox::warning(this, tr("KeyRelay"), tr("Could not allow %1: %2").arg(origin, error));
     });
     connect(m_settingsPage, &SettingsPage::applied, this, [this] {
-        m_tester->setConfig(runtimeConfig());
+        updateTesterConfig();
         m_status->clearRecentRequests(); // perhaps another upstream now
     });
     connect(m_settingsPage, &SettingsPage::applyFailed, this, [this](const QString &) {
-        m_tester->setConfig(runtimeConfig());
+        updateTesterConfig();
         m_status->refresh();
     });
+    connect(m_providersPage, &ProvidersPage::applied, this, [this] {
+        m_keysPage->refreshProviders(); // and, through providerSelected, the tester
+        updateTesterConfig();
+        updateProviderColumn();
+        m_status->clearRecentRequests();
+    });
+    connect(m_providersPage, &ProvidersPage::applyFailed, this,
+            [this](const QString &) { m_status->refresh(); });
+    connect(m_keysPage, &KeysPage::providerSelected, this, &MainWindow::updateTesterConfig);
     connect(m_keysPage, &KeysPage::saveFailed, this, [this](const QString &error) {
         showMessage(tr("The keys could not be saved: %1").arg(error), true);
     });
@@ -163,9 +176,14 @@ void MainWindow::createShortcuts()
 
 void MainWindow::requestQuit()
 {
-    if (!m_settingsPage->confirmDiscardOrApply(this))
+    if (!confirmPendingPages())
         return;
     Q_EMIT quitRequested();
+}
+
+bool MainWindow::confirmPendingPages()
+{
+    return m_settingsPage->confirmDiscardOrApply(this) && m_providersPage->confirmDiscardOrApply(this);
 }
 
 void MainWindow::onTabChanged(int index)
@@ -174,8 +192,11 @@ void MainWindow::onTabChanged(int index)
     m_currentTab = index;
     if (m_switchingBack)
         return;
-    if (m_tabs->widget(previous) == m_settingsPage && m_tabs->widget(index) != m_settingsPage
-        && m_settingsPage->hasPendingChanges() && !m_settingsPage->confirmDiscardOrApply(this)) {
+    const bool stay = (m_tabs->widget(previous) == m_settingsPage && m_tabs->widget(index) != m_settingsPage
+                       && m_settingsPage->hasPendingChanges() && !m_settingsPage->confirmDiscardOrApply(this))
+        || (m_tabs->widget(previous) == m_providersPage && m_tabs->widget(index) != m_providersPage
+            && m_providersPage->hasPendingChanges() && !m_providersPage->confirmDiscardOrApply(this));
+    if (stay) {
         // Stay on the page with its changes.
         m_switchingBack = true;
         m_tabs->setCurrentIndex(previous);
@@ -205,7 +226,37 @@ void MainWindow::setProxyCredentials(ProxyCredentials *credentials)
 {
     m_credentials = credentials;
     m_settingsPage->setProxyCredentials(credentials);
-    m_tester->setConfig(runtimeConfig());
+    m_providersPage->setProxyCredentials(credentials);
+    updateTesterConfig();
+}
+
+void MainWindow::setProviderKeys(ProviderKeys *keys)
+{
+    m_providersPage->setProviderKeys(keys);
+    m_keysPage->setProviderKeys(keys);
+    updateTesterConfig();
+}
+
+void MainWindow::updateTesterConfig()
+{
+    ProxyConfig config = runtimeConfig();
+    ProviderKind kind = ProviderKind::OpenAi;
+    const QString id = m_keysPage->currentProvider();
+    for (const ProviderConfig &provider : std::as_const(config.providers)) {
+        if (provider.id != id)
+            continue;
+        config.upstream = provider.baseUrl;
+        if (!provider.upstreamProxy.isEmpty())
+            config.upstreamProxy = provider.upstreamProxy;
+        kind = provider.kind;
+    }
+    m_tester->setConfig(config);
+    m_tester->setProviderKind(kind);
+}
+
+void MainWindow::updateProviderColumn()
+{
+    m_logPage->view()->setColumnHidden(LogModel::ProviderColumn, m_settings->providers().isEmpty());
 }
 
 ProxyConfig MainWindow::runtimeConfig() const
@@ -218,7 +269,9 @@ ProxyConfig MainWindow::runtimeConfig() const
 
 void MainWindow::showPage(Page page)
 {
-    m_tabs->setCurrentIndex(int(page));
+    QWidget *const pages[] = { m_keysPage, m_logPage, m_settingsPage, m_usagePage, m_providersPage };
+    if (pages[page])
+        m_tabs->setCurrentWidget(pages[page]);
 }
 
 void MainWindow::bringToFront()
@@ -337,7 +390,7 @@ void MainWindow::onRequestFinished(const RequestRecord &)
 
 void MainWindow::closeEvent(QCloseEvent *event)
 {
-    if (isVisible() && !m_settingsPage->confirmDiscardOrApply(this)) {
+    if (isVisible() && !confirmPendingPages()) {
         event->ignore();
         return;
     }

@@ -1,4 +1,5 @@
-// The main window: a status line (endpoint, state, requests today) over the Keys, Log, Settings, Usage pages.
+// The main window: a status line (endpoint, state, requests today) over the Keys, Log, Settings, Usage and
+// Providers pages.
 // The status line and the tray show one ServiceStatus.
 #pragma once
 
@@ -19,6 +20,8 @@ class KeyTester;
 class KeysPage;
 class LogModel;
 class LogPage;
+class ProviderKeys;
+class ProvidersPage;
 class ProxyCredentials;
 class ProxyService;
 class ServiceStatus;
@@ -37,12 +40,16 @@ public:
                AutostartManager *autostart, UsageStore *usage = nullptr, QWidget *parent = nullptr);
     ~MainWindow() override;
 
-    enum Page { KeysTab, LogTab, SettingsTab, UsageTab };
+    enum Page { KeysTab, LogTab, SettingsTab, UsageTab, ProvidersTab };
     void showPage(Page page);
 
     /// Keeps the upstream proxy's password out of the settings file (here and on the Settings page); the
     /// proxy and the key tester get the setting completed with it. May be null (the URL is used as stored).
     void setProxyCredentials(ProxyCredentials *credentials);
+
+    /// The providers' own keys (issue 17): the Keys page's provider selector and the Providers page's
+    /// Apply and Test use them. May stay unset (providers then pass the client's key through).
+    void setProviderKeys(ProviderKeys *keys);
 
     /// With a tray, closing the window hides it; without one, closing quits.
     void setHideOnClose(bool hide) { m_hideOnClose = hide; }
@@ -68,6 +75,7 @@ public:
     LogPage *logPage() const { return m_logPage; }
     SettingsPage *settingsPage() const { return m_settingsPage; }
     UsagePage *usagePage() const { return m_usagePage; }
+    ProvidersPage *providersPage() const { return m_providersPage; }
     LogModel *logModel() const { return m_logModel; }
     QTabWidget *tabs() const { return m_tabs; }
 
@@ -96,6 +104,12 @@ private:
     void onTabChanged(int index);
     /// The settings' proxy configuration with the proxy password put back in, to run with.
     ProxyConfig runtimeConfig() const;
+    /// The Keys page's Test asks the provider whose keys it shows (its base URL, kind and proxy).
+    void updateTesterConfig();
+    /// The log's Provider column shows while providers are configured.
+    void updateProviderColumn();
+    /// Before leaving a page with unapplied edits, closing or quitting: asks (Settings, Providers).
+    bool confirmPendingPages();
     /// A row in the log for a key that stopped working (@p reason) or works again.
     void addKeyEvent(const QString &label, const QString &what, const QString &reason);
     void onRequestFinished(const RequestRecord &record);
@@ -111,6 +125,7 @@ private:
     LogPage *m_logPage;
     SettingsPage *m_settingsPage;
     UsagePage *m_usagePage = nullptr;
+    ProvidersPage *m_providersPage;
     QLabel *m_stateLabel;
     QLabel *m_endpointLabel;
     QPushButton *m_copyButton;

@@ -8,6 +8,7 @@
 #include "keyspage.h"
 #include "mainwindow.h"
 #include "noticebanner.h"
+#include "providerkeys.h"
 #include "proxycredentials.h"
 #include "proxyservice.h"
 #include "settingsregistry.h"
@@ -109,17 +110,25 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
             qCInfo(lcUi).noquote() << "moved the upstream proxy password from the settings file to"
                                    << stores.secrets->location();
     }
+    // The providers' own keys (issue 17), stored like the main list; the main pool serves "default".
+    ProviderKeys providerKeys(&pool, stores.keys.get(),
+                              [&stores](const QString &providerId, QString *problem) {
+                                  return std::unique_ptr<KeyStore>(stores.providerKeys(providerId, problem));
+                              });
+    startupProblems << providerKeys.setProviders(settings.providers());
     UsageStore usage(UsageStore::pathNextTo(settings.fileName()));
     if (!usage.problem().isEmpty())
         startupProblems << usage.problem();
 
     ProxyService service(&pool);
     service.setUsageStore(&usage);
+    service.setProviderPools(providerKeys.servicePools());
     installRedactingMessageHandler(&service.redactor());
     const auto restoreHandler = qScopeGuard([] { installRedactingMessageHandler(nullptr); });
     XdgAutostartManager autostart;
     MainWindow window(&settings, &pool, stores.keys.get(), &service, &autostart, &usage);
     window.setProxyCredentials(&proxyCredentials);
+    window.setProviderKeys(&providerKeys);
     window.keysPage()->setStorageNotice(KeysPage::storageNoticeFor(stores));
     TrayIcon tray;
 

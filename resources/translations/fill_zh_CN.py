@@ -331,8 +331,90 @@ ZH = {
     "%1 may now use KeyRelay; its next requests go through.": "%1 现在可以使用 KeyRelay；它之后的请求会被放行。",
     "%n key event(s)": "%n 条密钥事件",
     # Issue 17: usage per provider.
-    "Provider": "提供商",
     "Key id %1, provider %2": "密钥 ID %1，提供商 %2",
+    # Providers (issue 17)
+    "Provider": "提供商",
+    "The provider whose keys this page shows, edits and tests": "本页显示、编辑和测试其密钥的提供商",
+    "Pro&vider:": "提供商(&V)：",
+    "The keys of %1 are stored in %2 (readable by you only), never in the settings file.":
+    "%1 的密钥保存在 %2（仅你可读），从不写入设置文件。",
+    "The keys of %1 are kept in memory only.": "%1 的密钥仅保存在内存中。",
+    "→ fallback": "→ 回退",
+    "→ fallback: %1": "→ 回退：%1",
+    "This try failed before any answer reached the client; the next provider was tried.":
+    "这次尝试在任何回答到达客户端之前失败；已改试下一个提供商。",
+    "&Providers": "提供商(&P)",
+    "The model list is larger than %1 MB.": "模型列表超过 %1 MB。",
+    "HTTP %1, but the answer is not a model list.": "HTTP %1，但回答不是模型列表。",
+    "default route": "默认路由",
+    "off": "已停用",
+    "The default: requests no other provider claims go here.": "默认提供商：其他提供商都不接的请求发到这里。",
+    "Enter the base URL.": "请输入基础 URL。",
+    "Base URL: %1": "基础 URL：%1",
+    "Aliases: each entry is NAME=MODEL, each name once (%1).": "别名：每项写作 名称=模型，每个名称只能出现一次（%1）。",
+    "Network proxy: %1": "网络代理：%1",
+    'The id must be 1 to 40 of a-z, 0-9, _ and -, starting with a letter or digit (not "p").':
+    "ID 须为 1 到 40 个 a-z、0-9、_ 和 - 字符，以字母或数字开头（不能是“p”）。",
+    'Another provider has the id "%1".': "另一个提供商已使用 ID“%1”。",
+    "A provider cannot fall back to itself.": "提供商不能回退到自身。",
+    'Fallback "%1" is not a provider in the list.': "回退目标“%1”不在提供商列表中。",
+    "provider %1": "提供商 %1",
+    "Failed: %1": "失败：%1",
+    "It answers, with no models listed.": "有应答，但没有列出任何模型。",
+    "%n model(s): %1": "%n 个模型：%1",
+    "Providers in routing order": "按路由顺序排列的提供商",
+    "Requests go to the first provider whose models, aliases or id match; the first one gets everything else.":
+    "请求发往模型、别名或 ID 匹配的第一个提供商；其余请求都发往列表中的第一个。",
+    "&Add": "添加(&A)",
+    "Custom OpenAI-compatible": "自定义（OpenAI 兼容）",
+    "Custom": "自定义",
+    "&Remove": "移除(&R)",
+    "Move &up": "上移(&U)",
+    "Move do&wn": "下移(&W)",
+    "Earlier in the routing order; the first provider is the default": "在路由顺序中靠前；第一个提供商是默认提供商",
+    "Later in the routing order": "在路由顺序中靠后",
+    'Carry &over the current upstream as provider "default"': "将当前上游沿用为提供商“default”(&O)",
+    "Its keys stay where they are (the Keys page) and serve it": "它的密钥保持原位（密钥页）并为它服务",
+    'a-z, 0-9, _ and -; clients can name it as "<id>/<model>" or use /p/<id>/':
+    "a-z、0-9、_ 和 -；客户端可写作“<id>/<模型>”或使用 /p/<id>/",
+    "OpenAI-compatible": "OpenAI 兼容",
+    "Anthropic": "Anthropic",
+    "e.g. gpt-4o*, o3-mini (patterns with *)": "例如 gpt-4o*, o3-mini（可用 * 通配）",
+    "The models this provider serves, separated by commas; * matches anything":
+    "此提供商服务的模型，用逗号分隔；* 匹配任意字符",
+    "Names clients may use, each NAME=MODEL: the request reaches this provider with MODEL":
+    "客户端可以使用的名称，每项为 名称=模型：请求以该模型发往此提供商",
+    "provider ids, e.g. openrouter, groq": "提供商 ID，例如 openrouter, groq",
+    "Tried in this order when this provider fails before answering": "此提供商在应答前失败时，按此顺序依次尝试",
+    "as in Settings (http://host:port, socks5://host:port, system, none)":
+    "同设置页（http://主机:端口、socks5://主机:端口、system、none）",
+    "E&nabled": "启用(&N)",
+    "T&est": "测试(&E)",
+    "Ask the provider for its model list, with one of its keys": "用它的一个密钥向提供商获取模型列表",
+    "Id:": "ID：",
+    "Name:": "名称：",
+    "Kind:": "类型：",
+    "Models:": "模型：",
+    "Aliases:": "别名：",
+    "Fallback:": "回退：",
+    "Appl&y": "应用(&Y)",
+    "No providers: KeyRelay forwards every request to the single upstream of the Settings page (%1), with the keys "
+    "of the Keys page. Add a provider to route requests among several APIs by model; the first provider gets every "
+    "request no other one claims.":
+    "尚无提供商：KeyRelay 把每个请求转发到设置页中的唯一上游（%1），并使用密钥页中的密钥。添加提供商后即可按模型在多个 API "
+    "之间路由请求；其他提供商都不接的请求发往第一个提供商。",
+    'The keys of the Keys page belong to the provider "default". With none in the list they are kept, but not used.':
+    "密钥页中的密钥属于提供商“default”。列表中没有它时，这些密钥会被保留，但不会被使用。",
+    "Settings upstream": "设置页中的上游",
+    'Keep the current upstream %1 as provider "default"?': "将当前上游 %1 保留为提供商“default”吗？",
+    "Its %n key(s) stay where they are and serve it. Without it, those keys are kept but not used.":
+    "它的 %n 个密钥保持原位并为它服务。不保留的话，这些密钥会被保存但不会被使用。",
+    "Asking without a key…": "正在不带密钥询问…",
+    "Asking with key %1…": "正在用密钥 %1 询问…",
+    "Providers saved, but the proxy could not use them: %1": "提供商已保存，但代理无法使用它们：%1",
+    "Applied: every request goes to the Settings page's upstream.": "已应用：所有请求都发往设置页中的上游。",
+    "Providers applied.": "提供商已应用。",
+    "The providers have changes that are not applied.": "提供商有尚未应用的更改。",
 }
 
 

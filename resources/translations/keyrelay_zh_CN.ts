@@ -454,6 +454,26 @@
             <source>Test key %1</source>
             <translation>测试密钥 %1</translation>
         </message>
+        <message>
+            <source>Provider</source>
+            <translation>提供商</translation>
+        </message>
+        <message>
+            <source>The provider whose keys this page shows, edits and tests</source>
+            <translation>本页显示、编辑和测试其密钥的提供商</translation>
+        </message>
+        <message>
+            <source>Pro&amp;vider:</source>
+            <translation>提供商(&amp;V)：</translation>
+        </message>
+        <message>
+            <source>The keys of %1 are stored in %2 (readable by you only), never in the settings file.</source>
+            <translation>%1 的密钥保存在 %2（仅你可读），从不写入设置文件。</translation>
+        </message>
+        <message>
+            <source>The keys of %1 are kept in memory only.</source>
+            <translation>%1 的密钥仅保存在内存中。</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::LogModel</name>
@@ -512,6 +532,22 @@
         <message>
             <source>Error</source>
             <translation>错误</translation>
+        </message>
+        <message>
+            <source>→ fallback</source>
+            <translation>→ 回退</translation>
+        </message>
+        <message>
+            <source>→ fallback: %1</source>
+            <translation>→ 回退：%1</translation>
+        </message>
+        <message>
+            <source>This try failed before any answer reached the client; the next provider was tried.</source>
+            <translation>这次尝试在任何回答到达客户端之前失败；已改试下一个提供商。</translation>
+        </message>
+        <message>
+            <source>Provider</source>
+            <translation>提供商</translation>
         </message>
     </context>
     <context>
@@ -671,6 +707,29 @@
             <source>Filter the log</source>
             <translation>筛选日志</translation>
         </message>
+        <message>
+            <source>&amp;Providers</source>
+            <translation>提供商(&amp;P)</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::ModelListProbe</name>
+        <message>
+            <source>The model list is larger than %1 MB.</source>
+            <translation>模型列表超过 %1 MB。</translation>
+        </message>
+        <message>
+            <source>HTTP %1</source>
+            <translation>HTTP %1</translation>
+        </message>
+        <message>
+            <source>HTTP %1: %2</source>
+            <translation>HTTP %1：%2</translation>
+        </message>
+        <message>
+            <source>HTTP %1, but the answer is not a model list.</source>
+            <translation>HTTP %1，但回答不是模型列表。</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::NoticeBanner</name>
@@ -707,6 +766,296 @@
             <translation>
                 <numerusform>%1 中有 %n 项设置无法使用，已被忽略：</numerusform>
             </translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::ProvidersModel</name>
+        <message>
+            <source>off</source>
+            <translation>已停用</translation>
+        </message>
+        <message>
+            <source>The default: requests no other provider claims go here.</source>
+            <translation>默认提供商：其他提供商都不接的请求发到这里。</translation>
+        </message>
+        <message>
+            <source>Enter the base URL.</source>
+            <translation>请输入基础 URL。</translation>
+        </message>
+        <message>
+            <source>Base URL: %1</source>
+            <translation>基础 URL：%1</translation>
+        </message>
+        <message>
+            <source>Aliases: each entry is NAME=MODEL, each name once (%1).</source>
+            <translation>别名：每项写作 名称=模型，每个名称只能出现一次（%1）。</translation>
+        </message>
+        <message>
+            <source>Network proxy: %1</source>
+            <translation>网络代理：%1</translation>
+        </message>
+        <message>
+            <source>The id must be 1 to 40 of a-z, 0-9, _ and -, starting with a letter or digit (not "p").</source>
+            <translation>ID 须为 1 到 40 个 a-z、0-9、_ 和 - 字符，以字母或数字开头（不能是“p”）。</translation>
+        </message>
+        <message>
+            <source>Another provider has the id "%1".</source>
+            <translation>另一个提供商已使用 ID“%1”。</translation>
+        </message>
+        <message>
+            <source>A provider cannot fall back to itself.</source>
+            <translation>提供商不能回退到自身。</translation>
+        </message>
+        <message>
+            <source>Fallback "%1" is not a provider in the list.</source>
+            <translation>回退目标“%1”不在提供商列表中。</translation>
+        </message>
+        <message>
+            <source>provider %1</source>
+            <translation>提供商 %1</translation>
+        </message>
+        <message>
+            <source>default route</source>
+            <translation>默认路由</translation>
+        </message>
+    </context>
+    <context>
+        <name>keyrelay::ProvidersPage</name>
+        <message>
+            <source>Failed: %1</source>
+            <translation>失败：%1</translation>
+        </message>
+        <message>
+            <source>It answers, with no models listed.</source>
+            <translation>有应答，但没有列出任何模型。</translation>
+        </message>
+        <message numerus="yes">
+            <source>%n model(s): %1</source>
+            <translation>
+                <numerusform>%n 个模型：%1</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Providers in routing order</source>
+            <translation>按路由顺序排列的提供商</translation>
+        </message>
+        <message>
+            <source>Requests go to the first provider whose models, aliases or id match; the first one gets everything else.</source>
+            <translation>请求发往模型、别名或 ID 匹配的第一个提供商；其余请求都发往列表中的第一个。</translation>
+        </message>
+        <message>
+            <source>&amp;Add</source>
+            <translation>添加(&amp;A)</translation>
+        </message>
+        <message>
+            <source>Custom OpenAI-compatible</source>
+            <translation>自定义（OpenAI 兼容）</translation>
+        </message>
+        <message>
+            <source>Custom</source>
+            <translation>自定义</translation>
+        </message>
+        <message>
+            <source>&amp;Remove</source>
+            <translation>移除(&amp;R)</translation>
+        </message>
+        <message>
+            <source>Move &amp;up</source>
+            <translation>上移(&amp;U)</translation>
+        </message>
+        <message>
+            <source>Move do&amp;wn</source>
+            <translation>下移(&amp;W)</translation>
+        </message>
+        <message>
+            <source>Earlier in the routing order; the first provider is the default</source>
+            <translation>在路由顺序中靠前；第一个提供商是默认提供商</translation>
+        </message>
+        <message>
+            <source>Later in the routing order</source>
+            <translation>在路由顺序中靠后</translation>
+        </message>
+        <message>
+            <source>Carry &amp;over the current upstream as provider "default"</source>
+            <translation>将当前上游沿用为提供商“default”(&amp;O)</translation>
+        </message>
+        <message>
+            <source>Its keys stay where they are (the Keys page) and serve it</source>
+            <translation>它的密钥保持原位（密钥页）并为它服务</translation>
+        </message>
+        <message>
+            <source>Provider</source>
+            <translation>提供商</translation>
+        </message>
+        <message>
+            <source>a-z, 0-9, _ and -; clients can name it as "&lt;id&gt;/&lt;model&gt;" or use /p/&lt;id&gt;/</source>
+            <translation>a-z、0-9、_ 和 -；客户端可写作“&lt;id&gt;/&lt;模型&gt;”或使用 /p/&lt;id&gt;/</translation>
+        </message>
+        <message>
+            <source>OpenAI-compatible</source>
+            <translation>OpenAI 兼容</translation>
+        </message>
+        <message>
+            <source>Anthropic</source>
+            <translation>Anthropic</translation>
+        </message>
+        <message>
+            <source>e.g. gpt-4o*, o3-mini (patterns with *)</source>
+            <translation>例如 gpt-4o*, o3-mini（可用 * 通配）</translation>
+        </message>
+        <message>
+            <source>The models this provider serves, separated by commas; * matches anything</source>
+            <translation>此提供商服务的模型，用逗号分隔；* 匹配任意字符</translation>
+        </message>
+        <message>
+            <source>Names clients may use, each NAME=MODEL: the request reaches this provider with MODEL</source>
+            <translation>客户端可以使用的名称，每项为 名称=模型：请求以该模型发往此提供商</translation>
+        </message>
+        <message>
+            <source>provider ids, e.g. openrouter, groq</source>
+            <translation>提供商 ID，例如 openrouter, groq</translation>
+        </message>
+        <message>
+            <source>Tried in this order when this provider fails before answering</source>
+            <translation>此提供商在应答前失败时，按此顺序依次尝试</translation>
+        </message>
+        <message>
+            <source>as in Settings (http://host:port, socks5://host:port, system, none)</source>
+            <translation>同设置页（http://主机:端口、socks5://主机:端口、system、none）</translation>
+        </message>
+        <message>
+            <source>E&amp;nabled</source>
+            <translation>启用(&amp;N)</translation>
+        </message>
+        <message>
+            <source>T&amp;est</source>
+            <translation>测试(&amp;E)</translation>
+        </message>
+        <message>
+            <source>Ask the provider for its model list, with one of its keys</source>
+            <translation>用它的一个密钥向提供商获取模型列表</translation>
+        </message>
+        <message>
+            <source>Id:</source>
+            <translation>ID：</translation>
+        </message>
+        <message>
+            <source>Name:</source>
+            <translation>名称：</translation>
+        </message>
+        <message>
+            <source>Kind:</source>
+            <translation>类型：</translation>
+        </message>
+        <message>
+            <source>Base URL:</source>
+            <translation>基础地址：</translation>
+        </message>
+        <message>
+            <source>Models:</source>
+            <translation>模型：</translation>
+        </message>
+        <message>
+            <source>Aliases:</source>
+            <translation>别名：</translation>
+        </message>
+        <message>
+            <source>Fallback:</source>
+            <translation>回退：</translation>
+        </message>
+        <message>
+            <source>Network proxy:</source>
+            <translation>网络代理：</translation>
+        </message>
+        <message>
+            <source>Unsaved changes</source>
+            <translation>有未保存的更改</translation>
+        </message>
+        <message>
+            <source>Apply stores and uses the changes; Revert drops them</source>
+            <translation>“应用”会保存并使用这些更改；“还原”会丢弃它们</translation>
+        </message>
+        <message>
+            <source>Re&amp;vert</source>
+            <translation>还原(&amp;V)</translation>
+        </message>
+        <message>
+            <source>Drop the changes not applied yet</source>
+            <translation>丢弃尚未应用的更改</translation>
+        </message>
+        <message>
+            <source>Appl&amp;y</source>
+            <translation>应用(&amp;Y)</translation>
+        </message>
+        <message>
+            <source>Store the changes and use them at once</source>
+            <translation>保存更改并立即使用</translation>
+        </message>
+        <message>
+            <source>No providers: KeyRelay forwards every request to the single upstream of the Settings page (%1), with the keys of the Keys page. Add a provider to route requests among several APIs by model; the first provider gets every request no other one claims.</source>
+            <translation>尚无提供商：KeyRelay 把每个请求转发到设置页中的唯一上游（%1），并使用密钥页中的密钥。添加提供商后即可按模型在多个 API 之间路由请求；其他提供商都不接的请求发往第一个提供商。</translation>
+        </message>
+        <message>
+            <source>The keys of the Keys page belong to the provider "default". With none in the list they are kept, but not used.</source>
+            <translation>密钥页中的密钥属于提供商“default”。列表中没有它时，这些密钥会被保留，但不会被使用。</translation>
+        </message>
+        <message>
+            <source>Settings upstream</source>
+            <translation>设置页中的上游</translation>
+        </message>
+        <message>
+            <source>KeyRelay</source>
+            <translation>KeyRelay</translation>
+        </message>
+        <message>
+            <source>Keep the current upstream %1 as provider "default"?</source>
+            <translation>将当前上游 %1 保留为提供商“default”吗？</translation>
+        </message>
+        <message numerus="yes">
+            <source>Its %n key(s) stay where they are and serve it. Without it, those keys are kept but not used.</source>
+            <translation>
+                <numerusform>它的 %n 个密钥保持原位并为它服务。不保留的话，这些密钥会被保存但不会被使用。</numerusform>
+            </translation>
+        </message>
+        <message>
+            <source>Base URL: %1</source>
+            <translation>基础 URL：%1</translation>
+        </message>
+        <message>
+            <source>Asking without a key…</source>
+            <translation>正在不带密钥询问…</translation>
+        </message>
+        <message>
+            <source>Asking with key %1…</source>
+            <translation>正在用密钥 %1 询问…</translation>
+        </message>
+        <message>
+            <source>Not applied: %1</source>
+            <translation>未应用：%1</translation>
+        </message>
+        <message>
+            <source>The settings file %1 could not be written.</source>
+            <translation>无法写入设置文件 %1。</translation>
+        </message>
+        <message>
+            <source>Providers saved, but the proxy could not use them: %1</source>
+            <translation>提供商已保存，但代理无法使用它们：%1</translation>
+        </message>
+        <message>
+            <source>Applied: every request goes to the Settings page's upstream.</source>
+            <translation>已应用：所有请求都发往设置页中的上游。</translation>
+        </message>
+        <message>
+            <source>Providers applied.</source>
+            <translation>提供商已应用。</translation>
+        </message>
+        <message>
+            <source>The providers have changes that are not applied.</source>
+            <translation>提供商有尚未应用的更改。</translation>
+        </message>
+        <message>
+            <source>Apply them now, or discard them?</source>
+            <translation>现在应用，还是丢弃？</translation>
         </message>
     </context>
     <context>

@@ -297,6 +297,41 @@ private Q_SLOTS:
         QVERIFY(again.messages.isEmpty());
     }
 
+    void providerKeysAreEntriesOfTheirOwn()
+    {
+        // Issue 17: a provider's own keys are the entry "keys/<id>"; the main list ("keys") is untouched,
+        // and a provider's file from a run without a keychain moves into it.
+        QTemporaryDir dir;
+        const QString settings = dir.filePath(QStringLiteral("KeyRelay.ini"));
+        const QString groqFile = dir.filePath(QStringLiteral("keys-groq.json"));
+        QString error;
+        QVERIFY(FileKeyStore(groqFile).save(sampleKeys().mid(2), &error));
+        UserStores stores = openUserStores(settings, { keychain().service(), Keychain::DefaultTimeoutMs });
+        QVERIFY(stores.inKeychain());
+        QVERIFY(stores.keys->save(sampleKeys().mid(0, 1), &error));
+
+        QString problem;
+        auto openai = stores.providerKeys(QStringLiteral("openai"), &problem);
+        QVERIFY(problem.isEmpty());
+        QVERIFY(openai->inKeychain());
+        QVERIFY2(openai->save(sampleKeys().mid(1, 1), &error), qPrintable(error));
+        QList<ApiKey> keys;
+        QVERIFY(KeychainKeyStore(keychain(), QStringLiteral("keys/openai")).load(&keys, &error));
+        compareKeys(keys, sampleKeys().mid(1, 1));
+        QVERIFY(KeychainKeyStore(keychain()).load(&keys, &error)); // the main list is its own
+        compareKeys(keys, sampleKeys().mid(0, 1));
+        QVERIFY(!QFile::exists(dir.filePath(QStringLiteral("keys-openai.json"))));
+
+        auto groq = stores.providerKeys(QStringLiteral("groq"), &problem);
+        QVERIFY2(problem.isEmpty(), qPrintable(problem));
+        QVERIFY(!QFile::exists(groqFile));
+        QVERIFY(groq->load(&keys, &error));
+        compareKeys(keys, sampleKeys().mid(2));
+        QVERIFY(KeychainKeyStore(keychain(), KeychainKeyStore::providerEntryName(QStringLiteral("groq")))
+                    .load(&keys, &error));
+        compareKeys(keys, sampleKeys().mid(2));
+    }
+
     void keysAlreadyInTheKeychainAreKept()
     {
         QTemporaryDir dir;

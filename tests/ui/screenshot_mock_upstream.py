@@ -46,6 +46,10 @@ class H(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.key_fault():
             return
+        if self.path.startswith("/groq/"):  # the providers shots: a second provider's model list
+            ids = ["llama-3.3-70b-versatile", "llama-3.1-8b-instant", "gemma2-9b-it", "qwen-qwq-32b",
+                   "deepseek-r1-distill-llama-70b", "mistral-saba-24b"]
+            return self.reply(200, {"object": "list", "data": [{"id": i, "object": "model"} for i in ids]})
         self.reply(200, {"object": "list", "data": [{"id": "gpt-4o-mini", "object": "model"}]})
     def do_POST(self):
         n = int(self.headers.get("Content-Length", 0)); req = json.loads(self.rfile.read(n) or b"{}")

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Takes docs/screenshot-*.png of the real app under Xvfb with trayer as the tray host.
 # Needs: Xvfb trayer xdotool imagemagick python3 curl. Usage: tests/ui/take_screenshots.sh [build-dir]
-# KEYRELAY_SHOT_SET=key-states takes only the key state, usage, settings-security and log-key-events shots.
+# KEYRELAY_SHOT_SET=key-states takes only the key state, usage, settings-security and log-key-events shots;
+# KEYRELAY_SHOT_SET=providers only the providers, keys-providers and log-providers shots.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build-gui}
@@ -93,6 +94,53 @@ xdotool key alt+s; shoot settings-zh_CN
 quit_app
 fi
 
+# Providers (issue 17): the single upstream carried over as "default", DeepSeek unreachable and falling back
+# to Groq, Groq with a key of its own (keys-groq.json: no keychain here, the owner-only files).
+if [ "$SHOT_SET" = all ] || [ "$SHOT_SET" = providers ]; then
+make_home "$WORK/prov" "$LISTEN_PORT"
+cat >> "$WORK/prov/.config/KeyRelay/KeyRelay.ini" <<INI
+
+[providers]
+order=default, deepseek, groq
+
+[provider.default]
+name=Settings upstream
+baseUrl=http://127.0.0.1:$MOCK_PORT
+
+[provider.deepseek]
+name=DeepSeek
+baseUrl=http://127.0.0.1:9
+models=deepseek-*
+aliases=fast=deepseek-chat, think=deepseek-reasoner
+fallback=groq
+
+[provider.groq]
+name=Groq
+baseUrl=http://127.0.0.1:$MOCK_PORT/groq/v1
+models=llama-*, gemma2-*
+INI
+cat > "$WORK/prov/.config/KeyRelay/keys-groq.json" <<'KEYS'
+{"version":1,"keys":[{"secret":"gsk_5a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f","label":"Groq free tier","enabled":true}]}
+KEYS
+chmod 600 "$WORK/prov/.config/KeyRelay/keys-groq.json"
+start_app "$WORK/prov" en_US.UTF-8
+for model in gpt-4o-mini fast llama-3.3-70b-versatile gpt-4o deepseek-chat gemma2-9b-it; do
+    req /v1/chat/completions "{\"model\":\"$model\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}"
+    sleep 0.3
+done
+sleep 1; xdotool mousemove 600 500
+xdotool key alt+p; sleep 0.5
+xdotool mousemove ${KEYRELAY_SHOT_GROQ_ROW:-60 121} click 1; sleep 0.3
+xdotool key alt+e; sleep 1.5; xdotool mousemove 700 780
+shoot_window providers 1100x700
+xdotool key alt+k; sleep 0.3; xdotool key alt+v; sleep 0.2; xdotool key Down Down; sleep 0.5; xdotool mousemove 700 780
+shoot_window keys-providers 1100x700
+xdotool key alt+l; xdotool windowsize "$(main_window)" 1250 700; sleep 1; xdotool mousemove 700 780
+shoot_window log-providers 1250x700
+xdotool windowsize "$(main_window)" 1100 700
+quit_app
+fi
+
 # Key states: the mock answers per key (see screenshot_mock_upstream.py); 29 days of usage before today
 # are written into usage.sqlite, today's come from the requests.
 make_states_home() { # $1 = home
@@ -161,6 +209,7 @@ states_traffic() {
         sleep 0.3
     done
 }
+[ "$SHOT_SET" = providers ] && { echo "screenshots in $OUT"; exit 0; }
 make_states_home "$WORK/states"
 start_app "$WORK/states" en_US.UTF-8
 states_traffic

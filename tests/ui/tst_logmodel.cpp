@@ -417,6 +417,29 @@ private Q_SLOTS:
         QFETCH(QString, expected);
         QCOMPARE(LogModel::csvField(text), expected);
     }
+    void providerAndFallbackAreShown()
+    {
+        LogModel model(nullptr, 100, 100000);
+        RequestRecord tried = makeRecord(1, 503, QStringLiteral("/v1/chat/completions"));
+        tried.provider = QStringLiteral("deepseek");
+        tried.fellBack = true;
+        tried.error = QStringLiteral("upstream overloaded");
+        RequestRecord served = makeRecord(2, 200, QStringLiteral("/v1/chat/completions"));
+        served.startedAt = tried.startedAt.addMSecs(1);
+        served.provider = QStringLiteral("openrouter");
+        model.append(tried);
+        model.append(served);
+        model.flush();
+        QCOMPARE(model.headerText(LogModel::ProviderColumn), QStringLiteral("Provider"));
+        QCOMPARE(model.index(0, LogModel::ProviderColumn).data().toString(), QStringLiteral("deepseek"));
+        QCOMPARE(model.index(0, LogModel::StatusColumn).data().toString(), QStringLiteral("503"));
+        QCOMPARE(model.index(0, LogModel::ErrorColumn).data().toString(),
+                 QStringLiteral("→ fallback: upstream overloaded"));
+        QVERIFY(!model.index(0, LogModel::StatusColumn).data(Qt::ToolTipRole).toString().isEmpty());
+        QCOMPARE(model.index(1, LogModel::ProviderColumn).data().toString(), QStringLiteral("openrouter"));
+        QCOMPARE(model.index(1, LogModel::ErrorColumn).data().toString(), QString());
+        QVERIFY(model.toCsv({ 0 }).contains(QStringLiteral(",deepseek,")));
+    }
 
     void csvExport()
     {
@@ -428,7 +451,7 @@ private Q_SLOTS:
         const QString csv = model.toCsv({ 0 });
         const QStringList lines = csv.split(QStringLiteral("\r\n"));
         QCOMPARE(lines.size(), 3); // header, row, empty after the final CRLF
-        QVERIFY(lines.at(0).startsWith(QStringLiteral("Time,Method,Path,Model,Key,Status")));
+        QVERIFY(lines.at(0).startsWith(QStringLiteral("Time,Method,Path,Model,Provider,Key,Status")));
         QVERIFY(lines.at(1).contains(QStringLiteral(",\"/v1/chat/completions?a=1,2\",")));
         QVERIFY(lines.at(1).endsWith(QStringLiteral(",\"upstream said \"\"no\"\",\nthen hung up\"")));
         QVERIFY(lines.at(1).contains(QStringLiteral(",500,")));

@@ -403,7 +403,7 @@ private Q_SLOTS:
 
         MainWindow without(settings.get(), &pool, nullptr, &service, nullptr);
         QVERIFY(!without.usagePage());
-        QCOMPARE(without.tabs()->count(), 3);
+        QCOMPARE(without.tabs()->count(), 4); // Keys, Log, Settings, Providers
     }
 
     void chineseTranslation()

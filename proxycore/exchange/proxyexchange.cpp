@@ -229,6 +229,8 @@ bool ProxyExchange::fallBack(const QString &why)
     m_transientFailures = 0;
     m_record.attempts = 1;
     m_record.status = 0;
+    m_record.keyId.clear(); // the next provider's key, if it gets as far as one
+    m_record.keyLabel.clear();
     m_record.latencyMs = -1;
     qCInfo(lcForward).noquote() << m_record.method << m_redactor->redact(m_record.path) << "- provider" << from
                                 << "could not serve it (" << m_redactor->redact(why) << "); trying provider"

@@ -713,12 +713,19 @@ void ProxyServer::onRequest(HttpConnection *connection, const HttpRequest &reque
 
 QByteArray ProxyServer::statusJson() const
 {
+    // Tokens per (provider, key): a key entered for two providers is two rows.
     QHash<QString, UsageRow> tokensByKey;
+    QHash<QString, UsageRow> totalByProvider;
+    QHash<QString, UsageRow> todayByProvider;
     UsageStore *usage = m_usage.load();
     if (usage) {
         const QList<UsageRow> rows = usage->totals(UsageStore::GroupBy::Key);
         for (const UsageRow &row : rows)
-            tokensByKey.insert(row.keyId, row);
+            tokensByKey.insert(row.provider + QLatin1Char('\n') + row.keyId, row);
+        for (const UsageRow &row : usage->totals(UsageStore::GroupBy::Provider))
+            totalByProvider.insert(row.provider, row);
+        for (const UsageRow &row : usage->forDay(usage->today(), UsageStore::GroupBy::Provider))
+            todayByProvider.insert(row.provider, row);
     }
     const auto stateName = [](KeyHealth health, bool enabled) {
         if (!enabled)
@@ -741,7 +748,7 @@ QByteArray ProxyServer::statusJson() const
       QJsonArray keys;
       const QList<KeyStatus> statuses = pool->snapshot();
       for (const KeyStatus &status : statuses) {
-        const UsageRow tokens = tokensByKey.value(status.id);
+        const UsageRow tokens = tokensByKey.value(providerId + QLatin1Char('\n') + status.id);
         QJsonObject key;
         key.insert(QLatin1String("provider"), providerId);
         key.insert(QLatin1String("id"), status.id);
@@ -786,6 +793,18 @@ QByteArray ProxyServer::statusJson() const
             models.append(alias.alias);
         provider.insert(QLatin1String("models"), models);
         provider.insert(QLatin1String("keys"), endpoint.keys == m_noKeys ? QJsonArray() : own);
+        const auto usageOf = [](const UsageRow &row) {
+            QJsonObject figures;
+            figures.insert(QLatin1String("requests"), row.requests);
+            figures.insert(QLatin1String("promptTokens"), row.promptTokens);
+            figures.insert(QLatin1String("completionTokens"), row.completionTokens);
+            figures.insert(QLatin1String("totalTokens"), row.totalTokens);
+            return figures;
+        };
+        if (usage) {
+            provider.insert(QLatin1String("today"), usageOf(todayByProvider.value(endpoint.config.id)));
+            provider.insert(QLatin1String("total"), usageOf(totalByProvider.value(endpoint.config.id)));
+        }
         providers.append(provider);
     }
     QJsonObject today;

@@ -4,6 +4,7 @@
 #include "mockupstream.h"
 #include "proxyharness.h"
 #include "rawclient.h"
+#include "usagestore.h"
 
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -582,7 +583,15 @@ void ProvidersTest::anthropicKeyHealth()
 
 void ProvidersTest::statusListsProviders()
 {
+    QTemporaryDir dir;
+    keyrelay::UsageStore usage(dir.filePath(QStringLiteral("usage.sqlite")));
     QVERIFY(startProxy(threeProviders()));
+    m_proxy->service.setUsageStore(&usage);
+    // One request to DeepSeek and two to OpenAI, each with 3+4 tokens: booked per provider.
+    QSignalSpy finished(&m_proxy->service, &keyrelay::ProxyService::requestFinished);
+    for (const char *model : { "fast", "gpt-4.1", "gpt-4.1" })
+        QCOMPARE(post("/v1/chat/completions", R"({"model":")" + QByteArray(model) + R"("})")->status(), 200);
+    QTRY_COMPARE(finished.size(), 3);
     auto client = std::make_unique<RawClient>();
     client->send(m_proxy->port(), buildRequest("GET", "/_keyrelay/status", m_proxy->port(), {}, {}));
     QVERIFY(client->waitFinished(10000));
@@ -598,6 +607,14 @@ void ProvidersTest::statusListsProviders()
     const QJsonArray claudeKeys = providers.at(2).toObject().value(QLatin1String("keys")).toArray();
     QCOMPARE(claudeKeys.size(), 1);
     QCOMPARE(claudeKeys.at(0).toObject().value(QLatin1String("masked")).toString(), keyrelay::KeyPool::mask(ClaudeKey));
+    const QJsonObject openaiToday = providers.at(0).toObject().value(QLatin1String("today")).toObject();
+    const QJsonObject deepseekToday = providers.at(1).toObject().value(QLatin1String("today")).toObject();
+    QCOMPARE(openaiToday.value(QLatin1String("requests")).toInt(), 2);
+    QCOMPARE(openaiToday.value(QLatin1String("promptTokens")).toInt(), 6);
+    QCOMPARE(deepseekToday.value(QLatin1String("requests")).toInt(), 1);
+    QCOMPARE(deepseekToday.value(QLatin1String("completionTokens")).toInt(), 4);
+    QCOMPARE(providers.at(1).toObject().value(QLatin1String("total")).toObject().value(QLatin1String("totalTokens")).toInt(), 7);
+    QCOMPARE(providers.at(1).toObject().value(QLatin1String("keys")).toArray().at(0).toObject().value(QLatin1String("promptTokens")).toInt(), 3);
     // Every key once at the top, naming its provider; none whole.
     const QJsonArray keys = root.value(QLatin1String("keys")).toArray();
     QCOMPARE(keys.size(), 3);

@@ -5,6 +5,7 @@
 #include "logging.h"
 #include "proxycredentials.h"
 #include "proxyservice.h"
+#include "proxystack.h"
 #include "secretstore.h"
 #include "settingsregistry.h"
 #include "unixsignalwatcher.h"
@@ -236,15 +237,15 @@ int runHeadless(QCoreApplication &app)
         }
     }
 
-    KeyPool keys;
     QString keySource;
+    QList<ApiKey> mainKeys;
+    // The stores hold the keys and the proxy password. With --keys-file they are only needed for a proxy
+    // with a user name: no keychain probe (up to a few seconds on a desktop bus) for everyone else.
+    std::optional<UserStores> stores;
     {
-        // The stores hold the keys and the proxy password. With --keys-file they are only needed for a proxy
-        // with a user name: no keychain probe (up to a few seconds on a desktop bus) for everyone else.
         const bool traySettings = !parser.isSet(QStringLiteral("config"));
         const bool proxyHasUser
             = !QUrl(config.upstreamProxy.trimmed(), QUrl::TolerantMode).userName().isEmpty();
-        std::optional<UserStores> stores;
         if (!parser.isSet(QStringLiteral("keys-file")) || proxyHasUser) {
             stores.emplace(openStores(settingsFile, traySettings));
             for (const QString &line : stores->messages + stores->problems)
@@ -252,40 +253,38 @@ int runHeadless(QCoreApplication &app)
             if (!loadProxyPassword(settings.get(), traySettings, stores->secrets.get(), &config, &error))
                 return fail(error, ExitRuntimeError);
         }
-        QList<ApiKey> list;
         int exitCode = ExitOk;
-        if (!loadKeys(parser, stores ? &*stores : nullptr, &list, &keySource, &error, &exitCode))
+        if (!loadKeys(parser, stores ? &*stores : nullptr, &mainKeys, &keySource, &error, &exitCode))
             return fail(error, exitCode);
-        keys.setKeys(list);
-    }
-    // Providers with a keys file of their own (a relative path is next to the --config file).
-    std::vector<std::unique_ptr<KeyPool>> providerPools;
-    QHash<QString, KeyPool *> poolsById;
-    for (const ProviderConfig &provider : std::as_const(config.providers)) {
-        if (provider.keysFile.isEmpty())
-            continue;
-        const QString path = QFileInfo(settingsFile).dir().absoluteFilePath(provider.keysFile);
-        QStringList secrets;
-        if (!readKeysFile(path, &secrets, &error))
-            return fail(QStringLiteral("provider %1: %2").arg(provider.id, error), ExitRuntimeError);
-        QList<ApiKey> list;
-        for (const QString &secret : std::as_const(secrets)) {
-            ApiKey key;
-            key.secret = secret;
-            list.append(key);
-        }
-        providerPools.push_back(std::make_unique<KeyPool>());
-        providerPools.back()->setKeys(list);
-        poolsById.insert(provider.id, providerPools.back().get());
     }
 
-    // Token usage per key, model and day, next to the settings (the same store as the tray app's).
-    UsageStore usage(UsageStore::pathNextTo(settingsFile));
-    if (!usage.problem().isEmpty())
-        QTextStream(stderr) << "keyrelay: warning: " << usage.problem() << Qt::endl;
-    ProxyService service(&keys);
-    service.setUsageStore(&usage);
-    service.setProviderPools(poolsById);
+    // The proxy's objects, as the tray app builds them: the keys above serve "default"; every other provider
+    // has its own (its keysFile, or what the tray app stored for it), and usage goes next to the settings.
+    ProxyStack::Parts parts;
+    parts.mainKeys = mainKeys;
+    if (stores) {
+        parts.openProviderStore = [&stores](const QString &providerId, QString *problem) {
+            return std::unique_ptr<KeyStore>(stores->providerKeys(providerId, problem));
+        };
+    }
+    parts.providers = config.providers;
+    parts.settingsFile = settingsFile;
+    parts.usagePath = UsageStore::pathNextTo(settingsFile);
+    ProxyStack stack(parts);
+    if (!stack.providerKeys().problems().isEmpty())
+        return fail(stack.providerKeys().problems().join(QLatin1String("; ")), ExitRuntimeError);
+    if (!stack.usage().problem().isEmpty())
+        QTextStream(stderr) << "keyrelay: warning: " << stack.usage().problem() << Qt::endl;
+    const bool defaultListed = std::any_of(config.providers.cbegin(), config.providers.cend(), [](const ProviderConfig &p) {
+        return p.id == QLatin1String(ProviderConfig::DefaultId);
+    });
+    if (!config.providers.isEmpty() && !defaultListed && !mainKeys.isEmpty())
+        QTextStream(stderr) << "keyrelay: warning: the " << mainKeys.size() << " key(s) from " << keySource
+                            << " serve the provider \"default\", which [providers] does not list; give each "
+                               "provider its keys (keysFile= in its [provider.<id>], or the tray app's Keys page)"
+                            << Qt::endl;
+    KeyPool &keys = stack.mainPool();
+    ProxyService &service = stack.service();
     installRedactingMessageHandler(&service.redactor());
     UnixSignalWatcher signalWatcher;
     const bool quiet = parser.isSet(QStringLiteral("quiet"));

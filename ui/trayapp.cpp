@@ -11,6 +11,7 @@
 #include "providerkeys.h"
 #include "proxycredentials.h"
 #include "proxyservice.h"
+#include "proxystack.h"
 #include "settingsregistry.h"
 #include "singleinstance.h"
 #include "storagewarnings.h"
@@ -81,19 +82,17 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
     }
 
     // Keys and the proxy password: in the system keychain when one answers, else in owner-only files.
-    KeyPool pool;
     UserStores stores = openUserStores(settings.fileName());
     qCInfo(lcUi).noquote() << stores.notice();
     for (const QString &message : std::as_const(stores.messages))
         qCInfo(lcUi).noquote() << message;
     // The settings file's own problems are listed in the window's notice banner, one line per ignored value.
     QStringList startupProblems = stores.problems;
+    QList<ApiKey> mainKeys;
     {
-        QList<ApiKey> keys;
         QString error;
-        if (!stores.keys->load(&keys, &error))
+        if (!stores.keys->load(&mainKeys, &error))
             startupProblems << error;
-        pool.setKeys(keys);
     }
     ProxyCredentials proxyCredentials(stores.secrets.get());
     {
@@ -110,19 +109,23 @@ int runTrayApp(int argc, char **argv, void (*setIdentity)())
             qCInfo(lcUi).noquote() << "moved the upstream proxy password from the settings file to"
                                    << stores.secrets->location();
     }
-    // The providers' own keys (issue 17), stored like the main list; the main pool serves "default".
-    ProviderKeys providerKeys(&pool, stores.keys.get(),
-                              [&stores](const QString &providerId, QString *problem) {
-                                  return std::unique_ptr<KeyStore>(stores.providerKeys(providerId, problem));
-                              });
-    startupProblems << providerKeys.setProviders(settings.providers());
-    UsageStore usage(UsageStore::pathNextTo(settings.fileName()));
-    if (!usage.problem().isEmpty())
-        startupProblems << usage.problem();
-
-    ProxyService service(&pool);
-    service.setUsageStore(&usage);
-    service.setProviderPools(providerKeys.servicePools());
+    // The proxy's objects, as --headless builds them: the main pool serves "default", each other provider
+    // has its own keys, stored like the main list (issue 17).
+    ProxyStack::Parts parts;
+    parts.mainKeys = mainKeys;
+    parts.mainStore = stores.keys.get();
+    parts.openProviderStore = [&stores](const QString &providerId, QString *problem) {
+        return std::unique_ptr<KeyStore>(stores.providerKeys(providerId, problem));
+    };
+    parts.providers = settings.providers();
+    parts.settingsFile = settings.fileName();
+    parts.usagePath = UsageStore::pathNextTo(settings.fileName());
+    ProxyStack stack(parts);
+    startupProblems << stack.problems();
+    KeyPool &pool = stack.mainPool();
+    ProviderKeys &providerKeys = stack.providerKeys();
+    UsageStore &usage = stack.usage();
+    ProxyService &service = stack.service();
     installRedactingMessageHandler(&service.redactor());
     const auto restoreHandler = qScopeGuard([] { installRedactingMessageHandler(nullptr); });
     XdgAutostartManager autostart;

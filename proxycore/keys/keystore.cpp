@@ -1,5 +1,6 @@
 #include "keystore.h"
 
+#include "keypool.h"
 #include "logging.h"
 
 #include <QDir>
@@ -14,6 +15,8 @@ namespace keyrelay {
 
 namespace {
 constexpr int FormatVersion = 1;
+/// A keysFile larger than this is not a list of keys.
+constexpr qint64 MaxKeysFileBytes = 4 * 1024 * 1024;
 constexpr qint64 MaxFileBytes = qint64(16) * 1024 * 1024;
 const QFileDevice::Permissions OwnerOnly = QFileDevice::ReadOwner | QFileDevice::WriteOwner;
 
@@ -161,6 +164,33 @@ bool FileKeyStore::save(const QList<ApiKey> &keys, QString *error)
     }
     qCInfo(lcKeys) << "saved" << keys.size() << "key(s) to" << m_path;
     return true;
+}
+
+bool KeyListFileStore::load(QList<ApiKey> *keys, QString *error)
+{
+    keys->clear();
+    QFile file(m_path);
+    if (!file.open(QIODevice::ReadOnly | QIODevice::Text)) {
+        *error = QStringLiteral("cannot read keys file %1: %2").arg(m_path, file.errorString());
+        return false;
+    }
+    if (file.size() > MaxKeysFileBytes) {
+        *error = QStringLiteral("keys file %1 is larger than %2 MiB").arg(m_path).arg(MaxKeysFileBytes / (1024 * 1024));
+        return false;
+    }
+    const QStringList secrets = KeyPool::parseKeyList(QString::fromUtf8(file.readAll()));
+    for (const QString &secret : secrets) {
+        ApiKey key;
+        key.secret = secret;
+        keys->append(key);
+    }
+    return true;
+}
+
+bool KeyListFileStore::save(const QList<ApiKey> &, QString *error)
+{
+    *error = QStringLiteral("these keys come from %1 (keysFile in the settings); edit that file instead").arg(m_path);
+    return false;
 }
 
 } // namespace keyrelay

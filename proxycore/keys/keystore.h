@@ -51,4 +51,19 @@ private:
     QString m_path;
 };
 
+/// A provider's keysFile: one key per line, as --keys-file reads it (KeyPool::parseKeyList). Read-only: the
+/// file belongs to whoever wrote it (a script, a deployment); save() says so.
+class KeyListFileStore : public KeyStore
+{
+public:
+    explicit KeyListFileStore(const QString &path) : m_path(path) { }
+
+    bool load(QList<ApiKey> *keys, QString *error) override;
+    bool save(const QList<ApiKey> &keys, QString *error) override;
+    QString location() const override { return m_path; }
+
+private:
+    QString m_path;
+};
+
 } // namespace keyrelay

@@ -1,6 +1,7 @@
 // The real `keyrelay --headless` binary (KEYRELAY_BINARY): serving through it, the per-request log line
 // with the masked key, clean exit on SIGTERM (after in-flight requests), and start-up failures.
 #include "keypool.h"
+#include "keystore.h"
 #include "mockupstream.h"
 #include "rawclient.h"
 #include "usagestore.h"
@@ -54,6 +55,7 @@ private Q_SLOTS:
     void sigintExitsCleanly();
     void secondSignalStopsAtOnce();
     void configFile();
+    void providersKeysFromTheTrayAppsStoreAndKeysFile();
     void portInUse();
     void proxyPasswordNeverInWarnings_data();
     void proxyPasswordNeverInWarnings();
@@ -303,6 +305,52 @@ void HeadlessTest::configFile()
     QCOMPARE(client.header("Access-Control-Allow-Origin"), QByteArray("https://bettergpt.chat"));
     QCOMPARE(m_mock->lastRequest().target, QByteArray("/v1/chat/completions"));
     QCOMPARE(m_mock->lastRequest().body, body);
+    ::kill(pid_t(m_process->processId()), SIGTERM);
+    QVERIFY(m_process->waitForFinished(10000));
+    QCOMPARE(m_process->exitCode(), 0);
+}
+
+void HeadlessTest::providersKeysFromTheTrayAppsStoreAndKeysFile()
+{
+    // A provider's keys as the tray app stores them (keys-<id>.json next to keys.json here, with --config),
+    // and another provider's keysFile: --headless uses both, each for its own provider.
+    QTemporaryDir dir;
+    const QString configPath = dir.filePath(QStringLiteral("keyrelay.ini"));
+    const QString claudeKey = QStringLiteral("sk-ant-stored-by-the-tray-app-0001");
+    const QString openaiKey = QStringLiteral("sk-openai-from-its-keys-file-0002");
+    {
+        keyrelay::ApiKey key;
+        key.secret = claudeKey;
+        QFile stored(dir.filePath(QStringLiteral("keys-claude.json")));
+        QVERIFY(stored.open(QIODevice::WriteOnly));
+        stored.write(keyrelay::keysToJson({ key }));
+        stored.setPermissions(QFileDevice::ReadOwner | QFileDevice::WriteOwner);
+        QFile list(dir.filePath(QStringLiteral("openai-keys.txt")));
+        QVERIFY(list.open(QIODevice::WriteOnly));
+        list.write(openaiKey.toUtf8() + "\n");
+        list.setPermissions(QFileDevice::ReadOwner | QFileDevice::WriteOwner);
+        QFile file(configPath);
+        QVERIFY(file.open(QIODevice::WriteOnly));
+        file.write("[providers]\norder=openai, claude\n"
+                   "[provider.openai]\nkind=openai\nbaseUrl=" + m_mock->url().toEncoded() + "\nkeysFile=openai-keys.txt\n"
+                   "[provider.claude]\nkind=anthropic\nbaseUrl=" + m_mock->url().toEncoded() + "\n");
+    }
+    QProcessEnvironment environment = QProcessEnvironment::systemEnvironment();
+    environment.insert(QStringLiteral("KEYRELAY_KEYSTORE"), QStringLiteral("file"));
+    const quint16 port = startProxyIn(environment, { QStringLiteral("--config"), configPath });
+    QVERIFY(port != 0);
+    QVERIFY2(m_stdout.contains("openai=http://127.0.0.1") && m_stdout.contains("claude=http://127.0.0.1"),
+             m_stdout.constData());
+    for (const QByteArray &path : { QByteArrayLiteral("/v1/messages"), QByteArrayLiteral("/v1/chat/completions") }) {
+        RawClient client;
+        client.send(port, buildRequest("POST", path, port, { { "Content-Type", "application/json" } },
+                                       R"({"model":"m","messages":[]})"));
+        QVERIFY(client.waitFinished());
+        QCOMPARE(client.status(), 200);
+    }
+    QCOMPARE(m_mock->requestCount(), 2);
+    QCOMPARE(m_mock->requests().at(0).header("x-api-key"), claudeKey.toUtf8());
+    QCOMPARE(m_mock->requests().at(1).header("Authorization"), "Bearer " + openaiKey.toUtf8());
     ::kill(pid_t(m_process->processId()), SIGTERM);
     QVERIFY(m_process->waitForFinished(10000));
     QCOMPARE(m_process->exitCode(), 0);

@@ -42,6 +42,7 @@ private Q_SLOTS:
     void bodyUnchangedExceptModel();
     void anthropicPathGoesToAnthropicKindWithItsHeaders();
     void anthropicVersionOfTheClientKept();
+    void providerWithoutKeysPassesTheClientsKey();
     void pathFormChoosesProvider();
     void unknownProviderAnswers404();
     void fallbackBeforeFirstByte_data();
@@ -235,6 +236,20 @@ void ProvidersTest::anthropicVersionOfTheClientKept()
     QCOMPARE(client->status(), 200);
     QCOMPARE(countHeader(m_claude->lastRequest().headers, "anthropic-version"), 1);
     QCOMPARE(m_claude->lastRequest().header("anthropic-version"), QByteArray("2026-10-21"));
+}
+
+void ProvidersTest::providerWithoutKeysPassesTheClientsKey()
+{
+    // A local upstream (Ollama, LM Studio) or a provider whose keys the client holds: no pool keys, so the
+    // client's key goes through, in the provider kind's header.
+    m_claudeKeys.setKeys({});
+    QVERIFY(startProxy(threeProviders()));
+    auto client = post("/v1/messages", R"({"model":"claude-x","messages":[]})",
+                       { makeHeader("x-api-key", ClientKey.toUtf8()) });
+    QCOMPARE(client->status(), 200);
+    QCOMPARE(m_claude->lastRequest().header("x-api-key"), ClientKey.toUtf8());
+    QCOMPARE(countHeader(m_claude->lastRequest().headers, "x-api-key"), 1);
+    QVERIFY(!m_claude->lastRequest().hasHeader("Authorization"));
 }
 
 void ProvidersTest::pathFormChoosesProvider()

@@ -2,6 +2,7 @@
 
 #include "proxyconfig.h"
 
+#include <QHash>
 #include <QRegularExpression>
 #include <QSet>
 #include <QSettings>
@@ -29,6 +30,15 @@ bool readBool(const QVariant &value, bool fallback, bool *ok)
         return false;
     *ok = false;
     return fallback;
+}
+
+/// A single value (a URL, a path) that QSettings split at its commas because it was not quoted, joined
+/// back as it was written.
+QString exactTextOf(const QVariant &value)
+{
+    if (value.typeId() == QMetaType::QStringList)
+        return value.toStringList().join(QLatin1Char(','));
+    return value.toString();
 }
 
 /// A value that QSettings may have split at commas (an unquoted list in an INI file) as one text.
@@ -209,6 +219,11 @@ QStringList validateProviders(const QList<ProviderConfig> &providers)
             else if (!ids.contains(next))
                 problems.append(
                     QStringLiteral("provider \"%1\": fallback \"%2\" is not a provider").arg(provider.id, next));
+            else if (std::any_of(providers.cbegin(), providers.cend(), [&](const ProviderConfig &other) {
+                         return other.id == next && other.kind != provider.kind;
+                     }))
+                problems.append(QStringLiteral("provider \"%1\": fallback \"%2\" speaks the other API (%3)")
+                                    .arg(provider.id, next, ProviderConfig::kindName(provider.kind)));
         }
     }
     return problems;
@@ -240,7 +255,7 @@ QList<ProviderConfig> readProviders(QSettings &settings, QStringList *problems)
         const bool kindOk = ProviderConfig::parseKind(kindText, &provider.kind);
         QString urlError;
         QUrl url;
-        const QString urlText = settings.value(QStringLiteral("baseUrl")).toString().trimmed();
+        const QString urlText = exactTextOf(settings.value(QStringLiteral("baseUrl"))).trimmed();
         const bool urlOk = ProxyConfig::parseUpstream(urlText, &url, &urlError);
         provider.baseUrl = url;
         provider.models = ProviderConfig::parseList(textOf(settings.value(QStringLiteral("models"))));
@@ -249,11 +264,11 @@ QList<ProviderConfig> readProviders(QSettings &settings, QStringList *problems)
                                           &aliasError))
             problem(QStringLiteral("aliases: %1; no alias is used").arg(aliasError));
         provider.fallback = ProviderConfig::parseList(textOf(settings.value(QStringLiteral("fallback"))));
-        provider.upstreamProxy = settings.value(QStringLiteral("upstreamProxy")).toString().trimmed();
+        provider.upstreamProxy = exactTextOf(settings.value(QStringLiteral("upstreamProxy"))).trimmed();
         bool enabledOk = true;
         if (settings.contains(QStringLiteral("enabled")))
             provider.enabled = readBool(settings.value(QStringLiteral("enabled")), true, &enabledOk);
-        provider.keysFile = settings.value(QStringLiteral("keysFile")).toString().trimmed();
+        provider.keysFile = exactTextOf(settings.value(QStringLiteral("keysFile"))).trimmed();
         settings.endGroup();
 
         if (!enabledOk)
@@ -278,11 +293,19 @@ QList<ProviderConfig> readProviders(QSettings &settings, QStringList *problems)
         known.insert(id);
         result.append(provider);
     }
-    // Fallbacks that name no usable provider are dropped (the rest of the provider still works).
+    // Fallbacks that name no usable provider, or one of the other kind (it could not take the same
+    // request), are dropped (the rest of the provider still works).
+    QHash<QString, ProviderKind> kinds;
+    for (const ProviderConfig &provider : std::as_const(result))
+        kinds.insert(provider.id, provider.kind);
     for (ProviderConfig &provider : result) {
         QStringList kept;
         for (const QString &next : std::as_const(provider.fallback)) {
-            if (next != provider.id && known.contains(next))
+            if (next != provider.id && known.contains(next) && kinds.value(next) != provider.kind)
+                problems->append(QStringLiteral("[provider.%1] fallback \"%2\" is of kind %3, not %4; it is left out")
+                                     .arg(provider.id, next, ProviderConfig::kindName(kinds.value(next)),
+                                          ProviderConfig::kindName(provider.kind)));
+            else if (next != provider.id && known.contains(next))
                 kept.append(next);
             else
                 problems->append(QStringLiteral("[provider.%1] fallback \"%2\" is not another provider; it is "

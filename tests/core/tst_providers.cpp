@@ -340,14 +340,15 @@ void tst_Providers::readProviders_data()
                          QStringLiteral("providers/order: \"p\" is not a provider id"),
                          QStringLiteral(
                              "providers/order: \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\" is not") };
-    QTest::newRow("fallback naming an unknown provider: dropped, others kept")
+    QTest::newRow("fallback naming an unknown provider or one of the other kind: dropped")
         << ini("openai, claude",
                { { "openai", QByteArray(OpenAiGroup + "fallback=nope, claude, deepseek\n") },
                  { "claude", ClaudeGroup } })
         << ProviderList { provider(QStringLiteral("openai"), OpenAi, QStringLiteral("https://api.openai.com"),
-                                   {}, {}, { QStringLiteral("claude") }),
+                                   {}, {}, {}),
                           claudePlain() }
         << QStringList { QStringLiteral("[provider.openai] fallback \"nope\" is not another provider"),
+                         QStringLiteral("[provider.openai] fallback \"claude\" is of kind anthropic, not openai"),
                          QStringLiteral("[provider.openai] fallback \"deepseek\" is not another provider") };
     QTest::newRow("fallback to itself and to a provider left out: dropped")
         << ini("openai, bad",
@@ -393,6 +394,11 @@ void tst_Providers::readProviders_data()
     QTest::newRow("name with an unquoted comma")
         << ini("openai", { { "openai", QByteArray(OpenAiGroup + "name=Acme, Inc.\n") } })
         << ProviderList { acme } << QStringList();
+    ProviderConfig commaFile = openaiPlain();
+    commaFile.keysFile = QStringLiteral("keys,v2.txt");
+    QTest::newRow("keysFile with an unquoted comma")
+        << ini("openai", { { "openai", QByteArray(OpenAiGroup + "keysFile=keys,v2.txt\n") } })
+        << ProviderList { commaFile } << QStringList();
     QTest::newRow("bad upstreamProxy: that provider left out")
         << ini("openai, claude",
                { { "openai", QByteArray(OpenAiGroup + "upstreamProxy=ftp://proxy:21\n") },
@@ -580,9 +586,10 @@ void tst_Providers::validateProviders_data()
                                   << QStringList { QStringLiteral("provider \"a\" is listed twice") };
     ProviderConfig self = a;
     self.fallback = { QStringLiteral("b"), QStringLiteral("a") };
-    QTest::newRow("self-fallback") << ProviderList {
+    QTest::newRow("self-fallback, and one of the other kind") << ProviderList {
         self, b
-    } << QStringList { QStringLiteral("provider \"a\" lists itself as fallback") };
+    } << QStringList { QStringLiteral("provider \"a\": fallback \"b\" speaks the other API"),
+                       QStringLiteral("provider \"a\" lists itself as fallback") };
     ProviderConfig unknown = a;
     unknown.fallback = { QStringLiteral("zz") };
     QTest::newRow("unknown fallback")

@@ -216,8 +216,9 @@ private Q_SLOTS:
         f.page->baseUrlEdit()->setText(f.mainUpstream.url().toString());
         f.page->modelsEdit()->setText(QStringLiteral("deepseek-*"));
         f.page->aliasesEdit()->setText(QStringLiteral("fast=deepseek-chat, think=deepseek-reasoner"));
+        f.page->addPreset(preset(QStringLiteral("openrouter")));
+        f.page->fallbackEdit()->setText(QStringLiteral("deepseek")); // a fallback of the same kind
         f.page->addPreset(preset(QStringLiteral("anthropic")));
-        f.page->fallbackEdit()->setText(QStringLiteral("deepseek"));
         f.page->enabledCheck()->setChecked(false);
         QSignalSpy applied(f.page.get(), &ProvidersPage::applied);
         QVERIFY2(f.page->apply(), qPrintable(f.page->messageText()));
@@ -226,7 +227,7 @@ private Q_SLOTS:
 
         QSettings ini(f.settings->fileName(), QSettings::IniFormat);
         QCOMPARE(ini.value(QStringLiteral("providers/order")).toString(),
-                 QStringLiteral("deepseek, anthropic"));
+                 QStringLiteral("deepseek, openrouter, anthropic"));
         QCOMPARE(ini.value(QStringLiteral("provider.deepseek/baseUrl")).toString(),
                  f.mainUpstream.url().toString());
         QCOMPARE(ini.value(QStringLiteral("provider.deepseek/models")).toString(),
@@ -235,21 +236,23 @@ private Q_SLOTS:
                  QStringLiteral("fast=deepseek-chat, think=deepseek-reasoner"));
         QCOMPARE(ini.value(QStringLiteral("provider.anthropic/kind")).toString(),
                  QStringLiteral("anthropic"));
-        QCOMPARE(ini.value(QStringLiteral("provider.anthropic/fallback")).toString(),
+        QCOMPARE(ini.value(QStringLiteral("provider.openrouter/fallback")).toString(),
                  QStringLiteral("deepseek"));
         QCOMPARE(ini.value(QStringLiteral("provider.anthropic/enabled")).toBool(), false);
-        QCOMPARE(f.service->config().providers.size(), 2);
+        QCOMPARE(f.service->config().providers.size(), 3);
         // Every provider but "default" has a pool of its own (empty: the client's key passes through).
-        QCOMPARE(f.keys->servicePools().keys().size(), 2);
+        QCOMPARE(f.keys->servicePools().keys().size(), 3);
 
         // Removing one and applying removes its group.
-        f.page->selectRow(1);
+        f.page->selectRow(2);
         f.page->removeButton()->click();
         QVERIFY(f.page->apply());
         QSettings again(f.settings->fileName(), QSettings::IniFormat);
-        QCOMPARE(again.value(QStringLiteral("providers/order")).toString(), QStringLiteral("deepseek"));
+        QCOMPARE(again.value(QStringLiteral("providers/order")).toString(), QStringLiteral("deepseek, openrouter"));
         QVERIFY(!again.childGroups().contains(QStringLiteral("provider.anthropic")));
         // And an empty list is the single upstream again.
+        f.page->selectRow(0);
+        f.page->removeButton()->click();
         f.page->selectRow(0);
         f.page->removeButton()->click();
         QVERIFY(f.page->apply());

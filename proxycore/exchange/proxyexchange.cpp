@@ -146,7 +146,7 @@ void ProxyExchange::start()
         m_clientModel = modelInPath(m_request.target);
         m_modelInPath = !m_clientModel.isEmpty();
     }
-    if (m_directory->listing) {
+    if (m_directory->listing && m_directory->endpoints.size() > 1) { // one provider: nothing to choose
         const QHash<QString, QStringList> listed = m_directory->listing->all();
         m_route = m_directory->router.route(m_request.target, m_clientModel, &listed);
     } else {

@@ -167,11 +167,12 @@ int ProviderConfig::patternSpecificity(const QString &pattern)
 
 QList<ProviderConfig> ProviderConfig::presets()
 {
-    const auto preset = [](const char *id, const char *name, ProviderKind kind, const char *url) {
+    const auto preset = [](const char *presetId, const char *presetName, ProviderKind presetKind,
+                           const char *url) {
         ProviderConfig config;
-        config.id = QString::fromLatin1(id);
-        config.name = QString::fromLatin1(name);
-        config.kind = kind;
+        config.id = QString::fromLatin1(presetId);
+        config.name = QString::fromLatin1(presetName);
+        config.kind = presetKind;
         config.baseUrl = QUrl(QString::fromLatin1(url));
         return config;
     };

@@ -155,6 +155,31 @@ extern "C" int LLVMFuzzerInitialize(int *, char ***)
     return 0;
 }
 
+/// MessageRewriter::replaceModel (provider routing): it changes a body exactly when it has a string "model",
+/// the result is valid JSON whose "model" is the new name and whose every other member is unchanged, and only
+/// the bytes before that string are the original's.
+void checkReplaceModel(const QByteArray &body)
+{
+    const QString name = QStringLiteral("renamed \"model\" \\ \u00e9");
+    QByteArray changed(body.constData(), body.size());
+    const bool replaced = MessageRewriter::replaceModel(&changed, name);
+    const QJsonDocument before = QJsonDocument::fromJson(body);
+    const bool hasStringModel = before.isObject() && before.object().value(QLatin1String("model")).isString();
+    FUZZ_CHECK(!replaced || hasStringModel); // it may refuse a spelling it cannot splice, never invent one
+    if (!replaced) {
+        FUZZ_CHECK(changed == body);
+        return;
+    }
+    const QJsonDocument after = QJsonDocument::fromJson(changed);
+    FUZZ_CHECK(after.isObject());
+    QJsonObject expected = before.object();
+    expected.insert(QLatin1String("model"), name);
+    FUZZ_CHECK(after.object() == expected);
+    // Only the one string changed: the bytes before it are the original's (the splice starts at the value).
+    const qsizetype at = changed.indexOf(QJsonDocument(QJsonArray { name }).toJson(QJsonDocument::Compact).mid(1).chopped(1));
+    FUZZ_CHECK(at > 0 && changed.left(at) == body.left(at));
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     // fromRawData: the scanner reads libFuzzer's exact-size buffer, so AddressSanitizer sees any read
@@ -180,6 +205,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check(body, fromSize);
 
     (void)MessageRewriter::modelOf(body);
+    checkReplaceModel(body);
     const QByteArray method = body.left(8);
     (void)MessageRewriter::appliesTo(method, QString::fromUtf8(body));
     return 0;

@@ -2,6 +2,7 @@
 
 #include "coretext.h"
 #include "curlengine.h"
+#include "headerpolicy.h"
 #include "keytester.h"
 #include "modelcatalog.h"
 #include "openaierror.h"
@@ -32,12 +33,7 @@ void ModelListProbe::start(const ProviderConfig &provider, const ProxyConfig &ba
     UpstreamRequestSpec spec;
     spec.url = KeyTester::modelsUrl(provider.baseUrl);
     spec.headers = { { "Accept", "application/json" } };
-    if (!secret.isEmpty() && provider.kind == ProviderKind::Anthropic)
-        spec.headers.prepend(qMakePair(QByteArray("x-api-key"), secret.toUtf8()));
-    else if (!secret.isEmpty())
-        spec.headers.prepend(qMakePair(QByteArray("Authorization"), QByteArray("Bearer " + secret.toUtf8())));
-    if (provider.kind == ProviderKind::Anthropic)
-        spec.headers.append(qMakePair(QByteArray("anthropic-version"), QByteArray("2023-06-01")));
+    HeaderPolicy::addProviderCredential(&spec.headers, provider.kind, secret.toUtf8());
     spec.http2 = m_config.upstreamHttp2;
     spec.connectTimeoutMs = qMax(1, m_config.connectTimeoutSec) * 1000;
     spec.totalTimeoutMs = qMax(10, m_config.connectTimeoutSec) * 1000;

@@ -113,4 +113,16 @@ bool hasHeader(const HeaderList &headers, const QByteArray &name)
     return false;
 }
 
+void addProviderCredential(HeaderList *headers, ProviderKind kind, const QByteArray &secret)
+{
+    if (kind == ProviderKind::Anthropic) {
+        if (!hasHeader(*headers, "anthropic-version"))
+            headers->append({ QByteArrayLiteral("anthropic-version"), QByteArrayLiteral("2023-06-01") });
+        if (!secret.isEmpty())
+            headers->append({ QByteArrayLiteral("x-api-key"), secret });
+    } else if (!secret.isEmpty()) {
+        headers->append({ QByteArrayLiteral("Authorization"), "Bearer " + secret });
+    }
+}
+
 } // namespace keyrelay::HeaderPolicy

@@ -3,6 +3,7 @@
 #pragma once
 
 #include "httprequestparser.h"
+#include "provider.h"
 
 #include <QSet>
 
@@ -27,6 +28,11 @@ HeaderList forUpstream(const HeaderList &clientHeaders, const QByteArray &defaul
 /// passes as the upstream encoded it (the upstream client never decodes). Set-Cookie values joined
 /// with newlines are split into one header each.
 HeaderList forClient(const HeaderList &upstreamHeaders, const HeaderList &corsHeaders);
+
+/// A provider's key where its kind expects it: "Authorization: Bearer KEY" (openai) or "x-api-key: KEY"
+/// (anthropic, with "anthropic-version: 2023-06-01" unless @p headers has one already). An empty @p secret
+/// adds no key (an anthropic request still gets its version).
+void addProviderCredential(HeaderList *headers, ProviderKind kind, const QByteArray &secret);
 
 /// Whether @p headers has one named @p name (case-insensitive).
 bool hasHeader(const HeaderList &headers, const QByteArray &name);

@@ -340,17 +340,12 @@ UpstreamRequestSpec ProxyExchange::buildUpstreamRequest() const
     spec.url = m_upstreamUrl;
     spec.headers = HeaderPolicy::forUpstream(m_request.headers, defaultUserAgent());
     const KeyLease &lease = m_attempt.lease;
-    const bool anthropic = endpoint().config.kind == ProviderKind::Anthropic;
-    if (anthropic && !HeaderPolicy::hasHeader(spec.headers, "anthropic-version"))
-        spec.headers.append({ QByteArrayLiteral("anthropic-version"), QByteArrayLiteral("2023-06-01") });
-    if (lease.isValid()) {
-        if (anthropic)
-            spec.headers.append({ QByteArrayLiteral("x-api-key"), lease.secret.toUtf8() });
-        else if (m_clientUsedApiKeyHeader)
-            spec.headers.append({ QByteArrayLiteral("api-key"), lease.secret.toUtf8() });
-        else
-            spec.headers.append({ QByteArrayLiteral("Authorization"), "Bearer " + lease.secret.toUtf8() });
-    }
+    const ProviderKind kind = endpoint().config.kind;
+    const QByteArray secret = lease.isValid() ? lease.secret.toUtf8() : QByteArray();
+    if (kind == ProviderKind::OpenAi && m_clientUsedApiKeyHeader && !secret.isEmpty())
+        spec.headers.append({ QByteArrayLiteral("api-key"), secret }); // as the client sent it (Azure style)
+    else
+        HeaderPolicy::addProviderCredential(&spec.headers, kind, secret);
     spec.body = m_body; // shared, and replayed byte for byte by every attempt
     spec.http2 = m_config->upstreamHttp2;
     spec.connectTimeoutMs = qMax(1, m_config->connectTimeoutSec) * 1000;

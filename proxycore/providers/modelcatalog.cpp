@@ -1,5 +1,6 @@
 #include "modelcatalog.h"
 
+#include "headerpolicy.h"
 #include "keypool.h"
 #include "logging.h"
 #include "proxyexchange.h"
@@ -71,13 +72,7 @@ void ModelListRequest::start()
             secret = m_clientKey;
         UpstreamRequestSpec spec;
         spec.url = UpstreamPath::modelsUrl(endpoint.config.baseUrl);
-        if (endpoint.config.kind == ProviderKind::Anthropic) {
-            spec.headers.append({ QByteArrayLiteral("anthropic-version"), QByteArrayLiteral("2023-06-01") });
-            if (!secret.isEmpty())
-                spec.headers.append({ QByteArrayLiteral("x-api-key"), secret.toUtf8() });
-        } else if (!secret.isEmpty()) {
-            spec.headers.append({ QByteArrayLiteral("Authorization"), "Bearer " + secret.toUtf8() });
-        }
+        HeaderPolicy::addProviderCredential(&spec.headers, endpoint.config.kind, secret.toUtf8());
         spec.headers.append({ QByteArrayLiteral("Accept"), QByteArrayLiteral("application/json") });
         spec.connectTimeoutMs = qMax(1, m_connectTimeoutSec) * 1000;
         spec.totalTimeoutMs = qMax(5, m_connectTimeoutSec) * 1000;

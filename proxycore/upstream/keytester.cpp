@@ -1,5 +1,6 @@
 #include "keytester.h"
 
+#include "headerpolicy.h"
 #include "keypool.h"
 #include "logging.h"
 #include "openaierror.h"
@@ -40,12 +41,8 @@ quint64 KeyTester::test(const QString &secret)
 {
     UpstreamRequestSpec spec;
     spec.url = modelsUrl(m_config.upstream);
-    if (m_kind == ProviderKind::Anthropic)
-        spec.headers = { { "x-api-key", secret.toUtf8() },
-                         { "anthropic-version", "2023-06-01" },
-                         { "Accept", "application/json" } };
-    else
-        spec.headers = { { "Authorization", "Bearer " + secret.toUtf8() }, { "Accept", "application/json" } };
+    spec.headers = { { "Accept", "application/json" } };
+    HeaderPolicy::addProviderCredential(&spec.headers, m_kind, secret.toUtf8());
     spec.http2 = m_config.upstreamHttp2;
     spec.connectTimeoutMs = qMax(1, m_config.connectTimeoutSec) * 1000;
     spec.totalTimeoutMs = qMax(5, m_config.connectTimeoutSec) * 1000;

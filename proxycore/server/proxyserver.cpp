@@ -238,6 +238,17 @@ void ProxyServer::buildDirectory(const ProxyConfig &config)
         tester->setExtraCaCertificates(m_upstreamAccess->extraCaCertificatesPem);
         monitor->reschedule();
     }
+    // The re-checks of pools no provider uses any more (a provider removed) end with them.
+    for (auto it = m_poolChecks.begin(); it != m_poolChecks.end();) {
+        if (used.contains(it.key())) {
+            ++it;
+            continue;
+        }
+        disconnect(it.key(), &KeyPool::keysChanged, this, &ProxyServer::scheduleModelRefresh);
+        it->monitor->deleteLater();
+        it->tester->deleteLater();
+        it = m_poolChecks.erase(it);
+    }
 }
 
 void ProxyServer::scheduleModelRefresh()

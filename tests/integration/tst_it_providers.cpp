@@ -57,6 +57,7 @@ private Q_SLOTS:
     void responsesApiUsage_data();
     void responsesApiUsage();
     void anthropicKeyHealth();
+    void providerKeysRecheckedAgainstTheirProviderUntilRemoved();
     void statusListsProviders();
     void singleUpstreamConfigurationStillWorks();
 
@@ -594,6 +595,48 @@ void ProvidersTest::anthropicKeyHealth()
     auto busy = post("/v1/messages", R"({"model":"claude-x","messages":[]})");
     QCOMPARE(busy->status(), 529);
     QCOMPARE(m_claudeKeys.snapshot().at(1).health, keyrelay::KeyHealth::Ok);
+}
+
+void ProvidersTest::providerKeysRecheckedAgainstTheirProviderUntilRemoved()
+{
+    // A DeepSeek key refused once is re-checked against DeepSeek's model list (its own base URL), while
+    // DeepSeek is a provider; once it is removed from the settings, its keys are no longer checked.
+    bool refuse = true;
+    m_deepseek->setHandler([&refuse](const RecordedRequest &) {
+        return refuse ? MockResponse::json(401, R"({"error":{"message":"Incorrect API key","code":"invalid_api_key"}})")
+                      : MockResponse::json(200, R"({"data":[]})");
+    });
+    const auto checks = [this] {
+        int count = 0;
+        const auto requests = m_deepseek->requests();
+        for (const RecordedRequest &request : requests)
+            count += request.method == "GET" && request.target == "/v1/models";
+        return count;
+    };
+    m_proxy = std::make_unique<ProxyHarness>(QStringList { OpenAiKey });
+    m_proxy->service.setProviderPools(
+        { { QStringLiteral("deepseek"), &m_deepseekKeys }, { QStringLiteral("claude"), &m_claudeKeys } });
+    keyrelay::ProxyConfig config = testConfig(m_openai->url());
+    config.providers = threeProviders();
+    config.recheckInvalidSec = 1;
+    QVERIFY(m_proxy->start(config));
+    QCOMPARE(post("/v1/chat/completions", R"({"model":"fast"})")->status(), 401);
+    QTRY_COMPARE(m_deepseekKeys.snapshot().at(0).health, keyrelay::KeyHealth::Invalid);
+    refuse = false;
+    QTRY_VERIFY_WITH_TIMEOUT(checks() >= 1, 10000);
+    QTRY_COMPARE(m_deepseekKeys.snapshot().at(0).health, keyrelay::KeyHealth::Ok);
+
+    // Refused again, then the provider is removed before its re-check is due.
+    refuse = true;
+    QCOMPARE(post("/v1/chat/completions", R"({"model":"fast"})")->status(), 401);
+    QTRY_COMPARE(m_deepseekKeys.snapshot().at(0).health, keyrelay::KeyHealth::Invalid);
+    const int before = checks();
+    config.providers.removeAt(1);
+    config.providers[0].fallback.clear();
+    QVERIFY(m_proxy->service.applyConfig(config));
+    // Three re-check periods without a check (an absence: nothing to wait for but the time itself).
+    QTest::qWait(3000);
+    QCOMPARE(checks(), before);
 }
 
 void ProvidersTest::statusListsProviders()

@@ -55,15 +55,10 @@ ProvidersPage::ProvidersPage(SettingsRegistry *settings, ProxyService *service, 
     columns->addLayout(left, 2);
     columns->addLayout(right, 5);
 
-    auto *bottom = new QHBoxLayout;
-    bottom->addWidget(m_message, 1);
-    bottom->addWidget(m_pendingLabel);
-    bottom->addWidget(m_revert);
-    bottom->addWidget(m_apply);
 
     auto *layout = new QVBoxLayout(this);
     layout->addLayout(columns, 1);
-    layout->addLayout(bottom);
+    layout->addWidget(m_bar);
 
     connect(m_model, &ProvidersModel::changed, this, &ProvidersPage::updateState);
     connect(m_probe, &ModelListProbe::finished, this,
@@ -204,22 +199,9 @@ void ProvidersPage::buildEditor()
 
 void ProvidersPage::buildButtons()
 {
-    m_message = new QLabel(this);
-    m_message->setWordWrap(true);
-    m_message->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    m_pendingLabel = new QLabel(tr("Unsaved changes"), this);
-    m_pendingLabel->setStyleSheet(QStringLiteral("font-weight: bold;"));
-    m_pendingLabel->setToolTip(tr("Apply stores and uses the changes; Revert drops them"));
-    m_pendingLabel->hide();
-    m_revert = new QPushButton(tr("Re&vert"), this);
-    m_revert->setToolTip(tr("Drop the changes not applied yet"));
-    m_apply = new QPushButton(tr("Appl&y"), this);
-    m_apply->setToolTip(tr("Store the changes and use them at once"));
-    connect(m_apply, &QPushButton::clicked, this, &ProvidersPage::apply);
-    connect(m_revert, &QPushButton::clicked, this, [this] {
-        revert();
-        setMessage(QString(), false);
-    });
+    m_bar = new ApplyBar(tr("Appl&y"), this); // "&Apply" would clash with "&Add"
+    connect(m_bar, &ApplyBar::applyRequested, this, &ProvidersPage::apply);
+    connect(m_bar, &ApplyBar::revertRequested, this, &ProvidersPage::revert);
 }
 
 int ProvidersPage::selectedRow() const
@@ -308,13 +290,7 @@ void ProvidersPage::updateState()
     m_problems->setVisible(!problems.isEmpty());
     m_test->setEnabled(row >= 0 && !m_probe->isRunning());
 
-    const bool pending = m_model->drafts() != m_clean;
-    if (pending && !m_pending && !m_message->property("isError").toBool())
-        setMessage(QString(), false);
-    m_pending = pending;
-    m_pendingLabel->setVisible(pending);
-    m_apply->setEnabled(pending);
-    m_revert->setEnabled(pending);
+    m_bar->setPending(m_model->drafts() != m_clean);
 }
 
 void ProvidersPage::revert()
@@ -459,7 +435,7 @@ bool ProvidersPage::apply()
 
 bool ProvidersPage::confirmDiscardOrApply(QWidget *parent)
 {
-    if (!m_pending)
+    if (!m_bar->isPending())
         return true;
     QMessageBox box(QMessageBox::Question, tr("KeyRelay"),
                     tr("The providers have changes that are not applied."),
@@ -470,7 +446,7 @@ bool ProvidersPage::confirmDiscardOrApply(QWidget *parent)
     switch (box.exec()) {
     case QMessageBox::Apply:
         apply();
-        return !m_pending;
+        return !m_bar->isPending();
     case QMessageBox::Discard:
         revert();
         setMessage(QString(), false);
@@ -482,9 +458,7 @@ bool ProvidersPage::confirmDiscardOrApply(QWidget *parent)
 
 void ProvidersPage::setMessage(const QString &text, bool error)
 {
-    m_message->setText(text);
-    m_message->setProperty("isError", error);
-    m_message->setStyleSheet(error ? QStringLiteral("color: #c02020;") : QString());
+    m_bar->setMessage(text, error);
 }
 
 QString ProvidersPage::problemText() const
@@ -494,7 +468,7 @@ QString ProvidersPage::problemText() const
 
 QString ProvidersPage::messageText() const
 {
-    return m_message->text();
+    return m_bar->messageText();
 }
 
 QString ProvidersPage::testText() const

@@ -3,6 +3,7 @@
 // until Apply, which stores [providers] and [provider.<id>] and applies them to the running proxy.
 #pragma once
 
+#include "applybar.h"
 #include "provider.h"
 #include "proxyconfig.h"
 
@@ -20,6 +21,7 @@ class QMenu;
 class QPushButton;
 
 namespace keyrelay {
+
 
 class ModelListProbe;
 class ProviderKeys;
@@ -48,7 +50,7 @@ public:
     /// Checks the list, stores it, gives the providers their key pools and applies it to the proxy.
     /// Returns false with the reasons shown (nothing is stored while anything is wrong).
     bool apply();
-    bool hasPendingChanges() const { return m_pending; }
+    bool hasPendingChanges() const { return m_bar->isPending(); }
     /// As SettingsPage::confirmDiscardOrApply.
     bool confirmDiscardOrApply(QWidget *parent);
 
@@ -85,8 +87,8 @@ public:
     QLineEdit *proxyEdit() const { return m_proxy; }
     QCheckBox *enabledCheck() const { return m_enabled; }
     QPushButton *testButton() const { return m_test; }
-    QPushButton *applyButton() const { return m_apply; }
-    QPushButton *revertButton() const { return m_revert; }
+    QPushButton *applyButton() const { return m_bar->applyButton(); }
+    QPushButton *revertButton() const { return m_bar->revertButton(); }
     /// The selected provider's problems, shown under the editor; empty when none.
     QString problemText() const;
     /// The message beside Apply; the Test's result.
@@ -116,7 +118,6 @@ private:
     ModelListProbe *m_probe;
     std::function<bool()> m_carryOverPrompt;
     QList<ProviderDraft> m_clean;
-    bool m_pending = false;
     bool m_loading = false;
 
     QListView *m_list = nullptr;
@@ -140,10 +141,7 @@ private:
     QPushButton *m_test = nullptr;
     QLabel *m_testResult = nullptr;
     QLabel *m_problems = nullptr;
-    QLabel *m_message = nullptr;
-    QLabel *m_pendingLabel = nullptr;
-    QPushButton *m_revert = nullptr;
-    QPushButton *m_apply = nullptr;
+    ApplyBar *m_bar = nullptr;
 };
 
 } // namespace keyrelay

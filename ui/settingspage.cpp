@@ -249,34 +249,16 @@ SettingsPage::SettingsPage(SettingsRegistry *settings, ProxyService *service, Au
     scroll->viewport()->setAutoFillBackground(false);
     content->setAutoFillBackground(false);
 
-    m_message = new QLabel(this);
-    m_message->setWordWrap(true);
-    m_message->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    m_pendingLabel = new QLabel(tr("Unsaved changes"), this);
-    m_pendingLabel->setStyleSheet(QStringLiteral("font-weight: bold;"));
-    m_pendingLabel->setToolTip(tr("Apply stores and uses the changes; Revert drops them"));
-    m_pendingLabel->hide();
-    m_revert = new QPushButton(tr("Re&vert"), this);
-    m_revert->setToolTip(tr("Drop the changes not applied yet"));
-    m_apply = new QPushButton(tr("&Apply"), this);
-    m_apply->setToolTip(tr("Store the changes and use them at once"));
-    connect(m_apply, &QPushButton::clicked, this, &SettingsPage::apply);
-    connect(m_revert, &QPushButton::clicked, this, [this] {
-        revert();
-        setMessage(QString(), false);
-    });
-    auto *buttons = new QHBoxLayout;
-    buttons->addWidget(m_message, 1);
-    buttons->addWidget(m_pendingLabel);
-    buttons->addWidget(m_revert);
-    buttons->addWidget(m_apply);
+    m_bar = new ApplyBar(tr("&Apply"), this);
+    connect(m_bar, &ApplyBar::applyRequested, this, &SettingsPage::apply);
+    connect(m_bar, &ApplyBar::revertRequested, this, &SettingsPage::revert);
 
     auto *layout = new QVBoxLayout(this);
     layout->setContentsMargins(0, 0, 0, 0);
     layout->addWidget(scroll, 1);
     auto *buttonMargins = new QVBoxLayout;
     buttonMargins->setContentsMargins(9, 0, 9, 9);
-    buttonMargins->addLayout(buttons);
+    buttonMargins->addWidget(m_bar);
     layout->addLayout(buttonMargins);
 
     connect(m_proxyType, &QComboBox::currentIndexChanged, this, &SettingsPage::updateProxyFields);
@@ -333,8 +315,8 @@ void SettingsPage::setUpFields()
         else if (auto *check = qobject_cast<QCheckBox *>(field))
             connect(check, &QCheckBox::toggled, this, &SettingsPage::updatePending);
     }
-    setTabOrder(previous, m_revert);
-    setTabOrder(m_revert, m_apply);
+    setTabOrder(previous, m_bar->revertButton());
+    setTabOrder(m_bar->revertButton(), m_bar->applyButton());
 }
 
 QVariantList SettingsPage::formValues() const
@@ -365,29 +347,22 @@ void SettingsPage::updatePending()
 {
     if (m_loading)
         return;
-    const bool pending = formValues() != m_cleanValues;
-    // "Settings applied." is about what was applied; with new edits it would claim too much.
-    if (pending && !m_pending && !m_message->property("isError").toBool())
-        setMessage(QString(), false);
-    m_pending = pending;
-    m_pendingLabel->setVisible(pending);
-    m_apply->setEnabled(pending);
-    m_revert->setEnabled(pending);
+    m_bar->setPending(formValues() != m_cleanValues);
 }
 
 QString SettingsPage::pendingText() const
 {
-    return m_pending ? m_pendingLabel->text() : QString();
+    return m_bar->pendingText();
 }
 
 QString SettingsPage::messageText() const
 {
-    return m_message->text();
+    return m_bar->messageText();
 }
 
 bool SettingsPage::confirmDiscardOrApply(QWidget *parent)
 {
-    if (!m_pending)
+    if (!m_bar->isPending())
         return true;
     QMessageBox box(QMessageBox::Question, tr("KeyRelay"),
                     tr("The settings have changes that are not applied."),
@@ -398,7 +373,7 @@ bool SettingsPage::confirmDiscardOrApply(QWidget *parent)
     switch (box.exec()) {
     case QMessageBox::Apply:
         apply();
-        return !m_pending; // stored, even if the proxy could not start with them (the window says so)
+        return !m_bar->isPending(); // stored, even if the proxy could not start with them (the window says so)
     case QMessageBox::Discard:
         revert();
         setMessage(QString(), false);
@@ -646,14 +621,12 @@ bool SettingsPage::allowWebsite(const QString &origin, QString *error)
 
 QString SettingsPage::errorText() const
 {
-    return m_message->property("isError").toBool() ? m_message->text() : QString();
+    return m_bar->errorText();
 }
 
 void SettingsPage::setMessage(const QString &text, bool error)
 {
-    m_message->setText(text);
-    m_message->setProperty("isError", error);
-    m_message->setStyleSheet(error ? QStringLiteral("color: #c02020;") : QString());
+    m_bar->setMessage(text, error);
 }
 
 QByteArray SettingsPage::sampleBody() const

@@ -2,6 +2,7 @@
 // ("Unsaved changes") until Apply; Revert drops them.
 #pragma once
 
+#include "applybar.h"
 #include "proxyconfig.h"
 
 #include <QVariantList>
@@ -38,7 +39,7 @@ public:
     /// Validates the form, stores it and applies it to the proxy. Returns false and shows why on failure.
     bool apply();
     /// The form differs from what is stored (edited, not applied yet).
-    bool hasPendingChanges() const { return m_pending; }
+    bool hasPendingChanges() const { return m_bar->isPending(); }
     /// Before leaving the page or closing the window: with pending changes, asks whether to apply or
     /// discard them. Returns false when the user stays (Cancel, or applying failed before anything was
     /// stored); true without asking when nothing is pending.
@@ -84,8 +85,8 @@ public:
     /// once (other unapplied edits on the page stay as they are). Returns false with a message if
     /// @p origin is not a website origin.
     bool allowWebsite(const QString &origin, QString *error = nullptr);
-    QPushButton *applyButton() const { return m_apply; }
-    QPushButton *revertButton() const { return m_revert; }
+    QPushButton *applyButton() const { return m_bar->applyButton(); }
+    QPushButton *revertButton() const { return m_bar->revertButton(); }
     /// The message beside Apply ("Settings applied.", or why not); empty when none is shown.
     QString messageText() const;
 
@@ -143,13 +144,9 @@ private:
     QPushButton *m_generateToken;
     QPushButton *m_copyToken;
     QLineEdit *m_allowedHosts;
-    QLabel *m_message;
-    QLabel *m_pendingLabel;
-    QPushButton *m_apply;
-    QPushButton *m_revert;
+    ApplyBar *m_bar;
     QList<QWidget *> m_fields; ///< every input, in visual (and Tab) order
     QVariantList m_cleanValues; ///< formValues() as stored
-    bool m_pending = false;
     bool m_loading = false; ///< revert() is filling the form
 };
 

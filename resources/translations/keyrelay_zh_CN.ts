@@ -164,6 +164,29 @@
         </message>
     </context>
     <context>
+        <name>keyrelay::ApplyBar</name>
+        <message>
+            <source>Unsaved changes</source>
+            <translation>有未保存的更改</translation>
+        </message>
+        <message>
+            <source>Apply stores and uses the changes; Revert drops them</source>
+            <translation>“应用”会保存并使用这些更改；“还原”会丢弃它们</translation>
+        </message>
+        <message>
+            <source>Re&amp;vert</source>
+            <translation>还原(&amp;V)</translation>
+        </message>
+        <message>
+            <source>Drop the changes not applied yet</source>
+            <translation>丢弃尚未应用的更改</translation>
+        </message>
+        <message>
+            <source>Store the changes and use them at once</source>
+            <translation>保存更改并立即使用</translation>
+        </message>
+    </context>
+    <context>
         <name>keyrelay::AutostartManager</name>
         <message>
             <source>Cannot remove %1</source>
@@ -968,28 +991,8 @@
             <translation>网络代理：</translation>
         </message>
         <message>
-            <source>Unsaved changes</source>
-            <translation>有未保存的更改</translation>
-        </message>
-        <message>
-            <source>Apply stores and uses the changes; Revert drops them</source>
-            <translation>“应用”会保存并使用这些更改；“还原”会丢弃它们</translation>
-        </message>
-        <message>
-            <source>Re&amp;vert</source>
-            <translation>还原(&amp;V)</translation>
-        </message>
-        <message>
-            <source>Drop the changes not applied yet</source>
-            <translation>丢弃尚未应用的更改</translation>
-        </message>
-        <message>
             <source>Appl&amp;y</source>
             <translation>应用(&amp;Y)</translation>
-        </message>
-        <message>
-            <source>Store the changes and use them at once</source>
-            <translation>保存更改并立即使用</translation>
         </message>
         <message>
             <source>No providers: KeyRelay forwards every request to the single upstream of the Settings page (%1), with the keys of the Keys page. Add a provider to route requests among several APIs by model; the first provider gets every request no other one claims.</source>
@@ -1236,10 +1239,6 @@
             <translation>应用(&amp;A)</translation>
         </message>
         <message>
-            <source>Re&amp;vert</source>
-            <translation>还原(&amp;V)</translation>
-        </message>
-        <message>
             <source>Upstream base URL: %1</source>
             <translation>上游基础地址：%1</translation>
         </message>
@@ -1350,22 +1349,6 @@
         <message>
             <source>Requests per key at once:</source>
             <translation>每个密钥的同时请求数：</translation>
-        </message>
-        <message>
-            <source>Unsaved changes</source>
-            <translation>有未保存的更改</translation>
-        </message>
-        <message>
-            <source>Apply stores and uses the changes; Revert drops them</source>
-            <translation>“应用”会保存并使用这些更改；“还原”会丢弃它们</translation>
-        </message>
-        <message>
-            <source>Drop the changes not applied yet</source>
-            <translation>丢弃尚未应用的更改</translation>
-        </message>
-        <message>
-            <source>Store the changes and use them at once</source>
-            <translation>保存更改并立即使用</translation>
         </message>
         <message>
             <source>Listen address</source>

@@ -2,6 +2,7 @@
 
 #include <QHBoxLayout>
 #include <QLabel>
+#include <QMessageBox>
 #include <QPushButton>
 
 namespace keyrelay {
@@ -40,6 +41,28 @@ void ApplyBar::setPending(bool pending)
     m_pendingLabel->setVisible(pending);
     m_apply->setEnabled(pending);
     m_revert->setEnabled(pending);
+}
+
+bool ApplyBar::confirmDiscardOrApply(QWidget *parent, const QString &question, const QString &promptName)
+{
+    if (!m_pending)
+        return true;
+    QMessageBox box(QMessageBox::Question, tr("KeyRelay"), question,
+                    QMessageBox::Apply | QMessageBox::Discard | QMessageBox::Cancel, parent);
+    box.setInformativeText(tr("Apply them now, or discard them?"));
+    box.setDefaultButton(QMessageBox::Apply);
+    box.setObjectName(promptName);
+    switch (box.exec()) {
+    case QMessageBox::Apply:
+        Q_EMIT applyRequested();
+        return !m_pending; // stored, even if the proxy could not start with them (the window says so)
+    case QMessageBox::Discard:
+        Q_EMIT revertRequested();
+        setMessage(QString(), false);
+        return true;
+    default:
+        return false;
+    }
 }
 
 QString ApplyBar::pendingText() const

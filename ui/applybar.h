@@ -29,6 +29,11 @@ public:
     /// The message when it is an error, else "".
     QString errorText() const;
 
+    /// With edits pending: asks whether to apply or discard them (leaving the page, closing, quitting).
+    /// Apply and Discard act through applyRequested() / revertRequested(). True when nothing is pending
+    /// any more; false when the user cancelled or applying failed. @p question names what has changes.
+    bool confirmDiscardOrApply(QWidget *parent, const QString &question, const QString &promptName);
+
     QPushButton *applyButton() const { return m_apply; }
     QPushButton *revertButton() const { return m_revert; }
 

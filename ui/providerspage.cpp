@@ -435,25 +435,7 @@ bool ProvidersPage::apply()
 
 bool ProvidersPage::confirmDiscardOrApply(QWidget *parent)
 {
-    if (!m_bar->isPending())
-        return true;
-    QMessageBox box(QMessageBox::Question, tr("KeyRelay"),
-                    tr("The providers have changes that are not applied."),
-                    QMessageBox::Apply | QMessageBox::Discard | QMessageBox::Cancel, parent);
-    box.setInformativeText(tr("Apply them now, or discard them?"));
-    box.setDefaultButton(QMessageBox::Apply);
-    box.setObjectName(QStringLiteral("pendingProvidersPrompt"));
-    switch (box.exec()) {
-    case QMessageBox::Apply:
-        apply();
-        return !m_bar->isPending();
-    case QMessageBox::Discard:
-        revert();
-        setMessage(QString(), false);
-        return true;
-    default:
-        return false;
-    }
+    return m_bar->confirmDiscardOrApply(parent, tr("The providers have changes that are not applied."), QStringLiteral("pendingProvidersPrompt"));
 }
 
 void ProvidersPage::setMessage(const QString &text, bool error)

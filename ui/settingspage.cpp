@@ -362,25 +362,7 @@ QString SettingsPage::messageText() const
 
 bool SettingsPage::confirmDiscardOrApply(QWidget *parent)
 {
-    if (!m_bar->isPending())
-        return true;
-    QMessageBox box(QMessageBox::Question, tr("KeyRelay"),
-                    tr("The settings have changes that are not applied."),
-                    QMessageBox::Apply | QMessageBox::Discard | QMessageBox::Cancel, parent);
-    box.setInformativeText(tr("Apply them now, or discard them?"));
-    box.setDefaultButton(QMessageBox::Apply);
-    box.setObjectName(QStringLiteral("pendingSettingsPrompt"));
-    switch (box.exec()) {
-    case QMessageBox::Apply:
-        apply();
-        return !m_bar->isPending(); // stored, even if the proxy could not start with them (the window says so)
-    case QMessageBox::Discard:
-        revert();
-        setMessage(QString(), false);
-        return true;
-    default:
-        return false;
-    }
+    return m_bar->confirmDiscardOrApply(parent, tr("The settings have changes that are not applied."), QStringLiteral("pendingSettingsPrompt"));
 }
 
 void SettingsPage::setProxyCredentials(ProxyCredentials *credentials)

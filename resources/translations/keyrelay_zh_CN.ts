@@ -185,6 +185,14 @@
             <source>Store the changes and use them at once</source>
             <translation>保存更改并立即使用</translation>
         </message>
+        <message>
+            <source>KeyRelay</source>
+            <translation>KeyRelay</translation>
+        </message>
+        <message>
+            <source>Apply them now, or discard them?</source>
+            <translation>现在应用，还是丢弃？</translation>
+        </message>
     </context>
     <context>
         <name>keyrelay::AutostartManager</name>
@@ -1056,10 +1064,6 @@
             <source>The providers have changes that are not applied.</source>
             <translation>提供商有尚未应用的更改。</translation>
         </message>
-        <message>
-            <source>Apply them now, or discard them?</source>
-            <translation>现在应用，还是丢弃？</translation>
-        </message>
     </context>
     <context>
         <name>keyrelay::ServiceStatus</name>
@@ -1399,16 +1403,8 @@
             <translation>客户端访问令牌</translation>
         </message>
         <message>
-            <source>KeyRelay</source>
-            <translation>KeyRelay</translation>
-        </message>
-        <message>
             <source>The settings have changes that are not applied.</source>
             <translation>设置有尚未应用的更改。</translation>
-        </message>
-        <message>
-            <source>Apply them now, or discard them?</source>
-            <translation>现在应用，还是丢弃？</translation>
         </message>
         <message>
             <source>Not applied: %1</source>

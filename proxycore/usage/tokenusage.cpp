@@ -9,9 +9,6 @@ namespace keyrelay {
 
 namespace {
 
-/// Events longer than this are passed on without looking for the usage chunk (it is small).
-constexpr qsizetype MaxHeldEvent = 256 * 1024;
-
 /// A token count from the upstream's JSON; -1 for anything that is not a count (a negative, fractional
 /// overflow like 1e300 would be undefined behaviour when converted).
 qint64 tokenCount(const QJsonValue &value)
@@ -251,7 +248,7 @@ QByteArray StreamUsageFilter::feed(const QByteArray &data)
         m_held.clear();
     } else {
         m_held.remove(0, begin);
-        if (m_held.size() > MaxHeldEvent) { // not an event stream we understand: stop holding
+        if (m_held.size() > StreamUsageTracker::MaxEventBytes) { // not an event stream we understand: stop holding
             out += m_held;
             m_held.clear();
         }

@@ -32,6 +32,7 @@ bool parseTokenUsage(const QByteArray &data, bool eventStream, TokenUsage *usage
 class StreamUsageTracker
 {
 public:
+    /// The longest SSE event held whole (here and by StreamUsageFilter); longer ones pass unread.
     static constexpr qsizetype MaxEventBytes = 256 * 1024;
 
     void feed(const QByteArray &chunk);

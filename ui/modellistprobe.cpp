@@ -2,7 +2,6 @@
 
 #include "coretext.h"
 #include "curlengine.h"
-#include "headerpolicy.h"
 #include "keytester.h"
 #include "modelcatalog.h"
 #include "openaierror.h"
@@ -30,13 +29,10 @@ void ModelListProbe::start(const ProviderConfig &provider, const ProxyConfig &ba
     if (!provider.upstreamProxy.isEmpty())
         m_config.upstreamProxy = provider.upstreamProxy;
 
-    UpstreamRequestSpec spec;
-    spec.url = KeyTester::modelsUrl(provider.baseUrl);
-    spec.headers = { { "Accept", "application/json" } };
-    HeaderPolicy::addProviderCredential(&spec.headers, provider.kind, secret.toUtf8());
+    UpstreamRequestSpec spec
+        = KeyTester::modelListRequest(provider.baseUrl, provider.kind, secret, m_config.connectTimeoutSec);
     spec.http2 = m_config.upstreamHttp2;
-    spec.connectTimeoutMs = qMax(1, m_config.connectTimeoutSec) * 1000;
-    spec.totalTimeoutMs = qMax(10, m_config.connectTimeoutSec) * 1000;
+    spec.totalTimeoutMs = qMax(10, m_config.connectTimeoutSec) * 1000; // a person waits for this one
     applyProxy(&spec, effectiveProxy(m_config, spec.url));
     m_transfer = m_engine->start(spec, this);
     UpstreamTransfer *transfer = m_transfer;

@@ -1,13 +1,12 @@
 #include "modelcatalog.h"
 
-#include "headerpolicy.h"
 #include "keypool.h"
+#include "keytester.h"
 #include "logging.h"
 #include "proxyexchange.h"
 #include "responsesink.h"
 #include "secretredactor.h"
 #include "upstreamcall.h"
-#include "upstreampath.h"
 
 #include <QJsonArray>
 #include <QJsonDocument>
@@ -70,12 +69,8 @@ void ModelListRequest::start()
         }
         if (secret.isEmpty())
             secret = m_clientKey;
-        UpstreamRequestSpec spec;
-        spec.url = UpstreamPath::modelsUrl(endpoint.config.baseUrl);
-        HeaderPolicy::addProviderCredential(&spec.headers, endpoint.config.kind, secret.toUtf8());
-        spec.headers.append({ QByteArrayLiteral("Accept"), QByteArrayLiteral("application/json") });
-        spec.connectTimeoutMs = qMax(1, m_connectTimeoutSec) * 1000;
-        spec.totalTimeoutMs = qMax(5, m_connectTimeoutSec) * 1000;
+        UpstreamRequestSpec spec = KeyTester::modelListRequest(endpoint.config.baseUrl, endpoint.config.kind,
+                                                               secret, m_connectTimeoutSec);
         spec.extraCaCertificatesPem = m_extraCaPem;
         spec.bufferLimit = MaxListBytes;
         if (endpoint.proxy)

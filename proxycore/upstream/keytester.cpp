@@ -37,15 +37,22 @@ QUrl KeyTester::modelsUrl(const QUrl &upstream)
     return UpstreamPath::modelsUrl(upstream);
 }
 
-quint64 KeyTester::test(const QString &secret)
+UpstreamRequestSpec KeyTester::modelListRequest(const QUrl &base, ProviderKind kind, const QString &secret,
+                                                int connectTimeoutSec)
 {
     UpstreamRequestSpec spec;
-    spec.url = modelsUrl(m_config.upstream);
+    spec.url = modelsUrl(base);
     spec.headers = { { "Accept", "application/json" } };
-    HeaderPolicy::addProviderCredential(&spec.headers, m_kind, secret.toUtf8());
+    HeaderPolicy::addProviderCredential(&spec.headers, kind, secret.toUtf8());
+    spec.connectTimeoutMs = qMax(1, connectTimeoutSec) * 1000;
+    spec.totalTimeoutMs = qMax(5, connectTimeoutSec) * 1000;
+    return spec;
+}
+
+quint64 KeyTester::test(const QString &secret)
+{
+    UpstreamRequestSpec spec = modelListRequest(m_config.upstream, m_kind, secret, m_config.connectTimeoutSec);
     spec.http2 = m_config.upstreamHttp2;
-    spec.connectTimeoutMs = qMax(1, m_config.connectTimeoutSec) * 1000;
-    spec.totalTimeoutMs = qMax(5, m_config.connectTimeoutSec) * 1000;
     applyProxy(&spec, effectiveProxy(m_config, spec.url));
     spec.extraCaCertificatesPem = m_extraCaPem;
     const quint64 ticket = m_nextTicket++;

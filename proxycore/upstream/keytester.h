@@ -4,6 +4,7 @@
 
 #include "provider.h"
 #include "proxyconfig.h"
+#include "upstreamcall.h"
 
 #include <QHash>
 #include <QObject>
@@ -33,6 +34,11 @@ public:
     void setExtraCaCertificates(const QByteArray &pem) { m_extraCaPem = pem; }
     /// The URL a test requests: the upstream base + "/v1/models", without doubling "/v1".
     static QUrl modelsUrl(const QUrl &upstream);
+    /// A GET of the model list at @p base with @p secret placed as @p kind wants it (none when empty), with
+    /// the connect timeout and a total limit of at least 5 s: the request the key test, the merged model
+    /// list and the Providers page's Test send. Callers add the network proxy, HTTP/2 and extra CAs.
+    static UpstreamRequestSpec modelListRequest(const QUrl &base, ProviderKind kind, const QString &secret,
+                                                int connectTimeoutSec);
 
     /// Starts a test; the answer comes as finished() with the returned ticket.
     quint64 test(const QString &secret);
